@@ -1,0 +1,149 @@
+//! The error type of the runtime.
+
+use std::time::Duration;
+
+/// Result with the runtime's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in faust.
+///
+/// Agent functions return this type too: any error converts into
+/// [`Error::Agent`] through [`Error::agent`] or the `?` operator on a
+/// `Box<dyn std::error::Error>`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The application or agent configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The broker URL has a scheme no transport handles.
+    #[error("unsupported broker URL `{url}`: {reason}")]
+    BrokerUrl {
+        /// The URL as given.
+        url: String,
+        /// Why it was rejected and what to use instead.
+        reason: String,
+    },
+    /// The broker could not be reached or refused an operation.
+    #[error("broker error: {0}")]
+    Broker(String),
+    /// No agent with this name is registered.
+    #[error("unknown agent `{name}`; registered agents: {known}")]
+    UnknownAgent {
+        /// The name asked for.
+        name: String,
+        /// The registered names, comma separated.
+        known: String,
+    },
+    /// Two agents were registered under one name.
+    #[error("duplicate agent name `{0}`: agent names must be unique")]
+    DuplicateAgent(String),
+    /// A value could not be encoded.
+    #[error("cannot encode value with the {codec} codec: {reason}")]
+    Encode {
+        /// The codec used.
+        codec: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A message could not be decoded into the agent's value type.
+    #[error("cannot decode message {topic}[{partition}]@{offset} with the {codec} codec: {reason}")]
+    Decode {
+        /// Topic of the message.
+        topic: String,
+        /// Partition of the message.
+        partition: i32,
+        /// Offset of the message.
+        offset: i64,
+        /// The codec used.
+        codec: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A value or key could not be decoded (no message coordinates known).
+    #[error("cannot decode value with the {codec} codec: {reason}")]
+    DecodeValue {
+        /// The codec used.
+        codec: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The agent function failed.
+    #[error("agent `{agent}` failed: {message}")]
+    Agent {
+        /// Agent name.
+        agent: String,
+        /// The error message (the source error when there is one).
+        message: String,
+    },
+    /// The agent function returned an error of its own.
+    #[error(transparent)]
+    User(Box<dyn std::error::Error + Send + Sync + 'static>),
+    /// The agent function panicked.
+    #[error("agent `{agent}` panicked: {message}")]
+    Panic {
+        /// Agent name.
+        agent: String,
+        /// The panic payload when it was a string.
+        message: String,
+    },
+    /// An operation did not finish before its deadline.
+    #[error("{what} timed out after {after:?}")]
+    Timeout {
+        /// What was being waited for.
+        what: String,
+        /// The deadline that passed.
+        after: Duration,
+    },
+    /// The supervisor restarted actors too often.
+    #[error("agent `{agent}` exceeded its restart budget of {max} restarts per {over:?}")]
+    MaxRestartsExceeded {
+        /// Agent name.
+        agent: String,
+        /// Restarts allowed in the window.
+        max: u32,
+        /// The window.
+        over: Duration,
+    },
+    /// The app or component has been stopped.
+    #[error("{0} is stopped")]
+    Stopped(String),
+    /// The app crashed (an agent with a crashing supervisor failed).
+    #[error("app crashed: {0}")]
+    Crashed(String),
+    /// A request/reply protocol error.
+    #[error("rpc error: {0}")]
+    Rpc(String),
+    /// The agent answered a request with an error.
+    #[error("agent `{agent}` failed to answer: {message}")]
+    Remote {
+        /// Agent name.
+        agent: String,
+        /// The error the agent reported.
+        message: String,
+    },
+}
+
+impl Error {
+    /// Wrap any error returned by user code.
+    pub fn user<E>(err: E) -> Self
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    {
+        Error::User(err.into())
+    }
+
+    /// A configuration error with a message.
+    pub fn config(msg: impl Into<String>) -> Self {
+        Error::Config(msg.into())
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(err: serde_json::Error) -> Self {
+        Error::DecodeValue {
+            codec: "json",
+            reason: err.to_string(),
+        }
+    }
+}

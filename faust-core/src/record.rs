@@ -1,0 +1,116 @@
+//! Records as they travel through a transport: topic partitions, consumed
+//! records, records to produce and their delivery metadata.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+/// A topic name and partition number.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    /// Topic name.
+    pub topic: Arc<str>,
+    /// Partition number.
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    /// A topic partition.
+    pub fn new(topic: impl Into<Arc<str>>, partition: i32) -> Self {
+        Self {
+            topic: topic.into(),
+            partition,
+        }
+    }
+}
+
+impl fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}[{}]", self.topic, self.partition)
+    }
+}
+
+/// Message headers: ordered name/value pairs, names may repeat (as in Kafka).
+pub type Headers = Vec<(String, Bytes)>;
+
+/// Find the first header with this name.
+pub fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a Bytes> {
+    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v)
+}
+
+/// A record read from a topic partition.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    /// Topic the record was read from.
+    pub topic: Arc<str>,
+    /// Partition the record was read from.
+    pub partition: i32,
+    /// Offset of the record in its partition.
+    pub offset: i64,
+    /// Timestamp in milliseconds since the Unix epoch.
+    pub timestamp: i64,
+    /// Raw key, if any.
+    pub key: Option<Bytes>,
+    /// Raw value, if any (`None` is a tombstone).
+    pub value: Option<Bytes>,
+    /// Headers.
+    pub headers: Headers,
+}
+
+impl Record {
+    /// The topic partition of this record.
+    pub fn topic_partition(&self) -> TopicPartition {
+        TopicPartition::new(self.topic.clone(), self.partition)
+    }
+}
+
+/// A record to produce.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProducerRecord {
+    /// Destination topic.
+    pub topic: String,
+    /// Explicit partition; `None` lets the partitioner choose (by key hash,
+    /// or round-robin for records without a key).
+    pub partition: Option<i32>,
+    /// Raw key.
+    pub key: Option<Bytes>,
+    /// Raw value.
+    pub value: Option<Bytes>,
+    /// Headers.
+    pub headers: Headers,
+    /// Timestamp in milliseconds since the Unix epoch; `None` means now.
+    pub timestamp: Option<i64>,
+}
+
+impl ProducerRecord {
+    /// A record for `topic` with this value and nothing else set.
+    pub fn new(topic: impl Into<String>, value: impl Into<Bytes>) -> Self {
+        Self {
+            topic: topic.into(),
+            value: Some(value.into()),
+            ..Self::default()
+        }
+    }
+}
+
+/// Where a produced record was written.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RecordMetadata {
+    /// Topic written to.
+    pub topic: String,
+    /// Partition written to.
+    pub partition: i32,
+    /// Offset assigned by the broker.
+    pub offset: i64,
+    /// Timestamp of the record in milliseconds since the Unix epoch.
+    pub timestamp: i64,
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

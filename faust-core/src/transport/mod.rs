@@ -1,0 +1,157 @@
+//! The transport abstraction: what the runtime needs from a broker.
+//!
+//! Two implementations exist: the embedded in-memory broker of this crate
+//! ([`memory`], URL `memory://`) and Kafka (crate `faust-kafka`, URL
+//! `kafka://host:port`). Both must show the same observable semantics, so
+//! tests written against one stay true on the other.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::record::{ProducerRecord, Record, RecordMetadata, TopicPartition};
+
+pub mod memory;
+
+/// How to create a topic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicSpec {
+    /// Topic name.
+    pub name: String,
+    /// Number of partitions.
+    pub partitions: i32,
+    /// Replication factor.
+    pub replication: i16,
+    /// Retention of records, `None` for the broker default.
+    pub retention: Option<Duration>,
+    /// Whether old records are deleted (`cleanup.policy=delete`) rather than compacted.
+    pub deleting: bool,
+}
+
+impl TopicSpec {
+    /// A topic with `partitions` partitions, replication 1 and broker defaults.
+    pub fn new(name: impl Into<String>, partitions: i32) -> Self {
+        Self {
+            name: name.into(),
+            partitions,
+            replication: 1,
+            retention: None,
+            deleting: true,
+        }
+    }
+}
+
+/// Where a consumer without committed offsets starts reading.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OffsetReset {
+    /// From the oldest retained record (Faust's default).
+    #[default]
+    Earliest,
+    /// Only records produced after the consumer started.
+    Latest,
+}
+
+/// What a [`Consumer`] hands out.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConsumerEvent {
+    /// Records in partition order (each partition's records are in offset order).
+    Records(Vec<Record>),
+    /// These partitions are taken away. The caller must finish, commit and
+    /// drop everything it holds for them **before** calling
+    /// [`Consumer::poll`] again: the transport hands them to their new owner
+    /// only after that call (or after its rebalance deadline).
+    Revoked(Vec<TopicPartition>),
+    /// These partitions are now owned by this consumer; their records follow.
+    Assigned(Vec<TopicPartition>),
+}
+
+/// Options of a group consumer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubscribeOptions {
+    /// Consumer group id.
+    pub group: String,
+    /// Topics to subscribe to.
+    pub topics: Vec<String>,
+    /// Where to start without a committed offset.
+    pub offset_reset: OffsetReset,
+}
+
+/// A broker connection: producing, topic administration and consumers.
+#[async_trait]
+pub trait Transport: Send + Sync + fmt::Debug + 'static {
+    /// The URL this transport was created from.
+    fn url(&self) -> &str;
+
+    /// Create a topic if it does not exist. An existing topic is not an error.
+    async fn create_topic(&self, spec: &TopicSpec) -> Result<()>;
+
+    /// Number of partitions of a topic, or `None` if it does not exist.
+    async fn partition_count(&self, topic: &str) -> Result<Option<i32>>;
+
+    /// Produce one record and wait until the broker has it.
+    async fn send(&self, record: ProducerRecord) -> Result<RecordMetadata>;
+
+    /// Wait until every record sent so far is delivered.
+    async fn flush(&self, timeout: Duration) -> Result<()>;
+
+    /// Join a consumer group subscribed to `options.topics`.
+    async fn subscribe(&self, options: SubscribeOptions) -> Result<Box<dyn Consumer>>;
+
+    /// A consumer without a group reading exactly these partitions from
+    /// their beginning (used for reply topics).
+    async fn assign(&self, partitions: Vec<TopicPartition>) -> Result<Box<dyn Consumer>>;
+}
+
+/// A consumer handed out by a [`Transport`].
+///
+/// [`poll`](Consumer::poll) must be cancel-safe: dropping its future loses nothing.
+#[async_trait]
+pub trait Consumer: Send + 'static {
+    /// Wait for the next event.
+    async fn poll(&mut self) -> Result<ConsumerEvent>;
+
+    /// Commit these offsets (the offset of the *next* record to read) for the group.
+    async fn commit(&mut self, offsets: &[(TopicPartition, i64)]) -> Result<()>;
+
+    /// Committed offset of a partition for this consumer's group.
+    async fn committed(&mut self, tp: &TopicPartition) -> Result<Option<i64>>;
+
+    /// Leave the group and release every partition, within `timeout`.
+    async fn close(self: Box<Self>, timeout: Duration) -> Result<()>;
+}
+
+/// Builds a transport for a URL scheme other than `memory://`.
+pub type TransportFactory = fn(&str) -> Result<Arc<dyn Transport>>;
+
+/// Connect to the broker named by `url`.
+///
+/// `memory://` and `memory://<name>` are built in; other schemes are looked up
+/// in `factories` by scheme (e.g. `kafka`).
+pub fn connect(url: &str, factories: &[(&str, TransportFactory)]) -> Result<Arc<dyn Transport>> {
+    let scheme = url.split("://").next().unwrap_or_default();
+    if !url.contains("://") {
+        return Err(crate::Error::BrokerUrl {
+            url: url.to_string(),
+            reason: "expected `memory://` or `kafka://host:port`".into(),
+        });
+    }
+    if scheme == "memory" {
+        return Ok(memory::MemoryBroker::named(&url["memory://".len()..]));
+    }
+    match factories.iter().find(|(s, _)| *s == scheme) {
+        Some((_, factory)) => factory(url),
+        None => Err(crate::Error::BrokerUrl {
+            url: url.to_string(),
+            reason: format!(
+                "no transport for scheme `{scheme}`; available: memory{}",
+                factories
+                    .iter()
+                    .map(|(s, _)| format!(", {s}"))
+                    .collect::<String>()
+            ),
+        }),
+    }
+}

@@ -1,0 +1,1 @@
+//! Kafka transport of faust for Rust, on rdkafka.

@@ -1,0 +1,1 @@
+//! The `#[agent]` attribute macro of faust for Rust.
