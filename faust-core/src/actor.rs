@@ -1,0 +1,455 @@
+//! Actors: one running instance of an agent function, with the state it
+//! shares with its [`Stream`] and [`Yield`]: the current event.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+
+use await_tree::InstrumentAwait;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::Agent;
+use crate::codec::{Codec, Value};
+use crate::error::{Error, Result};
+use crate::message::{Delivery, Message};
+use crate::record::header;
+use crate::stream::{Event, Stream, Yield};
+use crate::wire;
+
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+tokio::task_local! {
+    static CURRENT_AGENT: Agent;
+}
+
+/// The agent whose actor is running the current task, or `None` elsewhere.
+///
+/// Set for the agent function and everything it awaits (sinks and replies
+/// included). Tasks spawned from an agent do not inherit it.
+pub fn current_agent() -> Option<Agent> {
+    CURRENT_AGENT.try_with(|a| a.clone()).ok()
+}
+
+/// The shared queue of an agent (or of one isolated partition).
+pub(crate) type Queue = Arc<tokio::sync::Mutex<mpsc::Receiver<Delivery>>>;
+
+/// Where a request wants its reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ReplyAddr {
+    pub(crate) reply_to: String,
+    pub(crate) correlation_id: String,
+}
+
+struct Current {
+    delivery: Delivery,
+    reply: Option<ReplyAddr>,
+}
+
+/// What an actor shares between its runner, its stream and its `Yield`.
+pub(crate) struct ActorCtx {
+    agent: Agent,
+    index: Option<usize>,
+    partition: Option<i32>,
+    queue: Queue,
+    cancel: CancellationToken,
+    current: Mutex<Option<Current>>,
+    label: String,
+}
+
+impl ActorCtx {
+    pub(crate) fn new(
+        agent: Agent,
+        index: Option<usize>,
+        partition: Option<i32>,
+        queue: Queue,
+        cancel: CancellationToken,
+    ) -> Arc<Self> {
+        let label = match (index, partition) {
+            (_, Some(p)) => format!("Agent*: {} isolated={{{p}}}", agent.name()),
+            (Some(i), None) => format!("Agent*: {} #{i}", agent.name()),
+            (None, None) => format!("Agent*: {}", agent.name()),
+        };
+        Arc::new(Self {
+            agent,
+            index,
+            partition,
+            queue,
+            cancel,
+            current: Mutex::new(None),
+            label,
+        })
+    }
+
+    pub(crate) fn agent(&self) -> &Agent {
+        &self.agent
+    }
+    pub(crate) fn index(&self) -> Option<usize> {
+        self.index
+    }
+    pub(crate) fn partition(&self) -> Option<i32> {
+        self.partition
+    }
+    pub(crate) fn label(&self) -> &str {
+        &self.label
+    }
+    pub(crate) fn cancel_token(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Current>> {
+        self.current.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn current_message(&self) -> Option<Arc<Message>> {
+        self.lock().as_ref().map(|c| c.delivery.message().clone())
+    }
+
+    /// Ack the current event (the actor moved on or ended).
+    pub(crate) fn finish_current(&self) {
+        let cur = self.lock().take();
+        if let Some(cur) = cur {
+            self.agent.observe(cur.delivery.message(), None);
+            drop(cur);
+        }
+    }
+
+    /// Drop the current event without acking it (aborted actor).
+    pub(crate) fn abandon_current(&self) {
+        if let Some(cur) = self.lock().take() {
+            cur.delivery.abandon();
+        }
+    }
+
+    /// Wait for the next message this actor may process.
+    async fn recv(&self) -> Option<Delivery> {
+        loop {
+            let mut delivery = {
+                let next = async {
+                    let mut q = self.queue.lock().await;
+                    q.recv().await
+                };
+                tokio::select! {
+                    biased;
+                    _ = self.cancel.cancelled() => return None,
+                    d = next.instrument_await("waiting for the next event") => d?,
+                }
+            };
+            if delivery.start() {
+                return Some(delivery);
+            }
+            // The partition was revoked while the message sat in the queue.
+        }
+    }
+
+    /// Read, decode and make current the next event.
+    pub(crate) async fn next_event<T: Value>(self: Arc<Self>) -> Option<Event<T>> {
+        self.finish_current();
+        loop {
+            let delivery = self.recv().await?;
+            let msg = delivery.message().clone();
+            match self.decode::<T>(&msg) {
+                Ok((value, reply)) => {
+                    self.agent.stats().record_in();
+                    *self.lock() = Some(Current { delivery, reply });
+                    return Some(Event::new(value, msg, self.agent.key_codec()));
+                }
+                Err(err) => {
+                    let reply = reply_address(&msg);
+                    self.fail_event(delivery, reply, &err).await;
+                }
+            }
+        }
+    }
+
+    fn decode<T: Value>(&self, msg: &Message) -> Result<(T, Option<ReplyAddr>)> {
+        let codec = self.agent.value_codec();
+        let raw: &[u8] = msg.value().map(|b| &b[..]).unwrap_or(b"null");
+        let located = |err: Error| match err {
+            Error::DecodeValue { codec, reason } => Error::Decode {
+                topic: msg.topic().to_string(),
+                partition: msg.partition(),
+                offset: msg.offset(),
+                codec,
+                reason,
+            },
+            other => other,
+        };
+        if codec == Codec::Json && wire::looks_like_request(raw) {
+            if let Some(req) = wire::ReqRepRequest::decode(raw).map_err(located)? {
+                let value = serde_json::from_value(req.value)
+                    .map_err(|e| located(Error::from(e)))?;
+                let reply = Some(ReplyAddr {
+                    reply_to: req.reply_to,
+                    correlation_id: req.correlation_id,
+                });
+                return Ok((value, reply));
+            }
+        }
+        let value = codec.decode(raw).map_err(located)?;
+        Ok((value, reply_address(msg)))
+    }
+
+    /// Produce a value for the current event: reply, then every sink.
+    pub(crate) async fn emit<R: Value>(&self, value: R) -> Result<()> {
+        self.agent.stats().record_out();
+        let target = {
+            let cur = self.lock();
+            cur.as_ref().and_then(|c| {
+                c.reply
+                    .clone()
+                    .map(|r| (r, c.delivery.message().key().cloned()))
+            })
+        };
+        if let Some((addr, key)) = target {
+            let json = serde_json::to_value(&value).map_err(|e| Error::Encode {
+                codec: "json",
+                reason: e.to_string(),
+            })?;
+            self.agent
+                .app()
+                .send_reply(&addr, key.as_ref(), Ok(json))
+                .await?;
+        }
+        let sinks = self.agent.sinks();
+        if !sinks.is_empty() {
+            let app = self.agent.app();
+            let any: &(dyn Any + Send + Sync) = &value;
+            for sink in sinks.iter() {
+                sink.send(&app, any)
+                    .instrument_await(format!("sink {}", sink.label))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The event failed (decode error, handler error or crash): report it,
+    /// answer its asker with the error, dead-letter it, then ack it.
+    pub(crate) async fn fail_event(
+        &self,
+        delivery: Delivery,
+        reply: Option<ReplyAddr>,
+        err: &Error,
+    ) {
+        let msg = delivery.message().clone();
+        tracing::error!(
+            agent = %self.agent.name(),
+            topic = %msg.topic(),
+            partition = msg.partition(),
+            offset = msg.offset(),
+            error = %err,
+            "event failed"
+        );
+        self.agent.report_error(err);
+        let app = self.agent.app();
+        if let Some(addr) = reply {
+            if let Err(e) = app
+                .send_reply(&addr, msg.key(), Err(err.to_string()))
+                .await
+            {
+                tracing::warn!(error = %e, "could not send the error reply");
+            }
+        }
+        if let Err(e) = app.dead_letter(&msg, err).await {
+            tracing::error!(error = %e, "could not dead-letter the failed event");
+        }
+        self.agent.observe(&msg, Some(err));
+        drop(delivery);
+    }
+
+    /// The actor crashed: the current event (if any) is the failing one.
+    async fn crash_current(&self, err: &Error) {
+        let cur = self.lock().take();
+        match cur {
+            Some(cur) => {
+                self.fail_event(cur.delivery, cur.reply, err).await
+            }
+            None => self.agent.report_error(err),
+        }
+    }
+}
+
+impl fmt::Debug for ActorCtx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.label)
+    }
+}
+
+fn reply_address(msg: &Message) -> Option<ReplyAddr> {
+    let reply_to = header(msg.headers(), wire::REPLY_TO_HEADER)?;
+    let reply_to = std::str::from_utf8(reply_to).ok()?;
+    if reply_to.is_empty() {
+        return None;
+    }
+    let correlation_id = header(msg.headers(), wire::CORRELATION_ID_HEADER)
+        .and_then(|c| std::str::from_utf8(c).ok())
+        .unwrap_or_default();
+    Some(ReplyAddr {
+        reply_to: reply_to.to_string(),
+        correlation_id: correlation_id.to_string(),
+    })
+}
+
+/// How an actor ended.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// The function returned `Ok(())` (or its stream ended).
+    Finished,
+    /// The function returned an error or panicked.
+    Crashed(Error),
+}
+
+/// The agent function, with its form erased.
+pub(crate) trait ActorBody: Send + Sync + 'static {
+    /// Run one actor to completion.
+    fn run(&self, ctx: Arc<ActorCtx>) -> BoxFuture<'static, Result<()>>;
+}
+
+fn user_error<E: Into<BoxError>>(agent: &Agent, e: E) -> Error {
+    match e.into().downcast::<Error>() {
+        Ok(own) => *own,
+        Err(other) => Error::Agent {
+            agent: agent.name().to_string(),
+            message: other.to_string(),
+        },
+    }
+}
+
+/// `async fn(Stream<T>) -> Result<(), E>`
+pub(crate) struct ConsumerBody<T, F>(pub(crate) F, pub(crate) PhantomData<fn(T)>);
+
+impl<T, F, Fut, E> ActorBody for ConsumerBody<T, F>
+where
+    T: Value,
+    F: Fn(Stream<T>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
+    E: Into<BoxError> + Send + 'static,
+{
+    fn run(&self, ctx: Arc<ActorCtx>) -> BoxFuture<'static, Result<()>> {
+        let agent = ctx.agent().clone();
+        (self.0)(Stream::new(ctx))
+            .map(move |r| r.map_err(|e| user_error(&agent, e)))
+            .boxed()
+    }
+}
+
+/// `async fn(Stream<T>, Yield<R>) -> Result<(), E>`
+pub(crate) struct YieldingBody<T, R, F>(pub(crate) F, pub(crate) PhantomData<fn(T, R)>);
+
+impl<T, R, F, Fut, E> ActorBody for YieldingBody<T, R, F>
+where
+    T: Value,
+    R: Value,
+    F: Fn(Stream<T>, Yield<R>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
+    E: Into<BoxError> + Send + 'static,
+{
+    fn run(&self, ctx: Arc<ActorCtx>) -> BoxFuture<'static, Result<()>> {
+        let agent = ctx.agent().clone();
+        (self.0)(Stream::new(ctx.clone()), Yield::new(ctx))
+            .map(move |r| r.map_err(|e| user_error(&agent, e)))
+            .boxed()
+    }
+}
+
+/// `fn(Stream<T>) -> impl futures::Stream<Item = Result<R, E>>`
+pub(crate) struct ProducerBody<T, R, F>(pub(crate) F, pub(crate) PhantomData<fn(T, R)>);
+
+impl<T, R, F, S, E> ActorBody for ProducerBody<T, R, F>
+where
+    T: Value,
+    R: Value,
+    F: Fn(Stream<T>) -> S + Send + Sync + 'static,
+    S: futures::Stream<Item = std::result::Result<R, E>> + Send + 'static,
+    E: Into<BoxError> + Send + 'static,
+{
+    fn run(&self, ctx: Arc<ActorCtx>) -> BoxFuture<'static, Result<()>> {
+        let out = (self.0)(Stream::new(ctx.clone()));
+        async move {
+            let mut out = std::pin::pin!(out);
+            while let Some(item) = futures::StreamExt::next(&mut out).await {
+                let value = item.map_err(|e| user_error(ctx.agent(), e))?;
+                ctx.emit(value).await?;
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+}
+
+/// `async fn(T) -> Result<R, E>`: one call per event; an error fails that
+/// event only (reported, answered, dead-lettered, acked) and the actor goes on.
+pub(crate) struct HandlerBody<T, R, F>(pub(crate) Arc<F>, pub(crate) PhantomData<fn(T, R)>);
+
+impl<T, R, F, Fut, E> ActorBody for HandlerBody<T, R, F>
+where
+    T: Value,
+    R: Value,
+    F: Fn(T) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = std::result::Result<R, E>> + Send + 'static,
+    E: Into<BoxError> + Send + 'static,
+{
+    fn run(&self, ctx: Arc<ActorCtx>) -> BoxFuture<'static, Result<()>> {
+        let f = self.0.clone();
+        async move {
+            let mut stream = Stream::<T>::new(ctx.clone());
+            while let Some(value) = stream.next().await {
+                match f(value).await {
+                    Ok(out) => ctx.emit(out).await?,
+                    Err(e) => {
+                        let err = user_error(ctx.agent(), e);
+                        let cur = ctx.lock().take();
+                        if let Some(cur) = cur {
+                            ctx.fail_event(cur.delivery, cur.reply, &err).await;
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+}
+
+/// Run one actor to its end and report how it ended.
+pub(crate) async fn run_actor(
+    ctx: Arc<ActorCtx>,
+    body: Arc<dyn ActorBody>,
+    root: await_tree::TreeRoot,
+) -> Outcome {
+    let agent = ctx.agent().clone();
+    let fut = CURRENT_AGENT.scope(agent.clone(), body.run(ctx.clone()));
+    let result = AssertUnwindSafe(root.instrument(fut)).catch_unwind().await;
+    let outcome = match result {
+        Ok(Ok(())) => Outcome::Finished,
+        Ok(Err(err)) => Outcome::Crashed(err),
+        Err(panic) => Outcome::Crashed(Error::Panic {
+            agent: agent.name().to_string(),
+            message: panic_message(&panic),
+        }),
+    };
+    match &outcome {
+        Outcome::Finished => ctx.finish_current(),
+        Outcome::Crashed(err) => {
+            agent.stats().record_crash();
+            ctx.crash_current(err).await;
+        }
+    }
+    outcome
+}
+
+fn panic_message(panic: &Box<dyn Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}

@@ -1,0 +1,266 @@
+//! The agent manager: every agent of an app, started together and routed
+//! partitions on rebalance.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+
+use crate::agent::Agent;
+use crate::error::{Error, Result};
+use crate::record::TopicPartition;
+
+/// Header of [`AgentManager::human_tracebacks`].
+pub const TRACEBACK_HEADER: &str =
+    "=======================================\n TRACEBACK OF ALL RUNNING AGENT ACTORS\n=======================================\n";
+
+/// The agents of an app, in registration order (Faust's `AgentManager`).
+#[derive(Debug)]
+pub struct AgentManager {
+    agents: RwLock<Vec<Agent>>,
+    by_topic: RwLock<HashMap<String, Arc<Vec<Agent>>>>,
+    started: watch::Sender<bool>,
+}
+
+impl Default for AgentManager {
+    fn default() -> Self {
+        Self {
+            agents: RwLock::new(Vec::new()),
+            by_topic: RwLock::new(HashMap::new()),
+            started: watch::Sender::new(false),
+        }
+    }
+}
+
+impl AgentManager {
+    pub(crate) fn add(&self, agent: Agent) -> Result<()> {
+        let mut agents = self.agents.write().unwrap_or_else(|e| e.into_inner());
+        if agents.iter().any(|a| a.name() == agent.name()) {
+            return Err(Error::DuplicateAgent(agent.name().to_string()));
+        }
+        agents.push(agent);
+        drop(agents);
+        self.update_topic_index();
+        Ok(())
+    }
+
+    /// Every agent, in registration order.
+    pub fn all(&self) -> Vec<Agent> {
+        self.agents
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The agent with this name.
+    pub fn get(&self, name: &str) -> Result<Agent> {
+        let agents = self.agents.read().unwrap_or_else(|e| e.into_inner());
+        let name = name.strip_prefix('@').unwrap_or(name);
+        agents
+            .iter()
+            .find(|a| a.name() == name)
+            .cloned()
+            .ok_or_else(|| Error::UnknownAgent {
+                name: name.to_string(),
+                known: if agents.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    agents
+                        .iter()
+                        .map(|a| a.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+            })
+    }
+
+    /// Number of agents.
+    pub fn len(&self) -> usize {
+        self.agents.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether there are no agents.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Rebuild the topic → agents index.
+    pub fn update_topic_index(&self) {
+        let mut index: HashMap<String, Vec<Agent>> = HashMap::new();
+        for agent in self.all() {
+            for topic in agent.get_topic_names() {
+                index.entry(topic).or_default().push(agent.clone());
+            }
+        }
+        *self.by_topic.write().unwrap_or_else(|e| e.into_inner()) =
+            index.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
+    }
+
+    /// Agents subscribed to a topic.
+    pub fn by_topic(&self, topic: &str) -> Option<Arc<Vec<Agent>>> {
+        self.by_topic
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(topic)
+            .cloned()
+    }
+
+    /// Every topic some agent consumes, sorted.
+    pub fn topics(&self) -> Vec<String> {
+        let mut t: Vec<String> = self
+            .by_topic
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        t.sort();
+        t
+    }
+
+    /// Start every agent, in registration order.
+    pub async fn start(&self) -> Result<()> {
+        self.update_topic_index();
+        for agent in self.all() {
+            agent.on_start().await?;
+        }
+        self.started.send_replace(true);
+        Ok(())
+    }
+
+    /// Wait until [`start`](Self::start) has started every agent.
+    /// Returns at once for an app without agents (a client).
+    pub async fn wait_until_agents_started(&self) {
+        if self.is_empty() {
+            return;
+        }
+        let mut rx = self.started.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
+    }
+
+    /// Stop every agent (each finishes its current event first, up to the
+    /// app's stop timeout). Every agent is stopped even if one fails.
+    pub async fn stop(&self) -> Result<()> {
+        self.cancel();
+        let mut first_err = None;
+        for agent in self.all() {
+            if let Err(e) = agent.on_stop().await {
+                first_err.get_or_insert(e);
+            }
+        }
+        self.started.send_replace(false);
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Ask every agent's actors to stop after their current event.
+    pub fn cancel(&self) {
+        for agent in self.all() {
+            agent.cancel();
+        }
+    }
+
+    /// Reset every agent so the app can start again.
+    pub fn service_reset(&self) {
+        for agent in self.all() {
+            agent.service_reset();
+        }
+        self.started.send_replace(false);
+    }
+
+    /// Route a rebalance: first every agent's revoked partitions, then
+    /// every agent's newly assigned ones; each agent gets only partitions
+    /// of its own topics, and agents with none are not called.
+    pub async fn on_rebalance(
+        &self,
+        revoked: &[TopicPartition],
+        newly_assigned: &[TopicPartition],
+    ) -> Result<()> {
+        for (agent, tps) in self.group_by_agent(revoked) {
+            agent.on_partitions_revoked(&tps).await?;
+        }
+        for (agent, tps) in self.group_by_agent(newly_assigned) {
+            agent.on_partitions_assigned(&tps).await?;
+        }
+        Ok(())
+    }
+
+    fn group_by_agent(&self, tps: &[TopicPartition]) -> Vec<(Agent, Vec<TopicPartition>)> {
+        let mut out: Vec<(Agent, Vec<TopicPartition>)> = Vec::new();
+        for tp in tps {
+            let Some(agents) = self.by_topic(&tp.topic) else {
+                continue;
+            };
+            for agent in agents.iter() {
+                match out.iter_mut().find(|(a, _)| a == agent) {
+                    Some((_, v)) => v.push(tp.clone()),
+                    None => out.push((agent.clone(), vec![tp.clone()])),
+                }
+            }
+        }
+        out
+    }
+
+    /// Each agent's actor tracebacks, by agent name.
+    pub fn actor_tracebacks(&self) -> HashMap<String, Vec<String>> {
+        self.all()
+            .into_iter()
+            .map(|a| (a.name().to_string(), a.actor_tracebacks()))
+            .collect()
+    }
+
+    /// A readable report of where every actor is suspended.
+    pub fn human_tracebacks(&self) -> String {
+        let mut out = String::from(TRACEBACK_HEADER);
+        for agent in self.all() {
+            let _ = write!(
+                out,
+                "\n* {} ----->\n============================================================\n",
+                agent.name()
+            );
+            for tb in agent.actor_tracebacks() {
+                let _ = writeln!(out, "{}\n", tb.trim_end());
+            }
+        }
+        out.push_str("\n-eof tracebacks-\n");
+        out
+    }
+}
+
+/// The object-safe manager interface (Faust's `AgentManagerT`).
+#[async_trait]
+pub trait AgentManagerT: Send + Sync {
+    /// Wait until every agent is started.
+    async fn wait_until_agents_started(&self);
+    /// Route a rebalance to the agents.
+    async fn on_rebalance(
+        &self,
+        revoked: &[TopicPartition],
+        newly_assigned: &[TopicPartition],
+    ) -> Result<()>;
+    /// Tracebacks by agent name.
+    fn actor_tracebacks(&self) -> HashMap<String, Vec<String>>;
+    /// A readable traceback report.
+    fn human_tracebacks(&self) -> String;
+}
+
+#[async_trait]
+impl AgentManagerT for AgentManager {
+    async fn wait_until_agents_started(&self) {
+        AgentManager::wait_until_agents_started(self).await
+    }
+    async fn on_rebalance(
+        &self,
+        revoked: &[TopicPartition],
+        newly_assigned: &[TopicPartition],
+    ) -> Result<()> {
+        AgentManager::on_rebalance(self, revoked, newly_assigned).await
+    }
+    fn actor_tracebacks(&self) -> HashMap<String, Vec<String>> {
+        AgentManager::actor_tracebacks(self)
+    }
+    fn human_tracebacks(&self) -> String {
+        AgentManager::human_tracebacks(self)
+    }
+}

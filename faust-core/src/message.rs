@@ -1,0 +1,326 @@
+//! Messages delivered to agents and the commit rule: a partition's offset is
+//! committed only when every earlier offset of that partition is acked.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use crate::record::{Headers, Record, TopicPartition};
+
+/// One consumed record, shared by every agent that receives it.
+///
+/// This is Faust's `Message`: the raw key, value and headers with the Kafka
+/// coordinates. The offset is acked when every agent that got the message
+/// has finished with it.
+#[derive(Debug)]
+pub struct Message {
+    record: Record,
+    acks: Arc<PartitionAcks>,
+    refs: AtomicUsize,
+}
+
+impl Message {
+    pub(crate) fn new(record: Record, acks: Arc<PartitionAcks>, refs: usize) -> Arc<Self> {
+        Arc::new(Self {
+            record,
+            acks,
+            refs: AtomicUsize::new(refs),
+        })
+    }
+
+    /// The record as read from the transport.
+    pub fn record(&self) -> &Record {
+        &self.record
+    }
+    /// Topic name.
+    pub fn topic(&self) -> &str {
+        &self.record.topic
+    }
+    /// Partition number.
+    pub fn partition(&self) -> i32 {
+        self.record.partition
+    }
+    /// Offset in the partition.
+    pub fn offset(&self) -> i64 {
+        self.record.offset
+    }
+    /// Timestamp in milliseconds since the Unix epoch.
+    pub fn timestamp(&self) -> i64 {
+        self.record.timestamp
+    }
+    /// Raw key.
+    pub fn key(&self) -> Option<&Bytes> {
+        self.record.key.as_ref()
+    }
+    /// Raw value.
+    pub fn value(&self) -> Option<&Bytes> {
+        self.record.value.as_ref()
+    }
+    /// Headers.
+    pub fn headers(&self) -> &Headers {
+        &self.record.headers
+    }
+    /// Topic and partition.
+    pub fn topic_partition(&self) -> TopicPartition {
+        self.record.topic_partition()
+    }
+}
+
+/// Ack bookkeeping of one assigned partition.
+#[derive(Debug)]
+pub(crate) struct PartitionAcks {
+    state: Mutex<AckState>,
+    in_flight: AtomicUsize,
+    revoking: AtomicBool,
+    idle: Notify,
+}
+
+#[derive(Debug, Default)]
+struct AckState {
+    /// Delivered offsets not yet committable, in offset order, with their ack flag.
+    pending: VecDeque<(i64, bool)>,
+    /// Offset to commit next time (all earlier delivered offsets are acked).
+    commit: Option<i64>,
+    /// Offset last committed.
+    committed: Option<i64>,
+}
+
+impl PartitionAcks {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(AckState::default()),
+            in_flight: AtomicUsize::new(0),
+            revoking: AtomicBool::new(false),
+            idle: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, AckState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Record that `offset` was delivered (called in offset order).
+    pub(crate) fn register(&self, offset: i64) {
+        let mut st = self.lock();
+        if st.pending.is_empty() && st.commit.is_none() {
+            // Nothing earlier is outstanding: committing `offset` means "resume here".
+            st.commit = Some(offset);
+        }
+        st.pending.push_back((offset, false));
+    }
+
+    /// A message with no remaining references is done: mark it acked.
+    fn ack(&self, offset: i64) {
+        let mut st = self.lock();
+        let Ok(i) = st.pending.binary_search_by_key(&offset, |(o, _)| *o) else {
+            return;
+        };
+        st.pending[i].1 = true;
+        let mut next = None;
+        while let Some(&(o, true)) = st.pending.front() {
+            st.pending.pop_front();
+            next = Some(o + 1);
+        }
+        if let Some(n) = next {
+            st.commit = Some(st.pending.front().map_or(n, |(o, _)| *o));
+        }
+    }
+
+    /// Offset to commit if it moved since the last commit.
+    pub(crate) fn take_commit(&self) -> Option<i64> {
+        let mut st = self.lock();
+        match (st.commit, st.committed) {
+            (Some(c), Some(done)) if c <= done => None,
+            (Some(c), _) => {
+                st.committed = Some(c);
+                Some(c)
+            }
+            (None, _) => None,
+        }
+    }
+
+    /// The offset to commit now, whether or not it was committed before.
+    pub(crate) fn current_commit(&self) -> Option<i64> {
+        let mut st = self.lock();
+        if let Some(c) = st.commit {
+            st.committed = Some(c);
+        }
+        st.commit
+    }
+
+    /// An actor starts working on a message of this partition. Returns false
+    /// when the partition is being revoked: the message must be dropped.
+    fn begin(&self) -> bool {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        if self.revoking.load(Ordering::SeqCst) {
+            self.end();
+            return false;
+        }
+        true
+    }
+
+    fn end(&self) {
+        if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Stop handing out this partition's messages and wait (up to `deadline`)
+    /// for the ones being processed. Returns false if the deadline passed.
+    pub(crate) async fn revoke(&self, deadline: Duration) -> bool {
+        self.revoking.store(true, Ordering::SeqCst);
+        let wait = async {
+            loop {
+                let notified = self.idle.notified();
+                if self.in_flight.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(deadline, wait).await.is_ok()
+    }
+
+    /// Number of delivered offsets not yet acked.
+    #[cfg(test)]
+    pub(crate) fn unacked(&self) -> usize {
+        self.lock().pending.iter().filter(|(_, a)| !a).count()
+    }
+}
+
+/// A message handed to one agent. Dropping it after [`Delivery::start`] acks
+/// the agent's share of the message.
+#[derive(Debug)]
+pub(crate) struct Delivery {
+    msg: Arc<Message>,
+    started: bool,
+}
+
+impl Delivery {
+    pub(crate) fn new(msg: Arc<Message>) -> Self {
+        Self {
+            msg,
+            started: false,
+        }
+    }
+
+    pub(crate) fn message(&self) -> &Arc<Message> {
+        &self.msg
+    }
+
+    /// Claim the message for processing; false if its partition was revoked.
+    pub(crate) fn start(&mut self) -> bool {
+        self.started = self.msg.acks.begin();
+        self.started
+    }
+
+    /// Give the message up without acking it (it will be delivered again
+    /// after a restart or rebalance, since its offset is never committed).
+    pub(crate) fn abandon(mut self) {
+        if self.started {
+            self.started = false;
+            self.msg.acks.end();
+        }
+    }
+}
+
+impl Drop for Delivery {
+    fn drop(&mut self) {
+        if self.started {
+            if self.msg.refs.fetch_sub(1, Ordering::AcqRel) == 1 {
+                self.msg.acks.ack(self.msg.record.offset);
+            }
+            self.msg.acks.end();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(acks: &Arc<PartitionAcks>, offset: i64, refs: usize) -> Arc<Message> {
+        acks.register(offset);
+        Message::new(
+            Record {
+                topic: "t".into(),
+                partition: 0,
+                offset,
+                timestamp: 0,
+                key: None,
+                value: None,
+                headers: vec![],
+            },
+            acks.clone(),
+            refs,
+        )
+    }
+
+    #[test]
+    fn commit_waits_for_every_earlier_offset() {
+        let acks = PartitionAcks::new();
+        let m: Vec<_> = (10..14).map(|o| msg(&acks, o, 1)).collect();
+        assert_eq!(acks.take_commit(), Some(10));
+        let mut d: Vec<_> = m.iter().map(|m| Delivery::new(m.clone())).collect();
+        for x in &mut d {
+            assert!(x.start());
+        }
+        let d3 = d.pop().unwrap();
+        let d2 = d.pop().unwrap();
+        let d1 = d.pop().unwrap();
+        drop(d2); // offset 12 done, 10 and 11 in flight
+        assert_eq!(acks.take_commit(), None);
+        drop(d.pop()); // 10
+        assert_eq!(acks.take_commit(), Some(11));
+        drop(d1); // 11 -> 12 already acked
+        assert_eq!(acks.take_commit(), Some(13));
+        drop(d3);
+        assert_eq!(acks.take_commit(), Some(14));
+        assert_eq!(acks.take_commit(), None);
+    }
+
+    #[test]
+    fn shared_message_is_acked_by_the_last_agent() {
+        let acks = PartitionAcks::new();
+        let m = msg(&acks, 0, 2);
+        let _ = acks.take_commit();
+        let mut a = Delivery::new(m.clone());
+        let mut b = Delivery::new(m);
+        assert!(a.start() && b.start());
+        drop(a);
+        assert_eq!(acks.take_commit(), None);
+        drop(b);
+        assert_eq!(acks.take_commit(), Some(1));
+    }
+
+    #[test]
+    fn abandoned_message_is_never_committed() {
+        let acks = PartitionAcks::new();
+        let m = msg(&acks, 0, 1);
+        let _ = acks.take_commit();
+        let mut d = Delivery::new(m);
+        assert!(d.start());
+        d.abandon();
+        assert_eq!(acks.take_commit(), None);
+        assert_eq!(acks.unacked(), 1);
+    }
+
+    #[tokio::test]
+    async fn revoke_waits_for_in_flight_and_refuses_new_work() {
+        let acks = PartitionAcks::new();
+        let mut d = Delivery::new(msg(&acks, 0, 1));
+        assert!(d.start());
+        let mut queued = Delivery::new(msg(&acks, 1, 1));
+        let a2 = acks.clone();
+        let h = tokio::spawn(async move { a2.revoke(Duration::from_secs(5)).await });
+        tokio::task::yield_now().await;
+        assert!(!queued.start(), "a revoking partition hands out nothing");
+        drop(d);
+        assert!(h.await.unwrap());
+        assert_eq!(acks.take_commit(), Some(1));
+    }
+}

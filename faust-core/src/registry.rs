@@ -1,0 +1,36 @@
+//! Registration of agents declared with `#[agent]`: each submits one
+//! [`AgentDescriptor`] through `inventory`; [`descriptors`] collects them.
+
+use crate::agent::AgentSpec;
+use crate::error::{Error, Result};
+
+/// A compile-time description of an agent, submitted by the `#[agent]` macro.
+#[derive(Debug)]
+pub struct AgentDescriptor {
+    /// Agent name.
+    pub name: &'static str,
+    /// Source file of the declaration.
+    pub file: &'static str,
+    /// Line of the declaration.
+    pub line: u32,
+    /// Builds the agent's spec.
+    pub build: fn() -> AgentSpec,
+}
+
+inventory::collect!(AgentDescriptor);
+
+/// Every registered descriptor, sorted by name. Two agents with one name
+/// are an error naming both places.
+pub fn descriptors() -> Result<Vec<&'static AgentDescriptor>> {
+    let mut all: Vec<&'static AgentDescriptor> = inventory::iter::<AgentDescriptor>().collect();
+    all.sort_by(|a, b| a.name.cmp(b.name).then(a.file.cmp(b.file)).then(a.line.cmp(&b.line)));
+    for pair in all.windows(2) {
+        if pair[0].name == pair[1].name {
+            return Err(Error::DuplicateAgent(format!(
+                "{} (declared at {}:{} and at {}:{}; set `name = \"...\"` on one of them)",
+                pair[0].name, pair[0].file, pair[0].line, pair[1].file, pair[1].line
+            )));
+        }
+    }
+    Ok(all)
+}

@@ -1,0 +1,282 @@
+//! The test harness of an agent (Faust's `test_context()`).
+//!
+//! [`Agent::test_context`](crate::Agent::test_context) runs a copy of the
+//! agent on a private embedded broker. [`TestContext::put`] sends one value
+//! and waits (with a deadline) until the agent has finished with it, then
+//! returns the event or the agent's error. [`TestContext::results`] holds
+//! what the agent produced (its inputs, for consumers).
+
+use std::any::TypeId;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::agent::{Agent, Processed};
+use crate::app::{App, AppBuilder};
+use crate::codec::Codec;
+use crate::error::{Error, Result};
+use crate::record::{Headers, ProducerRecord};
+use crate::sink::ErasedSink;
+
+/// Options of [`TestContext::put_with`].
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct PutOptions {
+    /// Raw key.
+    pub key: Option<Bytes>,
+    /// Partition (default 0).
+    pub partition: Option<i32>,
+    /// Timestamp in milliseconds since the Unix epoch.
+    pub timestamp: Option<i64>,
+    /// Headers.
+    pub headers: Headers,
+    /// Make the event a request answered to this topic.
+    pub reply_to: Option<String>,
+    /// Correlation id of the request.
+    pub correlation_id: Option<String>,
+    /// Do not wait for the agent to process the event.
+    pub no_wait: bool,
+    /// How long to wait (default: the context's timeout, 5 s).
+    pub timeout: Option<Duration>,
+}
+
+impl PutOptions {
+    /// Set the raw key.
+    pub fn key(mut self, key: impl Into<Bytes>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+    /// Set the partition.
+    pub fn partition(mut self, p: i32) -> Self {
+        self.partition = Some(p);
+        self
+    }
+    /// Add a header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<Bytes>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+    /// Return as soon as the event is sent.
+    pub fn no_wait(mut self) -> Self {
+        self.no_wait = true;
+        self
+    }
+    /// Wait at most this long.
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = Some(t);
+        self
+    }
+}
+
+/// An event sent by [`TestContext::put`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct TestEvent {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Raw key.
+    pub key: Option<Bytes>,
+    /// Raw value.
+    pub value: Option<Bytes>,
+    /// Headers.
+    pub headers: Headers,
+}
+
+#[derive(Clone, Debug)]
+enum Entry {
+    Json(serde_json::Value),
+    Raw(Bytes, Codec),
+}
+
+/// A running copy of an agent on a private embedded broker.
+#[derive(Debug)]
+pub struct TestContext {
+    app: App,
+    agent: Agent,
+    processed: tokio::sync::Mutex<mpsc::UnboundedReceiver<Processed>>,
+    results: Arc<Mutex<Vec<Entry>>>,
+    timeout: Duration,
+}
+
+impl TestContext {
+    pub(crate) async fn start(original: &Agent) -> Result<Self> {
+        let mut config = original.app().config().clone();
+        config.broker = format!("memory://test-context-{}", uuid::Uuid::new_v4());
+        config.reply_to = format!("{}{}", config.reply_to_prefix, uuid::Uuid::new_v4());
+        config.commit_interval = Duration::from_millis(100);
+        let app = AppBuilder::from_config(config).build()?;
+        let mut spec = original.to_spec();
+        let results: Arc<Mutex<Vec<Entry>>> = Arc::default();
+        if let (Some((tid, tname)), Some(to_json)) = (spec.output, spec.output_json) {
+            let sink_results = results.clone();
+            spec.sinks.push(ErasedSink::from_fn(
+                "<test results>",
+                tid,
+                tname,
+                move |v| {
+                    let json = to_json(v).ok_or_else(|| Error::Encode {
+                        codec: "json",
+                        reason: "result is not serializable".into(),
+                    })?;
+                    sink_results
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(Entry::Json(json));
+                    Ok(())
+                },
+            ));
+        }
+        let _ = TypeId::of::<()>;
+        let agent = app.add_agent(spec)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        agent.set_observer(tx);
+        app.start().await?;
+        Ok(Self {
+            app,
+            agent,
+            processed: tokio::sync::Mutex::new(rx),
+            results,
+            timeout: Duration::from_secs(5),
+        })
+    }
+
+    /// How long `put` waits by default (5 s).
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
+    /// The agent copy under test.
+    pub fn agent(&self) -> &Agent {
+        &self.agent
+    }
+
+    /// The private app running it.
+    pub fn app(&self) -> &App {
+        &self.app
+    }
+
+    /// Send a value and wait until the agent has finished with it.
+    /// Returns the agent's error if processing this event failed.
+    pub async fn put<V: Serialize + ?Sized>(&self, value: &V) -> Result<TestEvent> {
+        self.put_with(value, PutOptions::default()).await
+    }
+
+    /// [`put`](Self::put) with a key, partition, headers, reply address,
+    /// timeout or no waiting.
+    pub async fn put_with<V: Serialize + ?Sized>(
+        &self,
+        value: &V,
+        opts: PutOptions,
+    ) -> Result<TestEvent> {
+        let agent = &self.agent;
+        let mut send = crate::rpc::SendOptions::default();
+        send.key = opts.key.clone();
+        send.partition = Some(opts.partition.unwrap_or(0));
+        send.timestamp = opts.timestamp;
+        send.headers = opts.headers.clone();
+        send.correlation_id = opts.correlation_id.clone();
+        let record: ProducerRecord = match &opts.reply_to {
+            Some(reply_to) => {
+                let cid = opts
+                    .correlation_id
+                    .clone()
+                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+                agent.request_record(value, &send, reply_to, &cid)?
+            }
+            None => ProducerRecord {
+                topic: agent.topic().to_string(),
+                partition: send.partition,
+                key: send.key.clone(),
+                value: Some(agent.value_codec().encode(value)?.into()),
+                headers: send.headers.clone(),
+                timestamp: send.timestamp,
+            },
+        };
+        let event_headers = record.headers.clone();
+        let (key, val) = (record.key.clone(), record.value.clone());
+        let meta = self.app.send_record(record).await?;
+        let event = TestEvent {
+            topic: meta.topic,
+            partition: meta.partition,
+            offset: meta.offset,
+            key,
+            value: val,
+            headers: event_headers,
+        };
+        if opts.no_wait {
+            return Ok(event);
+        }
+        let deadline = opts.timeout.unwrap_or(self.timeout);
+        let mut rx = self.processed.lock().await;
+        let wait = async {
+            while let Some(p) = rx.recv().await {
+                if !agent.produces_values() && p.error.is_none() {
+                    if let Some(v) = &p.value {
+                        self.results
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(Entry::Raw(v.clone(), agent.value_codec()));
+                    }
+                }
+                if p.partition == event.partition && p.offset == event.offset {
+                    return Some(p);
+                }
+            }
+            None
+        };
+        match tokio::time::timeout(deadline, wait).await {
+            Err(_) => Err(Error::Timeout {
+                what: format!(
+                    "agent `{}` processing the event at offset {} (a filtered event is processed too; use no_wait to not wait)",
+                    agent.name(),
+                    event.offset
+                ),
+                after: deadline,
+            }),
+            Ok(None) => Err(Error::Stopped("test context".into())),
+            Ok(Some(p)) => match p.error {
+                Some(message) => Err(Error::Agent {
+                    agent: agent.name().to_string(),
+                    message,
+                }),
+                None => Ok(event),
+            },
+        }
+    }
+
+    /// What the agent produced (for consumers: the inputs it processed), in
+    /// order, decoded into `V`.
+    pub fn results<V: DeserializeOwned>(&self) -> Result<Vec<V>> {
+        let entries = self.results.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        entries
+            .into_iter()
+            .map(|e| match e {
+                Entry::Json(v) => serde_json::from_value(v).map_err(Error::from),
+                Entry::Raw(b, codec) => codec.decode(&b),
+            })
+            .collect()
+    }
+
+    /// Stop the private app.
+    pub async fn stop(&self) -> Result<()> {
+        self.app.stop().await
+    }
+}
+
+impl Drop for TestContext {
+    fn drop(&mut self) {
+        let app = self.app.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = app.stop().await;
+            });
+        }
+    }
+}
