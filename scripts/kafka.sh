@@ -101,11 +101,14 @@ cmd_install() {
   mkdir -p "$KAFKA_HOME_DIR"
   local tmp="$KAFKA_HOME_DIR/libs.tmp.$$"
   rm -rf "$tmp"
+  local mvnlog="$KAFKA_HOME_DIR/mvn-install.log"
   if ! mvn -B -q -Dstyle.color=never -f "$POM" dependency:copy-dependencies \
-        -DoutputDirectory="$tmp" -DincludeScope=runtime >&2; then
+        -DoutputDirectory="$tmp" -DincludeScope=runtime >"$mvnlog" 2>&1; then
+    cat "$mvnlog" >&2
     rm -rf "$tmp"
     die "mvn dependency:copy-dependencies failed"
   fi
+  rm -f "$mvnlog"
   touch "$tmp/.installed-$stamp"
   rm -rf "$LIBS"
   mv "$tmp" "$LIBS"
@@ -232,6 +235,7 @@ wait_ready() {
   done
   log "broker did not become ready within ${KAFKA_START_TIMEOUT}s; last log lines:"
   tail -n 60 "$LOG" >&2 || true
+  cmd_stop   # do not leave a half-started broker behind
   exit 1
 }
 
