@@ -35,7 +35,7 @@ pub use faust_macros::agent;
 mod cli;
 mod run;
 
-pub use run::{app_builder, registered_agents, run, run_with, Registry};
+pub use run::{app_builder, registered_agents, registered_app, run, run_with, Registry};
 
 #[doc(hidden)]
 pub mod __private {

@@ -46,6 +46,13 @@ pub fn app_builder(id: impl Into<String>) -> AppBuilder {
     builder
 }
 
+/// An app (built with [`app_builder`]) holding every registered agent.
+pub fn registered_app(id: impl Into<String>) -> faust_core::Result<App> {
+    let app = app_builder(id).build()?;
+    Registry::collect()?.add_all(&app)?;
+    Ok(app)
+}
+
 /// Run the command line of an app made of every registered agent.
 ///
 /// The app id is `FAUST_APP_ID`, or `--app-id`, or the executable's name.

@@ -1,0 +1,595 @@
+//! Agents, actors and streams through the public API (reference §11.1,
+//! §11.2 and the functional tests of §11.5).
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{app, nothing_more, take, within};
+use faust_core::{current_agent, AgentSpec, Error, Sink, Stream, SupervisorStrategy, Yield};
+use tokio::sync::mpsc;
+
+type Seen = (Option<usize>, i32, i64, i64);
+
+fn recording_agent(name: &str, concurrency: usize, tx: mpsc::UnboundedSender<Seen>) -> AgentSpec {
+    AgentSpec::consumer(name, move |mut s: Stream<i64>| {
+        let tx = tx.clone();
+        async move {
+            while let Some(ev) = s.next_event().await {
+                let m = ev.message();
+                let _ = tx.send((s.concurrency_index(), m.partition(), m.offset(), ev.value));
+            }
+            Ok::<_, Error>(())
+        }
+    })
+    .concurrency(concurrency)
+}
+
+async fn concurrency_round_robin(actors: usize, events: usize) {
+    let app = app("concurrency").topic_partitions(4).build().unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let agent = app
+        .add_agent(recording_agent("worker", actors, tx))
+        .unwrap();
+    app.start().await.unwrap();
+    assert_eq!(agent.actor_count(), actors);
+    for i in 0..events as i64 {
+        agent.send(&i).await.unwrap();
+    }
+    let seen = take(&mut rx, events).await;
+    nothing_more(&mut rx).await;
+    let mut coords = HashSet::new();
+    for (_, p, o, _) in &seen {
+        assert!(coords.insert((*p, *o)), "event {p}@{o} processed twice");
+    }
+    let values: HashSet<i64> = seen.iter().map(|s| s.3).collect();
+    assert_eq!(values.len(), events, "every event processed");
+    let mut per_actor: HashMap<Option<usize>, usize> = HashMap::new();
+    for (idx, ..) in &seen {
+        *per_actor.entry(*idx).or_default() += 1;
+    }
+    if actors > 1 {
+        assert_eq!(per_actor.len(), actors, "every actor got work: {per_actor:?}");
+        // Idle actors take events in turn: dispatch is round-robin by index.
+        for (i, (idx, ..)) in seen.iter().enumerate() {
+            assert_eq!(*idx, Some(i % actors), "event #{i} went to actor {idx:?}");
+        }
+        assert!(per_actor.values().all(|&n| n == events / actors));
+    } else {
+        assert_eq!(per_actor.keys().collect::<Vec<_>>(), vec![&None]);
+    }
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn concurrency_2_actors_round_robin_without_duplicates() {
+    concurrency_round_robin(2, 100).await;
+}
+
+#[tokio::test]
+async fn concurrency_10_actors_round_robin_without_duplicates() {
+    concurrency_round_robin(10, 1000).await;
+}
+
+#[tokio::test]
+async fn concurrency_100_actors_round_robin_without_duplicates() {
+    concurrency_round_robin(100, 1000).await;
+}
+
+#[tokio::test]
+async fn concurrency_1_has_no_index() {
+    concurrency_round_robin(1, 50).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_on_a_multi_thread_runtime_processes_each_event_once() {
+    let app = app("concurrency-mt").build().unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let agent = app.add_agent(recording_agent("worker", 8, tx)).unwrap();
+    app.start().await.unwrap();
+    for i in 0..2000i64 {
+        agent.send(&i).await.unwrap();
+    }
+    let seen = take(&mut rx, 2000).await;
+    nothing_more(&mut rx).await;
+    let values: HashSet<i64> = seen.iter().map(|s| s.3).collect();
+    assert_eq!(values.len(), 2000);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn isolated_partitions_with_concurrency_is_rejected() {
+    let app = app("iso-conc").build().unwrap();
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let err = app
+        .add_agent(recording_agent("a", 2, tx).isolated_partitions(true))
+        .unwrap_err();
+    assert!(matches!(err, Error::Config(_)));
+    assert!(err.to_string().contains("concurrency must be 1 when using isolated partitions"));
+}
+
+#[tokio::test]
+async fn concurrency_zero_is_rejected() {
+    let app = app("conc0").build().unwrap();
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let err = app.add_agent(recording_agent("a", 0, tx)).unwrap_err();
+    assert!(err.to_string().contains("concurrency must be at least 1"), "{err}");
+}
+
+#[tokio::test]
+async fn isolated_partitions_one_actor_per_partition_each_sees_only_its_own() {
+    let app = app("isolated").topic_partitions(8).build().unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let agent = app
+        .add_agent(
+            AgentSpec::consumer("iso", move |mut s: Stream<i64>| {
+                let tx = tx.clone();
+                async move {
+                    let mine = s.active_partition();
+                    while let Some(ev) = s.next_event().await {
+                        let _ = tx.send((mine, ev.message().partition(), ev.message().offset()));
+                    }
+                    Ok::<_, Error>(())
+                }
+            })
+            .isolated_partitions(true),
+        )
+        .unwrap();
+    app.start().await.unwrap();
+    for i in 0..400i64 {
+        agent
+            .send_with(&i, faust_core::SendOptions::default().partition((i % 8) as i32))
+            .await
+            .unwrap();
+    }
+    let seen = take(&mut rx, 400).await;
+    let mut per_tp: HashMap<i32, Vec<i64>> = HashMap::new();
+    for (mine, p, o) in seen {
+        assert_eq!(mine, Some(p), "an isolated actor receives only its partition");
+        per_tp.entry(p).or_default().push(o);
+    }
+    assert_eq!(per_tp.len(), 8);
+    for (p, offsets) in per_tp {
+        assert_eq!(offsets, (0..50).collect::<Vec<_>>(), "partition {p} in order, uniform");
+    }
+    assert_eq!(agent.active_partitions(), (0..8).collect::<Vec<_>>());
+    assert_eq!(agent.actor_count(), 8);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn isolated_partitions_rebalancing_starts_and_truly_stops_actors() {
+    // Drive the manager like Faust's harness: [0],[1],[0,1],[2,3],[0..3],[4..7].
+    let app = app("iso-rebalance").build().unwrap();
+    let agent = app
+        .add_agent(
+            AgentSpec::consumer("iso", |mut s: Stream<i64>| async move {
+                while s.next().await.is_some() {}
+                Ok::<_, Error>(())
+            })
+            .topic("iso-topic")
+            .isolated_partitions(true),
+        )
+        .unwrap();
+    app.agents().start().await.unwrap();
+    let tps = |ps: &[i32]| -> Vec<faust_core::TopicPartition> {
+        ps.iter()
+            .map(|p| faust_core::TopicPartition::new("iso-topic", *p))
+            .collect()
+    };
+    let mut current: Vec<i32> = vec![];
+    for next in [vec![0], vec![1], vec![0, 1], vec![2, 3], vec![0, 1, 2, 3], vec![4, 5, 6, 7]] {
+        let revoked: Vec<i32> = current.iter().copied().filter(|p| !next.contains(p)).collect();
+        let assigned: Vec<i32> = next.iter().copied().filter(|p| !current.contains(p)).collect();
+        app.agents()
+            .on_rebalance(&tps(&revoked), &tps(&assigned))
+            .await
+            .unwrap();
+        assert_eq!(agent.active_partitions(), next, "actors after rebalance to {next:?}");
+        assert_eq!(agent.actor_count(), next.len(), "no zombie actors");
+        current = next;
+    }
+    // Unknown topics are ignored.
+    app.agents()
+        .on_rebalance(&[faust_core::TopicPartition::new("other", 0)], &[])
+        .await
+        .unwrap();
+    assert_eq!(agent.actor_count(), 4);
+    app.agents().stop().await.unwrap();
+    assert_eq!(agent.actor_count(), 0);
+}
+
+#[tokio::test]
+async fn current_agent_is_set_inside_the_body_only() {
+    assert!(current_agent().is_none());
+    let app = app("current").build().unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let agent = app
+        .add_agent(AgentSpec::consumer("who", move |mut s: Stream<i64>| {
+            let tx = tx.clone();
+            async move {
+                while s.next().await.is_some() {
+                    let _ = tx.send(current_agent().map(|a| a.name().to_string()));
+                }
+                Ok::<_, Error>(())
+            }
+        }))
+        .unwrap();
+    app.start().await.unwrap();
+    agent.send(&1).await.unwrap();
+    assert_eq!(take(&mut rx, 1).await, vec![Some("who".to_string())]);
+    assert!(current_agent().is_none());
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn yielded_values_go_to_every_sink_in_order() {
+    let app = app("sinks").build().unwrap();
+    let order = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (o1, o2) = (order.clone(), order.clone());
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let target = app
+        .add_agent(AgentSpec::consumer("target", move |mut s: Stream<i64>| {
+            let tx = tx.clone();
+            async move {
+                while let Some(v) = s.next().await {
+                    let _ = tx.send(v);
+                }
+                Ok::<_, Error>(())
+            }
+        }))
+        .unwrap();
+    let source = app
+        .add_agent(
+            AgentSpec::yielding("double", |mut s: Stream<i64>, out: Yield<i64>| async move {
+                while let Some(v) = s.next().await {
+                    out.send(v * 2).await?;
+                }
+                Ok::<_, Error>(())
+            })
+            .sink(Sink::callback(move |v: &i64| {
+                o1.lock().unwrap().push(format!("sync {v}"))
+            }))
+            .sink(Sink::callback(move |v: i64| {
+                let o2 = o2.clone();
+                async move {
+                    tokio::task::yield_now().await;
+                    o2.lock().unwrap().push(format!("async {v}"));
+                }
+            }))
+            .sink(Sink::<i64>::agent("target"))
+            .sink(Sink::<i64>::topic("doubled")),
+        )
+        .unwrap();
+    // Same sink twice is ignored.
+    source.add_sink(Sink::<i64>::topic("doubled")).unwrap();
+    assert_eq!(source.info().sinks.len(), 4);
+    app.start().await.unwrap();
+    source.send(&21).await.unwrap();
+    source.send(&1).await.unwrap();
+    let mut got = take(&mut rx, 2).await;
+    got.sort();
+    assert_eq!(got, vec![2, 42]);
+    assert_eq!(
+        *order.lock().unwrap(),
+        vec!["sync 42", "async 42", "sync 2", "async 2"]
+    );
+    assert_eq!(target.stats().events_in(), 2);
+    assert_eq!(
+        app.transport().partition_count("doubled").await.unwrap(),
+        Some(8),
+        "the topic sink produced"
+    );
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn sinks_on_a_consumer_or_of_the_wrong_type_are_rejected() {
+    let app = app("sink-errors").build().unwrap();
+    let consumer = AgentSpec::consumer("c", |mut s: Stream<i64>| async move {
+        while s.next().await.is_some() {}
+        Ok::<_, Error>(())
+    });
+    let err = app
+        .add_agent(consumer.clone().sink(Sink::<i64>::topic("x")))
+        .unwrap_err();
+    assert!(err.to_string().contains("must produce values to use sinks"), "{err}");
+    let c = app.add_agent(consumer).unwrap();
+    assert!(c.add_sink(Sink::<i64>::topic("x")).is_err());
+    let h = app
+        .add_agent(AgentSpec::handler("h", |x: i64| async move { Ok::<_, Error>(x) }))
+        .unwrap();
+    let err = h.add_sink(Sink::<String>::topic("x")).unwrap_err();
+    assert!(err.to_string().contains("produces `i64`"), "{err}");
+}
+
+#[tokio::test]
+async fn one_for_one_restarts_the_crashed_actor_and_goes_on_with_the_next_event() {
+    let app = app("one-for-one").build().unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let errs = errors.clone();
+    let agent = app
+        .add_agent(
+            AgentSpec::consumer("flaky", move |mut s: Stream<i64>| {
+                let tx = tx.clone();
+                async move {
+                    while let Some(v) = s.next().await {
+                        if v == 2 {
+                            return Err(Error::config("two is bad"));
+                        }
+                        if v == 4 {
+                            panic!("four panics");
+                        }
+                        let _ = tx.send(v);
+                    }
+                    Ok(())
+                }
+            })
+            .partitions(1)
+            .on_error(move |agent, err| {
+                errs.lock()
+                    .unwrap()
+                    .push(format!("{}: {err}", agent.name()))
+            }),
+        )
+        .unwrap();
+    app.start().await.unwrap();
+    for v in 1..=6i64 {
+        agent.send(&v).await.unwrap();
+    }
+    assert_eq!(take(&mut rx, 4).await, vec![1, 3, 5, 6]);
+    let errors = errors.lock().unwrap().clone();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors[0].contains("two is bad"));
+    assert!(errors[1].contains("panicked: four panics"));
+    assert_eq!(agent.stats().restarts(), 2);
+    assert_eq!(agent.actor_count(), 1);
+    assert!(app.crash_reason().is_none());
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn one_for_all_restarts_every_actor() {
+    let app = app("one-for-all").build().unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let agent = app
+        .add_agent(
+            AgentSpec::consumer("group", move |mut s: Stream<i64>| {
+                let tx = tx.clone();
+                async move {
+                    let _ = tx.send(("started", s.concurrency_index()));
+                    while let Some(v) = s.next().await {
+                        if v == 0 {
+                            return Err(Error::config("boom"));
+                        }
+                    }
+                    Ok(())
+                }
+            })
+            .concurrency(3)
+            .supervisor(SupervisorStrategy::OneForAll),
+        )
+        .unwrap();
+    app.start().await.unwrap();
+    let mut first: Vec<_> = take(&mut rx, 3).await.into_iter().map(|x| x.1).collect();
+    first.sort();
+    assert_eq!(first, vec![Some(0), Some(1), Some(2)]);
+    agent.send(&0).await.unwrap();
+    let mut again: Vec<_> = take(&mut rx, 3).await.into_iter().map(|x| x.1).collect();
+    again.sort();
+    assert_eq!(again, vec![Some(0), Some(1), Some(2)], "all three restarted");
+    assert_eq!(agent.actor_count(), 3);
+    app.stop().await.unwrap();
+}
+
+async fn crash_with(strategy: SupervisorStrategy, concurrency: usize) -> (faust_core::App, faust_core::Agent) {
+    let app = app("forfeit").build().unwrap();
+    let agent = app
+        .add_agent(
+            AgentSpec::consumer("f", |mut s: Stream<i64>| async move {
+                while let Some(v) = s.next().await {
+                    if v == 0 {
+                        return Err(Error::config("boom"));
+                    }
+                }
+                Ok::<_, Error>(())
+            })
+            .concurrency(concurrency)
+            .supervisor(strategy),
+        )
+        .unwrap();
+    app.start().await.unwrap();
+    agent.send(&0).await.unwrap();
+    within(5, "crash handled", async {
+        while agent.stats().crashes() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    (app, agent)
+}
+
+#[tokio::test]
+async fn forfeit_one_for_one_does_not_restart_the_crashed_actor() {
+    let (app, agent) = crash_with(SupervisorStrategy::ForfeitOneForOne, 2).await;
+    within(5, "actor gone", async {
+        while agent.actor_count() != 1 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert_eq!(agent.stats().restarts(), 0);
+    assert!(agent.actor_tracebacks().iter().any(|t| t.contains("forfeited")));
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn forfeit_one_for_all_stops_every_actor() {
+    let (app, agent) = crash_with(SupervisorStrategy::ForfeitOneForAll, 3).await;
+    within(5, "all actors gone", async {
+        while agent.actor_count() != 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert_eq!(agent.stats().restarts(), 0);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn crashing_supervisor_crashes_the_app() {
+    let (app, _agent) = crash_with(SupervisorStrategy::Crashing, 1).await;
+    let reason = within(5, "app crash", app.wait_crashed()).await;
+    assert!(reason.to_string().contains("boom"), "{reason}");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn exceeding_the_restart_budget_crashes_the_app() {
+    let app = app("budget")
+        .max_restarts(3)
+        .restart_window(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let agent = app
+        .add_agent(AgentSpec::consumer("always-fails", |mut s: Stream<i64>| async move {
+            s.next().await;
+            Err::<(), _>(Error::config("no"))
+        }))
+        .unwrap();
+    let run = {
+        let app = app.clone();
+        tokio::spawn(async move { app.run_until(std::future::pending()).await })
+    };
+    within(5, "started", async {
+        while !app.is_running().await {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    for v in 0..10i64 {
+        agent.send(&v).await.unwrap();
+    }
+    let result = within(10, "run returns", run).await.unwrap();
+    let err = result.unwrap_err().to_string();
+    assert!(err.contains("exceeded its restart budget of 3"), "{err}");
+}
+
+#[tokio::test]
+async fn an_agent_that_returns_is_finished_not_restarted() {
+    let app = app("finish").build().unwrap();
+    let agent = app
+        .add_agent(AgentSpec::consumer("once", |mut s: Stream<i64>| async move {
+            s.next().await;
+            Ok::<_, Error>(())
+        }))
+        .unwrap();
+    app.start().await.unwrap();
+    agent.send(&1).await.unwrap();
+    within(5, "actor finished", async {
+        while agent.actor_count() != 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert_eq!(agent.stats().restarts(), 0);
+    let tbs = agent.actor_tracebacks();
+    assert_eq!(tbs.len(), 1);
+    assert!(tbs[0].starts_with("Could not extract traceback for actor"), "{tbs:?}");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn undecodable_messages_are_reported_dead_lettered_and_skipped() {
+    let app = app("decode").dead_letter_topic("dlq").build().unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let errs = errors.clone();
+    let agent = app
+        .add_agent(
+            AgentSpec::consumer("typed", move |mut s: Stream<i64>| {
+                let tx = tx.clone();
+                async move {
+                    while let Some(v) = s.next().await {
+                        let _ = tx.send(v);
+                    }
+                    Ok::<_, Error>(())
+                }
+            })
+            .partitions(1)
+            .on_error(move |_, e| errs.lock().unwrap().push(e.to_string())),
+        )
+        .unwrap();
+    app.start().await.unwrap();
+    agent
+        .send_raw(None, Some("not json".into()), None, vec![])
+        .await
+        .unwrap();
+    agent.send(&7).await.unwrap();
+    assert_eq!(take(&mut rx, 1).await, vec![7]);
+    let errors = errors.lock().unwrap().clone();
+    assert_eq!(errors.len(), 1);
+    let topic = agent.topic().to_string();
+    assert!(
+        errors[0].contains(&format!("cannot decode message {topic}[0]@0 with the json codec")),
+        "{errors:?}"
+    );
+    assert_eq!(agent.stats().restarts(), 0, "a bad message is not a crash");
+    // The dead-letter topic has the original bytes and the error.
+    let mut dlq = app
+        .transport()
+        .assign(vec![faust_core::TopicPartition::new("dlq", 0)])
+        .await
+        .unwrap();
+    let records = within(5, "dead letter", async {
+        loop {
+            if let faust_core::transport::ConsumerEvent::Records(r) = dlq.poll().await.unwrap() {
+                if !r.is_empty() {
+                    return r;
+                }
+            }
+        }
+    })
+    .await;
+    assert_eq!(records[0].value.as_deref(), Some(&b"not json"[..]));
+    assert!(records[0].headers.iter().any(|(k, _)| k == "faust-error"));
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn tracebacks_show_where_each_actor_waits() {
+    let app = app("tracebacks").build().unwrap();
+    app.add_agent(
+        AgentSpec::consumer("waiter", |mut s: Stream<i64>| async move {
+            while s.next().await.is_some() {}
+            Ok::<_, Error>(())
+        })
+        .concurrency(2),
+    )
+    .unwrap();
+    app.start().await.unwrap();
+    within(5, "both actors waiting", async {
+        loop {
+            let tbs = app.agents().actor_tracebacks();
+            if tbs["waiter"].iter().filter(|t| t.contains("waiting for the next event")).count() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    let tbs = app.agents().actor_tracebacks();
+    assert_eq!(tbs["waiter"].len(), 2);
+    for tb in &tbs["waiter"] {
+        assert!(tb.contains("Agent*: waiter"), "{tb}");
+        assert!(tb.contains("waiting for the next event"), "{tb}");
+    }
+    let human = app.agents().human_tracebacks();
+    assert!(human.contains("TRACEBACK OF ALL RUNNING AGENT ACTORS"));
+    assert!(human.contains("* waiter ----->"));
+    assert!(!human.contains("[\""), "not a debug dump of a list: {human}");
+    app.stop().await.unwrap();
+}

@@ -1,0 +1,367 @@
+//! Agent RPC on the embedded broker (reference §4 and §11.4, and the RPC
+//! tests of §11.2), including the Faust faults we fix.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{app, within};
+use faust_core::transport::ConsumerEvent;
+use faust_core::wire::{self, ReqRepRequest, ReqRepResponse};
+use faust_core::{AgentSpec, App, Error, Record, SendOptions, Sink, Stream, TopicPartition, Yield};
+use futures::StreamExt;
+
+fn doubler(app: &App, headers: bool) -> faust_core::Agent {
+    app.add_agent(
+        AgentSpec::handler("double", |x: i64| async move { Ok::<_, Error>(x * 2) })
+            .use_reply_headers(headers)
+            .concurrency(2),
+    )
+    .unwrap()
+}
+
+async fn records(app: &App, topic: &str, n: usize) -> Vec<Record> {
+    let mut c = app
+        .transport()
+        .assign(vec![TopicPartition::new(topic, 0)])
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    within(5, "records", async {
+        while out.len() < n {
+            if let ConsumerEvent::Records(r) = c.poll().await.unwrap() {
+                out.extend(r);
+            }
+        }
+    })
+    .await;
+    out
+}
+
+#[tokio::test]
+async fn ask_in_headers_mode() {
+    let app = app("ask-headers").build().unwrap();
+    let agent = doubler(&app, true);
+    app.start().await.unwrap();
+    let r: i64 = agent.ask(&21).await.unwrap();
+    assert_eq!(r, 42);
+    assert_eq!(app.replies().pending(), 0, "entry removed once answered");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn ask_in_envelope_mode() {
+    let app = app("ask-envelope").build().unwrap();
+    let agent = doubler(&app, false);
+    app.start().await.unwrap();
+    let r: i64 = agent.ask(&5).await.unwrap();
+    assert_eq!(r, 10);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn requests_and_replies_use_faust_wire_format() {
+    let app = app("wire").topic_partitions(1).build().unwrap();
+    let h = app
+        .add_agent(
+            AgentSpec::handler("h", |x: i64| async move { Ok::<_, Error>(x + 1) }).topic("h-topic"),
+        )
+        .unwrap();
+    let e = app
+        .add_agent(
+            AgentSpec::handler("e", |x: i64| async move { Ok::<_, Error>(x + 1) })
+                .topic("e-topic")
+                .use_reply_headers(false),
+        )
+        .unwrap();
+    app.start().await.unwrap();
+    let opts = || SendOptions::default().correlation_id("cid-1").key("k");
+    let _: i64 = h.ask_with(&1, opts()).await.unwrap();
+    let _: i64 = e.ask_with(&1, opts()).await.unwrap();
+    let reply_to = app.config().reply_to.clone();
+
+    let req = &records(&app, "h-topic", 1).await[0];
+    assert_eq!(req.value.as_deref(), Some(&b"1"[..]), "headers mode: value unchanged");
+    assert_eq!(req.key.as_deref(), Some(&b"k"[..]));
+    assert_eq!(
+        wire::request_from_headers(&req.headers),
+        Some((reply_to.clone(), Some("cid-1".to_string())))
+    );
+    let req = &records(&app, "e-topic", 1).await[0];
+    let expected = format!(
+        r#"{{"value":1,"reply_to":"{reply_to}","correlation_id":"cid-1","__faust":{{"ns":"@ReqRepRequest"}}}}"#
+    );
+    assert_eq!(std::str::from_utf8(req.value.as_deref().unwrap()).unwrap(), expected);
+
+    let replies = records(&app, &reply_to, 2).await;
+    for r in &replies {
+        assert_eq!(r.key, None, "the reply record key is null");
+        assert_eq!(
+            std::str::from_utf8(r.value.as_deref().unwrap()).unwrap(),
+            r#"{"key":"k","value":2,"correlation_id":"cid-1","__faust":{"ns":"@ReqRepResponse"}}"#,
+            "the request key is copied inside"
+        );
+    }
+    assert_eq!(app.transport().partition_count(&reply_to).await.unwrap(), Some(1));
+    assert!(reply_to.starts_with("f-reply-"));
+    assert_eq!(reply_to.len(), "f-reply-".len() + 36, "uuid4 suffix");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn ask_times_out_naming_the_agent_when_a_request_is_skipped() {
+    let app = app("ask-skip").build().unwrap();
+    let agent = app
+        .add_agent(AgentSpec::yielding("evens", |mut s: Stream<i64>, out: Yield<i64>| async move {
+            while let Some(v) = s.next().await {
+                if v % 2 == 0 {
+                    out.send(v).await?;
+                }
+            }
+            Ok::<_, Error>(())
+        }))
+        .unwrap();
+    app.start().await.unwrap();
+    let err = agent
+        .ask_with::<_, i64>(&1, SendOptions::default().timeout(Duration::from_millis(200)))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("ask to agent `evens` timed out after 200ms"),
+        "{err}"
+    );
+    assert_eq!(app.replies().pending(), 0, "the abandoned entry is freed");
+    let ok: i64 = agent.ask(&2).await.unwrap();
+    assert_eq!(ok, 2);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn ask_timeout_defaults_to_the_app_setting() {
+    let app = app("ask-default").ask_timeout(Duration::from_millis(150)).build().unwrap();
+    let agent = app
+        .add_agent(AgentSpec::consumer("silent", |mut s: Stream<i64>| async move {
+            while s.next().await.is_some() {}
+            Ok::<_, Error>(())
+        }))
+        .unwrap();
+    app.start().await.unwrap();
+    let err = agent.ask::<_, i64>(&1).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failing_agent_answers_with_an_error() {
+    let app = app("ask-error").build().unwrap();
+    let agent = app
+        .add_agent(AgentSpec::handler("picky", |x: i64| async move {
+            if x < 0 {
+                Err(Error::config("negative input"))
+            } else {
+                Ok(x)
+            }
+        }))
+        .unwrap();
+    app.start().await.unwrap();
+    let err = agent.ask::<_, i64>(&-1).await.unwrap_err();
+    match &err {
+        Error::Remote { agent, message } => {
+            assert_eq!(agent, "picky");
+            assert!(message.contains("negative input"), "{message}");
+        }
+        other => panic!("expected a remote error, got {other}"),
+    }
+    let ok: i64 = agent.ask(&3).await.unwrap();
+    assert_eq!(ok, 3, "the handler goes on after a failed event");
+    // A request that cannot be decoded is answered with the decode error too.
+    let err = agent.ask::<_, i64>(&"not a number").await.unwrap_err();
+    assert!(err.to_string().contains("cannot decode"), "{err}");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn map_yields_as_they_arrive_and_join_keeps_input_order() {
+    let app = app("map-join").build().unwrap();
+    let agent = app
+        .add_agent(
+            AgentSpec::handler("slow-double", |x: i64| async move {
+                // Later inputs finish first.
+                tokio::time::sleep(Duration::from_millis((10 - x as u64 % 10) * 3)).await;
+                Ok::<_, Error>(x * 2)
+            })
+            .concurrency(10),
+        )
+        .unwrap();
+    app.start().await.unwrap();
+    let mut mapped: Vec<i64> = agent
+        .map::<_, i64, _>(0..10i64)
+        .map(|r| r.unwrap())
+        .collect()
+        .await;
+    assert_eq!(mapped.len(), 10);
+    mapped.sort();
+    assert_eq!(mapped, (0..10).map(|x| x * 2).collect::<Vec<_>>());
+    let joined: Vec<i64> = agent.join(0..10i64).await.unwrap();
+    assert_eq!(joined, (0..10).map(|x| x * 2).collect::<Vec<_>>());
+    let kv: Vec<i64> = agent
+        .kvjoin((0..5i64).map(|x| (Some(format!("k{x}")), x)))
+        .await
+        .unwrap();
+    assert_eq!(kv, vec![0, 2, 4, 6, 8]);
+    let kvm: Vec<i64> = agent
+        .kvmap::<_, _, i64, _>((0..3i64).map(|x| (Some(x.to_string()), x)))
+        .map(|r| r.unwrap())
+        .collect()
+        .await;
+    assert_eq!(kvm.len(), 3);
+    assert_eq!(app.replies().pending(), 0);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_of_ten_thousand_values_has_no_size_limit() {
+    let app = app("join-10k").build().unwrap();
+    let agent = doubler(&app, true);
+    app.start().await.unwrap();
+    let values: Vec<i64> = (0..10_000).collect();
+    let joined: Vec<i64> = within(60, "join 10k", agent.join(values.clone())).await.unwrap();
+    assert_eq!(joined, values.iter().map(|x| x * 2).collect::<Vec<_>>());
+    app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_simultaneous_askers_each_get_their_own_answer() {
+    let app = app("askers").build().unwrap();
+    let agent = doubler(&app, true);
+    app.start().await.unwrap();
+    let tasks: Vec<_> = (0..500i64)
+        .map(|i| {
+            let agent = agent.clone();
+            tokio::spawn(async move { (i, agent.ask::<_, i64>(&i).await.unwrap()) })
+        })
+        .collect();
+    for t in tasks {
+        let (i, r) = within(30, "asker", t).await.unwrap();
+        assert_eq!(r, i * 2);
+    }
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn unknown_and_duplicate_replies_are_ignored() {
+    let app = app("dup-replies").build().unwrap();
+    let agent = app
+        .add_agent(AgentSpec::yielding("twice", |mut s: Stream<i64>, out: Yield<i64>| async move {
+            while let Some(v) = s.next().await {
+                out.send(v).await?;
+                out.send(v + 1).await?; // a second reply with the same correlation id
+            }
+            Ok::<_, Error>(())
+        }))
+        .unwrap();
+    app.start().await.unwrap();
+    let reply_to = app.config().reply_to.clone();
+    let first: i64 = agent.ask(&10).await.unwrap();
+    assert_eq!(first, 10, "the asker takes the first reply");
+    // A reply nobody waits for.
+    let stray = ReqRepResponse::new(serde_json::Value::Null, 5.into(), "nobody");
+    app.send_bytes(&reply_to, None, Some(stray.encode().into()), vec![])
+        .await
+        .unwrap();
+    app.send_bytes(&reply_to, None, Some("garbage".into()), vec![])
+        .await
+        .unwrap();
+    // The reply consumer survived all of it.
+    let again: i64 = agent.ask(&20).await.unwrap();
+    assert_eq!(again, 20);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_promise_is_registered_before_the_request_is_sent() {
+    // The reply consumer is assigned before the first request: even an agent
+    // answering at once never loses the reply (no 3 s sleep, no race).
+    let app = app("early").build().unwrap();
+    let agent = doubler(&app, true);
+    app.start().await.unwrap();
+    for i in 0..50i64 {
+        let r: i64 = within(5, "fast ask", agent.ask(&i)).await.unwrap();
+        assert_eq!(r, i * 2);
+    }
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn ask_nowait_returns_a_promise() {
+    let app = app("nowait").build().unwrap();
+    let agent = doubler(&app, true);
+    app.start().await.unwrap();
+    let p = agent.ask_nowait(&4, SendOptions::default()).await.unwrap();
+    assert_eq!(p.reply_to(), app.config().reply_to);
+    assert_eq!(p.correlation_id().len(), 36);
+    let v = within(5, "promise", p.wait()).await.unwrap();
+    assert_eq!(v, serde_json::json!(8));
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn replies_go_to_the_current_event_and_sinks_get_every_value() {
+    // test_slurp / test_slurp__headers: a request gets a reply, a plain
+    // event does not, and both values reach the sinks.
+    let app = app("slurp").build().unwrap();
+    let sunk = Arc::new(Mutex::new(Vec::new()));
+    let s2 = sunk.clone();
+    let agent = app
+        .add_agent(
+            AgentSpec::handler("echo", |s: String| async move { Ok::<_, Error>(s) })
+                .sink(Sink::callback(move |v: &String| s2.lock().unwrap().push(v.clone()))),
+        )
+        .unwrap();
+    app.start().await.unwrap();
+    agent.send(&"plain").await.unwrap();
+    let r: String = agent.ask(&"request").await.unwrap();
+    assert_eq!(r, "request");
+    assert_eq!(*sunk.lock().unwrap(), vec!["plain", "request"]);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn send_with_reply_to_and_an_envelope_from_a_faust_client() {
+    let app = app("send-reply").build().unwrap();
+    let agent = doubler(&app, true);
+    app.start().await.unwrap();
+    // Like a Python client: an envelope with our own reply topic.
+    let reply_to = "my-replies";
+    let promise = faust_core::ReplyPromise::new(reply_to, "abc").unwrap();
+    app.replies().start(&app, reply_to).await.unwrap();
+    app.replies().add("abc", Arc::new(promise.clone()));
+    let req = ReqRepRequest::new(7.into(), reply_to, "abc").encode();
+    agent.send_raw(None, Some(req.into()), None, vec![]).await.unwrap();
+    assert_eq!(within(5, "reply", promise.wait()).await.unwrap(), serde_json::json!(14));
+    // send_with(reply_to) produces a request without waiting.
+    let meta = agent
+        .send_with(&1, SendOptions::default().reply_to(reply_to).correlation_id("x"))
+        .await
+        .unwrap();
+    assert_eq!(meta.topic, agent.topic());
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn records_map_to_structs_and_back() {
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct Add {
+        a: i64,
+        b: i64,
+    }
+    let app = app("structs").build().unwrap();
+    let agent = app
+        .add_agent(AgentSpec::handler("add", |x: Add| async move { Ok::<_, Error>(x.a + x.b) }))
+        .unwrap();
+    app.start().await.unwrap();
+    let r: i64 = agent.ask(&Add { a: 2, b: 3 }).await.unwrap();
+    assert_eq!(r, 5);
+    app.stop().await.unwrap();
+}

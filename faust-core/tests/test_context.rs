@@ -1,0 +1,193 @@
+//! `test_context()`: the agent test harness (reference §9 and the
+//! `test_context*` tests of §11.2).
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::app;
+use faust_core::{current_agent, AgentSpec, Error, PutOptions, Sink, Stream, Yield};
+
+#[tokio::test]
+async fn a_consumer_agent_records_its_inputs() {
+    let app = app("tc-consumer").build().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    let agent = app
+        .add_agent(AgentSpec::consumer("sinkless", move |mut s: Stream<String>| {
+            let seen = s2.clone();
+            async move {
+                while let Some(v) = s.next().await {
+                    seen.lock().unwrap().push(v);
+                }
+                Ok::<_, Error>(())
+            }
+        }))
+        .unwrap();
+    let ctx = agent.test_context().await.unwrap();
+    let event = ctx.put("hello").await.unwrap();
+    assert_eq!(event.value.as_deref(), Some(&br#""hello""#[..]));
+    assert_eq!((event.partition, event.offset), (0, 0));
+    assert_eq!(event.topic, agent.topic());
+    assert_eq!(*seen.lock().unwrap(), vec!["hello"]);
+    assert_eq!(ctx.results::<String>().unwrap(), vec!["hello"]);
+    ctx.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_yielding_agent_records_its_outputs_even_two_per_input() {
+    let app = app("tc-yield").build().unwrap();
+    let agent = app
+        .add_agent(AgentSpec::yielding("twice", |mut s: Stream<i64>, out: Yield<i64>| async move {
+            while let Some(v) = s.next().await {
+                out.send(v).await?;
+                out.send(v + 100).await?;
+            }
+            Ok::<_, Error>(())
+        }))
+        .unwrap();
+    let ctx = agent.test_context().await.unwrap();
+    ctx.put(&1).await.unwrap();
+    ctx.put(&2).await.unwrap();
+    assert_eq!(ctx.results::<i64>().unwrap(), vec![1, 101, 2, 102]);
+}
+
+#[tokio::test]
+async fn a_handler_agent_records_each_result_once_with_concurrency() {
+    let app = app("tc-handler").build().unwrap();
+    let agent = app
+        .add_agent(
+            AgentSpec::handler("upper", |s: String| async move { Ok::<_, Error>(s.to_uppercase()) })
+                .concurrency(3),
+        )
+        .unwrap();
+    let ctx = agent.test_context().await.unwrap();
+    for w in ["a", "b", "c", "d"] {
+        ctx.put(w).await.unwrap();
+    }
+    let mut got = ctx.results::<String>().unwrap();
+    got.sort();
+    assert_eq!(got, vec!["A", "B", "C", "D"]);
+}
+
+#[tokio::test]
+async fn put_surfaces_the_agent_error() {
+    let app = app("tc-error").build().unwrap();
+    let agent = app
+        .add_agent(AgentSpec::consumer("fails", |mut s: Stream<i64>| async move {
+            while let Some(v) = s.next().await {
+                if v < 0 {
+                    return Err(Error::config("negative"));
+                }
+            }
+            Ok(())
+        }))
+        .unwrap();
+    let ctx = agent.test_context().await.unwrap();
+    ctx.put(&1).await.unwrap();
+    let err = ctx.put(&-1).await.unwrap_err();
+    assert!(err.to_string().contains("negative"), "{err}");
+    // The supervisor restarted it: the next put works.
+    ctx.put(&2).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_sink_that_fails_makes_put_fail() {
+    let app = app("tc-sink").build().unwrap();
+    let agent = app
+        .add_agent(
+            AgentSpec::handler("h", |x: i64| async move { Ok::<_, Error>(x) }).sink(
+                Sink::callback(|v: &i64| {
+                    if *v == 13 {
+                        Err("unlucky")
+                    } else {
+                        Ok(())
+                    }
+                }),
+            ),
+        )
+        .unwrap();
+    let ctx = agent.test_context().await.unwrap();
+    ctx.put(&1).await.unwrap();
+    let err = ctx.put(&13).await.unwrap_err();
+    assert!(err.to_string().contains("unlucky"), "{err}");
+}
+
+#[tokio::test]
+async fn a_filtered_input_does_not_hang_put() {
+    let app = app("tc-filter").build().unwrap();
+    let agent = app
+        .add_agent(AgentSpec::yielding("evens", |mut s: Stream<i64>, out: Yield<i64>| async move {
+            while let Some(v) = s.next().await {
+                if v % 2 == 0 {
+                    out.send(v).await?;
+                }
+            }
+            Ok::<_, Error>(())
+        }))
+        .unwrap();
+    let ctx = agent.test_context().await.unwrap();
+    ctx.put(&1).await.unwrap();
+    ctx.put(&2).await.unwrap();
+    assert_eq!(ctx.results::<i64>().unwrap(), vec![2]);
+}
+
+#[tokio::test]
+async fn put_times_out_with_a_clear_error_when_the_agent_is_stuck() {
+    let app = app("tc-stuck").build().unwrap();
+    let agent = app
+        .add_agent(AgentSpec::consumer("stuck", |mut s: Stream<i64>| async move {
+            s.next().await;
+            std::future::pending::<()>().await;
+            Ok::<_, Error>(())
+        }))
+        .unwrap();
+    let ctx = agent.test_context().await.unwrap();
+    let err = ctx
+        .put_with(&1, PutOptions::default().timeout(Duration::from_millis(200)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    // no_wait returns at once.
+    ctx.put_with(&2, PutOptions::default().no_wait()).await.unwrap();
+}
+
+#[tokio::test]
+async fn key_partition_and_headers_reach_the_event() {
+    let app = app("tc-meta").build().unwrap();
+    let got = Arc::new(Mutex::new(None));
+    let g2 = got.clone();
+    let agent = app
+        .add_agent(AgentSpec::consumer("meta", move |mut s: Stream<i64>| {
+            let got = g2.clone();
+            async move {
+                while let Some(ev) = s.next_event().await {
+                    let m = ev.message();
+                    *got.lock().unwrap() = Some((
+                        ev.key::<String>().unwrap(),
+                        m.partition(),
+                        m.headers().clone(),
+                        current_agent().map(|a| a.name().to_string()),
+                    ));
+                }
+                Ok::<_, Error>(())
+            }
+        }))
+        .unwrap();
+    let ctx = agent.test_context().await.unwrap();
+    ctx.put_with(
+        &5,
+        PutOptions::default()
+            .key("k1")
+            .partition(3)
+            .header("trace", "abc"),
+    )
+    .await
+    .unwrap();
+    let (key, partition, headers, who) = got.lock().unwrap().clone().unwrap();
+    assert_eq!(key.as_deref(), Some("k1"));
+    assert_eq!(partition, 3);
+    assert_eq!(headers, vec![("trace".to_string(), bytes::Bytes::from_static(b"abc"))]);
+    assert_eq!(who.as_deref(), Some("meta"));
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The whole test suite, from scratch: lints, offline tests (embedded broker and
+# librdkafka's mock cluster), then the real-broker suite against an Apache Kafka
+# broker this script installs and starts on 127.0.0.1 (and stops afterwards).
+#
+#   scripts/test.sh            everything
+#   SKIP_BROKER=1 scripts/test.sh   offline layer only
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "offline tests (embedded broker, mock Kafka cluster, macro UI tests)"
+cargo test --workspace
+
+if [[ "${SKIP_BROKER:-0}" == "1" ]]; then
+  echo "SKIP_BROKER=1: real-broker suite skipped"
+  exit 0
+fi
+
+step "real Apache Kafka broker"
+scripts/kafka.sh install
+scripts/kafka.sh start
+trap 'scripts/kafka.sh stop >/dev/null 2>&1 || true' EXIT
+
+for suite in scripts/suites/*.sh; do
+  [[ -e "$suite" ]] || continue
+  step "suite $(basename "$suite")"
+  bash "$suite"
+done
+
+step "all tests passed"
