@@ -536,6 +536,15 @@ impl Agent {
     pub fn stats(&self) -> &AgentStats {
         &self.inner.stats
     }
+    /// The channel the agent reads: its topic name (Faust's `agent.channel`).
+    pub fn channel(&self) -> &str {
+        &self.inner.topic
+    }
+    /// A stream over the agent's shared queue (Faust's `channel_iterator`);
+    /// same as [`stream`](Self::stream) with no partition.
+    pub fn channel_iterator<T: Value>(&self) -> Result<Stream<T>> {
+        self.stream(None)
+    }
     /// Topic names the agent subscribes to.
     pub fn get_topic_names(&self) -> Vec<String> {
         vec![self.inner.topic.clone()]

@@ -171,10 +171,10 @@ impl ErasedSink {
         }
     }
 
-    pub(crate) fn send<'a>(
+    pub(crate) fn send(
         &self,
         app: &App,
-        value: &'a (dyn Any + Send + Sync),
+        value: &(dyn Any + Send + Sync),
     ) -> BoxFuture<'static, Result<()>> {
         (self.send)(app, value)
     }

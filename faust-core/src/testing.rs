@@ -176,12 +176,14 @@ impl TestContext {
         opts: PutOptions,
     ) -> Result<TestEvent> {
         let agent = &self.agent;
-        let mut send = crate::rpc::SendOptions::default();
-        send.key = opts.key.clone();
-        send.partition = Some(opts.partition.unwrap_or(0));
-        send.timestamp = opts.timestamp;
-        send.headers = opts.headers.clone();
-        send.correlation_id = opts.correlation_id.clone();
+        let send = crate::rpc::SendOptions {
+            key: opts.key.clone(),
+            partition: Some(opts.partition.unwrap_or(0)),
+            timestamp: opts.timestamp,
+            headers: opts.headers.clone(),
+            correlation_id: opts.correlation_id.clone(),
+            ..Default::default()
+        };
         let record: ProducerRecord = match &opts.reply_to {
             Some(reply_to) => {
                 let cid = opts

@@ -528,6 +528,13 @@ impl<'de> Visitor<'de> for BlessingVisitor {
     }
 }
 
+/// Cheap pre-check: could these bytes be a `ReqRepRequest` envelope?
+/// (Avoids parsing every ordinary JSON value twice.)
+pub fn looks_like_request(bytes: &[u8]) -> bool {
+    const NEEDLE: &[u8] = b"ReqRepRequest";
+    bytes.first() == Some(&b'{') && bytes.windows(NEEDLE.len()).any(|w| w == NEEDLE)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -749,11 +756,4 @@ mod tests {
         let err = vec![(ERROR_HEADER.to_owned(), Bytes::from_static(b"boom"))];
         assert_eq!(error_from_headers(&err).as_deref(), Some("boom"));
     }
-}
-
-/// Cheap pre-check: could these bytes be a `ReqRepRequest` envelope?
-/// (Avoids parsing every ordinary JSON value twice.)
-pub fn looks_like_request(bytes: &[u8]) -> bool {
-    const NEEDLE: &[u8] = b"ReqRepRequest";
-    bytes.first() == Some(&b'{') && bytes.windows(NEEDLE.len()).any(|w| w == NEEDLE)
 }

@@ -593,3 +593,80 @@ async fn tracebacks_show_where_each_actor_waits() {
     assert!(!human.contains("[\""), "not a debug dump of a list: {human}");
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn bincode_and_raw_codecs_work_end_to_end() {
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq, Clone)]
+    struct Point {
+        x: i32,
+        y: i32,
+    }
+    let app = app("codecs").build().unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let tx2 = tx.clone();
+    let bin = app
+        .add_agent(
+            AgentSpec::consumer("bin", move |mut s: Stream<Point>| {
+                let tx = tx.clone();
+                async move {
+                    while let Some(p) = s.next().await {
+                        let _ = tx.send(format!("{p:?}"));
+                    }
+                    Ok::<_, Error>(())
+                }
+            })
+            .value_codec(faust_core::Codec::Bincode),
+        )
+        .unwrap();
+    let raw = app
+        .add_agent(
+            AgentSpec::consumer("raw", move |mut s: Stream<String>| {
+                let tx = tx2.clone();
+                async move {
+                    while let Some(p) = s.next().await {
+                        let _ = tx.send(p);
+                    }
+                    Ok::<_, Error>(())
+                }
+            })
+            .value_codec(faust_core::Codec::Raw),
+        )
+        .unwrap();
+    app.start().await.unwrap();
+    bin.send(&Point { x: 1, y: 2 }).await.unwrap();
+    assert_eq!(take(&mut rx, 1).await, vec!["Point { x: 1, y: 2 }"]);
+    raw.send_raw(None, Some("plain bytes".into()), None, vec![])
+        .await
+        .unwrap();
+    assert_eq!(take(&mut rx, 1).await, vec!["plain bytes"]);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_extra_stream_and_actor_from_stream_share_the_queue() {
+    let app = app("extra-stream").build().unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let agent = app
+        .add_agent(AgentSpec::consumer("q", move |mut s: Stream<i64>| {
+            let tx = tx.clone();
+            async move {
+                while let Some(v) = s.next().await {
+                    let _ = tx.send(v);
+                }
+                Ok::<_, Error>(())
+            }
+        }))
+        .unwrap();
+    app.start().await.unwrap();
+    assert_eq!(agent.channel(), agent.topic());
+    let stream = agent.channel_iterator::<i64>().unwrap();
+    let extra = agent.actor_from_stream(stream);
+    for v in 0..20i64 {
+        agent.send(&v).await.unwrap();
+    }
+    let mut got = take(&mut rx, 20).await;
+    got.sort();
+    assert_eq!(got, (0..20).collect::<Vec<_>>());
+    app.stop().await.unwrap();
+    extra.abort();
+}
