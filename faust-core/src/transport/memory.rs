@@ -1723,19 +1723,35 @@ mod tests {
     async fn concurrent_producers_and_group_consumers() {
         let b = broker();
         b.create_topic(&TopicSpec::new("c", 8)).await.unwrap();
+        // Both consumers commit after every batch, like an app, and run
+        // until the group as a whole has seen everything.
+        let total = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();
         for _ in 0..2 {
             let mut c = join(&b, "g", "c").await;
+            let total = total.clone();
             tasks.push(tokio::spawn(async move {
                 let mut seen = Vec::new();
-                while seen.len() < 20_000 {
-                    match timeout(Duration::from_millis(300), c.poll()).await {
+                let start = std::time::Instant::now();
+                while total.load(Ordering::SeqCst) < 20_000 {
+                    assert!(
+                        start.elapsed() < Duration::from_secs(10),
+                        "consumer timed out"
+                    );
+                    match timeout(Duration::from_millis(20), c.poll()).await {
                         Ok(Ok(ConsumerEvent::Records(rs))) => {
-                            seen.extend(rs.into_iter().map(|r| (r.partition, r.offset)))
+                            total.fetch_add(rs.len(), Ordering::SeqCst);
+                            let mut next = BTreeMap::new();
+                            for r in rs {
+                                next.insert(r.topic_partition(), r.offset + 1);
+                                seen.push((r.partition, r.offset));
+                            }
+                            let offsets: Vec<_> = next.into_iter().collect();
+                            c.commit(&offsets).await.unwrap();
                         }
                         Ok(Ok(_)) => {}
                         Ok(Err(e)) => panic!("{e}"),
-                        Err(_) => break,
+                        Err(_) => {}
                     }
                 }
                 (c, seen)
@@ -1754,8 +1770,11 @@ mod tests {
             p.await.unwrap();
         }
         let mut all = BTreeSet::new();
+        let mut consumers = Vec::new();
         for t in tasks {
-            let (_c, seen) = timeout(Duration::from_secs(10), t).await.unwrap().unwrap();
+            let (c, seen) = timeout(Duration::from_secs(15), t).await.unwrap().unwrap();
+            assert!(!seen.is_empty(), "one consumer got nothing");
+            consumers.push(c);
             for s in seen {
                 assert!(all.insert(s), "duplicate {s:?}");
             }
