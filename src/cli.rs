@@ -117,7 +117,15 @@ pub(crate) async fn main(builder: Option<AppBuilder>) -> anyhow::Result<()> {
     let app = builder.build()?;
     registry.add_all(&app)?;
 
-    match cli.command.unwrap_or(Command::Worker) {
+    let command = cli.command.unwrap_or(Command::Worker);
+    // On the embedded broker nobody else runs the agents: `send` and `ask`
+    // start them in this process.
+    let local = app.config().broker.starts_with("memory://")
+        && matches!(command, Command::Send { .. } | Command::Ask { .. });
+    if local {
+        app.start().await?;
+    }
+    let result = match command {
         Command::Worker => worker(&app).await,
         Command::Agents { json } => agents(&app, json),
         Command::Send {
@@ -132,7 +140,9 @@ pub(crate) async fn main(builder: Option<AppBuilder>) -> anyhow::Result<()> {
             key,
             timeout,
         } => ask(&app, &agent, &value, key, timeout).await,
-    }
+    };
+    app.stop().await?;
+    result
 }
 
 fn banner(app: &App) -> String {
@@ -252,6 +262,5 @@ async fn ask(
     opts.key = key.map(Into::into);
     let reply: serde_json::Value = agent.ask_with(&parse_value(raw), opts).await?;
     println!("{}", serde_json::to_string(&reply)?);
-    app.stop().await?;
     Ok(())
 }

@@ -129,6 +129,20 @@ impl ActorCtx {
     /// Wait for the next message this actor may process.
     async fn recv(&self) -> Option<Delivery> {
         loop {
+            if self.cancel.is_cancelled() {
+                return None;
+            }
+            // Fast path: an event is ready and no other actor is waiting for
+            // the queue (a waiting actor holds its place in the lock's FIFO).
+            if let Ok(mut q) = self.queue.try_lock() {
+                if let Ok(mut delivery) = q.try_recv() {
+                    drop(q);
+                    if delivery.start() {
+                        return Some(delivery);
+                    }
+                    continue;
+                }
+            }
             let mut delivery = {
                 let next = async {
                     let mut q = self.queue.lock().await;
