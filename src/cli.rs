@@ -97,7 +97,10 @@ fn parse_value(raw: &str) -> serde_json::Value {
 pub(crate) async fn main(builder: Option<AppBuilder>) -> anyhow::Result<()> {
     let cli = Cli::parse();
     let is_worker = matches!(cli.command, None | Some(Command::Worker));
-    init_logging(cli.loglevel.as_deref(), if is_worker { "info" } else { "warn" });
+    init_logging(
+        cli.loglevel.as_deref(),
+        if is_worker { "info" } else { "warn" },
+    );
 
     let registry = Registry::collect()?;
     if registry.descriptors().is_empty() {
@@ -158,7 +161,11 @@ fn banner(app: &App) -> String {
             a.name(),
             a.topic(),
             a.concurrency(),
-            if a.isolated_partitions() { " isolated_partitions" } else { "" }
+            if a.isolated_partitions() {
+                " isolated_partitions"
+            } else {
+                ""
+            }
         ));
     }
     out
@@ -181,7 +188,7 @@ fn agents(app: &App, json: bool) -> anyhow::Result<()> {
                 "name": format!("@{}", a.name()),
                 "topic": a.topic(),
                 "concurrency": a.concurrency(),
-                "help": if a.help().is_empty() { "<N/A>" } else { a.help() },
+                "help": a.help().lines().next().filter(|l| !l.is_empty()).unwrap_or("<N/A>"),
             })
         })
         .collect();
@@ -198,7 +205,11 @@ fn agents(app: &App, json: bool) -> anyhow::Result<()> {
             .max(min)
     };
     let (wn, wt) = (width("name", 4), width("topic", 5));
-    writeln!(out, "{:<wn$}  {:<wt$}  {:>11}  help", "name", "topic", "concurrency")?;
+    writeln!(
+        out,
+        "{:<wn$}  {:<wt$}  {:>11}  help",
+        "name", "topic", "concurrency"
+    )?;
     writeln!(out, "{}", "-".repeat(wn + wt + 11 + 10))?;
     for r in &rows {
         writeln!(

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::Agent;
-use crate::codec::{Codec, Value};
+use crate::codec::Value;
 use crate::error::{Error, Result};
 use crate::message::{Delivery, Message};
 use crate::record::header;
@@ -194,10 +194,11 @@ impl ActorCtx {
             },
             other => other,
         };
-        if codec == Codec::Json && wire::looks_like_request(raw) {
+        if wire::looks_like_request(raw) {
+            // The envelope is JSON whatever the agent's codec (Faust's format).
             if let Some(req) = wire::ReqRepRequest::decode(raw).map_err(located)? {
-                let value = serde_json::from_value(req.value)
-                    .map_err(|e| located(Error::from(e)))?;
+                let value =
+                    serde_json::from_value(req.value).map_err(|e| located(Error::from(e)))?;
                 let reply = Some(ReplyAddr {
                     reply_to: req.reply_to,
                     correlation_id: req.correlation_id,
@@ -263,10 +264,7 @@ impl ActorCtx {
         self.agent.report_error(err);
         let app = self.agent.app();
         if let Some(addr) = reply {
-            if let Err(e) = app
-                .send_reply(&addr, msg.key(), Err(err.to_string()))
-                .await
-            {
+            if let Err(e) = app.send_reply(&addr, msg.key(), Err(err.to_string())).await {
                 tracing::warn!(error = %e, "could not send the error reply");
             }
         }
@@ -281,9 +279,7 @@ impl ActorCtx {
     async fn crash_current(&self, err: &Error) {
         let cur = self.lock().take();
         match cur {
-            Some(cur) => {
-                self.fail_event(cur.delivery, cur.reply, err).await
-            }
+            Some(cur) => self.fail_event(cur.delivery, cur.reply, err).await,
             None => self.agent.report_error(err),
         }
     }

@@ -563,7 +563,12 @@ impl Agent {
     /// # Panics
     /// If the app was dropped while the agent handle is still used.
     pub fn app(&self) -> App {
-        App::from_inner(self.inner.app.upgrade().expect("the agent's app was dropped"))
+        App::from_inner(
+            self.inner
+                .app
+                .upgrade()
+                .expect("the agent's app was dropped"),
+        )
     }
 
     pub(crate) fn try_app(&self) -> Option<App> {
@@ -721,7 +726,13 @@ impl Agent {
         };
         let id = st.next_id;
         st.next_id += 1;
-        let ctx = ActorCtx::new(self.clone(), index, partition, queue, CancellationToken::new());
+        let ctx = ActorCtx::new(
+            self.clone(),
+            index,
+            partition,
+            queue,
+            CancellationToken::new(),
+        );
         let root = app
             .tree_registry()
             .register((self.name().to_string(), id), ctx.label().to_string());
@@ -780,7 +791,9 @@ impl Agent {
             }
             Decision::ForfeitOne => {
                 tracing::error!(agent = %self.name(), "actor forfeited after crash; not restarted");
-                self.state().finished.push(format!("{} (forfeited)", handle.ctx.label()));
+                self.state()
+                    .finished
+                    .push(format!("{} (forfeited)", handle.ctx.label()));
             }
             Decision::ForfeitAll => {
                 let others = self.take_actors();
@@ -1039,9 +1052,10 @@ impl Agent {
         let agent = self.clone();
         tokio::spawn(async move {
             let app = agent.app();
-            let root = app
-                .tree_registry()
-                .register((agent.name().to_string(), u64::MAX), ctx.label().to_string());
+            let root = app.tree_registry().register(
+                (agent.name().to_string(), u64::MAX),
+                ctx.label().to_string(),
+            );
             match run_actor(ctx, body, root).await {
                 Outcome::Finished => Ok(()),
                 Outcome::Crashed(e) => Err(e),
@@ -1135,7 +1149,11 @@ impl std::hash::Hash for Agent {
 
 impl fmt::Debug for Agent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = if self.state().started { "running" } else { "init" };
+        let state = if self.state().started {
+            "running"
+        } else {
+            "init"
+        };
         write!(f, "<Agent: {state} {}>", self.name())
     }
 }

@@ -18,7 +18,9 @@ use crate::error::{Error, Result};
 use crate::manager::AgentManager;
 use crate::message::Message;
 use crate::record::{Headers, ProducerRecord, RecordMetadata};
-use crate::transport::{self, OffsetReset, SubscribeOptions, TopicSpec, Transport, TransportFactory};
+use crate::transport::{
+    self, OffsetReset, SubscribeOptions, TopicSpec, Transport, TransportFactory,
+};
 use crate::wire;
 
 /// Environment variable naming the broker URL.
@@ -327,8 +329,11 @@ impl App {
         }
         if let Some(dlq) = &cfg.dead_letter_topic {
             let spec = TopicSpec::new(dlq.clone(), cfg.topic_partitions);
-            self.with_broker_deadline("creating dead-letter topic", self.transport().create_topic(&spec))
-                .await?;
+            self.with_broker_deadline(
+                "creating dead-letter topic",
+                self.transport().create_topic(&spec),
+            )
+            .await?;
         }
         self.crashed_reset();
         self.agents().start().await?;
@@ -510,8 +515,13 @@ impl App {
             value,
             correlation_id: addr.correlation_id.clone(),
         };
-        self.send_bytes(&addr.reply_to, None, Some(response.encode().into()), headers)
-            .await?;
+        self.send_bytes(
+            &addr.reply_to,
+            None,
+            Some(response.encode().into()),
+            headers,
+        )
+        .await?;
         Ok(())
     }
 
@@ -522,7 +532,10 @@ impl App {
         };
         let mut headers = msg.headers().clone();
         headers.push(("faust-error".into(), Bytes::from(err.to_string())));
-        headers.push(("faust-source-topic".into(), Bytes::from(msg.topic().to_string())));
+        headers.push((
+            "faust-source-topic".into(),
+            Bytes::from(msg.topic().to_string()),
+        ));
         headers.push((
             "faust-source-partition".into(),
             Bytes::from(msg.partition().to_string()),

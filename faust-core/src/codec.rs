@@ -241,7 +241,10 @@ mod tests {
 
     #[test]
     fn json_round_trip() {
-        let o = Order { id: 1, item: "tea".into() };
+        let o = Order {
+            id: 1,
+            item: "tea".into(),
+        };
         let bytes = Codec::Json.encode(&o).unwrap();
         assert_eq!(bytes, br#"{"id":1,"item":"tea"}"#);
         assert_eq!(Codec::Json.decode::<Order>(&bytes).unwrap(), o);
@@ -249,7 +252,10 @@ mod tests {
 
     #[test]
     fn bincode_round_trip() {
-        let o = Order { id: 7, item: "x".into() };
+        let o = Order {
+            id: 7,
+            item: "x".into(),
+        };
         let bytes = Codec::Bincode.encode(&o).unwrap();
         assert_eq!(Codec::Bincode.decode::<Order>(&bytes).unwrap(), o);
     }
@@ -283,6 +289,10 @@ mod tests {
     #[test]
     fn codec_names_parse() {
         assert_eq!("bincode".parse::<Codec>().unwrap(), Codec::Bincode);
-        assert!("yaml".parse::<Codec>().unwrap_err().to_string().contains("json, bincode, raw"));
+        assert!("yaml"
+            .parse::<Codec>()
+            .unwrap_err()
+            .to_string()
+            .contains("json, bincode, raw"));
     }
 }

@@ -47,7 +47,9 @@ pub enum Error {
         reason: String,
     },
     /// A message could not be decoded into the agent's value type.
-    #[error("cannot decode message {topic}[{partition}]@{offset} with the {codec} codec: {reason}")]
+    #[error(
+        "cannot decode message {topic}[{partition}]@{offset} with the {codec} codec: {reason}"
+    )]
     Decode {
         /// Topic of the message.
         topic: String,

@@ -23,7 +23,12 @@ inventory::collect!(AgentDescriptor);
 /// are an error naming both places.
 pub fn descriptors() -> Result<Vec<&'static AgentDescriptor>> {
     let mut all: Vec<&'static AgentDescriptor> = inventory::iter::<AgentDescriptor>().collect();
-    all.sort_by(|a, b| a.name.cmp(b.name).then(a.file.cmp(b.file)).then(a.line.cmp(&b.line)));
+    all.sort_by(|a, b| {
+        a.name
+            .cmp(b.name)
+            .then(a.file.cmp(b.file))
+            .then(a.line.cmp(&b.line))
+    });
     for pair in all.windows(2) {
         if pair[0].name == pair[1].name {
             return Err(Error::DuplicateAgent(format!(

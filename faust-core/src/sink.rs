@@ -108,7 +108,9 @@ impl<R: Value> Sink<R> {
                     let encoded = target.and_then(|a| Ok((a.value_codec().encode(value)?, a)));
                     async move {
                         let (bytes, agent) = encoded?;
-                        agent.send_raw(None, Some(bytes.into()), None, Vec::new()).await?;
+                        agent
+                            .send_raw(None, Some(bytes.into()), None, Vec::new())
+                            .await?;
                         Ok(())
                     }
                     .boxed()

@@ -158,7 +158,10 @@ mod tests {
             assert_eq!(name.parse::<SupervisorStrategy>().unwrap(), s);
             assert_eq!(s.name(), name);
         }
-        let err = "one4one".parse::<SupervisorStrategy>().unwrap_err().to_string();
+        let err = "one4one"
+            .parse::<SupervisorStrategy>()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("one_for_all"), "{err}");
     }
 }

@@ -256,7 +256,11 @@ impl TestContext {
     /// What the agent produced (for consumers: the inputs it processed), in
     /// order, decoded into `V`.
     pub fn results<V: DeserializeOwned>(&self) -> Result<Vec<V>> {
-        let entries = self.results.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let entries = self
+            .results
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         entries
             .into_iter()
             .map(|e| match e {

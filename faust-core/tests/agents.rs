@@ -51,7 +51,11 @@ async fn concurrency_round_robin(actors: usize, events: usize) {
         *per_actor.entry(*idx).or_default() += 1;
     }
     if actors > 1 {
-        assert_eq!(per_actor.len(), actors, "every actor got work: {per_actor:?}");
+        assert_eq!(
+            per_actor.len(),
+            actors,
+            "every actor got work: {per_actor:?}"
+        );
         // Idle actors take events in turn: dispatch is round-robin by index.
         for (i, (idx, ..)) in seen.iter().enumerate() {
             assert_eq!(*idx, Some(i % actors), "event #{i} went to actor {idx:?}");
@@ -107,7 +111,9 @@ async fn isolated_partitions_with_concurrency_is_rejected() {
         .add_agent(recording_agent("a", 2, tx).isolated_partitions(true))
         .unwrap_err();
     assert!(matches!(err, Error::Config(_)));
-    assert!(err.to_string().contains("concurrency must be 1 when using isolated partitions"));
+    assert!(err
+        .to_string()
+        .contains("concurrency must be 1 when using isolated partitions"));
 }
 
 #[tokio::test]
@@ -115,7 +121,10 @@ async fn concurrency_zero_is_rejected() {
     let app = app("conc0").build().unwrap();
     let (tx, _rx) = mpsc::unbounded_channel();
     let err = app.add_agent(recording_agent("a", 0, tx)).unwrap_err();
-    assert!(err.to_string().contains("concurrency must be at least 1"), "{err}");
+    assert!(
+        err.to_string().contains("concurrency must be at least 1"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -140,19 +149,30 @@ async fn isolated_partitions_one_actor_per_partition_each_sees_only_its_own() {
     app.start().await.unwrap();
     for i in 0..400i64 {
         agent
-            .send_with(&i, faust_core::SendOptions::default().partition((i % 8) as i32))
+            .send_with(
+                &i,
+                faust_core::SendOptions::default().partition((i % 8) as i32),
+            )
             .await
             .unwrap();
     }
     let seen = take(&mut rx, 400).await;
     let mut per_tp: HashMap<i32, Vec<i64>> = HashMap::new();
     for (mine, p, o) in seen {
-        assert_eq!(mine, Some(p), "an isolated actor receives only its partition");
+        assert_eq!(
+            mine,
+            Some(p),
+            "an isolated actor receives only its partition"
+        );
         per_tp.entry(p).or_default().push(o);
     }
     assert_eq!(per_tp.len(), 8);
     for (p, offsets) in per_tp {
-        assert_eq!(offsets, (0..50).collect::<Vec<_>>(), "partition {p} in order, uniform");
+        assert_eq!(
+            offsets,
+            (0..50).collect::<Vec<_>>(),
+            "partition {p} in order, uniform"
+        );
     }
     assert_eq!(agent.active_partitions(), (0..8).collect::<Vec<_>>());
     assert_eq!(agent.actor_count(), 8);
@@ -180,14 +200,33 @@ async fn isolated_partitions_rebalancing_starts_and_truly_stops_actors() {
             .collect()
     };
     let mut current: Vec<i32> = vec![];
-    for next in [vec![0], vec![1], vec![0, 1], vec![2, 3], vec![0, 1, 2, 3], vec![4, 5, 6, 7]] {
-        let revoked: Vec<i32> = current.iter().copied().filter(|p| !next.contains(p)).collect();
-        let assigned: Vec<i32> = next.iter().copied().filter(|p| !current.contains(p)).collect();
+    for next in [
+        vec![0],
+        vec![1],
+        vec![0, 1],
+        vec![2, 3],
+        vec![0, 1, 2, 3],
+        vec![4, 5, 6, 7],
+    ] {
+        let revoked: Vec<i32> = current
+            .iter()
+            .copied()
+            .filter(|p| !next.contains(p))
+            .collect();
+        let assigned: Vec<i32> = next
+            .iter()
+            .copied()
+            .filter(|p| !current.contains(p))
+            .collect();
         app.agents()
             .on_rebalance(&tps(&revoked), &tps(&assigned))
             .await
             .unwrap();
-        assert_eq!(agent.active_partitions(), next, "actors after rebalance to {next:?}");
+        assert_eq!(
+            agent.active_partitions(),
+            next,
+            "actors after rebalance to {next:?}"
+        );
         assert_eq!(agent.actor_count(), next.len(), "no zombie actors");
         current = next;
     }
@@ -295,11 +334,16 @@ async fn sinks_on_a_consumer_or_of_the_wrong_type_are_rejected() {
     let err = app
         .add_agent(consumer.clone().sink(Sink::<i64>::topic("x")))
         .unwrap_err();
-    assert!(err.to_string().contains("must produce values to use sinks"), "{err}");
+    assert!(
+        err.to_string().contains("must produce values to use sinks"),
+        "{err}"
+    );
     let c = app.add_agent(consumer).unwrap();
     assert!(c.add_sink(Sink::<i64>::topic("x")).is_err());
     let h = app
-        .add_agent(AgentSpec::handler("h", |x: i64| async move { Ok::<_, Error>(x) }))
+        .add_agent(AgentSpec::handler("h", |x: i64| async move {
+            Ok::<_, Error>(x)
+        }))
         .unwrap();
     let err = h.add_sink(Sink::<String>::topic("x")).unwrap_err();
     assert!(err.to_string().contains("produces `i64`"), "{err}");
@@ -380,12 +424,19 @@ async fn one_for_all_restarts_every_actor() {
     agent.send(&0).await.unwrap();
     let mut again: Vec<_> = take(&mut rx, 3).await.into_iter().map(|x| x.1).collect();
     again.sort();
-    assert_eq!(again, vec![Some(0), Some(1), Some(2)], "all three restarted");
+    assert_eq!(
+        again,
+        vec![Some(0), Some(1), Some(2)],
+        "all three restarted"
+    );
     assert_eq!(agent.actor_count(), 3);
     app.stop().await.unwrap();
 }
 
-async fn crash_with(strategy: SupervisorStrategy, concurrency: usize) -> (faust_core::App, faust_core::Agent) {
+async fn crash_with(
+    strategy: SupervisorStrategy,
+    concurrency: usize,
+) -> (faust_core::App, faust_core::Agent) {
     let app = app("forfeit").build().unwrap();
     let agent = app
         .add_agent(
@@ -422,7 +473,10 @@ async fn forfeit_one_for_one_does_not_restart_the_crashed_actor() {
     })
     .await;
     assert_eq!(agent.stats().restarts(), 0);
-    assert!(agent.actor_tracebacks().iter().any(|t| t.contains("forfeited")));
+    assert!(agent
+        .actor_tracebacks()
+        .iter()
+        .any(|t| t.contains("forfeited")));
     app.stop().await.unwrap();
 }
 
@@ -455,10 +509,13 @@ async fn exceeding_the_restart_budget_crashes_the_app() {
         .build()
         .unwrap();
     let agent = app
-        .add_agent(AgentSpec::consumer("always-fails", |mut s: Stream<i64>| async move {
-            s.next().await;
-            Err::<(), _>(Error::config("no"))
-        }))
+        .add_agent(AgentSpec::consumer(
+            "always-fails",
+            |mut s: Stream<i64>| async move {
+                s.next().await;
+                Err::<(), _>(Error::config("no"))
+            },
+        ))
         .unwrap();
     let run = {
         let app = app.clone();
@@ -482,10 +539,13 @@ async fn exceeding_the_restart_budget_crashes_the_app() {
 async fn an_agent_that_returns_is_finished_not_restarted() {
     let app = app("finish").build().unwrap();
     let agent = app
-        .add_agent(AgentSpec::consumer("once", |mut s: Stream<i64>| async move {
-            s.next().await;
-            Ok::<_, Error>(())
-        }))
+        .add_agent(AgentSpec::consumer(
+            "once",
+            |mut s: Stream<i64>| async move {
+                s.next().await;
+                Ok::<_, Error>(())
+            },
+        ))
         .unwrap();
     app.start().await.unwrap();
     agent.send(&1).await.unwrap();
@@ -498,7 +558,10 @@ async fn an_agent_that_returns_is_finished_not_restarted() {
     assert_eq!(agent.stats().restarts(), 0);
     let tbs = agent.actor_tracebacks();
     assert_eq!(tbs.len(), 1);
-    assert!(tbs[0].starts_with("Could not extract traceback for actor"), "{tbs:?}");
+    assert!(
+        tbs[0].starts_with("Could not extract traceback for actor"),
+        "{tbs:?}"
+    );
     app.stop().await.unwrap();
 }
 
@@ -534,7 +597,9 @@ async fn undecodable_messages_are_reported_dead_lettered_and_skipped() {
     assert_eq!(errors.len(), 1);
     let topic = agent.topic().to_string();
     assert!(
-        errors[0].contains(&format!("cannot decode message {topic}[0]@0 with the json codec")),
+        errors[0].contains(&format!(
+            "cannot decode message {topic}[0]@0 with the json codec"
+        )),
         "{errors:?}"
     );
     assert_eq!(agent.stats().restarts(), 0, "a bad message is not a crash");
@@ -574,7 +639,12 @@ async fn tracebacks_show_where_each_actor_waits() {
     within(5, "both actors waiting", async {
         loop {
             let tbs = app.agents().actor_tracebacks();
-            if tbs["waiter"].iter().filter(|t| t.contains("waiting for the next event")).count() == 2 {
+            if tbs["waiter"]
+                .iter()
+                .filter(|t| t.contains("waiting for the next event"))
+                .count()
+                == 2
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -590,7 +660,10 @@ async fn tracebacks_show_where_each_actor_waits() {
     let human = app.agents().human_tracebacks();
     assert!(human.contains("TRACEBACK OF ALL RUNNING AGENT ACTORS"));
     assert!(human.contains("* waiter ----->"));
-    assert!(!human.contains("[\""), "not a debug dump of a list: {human}");
+    assert!(
+        !human.contains("[\""),
+        "not a debug dump of a list: {human}"
+    );
     app.stop().await.unwrap();
 }
 

@@ -59,21 +59,31 @@ async fn two_apps_in_one_group_split_the_partitions() {
     .await;
     for i in 0..200i64 {
         agent_a
-            .send_with(&i, faust_core::SendOptions::default().partition((i % 8) as i32))
+            .send_with(
+                &i,
+                faust_core::SendOptions::default().partition((i % 8) as i32),
+            )
             .await
             .unwrap();
     }
     let got = take(&mut rx, 200).await;
     nothing_more(&mut rx).await;
     let values: HashSet<i64> = got.iter().map(|(_, v)| *v).collect();
-    assert_eq!(values.len(), 200, "each event exactly once across both apps");
+    assert_eq!(
+        values.len(),
+        200,
+        "each event exactly once across both apps"
+    );
     let from_a = got.iter().filter(|(t, _)| t == "a").count();
     assert_eq!(from_a, 100, "partitions split 4/4");
     b.stop().await.unwrap();
     // b left: a takes every partition.
     for i in 0..80i64 {
         agent_a
-            .send_with(&(1000 + i), faust_core::SendOptions::default().partition((i % 8) as i32))
+            .send_with(
+                &(1000 + i),
+                faust_core::SendOptions::default().partition((i % 8) as i32),
+            )
             .await
             .unwrap();
     }
@@ -87,7 +97,9 @@ async fn a_restarted_app_resumes_from_committed_offsets() {
     let url = broker();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let first = App::builder("resume").broker(&url).build().unwrap();
-    let agent = first.add_agent(collector("c", tx.clone(), "first")).unwrap();
+    let agent = first
+        .add_agent(collector("c", tx.clone(), "first"))
+        .unwrap();
     first.start().await.unwrap();
     for i in 0..50i64 {
         agent.send(&i).await.unwrap();
@@ -101,9 +113,17 @@ async fn a_restarted_app_resumes_from_committed_offsets() {
         agent.send(&i).await.unwrap();
     }
     second.start().await.unwrap();
-    let mut got: Vec<i64> = take(&mut rx, 10).await.into_iter().map(|(_, v)| v).collect();
+    let mut got: Vec<i64> = take(&mut rx, 10)
+        .await
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
     got.sort();
-    assert_eq!(got, (50..60).collect::<Vec<_>>(), "only what was not committed");
+    assert_eq!(
+        got,
+        (50..60).collect::<Vec<_>>(),
+        "only what was not committed"
+    );
     nothing_more(&mut rx).await;
     second.stop().await.unwrap();
 }
@@ -142,7 +162,11 @@ async fn stop_lets_the_in_flight_event_finish_and_commits_it() {
     tokio::task::yield_now().await;
     release.notify_one();
     within(10, "stop", stopping).await.unwrap().unwrap();
-    assert_eq!(take(&mut rx, 1).await, vec![1], "the in-flight event finished");
+    assert_eq!(
+        take(&mut rx, 1).await,
+        vec![1],
+        "the in-flight event finished"
+    );
 
     // A new app in the group does not see it again.
     let (tx2, mut rx2) = mpsc::unbounded_channel();
@@ -221,16 +245,33 @@ async fn no_commit_past_an_in_flight_event_with_concurrency() {
         .unwrap();
     again.start().await.unwrap();
     let got: Vec<i64> = take(&mut rx2, 2).await;
-    assert_eq!(got, vec![0, 1], "the commit stayed at the unfinished offset 0");
+    assert_eq!(
+        got,
+        vec![0, 1],
+        "the commit stayed at the unfinished offset 0"
+    );
     again.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn bad_configuration_gives_clear_errors() {
-    let err = App::builder("x").broker("nats://localhost").build().unwrap_err();
-    assert!(err.to_string().contains("no transport for scheme `nats`"), "{err}");
-    let err = App::builder("x").broker("localhost:9092").build().unwrap_err();
-    assert!(err.to_string().contains("expected `memory://` or `kafka://host:port`"), "{err}");
+    let err = App::builder("x")
+        .broker("nats://localhost")
+        .build()
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("no transport for scheme `nats`"),
+        "{err}"
+    );
+    let err = App::builder("x")
+        .broker("localhost:9092")
+        .build()
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("expected `memory://` or `kafka://host:port`"),
+        "{err}"
+    );
     let err = App::builder(" ").build().unwrap_err();
     assert!(err.to_string().contains("app id must not be empty"));
     let err = App::builder("x").topic_partitions(0).build().unwrap_err();
@@ -248,7 +289,9 @@ async fn default_topic_is_app_id_dash_qualname() {
         .unwrap();
     assert_eq!(a.topic(), "shop-shop.agents.count");
     let b = app
-        .add_agent(AgentSpec::handler("plain", |x: i64| async move { Ok::<_, Error>(x) }))
+        .add_agent(AgentSpec::handler("plain", |x: i64| async move {
+            Ok::<_, Error>(x)
+        }))
         .unwrap();
     assert_eq!(b.topic(), "shop-plain");
     let info = b.info();

@@ -21,7 +21,12 @@ async fn a_new_manager_is_empty() {
     assert!(app.agents().is_empty());
     assert!(app.agents().topics().is_empty());
     // No agents: returns at once (client-only app).
-    within(1, "no agents to wait for", app.agents().wait_until_agents_started()).await;
+    within(
+        1,
+        "no agents to wait for",
+        app.agents().wait_until_agents_started(),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -29,7 +34,10 @@ async fn duplicate_names_are_rejected_and_unknown_names_list_the_known_ones() {
     let app = app("mgr-dup").build().unwrap();
     app.add_agent(idle("a1", "t1")).unwrap();
     let err = app.add_agent(idle("a1", "t2")).unwrap_err();
-    assert!(matches!(err, Error::DuplicateAgent(ref n) if n == "a1"), "{err}");
+    assert!(
+        matches!(err, Error::DuplicateAgent(ref n) if n == "a1"),
+        "{err}"
+    );
     let err = app.agent("nope").unwrap_err().to_string();
     assert_eq!(err, "unknown agent `nope`; registered agents: a1");
     assert_eq!(app.agent("@a1").unwrap().name(), "a1");

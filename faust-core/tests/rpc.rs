@@ -82,7 +82,11 @@ async fn requests_and_replies_use_faust_wire_format() {
     let reply_to = app.config().reply_to.clone();
 
     let req = &records(&app, "h-topic", 1).await[0];
-    assert_eq!(req.value.as_deref(), Some(&b"1"[..]), "headers mode: value unchanged");
+    assert_eq!(
+        req.value.as_deref(),
+        Some(&b"1"[..]),
+        "headers mode: value unchanged"
+    );
     assert_eq!(req.key.as_deref(), Some(&b"k"[..]));
     assert_eq!(
         wire::request_from_headers(&req.headers),
@@ -92,7 +96,10 @@ async fn requests_and_replies_use_faust_wire_format() {
     let expected = format!(
         r#"{{"value":1,"reply_to":"{reply_to}","correlation_id":"cid-1","__faust":{{"ns":"@ReqRepRequest"}}}}"#
     );
-    assert_eq!(std::str::from_utf8(req.value.as_deref().unwrap()).unwrap(), expected);
+    assert_eq!(
+        std::str::from_utf8(req.value.as_deref().unwrap()).unwrap(),
+        expected
+    );
 
     let replies = records(&app, &reply_to, 2).await;
     for r in &replies {
@@ -103,7 +110,10 @@ async fn requests_and_replies_use_faust_wire_format() {
             "the request key is copied inside"
         );
     }
-    assert_eq!(app.transport().partition_count(&reply_to).await.unwrap(), Some(1));
+    assert_eq!(
+        app.transport().partition_count(&reply_to).await.unwrap(),
+        Some(1)
+    );
     assert!(reply_to.starts_with("f-reply-"));
     assert_eq!(reply_to.len(), "f-reply-".len() + 36, "uuid4 suffix");
     app.stop().await.unwrap();
@@ -113,22 +123,29 @@ async fn requests_and_replies_use_faust_wire_format() {
 async fn ask_times_out_naming_the_agent_when_a_request_is_skipped() {
     let app = app("ask-skip").build().unwrap();
     let agent = app
-        .add_agent(AgentSpec::yielding("evens", |mut s: Stream<i64>, out: Yield<i64>| async move {
-            while let Some(v) = s.next().await {
-                if v % 2 == 0 {
-                    out.send(v).await?;
+        .add_agent(AgentSpec::yielding(
+            "evens",
+            |mut s: Stream<i64>, out: Yield<i64>| async move {
+                while let Some(v) = s.next().await {
+                    if v % 2 == 0 {
+                        out.send(v).await?;
+                    }
                 }
-            }
-            Ok::<_, Error>(())
-        }))
+                Ok::<_, Error>(())
+            },
+        ))
         .unwrap();
     app.start().await.unwrap();
     let err = agent
-        .ask_with::<_, i64>(&1, SendOptions::default().timeout(Duration::from_millis(200)))
+        .ask_with::<_, i64>(
+            &1,
+            SendOptions::default().timeout(Duration::from_millis(200)),
+        )
         .await
         .unwrap_err();
     assert!(
-        err.to_string().contains("ask to agent `evens` timed out after 200ms"),
+        err.to_string()
+            .contains("ask to agent `evens` timed out after 200ms"),
         "{err}"
     );
     assert_eq!(app.replies().pending(), 0, "the abandoned entry is freed");
@@ -139,12 +156,18 @@ async fn ask_times_out_naming_the_agent_when_a_request_is_skipped() {
 
 #[tokio::test]
 async fn ask_timeout_defaults_to_the_app_setting() {
-    let app = app("ask-default").ask_timeout(Duration::from_millis(150)).build().unwrap();
+    let app = app("ask-default")
+        .ask_timeout(Duration::from_millis(150))
+        .build()
+        .unwrap();
     let agent = app
-        .add_agent(AgentSpec::consumer("silent", |mut s: Stream<i64>| async move {
-            while s.next().await.is_some() {}
-            Ok::<_, Error>(())
-        }))
+        .add_agent(AgentSpec::consumer(
+            "silent",
+            |mut s: Stream<i64>| async move {
+                while s.next().await.is_some() {}
+                Ok::<_, Error>(())
+            },
+        ))
         .unwrap();
     app.start().await.unwrap();
     let err = agent.ask::<_, i64>(&1).await.unwrap_err();
@@ -226,7 +249,9 @@ async fn join_of_ten_thousand_values_has_no_size_limit() {
     let agent = doubler(&app, true);
     app.start().await.unwrap();
     let values: Vec<i64> = (0..10_000).collect();
-    let joined: Vec<i64> = within(60, "join 10k", agent.join(values.clone())).await.unwrap();
+    let joined: Vec<i64> = within(60, "join 10k", agent.join(values.clone()))
+        .await
+        .unwrap();
     assert_eq!(joined, values.iter().map(|x| x * 2).collect::<Vec<_>>());
     app.stop().await.unwrap();
 }
@@ -253,13 +278,16 @@ async fn many_simultaneous_askers_each_get_their_own_answer() {
 async fn unknown_and_duplicate_replies_are_ignored() {
     let app = app("dup-replies").build().unwrap();
     let agent = app
-        .add_agent(AgentSpec::yielding("twice", |mut s: Stream<i64>, out: Yield<i64>| async move {
-            while let Some(v) = s.next().await {
-                out.send(v).await?;
-                out.send(v + 1).await?; // a second reply with the same correlation id
-            }
-            Ok::<_, Error>(())
-        }))
+        .add_agent(AgentSpec::yielding(
+            "twice",
+            |mut s: Stream<i64>, out: Yield<i64>| async move {
+                while let Some(v) = s.next().await {
+                    out.send(v).await?;
+                    out.send(v + 1).await?; // a second reply with the same correlation id
+                }
+                Ok::<_, Error>(())
+            },
+        ))
         .unwrap();
     app.start().await.unwrap();
     let reply_to = app.config().reply_to.clone();
@@ -315,8 +343,9 @@ async fn replies_go_to_the_current_event_and_sinks_get_every_value() {
     let s2 = sunk.clone();
     let agent = app
         .add_agent(
-            AgentSpec::handler("echo", |s: String| async move { Ok::<_, Error>(s) })
-                .sink(Sink::callback(move |v: &String| s2.lock().unwrap().push(v.clone()))),
+            AgentSpec::handler("echo", |s: String| async move { Ok::<_, Error>(s) }).sink(
+                Sink::callback(move |v: &String| s2.lock().unwrap().push(v.clone())),
+            ),
         )
         .unwrap();
     app.start().await.unwrap();
@@ -338,11 +367,22 @@ async fn send_with_reply_to_and_an_envelope_from_a_faust_client() {
     app.replies().start(&app, reply_to).await.unwrap();
     app.replies().add("abc", Arc::new(promise.clone()));
     let req = ReqRepRequest::new(7.into(), reply_to, "abc").encode();
-    agent.send_raw(None, Some(req.into()), None, vec![]).await.unwrap();
-    assert_eq!(within(5, "reply", promise.wait()).await.unwrap(), serde_json::json!(14));
+    agent
+        .send_raw(None, Some(req.into()), None, vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        within(5, "reply", promise.wait()).await.unwrap(),
+        serde_json::json!(14)
+    );
     // send_with(reply_to) produces a request without waiting.
     let meta = agent
-        .send_with(&1, SendOptions::default().reply_to(reply_to).correlation_id("x"))
+        .send_with(
+            &1,
+            SendOptions::default()
+                .reply_to(reply_to)
+                .correlation_id("x"),
+        )
         .await
         .unwrap();
     assert_eq!(meta.topic, agent.topic());
@@ -358,7 +398,9 @@ async fn records_map_to_structs_and_back() {
     }
     let app = app("structs").build().unwrap();
     let agent = app
-        .add_agent(AgentSpec::handler("add", |x: Add| async move { Ok::<_, Error>(x.a + x.b) }))
+        .add_agent(AgentSpec::handler("add", |x: Add| async move {
+            Ok::<_, Error>(x.a + x.b)
+        }))
         .unwrap();
     app.start().await.unwrap();
     let r: i64 = agent.ask(&Add { a: 2, b: 3 }).await.unwrap();

@@ -15,15 +15,18 @@ async fn a_consumer_agent_records_its_inputs() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s2 = seen.clone();
     let agent = app
-        .add_agent(AgentSpec::consumer("sinkless", move |mut s: Stream<String>| {
-            let seen = s2.clone();
-            async move {
-                while let Some(v) = s.next().await {
-                    seen.lock().unwrap().push(v);
+        .add_agent(AgentSpec::consumer(
+            "sinkless",
+            move |mut s: Stream<String>| {
+                let seen = s2.clone();
+                async move {
+                    while let Some(v) = s.next().await {
+                        seen.lock().unwrap().push(v);
+                    }
+                    Ok::<_, Error>(())
                 }
-                Ok::<_, Error>(())
-            }
-        }))
+            },
+        ))
         .unwrap();
     let ctx = agent.test_context().await.unwrap();
     let event = ctx.put("hello").await.unwrap();
@@ -39,13 +42,16 @@ async fn a_consumer_agent_records_its_inputs() {
 async fn a_yielding_agent_records_its_outputs_even_two_per_input() {
     let app = app("tc-yield").build().unwrap();
     let agent = app
-        .add_agent(AgentSpec::yielding("twice", |mut s: Stream<i64>, out: Yield<i64>| async move {
-            while let Some(v) = s.next().await {
-                out.send(v).await?;
-                out.send(v + 100).await?;
-            }
-            Ok::<_, Error>(())
-        }))
+        .add_agent(AgentSpec::yielding(
+            "twice",
+            |mut s: Stream<i64>, out: Yield<i64>| async move {
+                while let Some(v) = s.next().await {
+                    out.send(v).await?;
+                    out.send(v + 100).await?;
+                }
+                Ok::<_, Error>(())
+            },
+        ))
         .unwrap();
     let ctx = agent.test_context().await.unwrap();
     ctx.put(&1).await.unwrap();
@@ -58,8 +64,10 @@ async fn a_handler_agent_records_each_result_once_with_concurrency() {
     let app = app("tc-handler").build().unwrap();
     let agent = app
         .add_agent(
-            AgentSpec::handler("upper", |s: String| async move { Ok::<_, Error>(s.to_uppercase()) })
-                .concurrency(3),
+            AgentSpec::handler("upper", |s: String| async move {
+                Ok::<_, Error>(s.to_uppercase())
+            })
+            .concurrency(3),
         )
         .unwrap();
     let ctx = agent.test_context().await.unwrap();
@@ -75,14 +83,17 @@ async fn a_handler_agent_records_each_result_once_with_concurrency() {
 async fn put_surfaces_the_agent_error() {
     let app = app("tc-error").build().unwrap();
     let agent = app
-        .add_agent(AgentSpec::consumer("fails", |mut s: Stream<i64>| async move {
-            while let Some(v) = s.next().await {
-                if v < 0 {
-                    return Err(Error::config("negative"));
+        .add_agent(AgentSpec::consumer(
+            "fails",
+            |mut s: Stream<i64>| async move {
+                while let Some(v) = s.next().await {
+                    if v < 0 {
+                        return Err(Error::config("negative"));
+                    }
                 }
-            }
-            Ok(())
-        }))
+                Ok(())
+            },
+        ))
         .unwrap();
     let ctx = agent.test_context().await.unwrap();
     ctx.put(&1).await.unwrap();
@@ -98,13 +109,7 @@ async fn a_sink_that_fails_makes_put_fail() {
     let agent = app
         .add_agent(
             AgentSpec::handler("h", |x: i64| async move { Ok::<_, Error>(x) }).sink(
-                Sink::callback(|v: &i64| {
-                    if *v == 13 {
-                        Err("unlucky")
-                    } else {
-                        Ok(())
-                    }
-                }),
+                Sink::callback(|v: &i64| if *v == 13 { Err("unlucky") } else { Ok(()) }),
             ),
         )
         .unwrap();
@@ -118,14 +123,17 @@ async fn a_sink_that_fails_makes_put_fail() {
 async fn a_filtered_input_does_not_hang_put() {
     let app = app("tc-filter").build().unwrap();
     let agent = app
-        .add_agent(AgentSpec::yielding("evens", |mut s: Stream<i64>, out: Yield<i64>| async move {
-            while let Some(v) = s.next().await {
-                if v % 2 == 0 {
-                    out.send(v).await?;
+        .add_agent(AgentSpec::yielding(
+            "evens",
+            |mut s: Stream<i64>, out: Yield<i64>| async move {
+                while let Some(v) = s.next().await {
+                    if v % 2 == 0 {
+                        out.send(v).await?;
+                    }
                 }
-            }
-            Ok::<_, Error>(())
-        }))
+                Ok::<_, Error>(())
+            },
+        ))
         .unwrap();
     let ctx = agent.test_context().await.unwrap();
     ctx.put(&1).await.unwrap();
@@ -137,20 +145,28 @@ async fn a_filtered_input_does_not_hang_put() {
 async fn put_times_out_with_a_clear_error_when_the_agent_is_stuck() {
     let app = app("tc-stuck").build().unwrap();
     let agent = app
-        .add_agent(AgentSpec::consumer("stuck", |mut s: Stream<i64>| async move {
-            s.next().await;
-            std::future::pending::<()>().await;
-            Ok::<_, Error>(())
-        }))
+        .add_agent(AgentSpec::consumer(
+            "stuck",
+            |mut s: Stream<i64>| async move {
+                s.next().await;
+                std::future::pending::<()>().await;
+                Ok::<_, Error>(())
+            },
+        ))
         .unwrap();
     let ctx = agent.test_context().await.unwrap();
     let err = ctx
-        .put_with(&1, PutOptions::default().timeout(Duration::from_millis(200)))
+        .put_with(
+            &1,
+            PutOptions::default().timeout(Duration::from_millis(200)),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
     // no_wait returns at once.
-    ctx.put_with(&2, PutOptions::default().no_wait()).await.unwrap();
+    ctx.put_with(&2, PutOptions::default().no_wait())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -188,6 +204,9 @@ async fn key_partition_and_headers_reach_the_event() {
     let (key, partition, headers, who) = got.lock().unwrap().clone().unwrap();
     assert_eq!(key.as_deref(), Some("k1"));
     assert_eq!(partition, 3);
-    assert_eq!(headers, vec![("trace".to_string(), bytes::Bytes::from_static(b"abc"))]);
+    assert_eq!(
+        headers,
+        vec![("trace".to_string(), bytes::Bytes::from_static(b"abc"))]
+    );
     assert_eq!(who.as_deref(), Some("meta"));
 }

@@ -1,1 +1,156 @@
 //! The `#[agent]` attribute macro of faust for Rust.
+//!
+//! Users depend on the `faust` facade, which re-exports [`macro@agent`];
+//! the generated code refers only to `::faust::__private`.
+
+mod ast;
+mod expand;
+mod valid;
+
+use proc_macro::TokenStream;
+
+/// Declare an agent: an async function the runtime runs on every event of a
+/// topic, as one or more supervised actors.
+///
+/// The function stays exactly as written (call it directly in unit tests);
+/// the attribute adds one registration that `faust::run()`,
+/// `faust::registered_app()` and `faust::registered_agents()` pick up.
+///
+/// # The three forms
+///
+/// The form is decided from the signature. Parameter and return types are
+/// matched by their last path segment, so `faust::Stream<T>`,
+/// `Stream<T>`, `faust::Result<()>`, `anyhow::Result<()>` and
+/// `Result<(), MyError>` all work; the error type may be anything that
+/// converts into `Box<dyn std::error::Error + Send + Sync>`. Event and
+/// value types are serde types (`faust::Value`).
+///
+/// **Consumer** — reads its stream and produces nothing:
+///
+/// ```ignore
+/// use faust::{agent, Stream};
+///
+/// /// Log every click.
+/// #[agent(topic = "clicks")]
+/// async fn log_clicks(mut clicks: Stream<Click>) -> faust::Result<()> {
+///     while let Some(click) = clicks.next().await {
+///         tracing::info!(?click);
+///     }
+///     Ok(())
+/// }
+/// ```
+///
+/// **Value producer** (Faust's `yield`) — each value sent to `out` answers
+/// the current event (if it was an `ask`) and goes to every sink:
+///
+/// ```ignore
+/// use faust::{agent, Stream, Yield};
+///
+/// #[agent(topic = "orders", concurrency = 4, sink = ["@totals"])]
+/// async fn price(mut orders: Stream<Order>, out: Yield<f64>) -> faust::Result<()> {
+///     while let Some(order) = orders.next().await {
+///         out.send(order.unit_price * f64::from(order.quantity)).await?;
+///     }
+///     Ok(())
+/// }
+/// ```
+///
+/// **Per-event handler** — called once per event; its `Ok` value answers
+/// the event and goes to the sinks; an `Err` fails that event only:
+///
+/// ```ignore
+/// use faust::agent;
+///
+/// /// Double a number.
+/// #[agent]
+/// async fn double(x: i64) -> anyhow::Result<i64> {
+///     Ok(x * 2)
+/// }
+///
+/// // elsewhere: let four: i64 = app.agent("double")?.ask(&2).await?;
+/// ```
+///
+/// The future of the function must be `Send` (actors run on a multi-threaded
+/// runtime): do not hold an `Rc` or a `std::sync::MutexGuard` across an
+/// `.await`. The function must be a free function (in a module or a function
+/// body, not in an `impl` block): no `self`, no generics.
+///
+/// # Arguments
+///
+/// All are optional; write them as `#[agent(key = value, ...)]`.
+///
+/// | Argument | Value | Default |
+/// |---|---|---|
+/// | `topic` | `"name"`: the topic to consume | `<app id>-<module path>.<fn>` (`::` becomes `.`) |
+/// | `name` | `"name"`: the agent's name (for `app.agent(..)`, `"@name"` sinks and the CLI) | the function's name |
+/// | `concurrency` | `N ≥ 1`: actors sharing the agent's queue | `1` |
+/// | `isolated_partitions` | flag, or `= true`/`false`: one actor per assigned partition (needs `concurrency = 1`) | `false` |
+/// | `partitions` | `N ≥ 1`: partitions of the topic when the app creates it | the app's |
+/// | `sink` | `[..]` of `"topic"`, `"@agent"` or a callback path (see below) | none |
+/// | `on_error` | a path to `fn(&faust::Agent, &faust::Error)` (or a closure) | none |
+/// | `supervisor` | `one_for_one`, `one_for_all`, `forfeit_one_for_one`, `forfeit_one_for_all` or `crashing` (an identifier or a string) | `one_for_one` |
+/// | `codec` (alias `value_codec`) | `"json"`, `"bincode"` or `"raw"`: codec of values | the app's (JSON) |
+/// | `key_codec` | `"json"`, `"bincode"` or `"raw"`: codec of keys | `"raw"` |
+/// | `use_reply_headers` | `true`/`false`: reply address in headers, or in a `ReqRepRequest` envelope | `true` |
+/// | `help` | `"text"`: shown by the CLI's `agents` command | the doc comment (lines trimmed and joined), or empty |
+///
+/// ## Sinks
+///
+/// Only value-producing agents (the producer and handler forms) may have
+/// sinks. Every produced value goes to each sink in order (a single sink may
+/// be written without the brackets: `sink = "@totals"`):
+///
+/// - `"topic-name"` — produced to that topic (`Sink::topic`);
+/// - `"@other_agent"` — sent to another agent of the app (`Sink::agent`);
+/// - a path (or closure) — called with each value (`Sink::callback`): any
+///   `Fn(&R)`, `Fn(&R) -> Result<(), E>`, or async `Fn(R)` (with `R: Clone`).
+///
+/// ```ignore
+/// fn audit(total: &f64) { println!("{total}") }
+///
+/// #[agent(sink = ["totals", "@report", audit])]
+/// async fn add(x: f64) -> faust::Result<f64> { Ok(x) }
+/// ```
+///
+/// ## Errors and supervision
+///
+/// ```ignore
+/// fn alert(agent: &faust::Agent, err: &faust::Error) {
+///     tracing::error!(agent = agent.name(), %err, "agent failed");
+/// }
+///
+/// #[agent(on_error = alert, supervisor = one_for_all, concurrency = 2)]
+/// async fn fragile(mut s: Stream<String>) -> faust::Result<()> { /* ... */ Ok(()) }
+/// ```
+///
+/// # Compile-time checks
+///
+/// Misuse is reported at the token at fault, every argument error at once:
+/// a function that is not `async`; a wrong parameter count or type; a return
+/// type that is not a `Result` (or not `Result<()>` for a consumer or
+/// producer); `self` or generics; an unknown argument (the message lists
+/// the valid ones) or one given twice; `concurrency = 0`;
+/// `isolated_partitions` with `concurrency > 1`; `sink` on a consumer; an
+/// unknown supervisor strategy or codec; a future that is not `Send` (the
+/// error points at the function's name).
+///
+/// # Registration
+///
+/// The expansion is the function plus one `inventory` submission of a
+/// `faust::__private::AgentDescriptor` (name, file, line and a `build`
+/// function returning the agent's `AgentSpec`). Collect them with
+/// `faust::registered_agents()` (sorted by name; two agents with one name
+/// are an error naming both places) or add one to an app explicitly:
+///
+/// ```ignore
+/// let app = faust::App::builder("my-app").build()?;
+/// for d in faust::registered_agents()? {
+///     if d.name == "double" {
+///         app.add_agent((d.build)())?;
+///     }
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn agent(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::agent(args.into(), item.into()).into()
+}

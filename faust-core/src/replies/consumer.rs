@@ -128,7 +128,11 @@ fn dispatch(waiting: &Waiting, topic: &str, records: Vec<crate::record::Record>)
         let response = match ReqRepResponse::decode(raw) {
             Ok(Some(r)) => r,
             Ok(None) => {
-                tracing::warn!(topic, offset = record.offset, "ignoring a record that is not a ReqRepResponse");
+                tracing::warn!(
+                    topic,
+                    offset = record.offset,
+                    "ignoring a record that is not a ReqRepResponse"
+                );
                 continue;
             }
             Err(e) => {

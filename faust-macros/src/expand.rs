@@ -1,0 +1,256 @@
+//! Expand: the function exactly as written, plus one registration.
+//!
+//! ```text
+//! <the function, untouched>
+//! ::faust::__private::inventory::submit! {
+//!     ::faust::__private::AgentDescriptor {
+//!         name: "double", file: file!(), line: line!(),
+//!         build: { fn __faust_build() -> AgentSpec { AgentSpec::handler("double", double).qualname(..)... } __faust_build },
+//!     }
+//! }
+//! ```
+//!
+//! On any error the function is still emitted, next to the `compile_error!`s,
+//! so code calling it keeps compiling and only the real mistakes show.
+
+use proc_macro2::{Literal, Span, TokenStream};
+use quote::{quote, quote_spanned, ToTokens};
+use syn::ext::IdentExt;
+use syn::spanned::Spanned;
+use syn::ItemFn;
+
+use crate::ast::{Args, Errors, SinkArg};
+use crate::valid::{self, Agent, Form};
+
+/// `#[agent(args)] item`.
+pub(crate) fn agent(args: TokenStream, item: TokenStream) -> TokenStream {
+    let (args, mut errors) = Args::parse(args);
+    let func = match syn::parse2::<ItemFn>(item.clone()) {
+        Ok(func) => func,
+        Err(_) => {
+            errors.at(
+                Span::call_site(),
+                "#[agent] goes on an `async fn`: a consumer `async fn f(stream: Stream<T>) -> \
+                 Result<()>`, a value producer `async fn f(stream: Stream<T>, out: Yield<R>) -> \
+                 Result<()>` or a handler `async fn f(value: T) -> Result<R>`",
+            );
+            return with_errors(item, errors);
+        }
+    };
+    match valid::validate(args, &func, errors) {
+        Ok(agent) => {
+            let registration = registration(&agent);
+            quote! {
+                #item
+                #registration
+            }
+        }
+        Err(err) => {
+            let mut errors = Errors::default();
+            errors.push(err);
+            with_errors(item, errors)
+        }
+    }
+}
+
+/// The item unchanged, then the errors.
+fn with_errors(item: TokenStream, errors: Errors) -> TokenStream {
+    let errors = errors.into_result().map(|e| e.to_compile_error());
+    quote! {
+        #item
+        #errors
+    }
+}
+
+/// One `inventory::submit!` of the agent's descriptor.
+fn registration(agent: &Agent) -> TokenStream {
+    let ident = &agent.ident;
+    // Spanned at the function's name: a failed bound of the constructor
+    // (a future that is not `Send`, a value type that is not serde) points
+    // at the user's function rather than at the attribute.
+    let at_fn = Span::call_site().located_at(ident.span());
+    let ctor = match agent.form {
+        Form::Consumer => quote_spanned!(at_fn=> consumer),
+        Form::Yielding { .. } => quote_spanned!(at_fn=> yielding),
+        Form::Handler { .. } => quote_spanned!(at_fn=> handler),
+    };
+    let name = &agent.name;
+    let spec = quote_spanned! {at_fn=>
+        ::faust::__private::AgentSpec::#ctor(#name, #ident)
+    };
+    // With the name's own span (not the attribute's context), `line!()`
+    // gives the line of the function's name rather than of `#[agent]`.
+    let line = quote_spanned!(ident.span()=> ::core::line!());
+    let options = options(agent);
+    let cfgs = &agent.cfgs;
+
+    quote! {
+        #(#cfgs)*
+        ::faust::__private::inventory::submit! {
+            ::faust::__private::AgentDescriptor {
+                name: #name,
+                file: ::core::file!(),
+                line: #line,
+                build: {
+                    fn __faust_build() -> ::faust::__private::AgentSpec {
+                        #spec #options
+                    }
+                    __faust_build
+                },
+            }
+        }
+    }
+}
+
+/// The builder calls after the constructor, one per option given.
+fn options(agent: &Agent) -> TokenStream {
+    let mut out = TokenStream::new();
+    let qual = agent.ident.unraw().to_string();
+    out.extend(quote! {
+        .qualname(::core::concat!(::core::module_path!(), "::", #qual))
+    });
+    if let Some(topic) = &agent.topic {
+        out.extend(quote!(.topic(#topic)));
+    }
+    if let Some(n) = agent.partitions {
+        let n = Literal::i32_unsuffixed(n);
+        out.extend(quote!(.partitions(#n)));
+    }
+    if let Some(n) = agent.concurrency {
+        let n = Literal::usize_unsuffixed(n);
+        out.extend(quote!(.concurrency(#n)));
+    }
+    if let Some(on) = agent.isolated_partitions {
+        out.extend(quote!(.isolated_partitions(#on)));
+    }
+    if let Some(on) = agent.use_reply_headers {
+        out.extend(quote!(.use_reply_headers(#on)));
+    }
+    if !agent.help.is_empty() {
+        let help = &agent.help;
+        out.extend(quote!(.help(#help)));
+    }
+    if let Some(codec) = &agent.value_codec {
+        out.extend(quote!(.value_codec(::faust::__private::Codec::#codec)));
+    }
+    if let Some(codec) = &agent.key_codec {
+        out.extend(quote!(.key_codec(::faust::__private::Codec::#codec)));
+    }
+    if let Some(strategy) = &agent.supervisor {
+        out.extend(quote!(.supervisor(::faust::__private::SupervisorStrategy::#strategy)));
+    }
+    if let Some(f) = &agent.on_error {
+        let at = Span::call_site().located_at(f.span());
+        out.extend(quote_spanned!(at=> .on_error(#f)));
+    }
+    if let Some(r) = agent.form.output() {
+        for sink in &agent.sinks {
+            let sink = match sink {
+                SinkArg::Topic(topic) => {
+                    let at = Span::call_site().located_at(topic.span());
+                    quote_spanned!(at=> ::faust::__private::Sink::<#r>::topic(#topic))
+                }
+                SinkArg::Agent(lit, name) => {
+                    let at = Span::call_site().located_at(lit.span());
+                    quote_spanned!(at=> ::faust::__private::Sink::<#r>::agent(#name))
+                }
+                SinkArg::Callback(f) => {
+                    let at = Span::call_site().located_at(f.span());
+                    quote_spanned!(at=> ::faust::__private::Sink::<#r>::callback(#f))
+                }
+            };
+            out.extend(quote!(.sink(#sink)));
+        }
+    }
+    out.into_token_stream()
+}
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+
+    use super::agent;
+
+    fn all_arguments() -> String {
+        agent(
+            quote!(
+                topic = "numbers",
+                concurrency = 2,
+                sink = ["results", "@audit", log],
+                on_error = report,
+                supervisor = one_for_all,
+                codec = "json",
+            ),
+            quote! {
+                /// Add one.
+                async fn add_one(x: i64) -> faust::Result<i64> { Ok(x + 1) }
+            },
+        )
+        .to_string()
+    }
+
+    #[test]
+    fn generated_code_names_only_faust_private_and_core() {
+        let out = all_arguments();
+        let mut rest = out.as_str();
+        while let Some(at) = rest.find(":: ") {
+            let before = rest[..at].trim_end();
+            let path = &rest[at..];
+            // A leading `::` (not one inside a path like `faust :: Result`).
+            if before.is_empty()
+                || !before.ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == '>')
+            {
+                assert!(
+                    path.starts_with(":: faust :: __private ::") || path.starts_with(":: core ::"),
+                    "absolute path outside `::faust::__private`/`::core`: {}",
+                    &path[..path.len().min(40)]
+                );
+            }
+            rest = &rest[at + 3..];
+        }
+        assert!(
+            !out.contains("inventory :: submit")
+                || out.contains(":: faust :: __private :: inventory :: submit")
+        );
+        assert!(!out.contains("faust_core"));
+    }
+
+    #[test]
+    fn expansion_keeps_the_function_and_registers_once() {
+        let out = all_arguments();
+        assert!(out.starts_with("# [doc = r\" Add one.\"] async fn add_one (x : i64) -> faust :: Result < i64 > { Ok (x + 1) }"), "{out}");
+        assert_eq!(out.matches("submit !").count(), 1);
+        assert!(
+            out.contains("AgentSpec :: handler (\"add_one\" , add_one)"),
+            "{out}"
+        );
+        assert!(out.contains(". help (\"Add one.\")"), "{out}");
+        assert!(
+            out.contains("Sink :: < i64 > :: agent (\"audit\")"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn on_error_the_function_is_still_emitted() {
+        let out = agent(
+            quote!(concurrency = 0, bogus),
+            quote!(
+                fn not_async(x: i64) -> faust::Result<i64> {
+                    Ok(x)
+                }
+            ),
+        )
+        .to_string();
+        assert!(out.starts_with("fn not_async (x : i64)"), "{out}");
+        assert_eq!(out.matches("compile_error !").count(), 3, "{out}");
+        assert!(!out.contains("submit"), "{out}");
+    }
+
+    /// `cargo test -p faust-macros -- --ignored --nocapture print_expansion`
+    #[test]
+    #[ignore = "prints an expansion for reading"]
+    fn print_expansion() {
+        println!("{}", all_arguments());
+    }
+}

@@ -1,0 +1,967 @@
+//! The real-broker suite: worker processes (`examples/worker.rs`) in one
+//! consumer group on an Apache Kafka broker, driven from this process.
+//!
+//! Runs only when `FAUST_TEST_KAFKA=host:port` is set; otherwise every test
+//! prints a skip note and passes, so an offline `cargo test` stays green.
+//! `scripts/suites/10-kafka.sh` builds the worker and runs this suite
+//! against the broker of `scripts/kafka.sh`:
+//!
+//! ```text
+//! cargo build --example worker
+//! FAUST_TEST_KAFKA=127.0.0.1:9092 cargo test --test broker_suite -- --test-threads=1 --nocapture
+//! ```
+//!
+//! Each test uses its own topic and group (a unique name), bounds every
+//! wait, and kills the workers it started if it fails. Worker logs and
+//! output files are kept under `target/tmp/broker-suite/<name>/`; the last
+//! lines of each log are printed when a test fails.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::File;
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, ensure, Context as _, Result};
+use faust::transport::TopicSpec;
+use faust::{Agent, AgentSpec, App, SendOptions};
+use futures::StreamExt as _;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::task::JoinHandle;
+
+/// Partitions of every test topic.
+const PARTITIONS: i32 = 8;
+/// Name of the workers' agent (the client declares the same one).
+const AGENT: &str = "events";
+/// librdkafka settings passed through the URL: a dead member is noticed
+/// after 6 s (the broker's minimum) instead of librdkafka's default 45 s.
+const SESSION: &str = "consumer.session.timeout.ms=6000&consumer.heartbeat.interval.ms=500";
+
+const READY_WITHIN: Duration = Duration::from_secs(60);
+const EXIT_WITHIN: Duration = Duration::from_secs(40);
+const PROGRESS_WITHIN: Duration = Duration::from_secs(60);
+const COVERAGE_WITHIN: Duration = Duration::from_secs(90);
+
+// ---- the test context ---------------------------------------------------------
+
+/// One test: a unique name (topic, group), a directory for the workers'
+/// files, the workers' logs to show on failure.
+struct Ctx {
+    test: &'static str,
+    name: String,
+    dir: PathBuf,
+    url: String,
+    t0: Instant,
+    logs: Mutex<Vec<PathBuf>>,
+}
+
+impl Ctx {
+    /// `None` (and a note) when no broker is configured.
+    fn new(test: &'static str) -> Option<Self> {
+        let Some(bootstrap) = std::env::var("FAUST_TEST_KAFKA")
+            .ok()
+            .filter(|v| !v.is_empty())
+        else {
+            eprintln!(
+                "skipping {test}: set FAUST_TEST_KAFKA=127.0.0.1:9092 to run the real-broker suite"
+            );
+            return None;
+        };
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let name = format!(
+            "bs-{}-{:x}{:x}",
+            test.replace('_', "-"),
+            nanos,
+            std::process::id()
+        );
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("broker-suite")
+            .join(&name);
+        std::fs::create_dir_all(&dir).expect("test directory");
+        let ctx = Self {
+            test,
+            url: format!("kafka://{bootstrap}?{SESSION}"),
+            name,
+            dir,
+            t0: Instant::now(),
+            logs: Mutex::new(Vec::new()),
+        };
+        ctx.note(&format!(
+            "topic and group {}, files in {}",
+            ctx.name,
+            ctx.dir.display()
+        ));
+        Some(ctx)
+    }
+
+    fn topic(&self) -> String {
+        format!("{}-events", self.name)
+    }
+
+    fn note(&self, what: &str) {
+        println!(
+            "[{} +{:6.2}s] {what}",
+            self.test,
+            self.t0.elapsed().as_secs_f64()
+        );
+    }
+
+    /// The client app: declares the workers' agent (same name and topic)
+    /// without running it, creates the topic, and is never started.
+    async fn client(&self) -> Result<(App, Agent)> {
+        let app = faust::app_builder(format!("{}-client", self.name))
+            .broker(self.url.clone())
+            .ask_timeout(Duration::from_secs(60))
+            .build()?;
+        let agent = app.add_agent(
+            AgentSpec::handler(AGENT, |v: Value| async move { Ok::<_, faust::Error>(v) })
+                .topic(self.topic())
+                .partitions(PARTITIONS),
+        )?;
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            app.transport()
+                .create_topic(&TopicSpec::new(self.topic(), PARTITIONS)),
+        )
+        .await
+        .context("creating the test topic")??;
+        Ok((app, agent))
+    }
+
+    /// Start a worker process in this test's group.
+    fn worker(&self, id: &str, env: &[(&str, &str)]) -> Result<Worker> {
+        let bin = worker_bin()?;
+        let output = self.dir.join(format!("{id}.out"));
+        let log = self.dir.join(format!("{id}.log"));
+        self.logs.lock().unwrap().push(log.clone());
+        let mut cmd = Command::new(&bin);
+        cmd.env("FAUST_BROKER", &self.url)
+            .env("FAUST_APP_ID", &self.name)
+            .env("WORKER_ID", id)
+            .env("WORKER_AGENT", AGENT)
+            .env("WORKER_TOPIC", self.topic())
+            .env("WORKER_PARTITIONS", PARTITIONS.to_string())
+            .env("WORKER_OUTPUT", &output)
+            .env(
+                "RUST_LOG",
+                std::env::var("WORKER_RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(File::create(&log)?);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let (tag, t0) = (format!("{}/{id}", self.test), self.t0);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout)
+                .lines()
+                .map_while(std::result::Result::ok)
+            {
+                println!("[{tag} +{:6.2}s] {line}", t0.elapsed().as_secs_f64());
+                sink.lock().unwrap().push(line);
+            }
+        });
+        self.note(&format!("started worker {id} (pid {}) {env:?}", child.id()));
+        Ok(Worker {
+            id: id.to_string(),
+            child,
+            stdout: lines,
+            output,
+            exited: None,
+        })
+    }
+
+    /// Wait until `done` holds for the output lines of `workers`.
+    async fn wait_for(
+        &self,
+        what: &str,
+        within: Duration,
+        workers: &[&Worker],
+        done: impl Fn(&[Line]) -> bool,
+    ) -> Result<Vec<Line>> {
+        let deadline = Instant::now() + within;
+        loop {
+            let lines = all_lines(workers)?;
+            if done(&lines) {
+                return Ok(lines);
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "timed out after {within:?} waiting for {what} ({} lines so far)",
+                    lines.len()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Wait until the workers have processed `n` more events than `from`.
+    async fn progress(&self, workers: &[&Worker], from: usize, n: usize) -> Result<usize> {
+        let lines = self
+            .wait_for(&format!("{n} more events"), PROGRESS_WITHIN, workers, |l| {
+                l.len() >= from + n
+            })
+            .await?;
+        Ok(lines.len())
+    }
+
+    /// Wait until every value in `sent` is in the output of `workers`.
+    async fn coverage(&self, workers: &[&Worker], sent: &[i64]) -> Result<Vec<Line>> {
+        let want: BTreeSet<i64> = sent.iter().copied().collect();
+        let t = Instant::now();
+        let lines = self
+            .wait_for(
+                &format!("all {} values to be processed", want.len()),
+                COVERAGE_WITHIN,
+                workers,
+                |lines| {
+                    let seen: BTreeSet<i64> = lines.iter().filter_map(Line::int).collect();
+                    want.is_subset(&seen)
+                },
+            )
+            .await
+            .map_err(|e| {
+                let seen: BTreeSet<i64> = all_lines(workers)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(Line::int)
+                    .collect();
+                let missing: Vec<&i64> = want.difference(&seen).take(20).collect();
+                e.context(format!(
+                    "{} values never processed, e.g. {missing:?}",
+                    want.difference(&seen).count()
+                ))
+            })?;
+        self.note(&format!(
+            "all {} values processed ({:.1} s after asking)",
+            want.len(),
+            t.elapsed().as_secs_f64()
+        ));
+        Ok(lines)
+    }
+}
+
+impl Drop for Ctx {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for log in self.logs.lock().unwrap().iter() {
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(40).collect();
+                eprintln!("---- last lines of {} ----", log.display());
+                for l in tail.into_iter().rev() {
+                    eprintln!("{l}");
+                }
+            }
+        }
+    }
+}
+
+/// `target/<profile>/examples/worker`, next to this test's `deps/` directory.
+fn worker_bin() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("FAUST_WORKER_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe()?;
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| anyhow!("no target directory above {}", exe.display()))?;
+    let bin = profile_dir
+        .join("examples")
+        .join(format!("worker{}", std::env::consts::EXE_SUFFIX));
+    ensure!(
+        bin.exists(),
+        "{} not found: run `cargo build --example worker` first (or set FAUST_WORKER_BIN)",
+        bin.display()
+    );
+    Ok(bin)
+}
+
+// ---- worker processes ---------------------------------------------------------
+
+/// A worker process. Killed (SIGKILL) when dropped while still running.
+struct Worker {
+    id: String,
+    child: Child,
+    stdout: Arc<Mutex<Vec<String>>>,
+    output: PathBuf,
+    exited: Option<ExitStatus>,
+}
+
+impl Worker {
+    /// Wait for a stdout line satisfying `pred`; returns it.
+    async fn line(
+        &self,
+        what: &str,
+        within: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Result<String> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(l) = self.stdout.lock().unwrap().iter().find(|l| pred(l)) {
+                return Ok(l.clone());
+            }
+            if Instant::now() >= deadline {
+                bail!("worker {}: no {what} within {within:?}", self.id);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Wait until the worker is started and has partitions.
+    async fn ready(&self) -> Result<String> {
+        self.line("READY", READY_WITHIN, |l| l.starts_with("READY"))
+            .await
+    }
+
+    /// Graceful stop: SIGTERM.
+    fn term(&self) -> Result<()> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        ensure!(status.success(), "kill -TERM {} failed", self.child.id());
+        Ok(())
+    }
+
+    /// Crash: SIGKILL.
+    fn kill(&mut self) -> Result<()> {
+        self.child.kill()?;
+        Ok(())
+    }
+
+    /// Wait for the process to end.
+    async fn wait_exit(&mut self, within: Duration) -> Result<ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                self.exited = Some(status);
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                bail!("worker {} did not exit within {within:?}", self.id);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGTERM, then check that it stopped gracefully (exit 0, `STOPPED`).
+    async fn stop(&mut self, ctx: &Ctx) -> Result<()> {
+        let t = Instant::now();
+        self.term()?;
+        let status = self.wait_exit(EXIT_WITHIN).await?;
+        ensure!(status.success(), "worker {} exited with {status}", self.id);
+        self.line("STOPPED", Duration::from_secs(5), |l| {
+            l.starts_with("STOPPED")
+        })
+        .await?;
+        ctx.note(&format!(
+            "worker {} stopped gracefully in {:.2} s",
+            self.id,
+            t.elapsed().as_secs_f64()
+        ));
+        Ok(())
+    }
+
+    /// The events this worker processed.
+    fn lines(&self) -> Result<Vec<Line>> {
+        let text = match std::fs::read_to_string(&self.output) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        // A line without its newline is still being written: not counted.
+        let complete = text.rfind('\n').map_or("", |i| &text[..=i]);
+        complete.lines().map(Line::parse).collect()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if self.exited.is_none() && matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// One processed event, as the worker wrote it.
+#[derive(Clone, Debug)]
+struct Line {
+    worker: String,
+    actor: String,
+    partition: i32,
+    offset: i64,
+    start_us: u128,
+    end_us: u128,
+    value: Value,
+}
+
+impl Line {
+    fn parse(raw: &str) -> Result<Self> {
+        let f: Vec<&str> = raw.splitn(8, ' ').collect();
+        ensure!(f.len() == 8, "bad output line `{raw}`");
+        Ok(Self {
+            worker: f[0].to_string(),
+            actor: f[2].to_string(),
+            partition: f[3].parse()?,
+            offset: f[4].parse()?,
+            start_us: f[5].parse()?,
+            end_us: f[6].parse()?,
+            value: serde_json::from_str(f[7])?,
+        })
+    }
+
+    fn int(&self) -> Option<i64> {
+        self.value.as_i64()
+    }
+}
+
+fn all_lines(workers: &[&Worker]) -> Result<Vec<Line>> {
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.lines()?);
+    }
+    Ok(all)
+}
+
+/// Values processed more than once: (extra deliveries, distinct values).
+fn duplicates(lines: &[Line]) -> (usize, usize) {
+    let mut counts: HashMap<(i32, i64), usize> = HashMap::new();
+    for l in lines {
+        *counts.entry((l.partition, l.offset)).or_default() += 1;
+    }
+    let extra = counts.values().map(|c| c - 1).sum();
+    let distinct = counts.values().filter(|c| **c > 1).count();
+    (extra, distinct)
+}
+
+fn per_worker(lines: &[Line]) -> BTreeMap<&str, usize> {
+    let mut m = BTreeMap::new();
+    for l in lines {
+        *m.entry(l.worker.as_str()).or_default() += 1;
+    }
+    m
+}
+
+/// Check each partition's history, in processing order: one event at a
+/// time (an event starts after the previous one ended, whichever worker
+/// had it), from offset 0, each worker going on with the next offset, and
+/// no gap where the partition moves to another worker. Returns the number
+/// of handovers and of events processed again at a handover.
+fn check_partition_order(lines: &[Line]) -> (usize, usize) {
+    let mut by_partition: BTreeMap<i32, Vec<&Line>> = BTreeMap::new();
+    for l in lines {
+        by_partition.entry(l.partition).or_default().push(l);
+    }
+    let (mut handovers, mut redelivered) = (0, 0);
+    for (p, events) in &mut by_partition {
+        events.sort_by_key(|l| (l.start_us, l.end_us));
+        assert_eq!(events[0].offset, 0, "partition {p} starts at offset 0");
+        for pair in events.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            assert!(
+                b.start_us >= a.end_us,
+                "partition {p} processed by two actors at once:\n  {a:?}\n  {b:?}"
+            );
+            if a.worker == b.worker {
+                assert_eq!(
+                    b.offset,
+                    a.offset + 1,
+                    "partition {p}: {} skipped or repeated offsets:\n  {a:?}\n  {b:?}",
+                    a.worker
+                );
+            } else {
+                handovers += 1;
+                assert!(
+                    b.offset <= a.offset + 1,
+                    "partition {p}: gap at a handover:\n  {a:?}\n  {b:?}"
+                );
+                redelivered += (a.offset + 1 - b.offset) as usize;
+            }
+        }
+    }
+    (handovers, redelivered)
+}
+
+// ---- producing ------------------------------------------------------------------
+
+/// Produces 0, 1, 2, ... to the agent's topic, value `i` to partition
+/// `i % 8`, until stopped.
+struct Producer {
+    stop: Arc<AtomicBool>,
+    sent: Arc<Mutex<Vec<i64>>>,
+    task: JoinHandle<Result<()>>,
+}
+
+impl Producer {
+    fn start(agent: &Agent, first: i64, pause: Duration) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let (agent, flag, log) = (agent.clone(), stop.clone(), sent.clone());
+        let task = tokio::spawn(async move {
+            let mut i = first;
+            while !flag.load(Ordering::Relaxed) {
+                send(&agent, i).await?;
+                log.lock().unwrap().push(i);
+                i += 1;
+                tokio::time::sleep(pause).await;
+            }
+            Ok(())
+        });
+        Self { stop, sent, task }
+    }
+
+    fn count(&self) -> usize {
+        self.sent.lock().unwrap().len()
+    }
+
+    /// Stop and return every value sent.
+    async fn finish(self) -> Result<Vec<i64>> {
+        self.stop.store(true, Ordering::Relaxed);
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .context("producer did not stop")???;
+        Ok(self.sent.lock().unwrap().clone())
+    }
+}
+
+async fn send(agent: &Agent, i: i64) -> Result<()> {
+    let opts = SendOptions::default().partition((i % i64::from(PARTITIONS)) as i32);
+    tokio::time::timeout(Duration::from_secs(30), agent.send_with(&i, opts))
+        .await
+        .with_context(|| format!("sending {i} timed out"))??;
+    Ok(())
+}
+
+/// Send `values` (each to partition `value % 8`), many at a time.
+async fn send_many(agent: &Agent, values: std::ops::Range<i64>) -> Result<()> {
+    let sends = futures::stream::iter(values.map(|i| send(agent, i)));
+    let results: Vec<Result<()>> = sends.buffer_unordered(64).collect().await;
+    results.into_iter().collect()
+}
+
+/// The reply of the workers' agent.
+#[derive(Debug, Deserialize)]
+struct Reply {
+    worker: String,
+    partition: i32,
+    offset: i64,
+    value: Value,
+}
+
+// ---- 1. request/reply across processes -------------------------------------------
+
+/// A worker runs the agent; this process (a client app that declares the
+/// agent but is never started) calls it with `ask`, `map` and `join`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_ask_map_join_across_processes() -> Result<()> {
+    let Some(ctx) = Ctx::new("rpc") else {
+        return Ok(());
+    };
+    let (_client, agent) = ctx.client().await?;
+    let w1 = ctx.worker("w1", &[])?;
+    w1.ready().await?;
+
+    // ask: the first one also starts the reply consumer.
+    let t = Instant::now();
+    let r: Reply = agent.ask(&json!(21)).await?;
+    ctx.note(&format!(
+        "first ask answered in {:.3} s: {r:?}",
+        t.elapsed().as_secs_f64()
+    ));
+    assert_eq!(r.value, json!(21));
+    assert_eq!(r.worker, "w1");
+    let mut rtts = Vec::new();
+    for i in 0..50 {
+        let t = Instant::now();
+        let r: Reply = agent.ask(&json!({ "n": i })).await?;
+        rtts.push(t.elapsed());
+        assert_eq!(r.value, json!({ "n": i }));
+        assert!(
+            (0..PARTITIONS).contains(&r.partition) && r.offset >= 0,
+            "{r:?}"
+        );
+    }
+    rtts.sort();
+    ctx.note(&format!(
+        "50 sequential asks: p50 {:.1} ms, max {:.1} ms",
+        rtts[25].as_secs_f64() * 1e3,
+        rtts[49].as_secs_f64() * 1e3
+    ));
+
+    // map: every result, in arrival order.
+    let t = Instant::now();
+    let results: Vec<faust::Result<Reply>> = tokio::time::timeout(
+        Duration::from_secs(90),
+        agent
+            .map::<_, Reply, _>((0..200).map(|i: i64| json!(i)))
+            .collect::<Vec<_>>(),
+    )
+    .await
+    .context("map did not finish")?;
+    let mut got: Vec<i64> = results
+        .into_iter()
+        .map(|r| r.map(|r| r.value.as_i64().expect("an integer")))
+        .collect::<faust::Result<_>>()?;
+    got.sort_unstable();
+    assert_eq!(got, (0..200).collect::<Vec<_>>());
+    ctx.note(&format!(
+        "map of 200 values: {:.2} s",
+        t.elapsed().as_secs_f64()
+    ));
+
+    // join: results in input order.
+    let inputs: Vec<i64> = (0..1000).map(|i| i * 7 % 1000).collect();
+    let t = Instant::now();
+    let replies: Vec<Reply> =
+        tokio::time::timeout(Duration::from_secs(90), agent.join(inputs.iter().copied()))
+            .await
+            .context("join did not finish")??;
+    let values: Vec<i64> = replies.iter().filter_map(|r| r.value.as_i64()).collect();
+    assert_eq!(values, inputs, "join returns results in input order");
+    ctx.note(&format!(
+        "join of 1000 values (one worker): {:.2} s",
+        t.elapsed().as_secs_f64()
+    ));
+
+    // A second worker joins the group: the same join is answered by both.
+    let w2 = ctx.worker("w2", &[])?;
+    w2.ready().await?;
+    let t = Instant::now();
+    let replies: Vec<Reply> =
+        tokio::time::timeout(Duration::from_secs(90), agent.join(inputs.iter().copied()))
+            .await
+            .context("join did not finish")??;
+    let values: Vec<i64> = replies.iter().filter_map(|r| r.value.as_i64()).collect();
+    assert_eq!(values, inputs, "join returns results in input order");
+    let mut by_worker: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in &replies {
+        *by_worker.entry(r.worker.as_str()).or_default() += 1;
+    }
+    ctx.note(&format!(
+        "join of 1000 values (two workers): {:.2} s, answered by {by_worker:?}",
+        t.elapsed().as_secs_f64()
+    ));
+    assert_eq!(by_worker.len(), 2, "both workers answer: {by_worker:?}");
+
+    let (mut w1, mut w2) = (w1, w2);
+    w1.stop(&ctx).await?;
+    w2.stop(&ctx).await?;
+    let lines = all_lines(&[&w1, &w2])?;
+    // 1 + 50 + 200 + 2 * 1000 requests, each processed once.
+    assert_eq!(lines.len(), 2251, "{:?}", per_worker(&lines));
+    println!(
+        "SUMMARY rpc: asks p50 {:.1} ms; {} events, duplicates {:?}; {:.1} s",
+        rtts[25].as_secs_f64() * 1e3,
+        lines.len(),
+        duplicates(&lines),
+        ctx.t0.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+// ---- 2. workers joining and leaving gracefully -------------------------------------
+
+/// Two, then three workers share 8 partitions while events are produced
+/// continuously; workers leave with SIGTERM. Every event is processed, and
+/// graceful rebalances process none twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_workers_join_and_leave() -> Result<()> {
+    let Some(ctx) = Ctx::new("group") else {
+        return Ok(());
+    };
+    let (_client, agent) = ctx.client().await?;
+    let env = [("WORKER_CONCURRENCY", "2")];
+    let mut w1 = ctx.worker("w1", &env)?;
+    let mut w2 = ctx.worker("w2", &env)?;
+    w1.ready().await?;
+    w2.ready().await?;
+
+    let producer = Producer::start(&agent, 0, Duration::from_millis(2));
+    let mut n = ctx.progress(&[&w1, &w2], 0, 300).await?;
+    ctx.note(&format!("{n} events processed by two workers"));
+
+    let mut w3 = ctx.worker("w3", &env)?;
+    w3.ready().await?;
+    let all = [&w1, &w2, &w3];
+    n = ctx.progress(&all, n, 300).await?;
+    ctx.note(&format!("{n} events processed; three workers"));
+
+    w1.stop(&ctx).await?;
+    n = ctx.progress(&[&w1, &w2, &w3], n, 300).await?;
+    ctx.note(&format!("{n} events processed after w1 left"));
+
+    w2.stop(&ctx).await?;
+    n = ctx.progress(&[&w1, &w2, &w3], n, 300).await?;
+    ctx.note(&format!("{n} events processed after w2 left"));
+
+    let sent = producer.finish().await?;
+    ctx.note(&format!("produced {} values", sent.len()));
+    ctx.coverage(&[&w1, &w2, &w3], &sent).await?;
+    w3.stop(&ctx).await?;
+
+    let lines = all_lines(&[&w1, &w2, &w3])?;
+    let (extra, distinct) = duplicates(&lines);
+    println!(
+        "SUMMARY group: {} produced, {} processed {:?}, duplicates {extra} ({distinct} events); {:.1} s",
+        sent.len(),
+        lines.len(),
+        per_worker(&lines),
+        ctx.t0.elapsed().as_secs_f64()
+    );
+    assert_eq!(extra, 0, "graceful rebalances must not reprocess events");
+    Ok(())
+}
+
+// ---- 3. a worker killed mid-stream ------------------------------------------------
+
+/// A worker is killed with SIGKILL while events flow: after the session
+/// timeout the survivor owns every partition and processes everything the
+/// dead one had not committed (duplicates allowed: at-least-once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_partitions_taken_over() -> Result<()> {
+    let Some(ctx) = Ctx::new("sigkill") else {
+        return Ok(());
+    };
+    let (_client, agent) = ctx.client().await?;
+    let env = [("WORKER_DELAY_MS", "1")];
+    let mut w1 = ctx.worker("w1", &env)?;
+    let mut w2 = ctx.worker("w2", &env)?;
+    w1.ready().await?;
+    w2.ready().await?;
+
+    let producer = Producer::start(&agent, 0, Duration::from_millis(2));
+    ctx.wait_for("w1 to process 200 events", PROGRESS_WITHIN, &[&w1], |l| {
+        l.len() >= 200
+    })
+    .await?;
+    let before = w1.lines()?.len();
+    let killed = Instant::now();
+    w1.kill()?;
+    w1.wait_exit(EXIT_WITHIN).await?;
+    ctx.note(&format!(
+        "w1 killed (SIGKILL) after {before} events; {} values produced so far",
+        producer.count()
+    ));
+
+    let all = format!(
+        "ASSIGNED [{}]",
+        (0..PARTITIONS)
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    w2.line("every partition", Duration::from_secs(60), |l| l == all)
+        .await?;
+    let takeover = killed.elapsed();
+    ctx.note(&format!(
+        "w2 owns every partition {:.2} s after the kill",
+        takeover.as_secs_f64()
+    ));
+    let n = all_lines(&[&w1, &w2])?.len();
+    ctx.progress(&[&w1, &w2], n, 200).await?;
+
+    let sent = producer.finish().await?;
+    ctx.coverage(&[&w1, &w2], &sent).await?;
+    w2.stop(&ctx).await?;
+    let lines = all_lines(&[&w1, &w2])?;
+    let (extra, distinct) = duplicates(&lines);
+    println!(
+        "SUMMARY sigkill: {} produced, {} processed {:?}, duplicates {extra} ({distinct} events, \
+         processed by w1 but not committed before the kill); takeover {:.1} s; {:.1} s",
+        sent.len(),
+        lines.len(),
+        per_worker(&lines),
+        takeover.as_secs_f64(),
+        ctx.t0.elapsed().as_secs_f64()
+    );
+    // Duplicates are events w1 processed but had not committed: w2 itself
+    // (graceful rebalance only) processes each event once.
+    let mut w2_events: HashMap<(i32, i64), usize> = HashMap::new();
+    for l in w2.lines()? {
+        *w2_events.entry((l.partition, l.offset)).or_default() += 1;
+    }
+    for (event, count) in &w2_events {
+        assert_eq!(*count, 1, "{event:?} processed {count} times by w2");
+    }
+    Ok(())
+}
+
+// ---- 4. isolated partitions across workers -----------------------------------------
+
+/// An isolated-partitions agent on two workers, with a rebalance when the
+/// second joins and another when the first leaves: each event is processed
+/// by the actor of its partition, a partition is never processed by two
+/// actors at the same time, and each partition's offsets are processed in
+/// order, without gaps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isolated_partitions_never_overlap() -> Result<()> {
+    let Some(ctx) = Ctx::new("isolated") else {
+        return Ok(());
+    };
+    let (_client, agent) = ctx.client().await?;
+    let env = [("WORKER_MODE", "isolated"), ("WORKER_DELAY_MS", "3")];
+    let mut w1 = ctx.worker("w1", &env)?;
+    w1.ready().await?;
+
+    let producer = Producer::start(&agent, 0, Duration::from_millis(2));
+    let mut n = ctx.progress(&[&w1], 0, 150).await?;
+    let mut w2 = ctx.worker("w2", &env)?;
+    w2.ready().await?;
+    ctx.note(&format!("w2 joined after {n} events"));
+    n = ctx.progress(&[&w1, &w2], n, 300).await?;
+    w1.stop(&ctx).await?;
+    ctx.note(&format!("w1 left after {n} events"));
+    ctx.progress(&[&w1, &w2], n, 150).await?;
+    let sent = producer.finish().await?;
+    ctx.coverage(&[&w1, &w2], &sent).await?;
+    w2.stop(&ctx).await?;
+
+    let lines = all_lines(&[&w1, &w2])?;
+    for l in &lines {
+        assert_eq!(
+            l.actor,
+            format!("p{}", l.partition),
+            "processed by another partition's actor: {l:?}"
+        );
+    }
+    let (handovers, redelivered) = check_partition_order(&lines);
+    let (extra, _) = duplicates(&lines);
+    println!(
+        "SUMMARY isolated: {} produced, {} processed {:?}, {handovers} partition handovers, \
+         {redelivered} events redelivered at handovers, duplicates {extra}; {:.1} s",
+        sent.len(),
+        lines.len(),
+        per_worker(&lines),
+        ctx.t0.elapsed().as_secs_f64()
+    );
+    assert!(
+        handovers >= PARTITIONS as usize / 2,
+        "the partitions moved between workers"
+    );
+    assert_eq!(extra, 0, "graceful rebalances must not reprocess events");
+    Ok(())
+}
+
+// ---- 6. rebalances while consumption is paused --------------------------------------
+
+/// A backlog much larger than the workers' buffers (agent queue of 16
+/// events, consumer mailbox of 2 batches of 20 records), so consumption is
+/// paused by back-pressure when a second worker joins and when the first
+/// leaves. Every event is processed once, each partition in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebalance_with_backlog_and_paused_partitions() -> Result<()> {
+    let Some(ctx) = Ctx::new("backlog") else {
+        return Ok(());
+    };
+    const N: i64 = 4000;
+    let (_client, agent) = ctx.client().await?;
+    let t = Instant::now();
+    send_many(&agent, 0..N).await?;
+    ctx.note(&format!(
+        "backlog of {N} events produced in {:.2} s",
+        t.elapsed().as_secs_f64()
+    ));
+    let url = format!(
+        "{}&faust.batch.max.records=20&faust.buffer.batches=2",
+        ctx.url
+    );
+    let env = [
+        ("FAUST_BROKER", url.as_str()),
+        ("WORKER_BUFFER", "16"),
+        ("WORKER_DELAY_MS", "1"),
+        ("RUST_LOG", "info,faust_kafka=debug"),
+    ];
+    let mut w1 = ctx.worker("w1", &env)?;
+    w1.ready().await?;
+    let mut n = ctx.progress(&[&w1], 0, 650).await?;
+    let mut w2 = ctx.worker("w2", &env)?;
+    w2.ready().await?;
+    ctx.note(&format!("w2 joined after {n} events"));
+    n = ctx.progress(&[&w1, &w2], n, 1000).await?;
+    w1.stop(&ctx).await?;
+    ctx.note(&format!("w1 left after {n} events"));
+    let sent: Vec<i64> = (0..N).collect();
+    ctx.coverage(&[&w1, &w2], &sent).await?;
+    w2.stop(&ctx).await?;
+
+    let lines = all_lines(&[&w1, &w2])?;
+    let (handovers, redelivered) = check_partition_order(&lines);
+    let (extra, _) = duplicates(&lines);
+    // The transport's debug log says when a full mailbox paused the partitions.
+    let pauses: usize = ["w1", "w2"]
+        .iter()
+        .map(|w| {
+            std::fs::read_to_string(ctx.dir.join(format!("{w}.log")))
+                .unwrap_or_default()
+                .matches("pausing")
+                .count()
+        })
+        .sum();
+    println!(
+        "SUMMARY backlog: {N} produced, {} processed {:?}, {pauses} pauses for back-pressure, \
+         {handovers} partition handovers, {redelivered} events redelivered at handovers, \
+         duplicates {extra}; {:.1} s",
+        lines.len(),
+        per_worker(&lines),
+        ctx.t0.elapsed().as_secs_f64()
+    );
+    assert_eq!(extra, 0, "graceful rebalances must not reprocess events");
+    Ok(())
+}
+
+// ---- 5. restart from committed offsets ---------------------------------------------
+
+/// A worker processes N events and stops (SIGTERM); more are produced; a
+/// new worker in the same group processes only the new ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_resumes_from_committed_offsets() -> Result<()> {
+    let Some(ctx) = Ctx::new("restart") else {
+        return Ok(());
+    };
+    const N: i64 = 400;
+    let (_client, agent) = ctx.client().await?;
+    let mut w1 = ctx.worker("w1", &[])?;
+    w1.ready().await?;
+    send_many(&agent, 0..N).await?;
+    let first: Vec<i64> = (0..N).collect();
+    ctx.coverage(&[&w1], &first).await?;
+    w1.stop(&ctx).await?;
+
+    send_many(&agent, N..2 * N).await?;
+    let mut w2 = ctx.worker("w2", &[])?;
+    w2.ready().await?;
+    let second: Vec<i64> = (N..2 * N).collect();
+    // Each partition is read in offset order: anything re-read from before
+    // the restart comes before the new events.
+    ctx.coverage(&[&w2], &second).await?;
+    w2.stop(&ctx).await?;
+
+    let (l1, l2) = (w1.lines()?, w2.lines()?);
+    let old: Vec<i64> = l2.iter().filter_map(Line::int).filter(|v| *v < N).collect();
+    println!(
+        "SUMMARY restart: w1 processed {}, w2 processed {} ({} from before the restart); {:.1} s",
+        l1.len(),
+        l2.len(),
+        old.len(),
+        ctx.t0.elapsed().as_secs_f64()
+    );
+    assert_eq!(l1.len(), N as usize, "w1 processed each event once");
+    assert!(old.is_empty(), "w2 reprocessed committed events: {old:?}");
+    assert_eq!(l2.len(), N as usize, "w2 processed each new event once");
+    Ok(())
+}

@@ -1,0 +1,90 @@
+"""Shared by the Python side of the interop tests: settings and records.
+
+Every name is derived from INTEROP_PREFIX (set by run.py, unique per run), so
+runs never see each other's messages. The Rust side (examples/interop.rs)
+uses the same names.
+"""
+import asyncio
+import os
+import sys
+import time
+
+import faust
+
+BROKER = os.environ.get("INTEROP_BROKER", "kafka://127.0.0.1:9092")
+PREFIX = os.environ.get("INTEROP_PREFIX", "interop-manual-")
+
+
+def topic_name(name):
+    return PREFIX + name
+
+
+def make_app(role, **kwargs):
+    """A Faust app for this run. `reply_create_topic=True` is needed by any
+    Faust process that calls `ask`/`map`/`join`."""
+    return faust.App(
+        PREFIX + role,
+        broker=BROKER,
+        store="memory://",
+        web_enabled=False,
+        reply_create_topic=True,
+        reply_to_prefix=PREFIX + "reply-",
+        **kwargs,
+    )
+
+
+# Faust records. The namespace is what goes on the wire in
+# "__faust": {"ns": ...}; the Rust structs name the same namespaces.
+class Add(faust.Record, namespace="interop.Add"):
+    a: int
+    b: int
+
+
+class Total(faust.Record, namespace="interop.Total"):
+    total: int
+
+
+class Point(faust.Record, namespace="interop.Point"):
+    x: int
+    y: int
+
+
+class Checks:
+    """Collects named checks; prints `ok`/`FAIL` lines with timings."""
+
+    def __init__(self, side):
+        self.side = side
+        self.failures = []
+        self.count = 0
+
+    async def run(self, name, coro, timeout=30.0):
+        """Await `coro` (bounded by `timeout`); it returns None on success or
+        a string describing the failure."""
+        self.count += 1
+        t0 = time.monotonic()
+        try:
+            problem = await asyncio.wait_for(coro, timeout)
+        except asyncio.TimeoutError:
+            problem = f"no answer within {timeout:.0f} s"
+        except Exception as exc:  # report every failure, go on with the rest
+            problem = f"{type(exc).__name__}: {exc}"
+        ms = (time.monotonic() - t0) * 1000
+        if problem is None:
+            print(f"[{self.side}] ok   {name} ({ms:.0f} ms)", flush=True)
+        else:
+            print(f"[{self.side}] FAIL {name} ({ms:.0f} ms): {problem}", flush=True)
+            self.failures.append(name)
+
+    def summary(self):
+        passed = self.count - len(self.failures)
+        print(f"[{self.side}] {passed}/{self.count} checks passed", flush=True)
+        return 1 if self.failures else 0
+
+
+def expect(got, want):
+    """None when equal, else a description (for Checks.run)."""
+    return None if got == want else f"got {got!r}, want {want!r}"
+
+
+def log(side, msg):
+    print(f"[{side}] {msg}", file=sys.stderr, flush=True)

@@ -1,0 +1,78 @@
+"""A Python Faust worker whose agents the Rust app calls.
+
+Run by run.py; prints READY once its agents answer requests.
+"""
+import time
+
+import faust
+
+from common import Point, make_app, topic_name
+
+T0 = time.monotonic()
+app = make_app("py")
+
+
+def topic(name):
+    # Faust does not create an agent's source topic unless it is internal.
+    return app.topic(topic_name(name), internal=True, partitions=4)
+
+
+@app.agent(topic("py-triple"))
+async def triple(stream):
+    async for value in stream:
+        yield value * 3
+
+
+@app.agent(topic("py-echo"))
+async def echo(stream):
+    """Tells which Python type the JSON value became."""
+    async for value in stream:
+        yield {"type": type(value).__name__, "value": value}
+
+
+@app.agent(topic("py-scale"))
+async def scale(stream):
+    # The topic has no value_type: only the "__faust" namespace the Rust
+    # struct carries can make the value a Point.
+    async for p in stream:
+        if isinstance(p, Point):
+            yield Point(x=p.x * 2, y=p.y * 2)
+        else:
+            yield f"not an interop.Point: {p!r}"
+
+
+@app.agent(topic("py-evens"))
+async def evens(stream):
+    """Answers even numbers only: an odd request never gets a reply."""
+    async for n in stream:
+        if n % 2 == 0:
+            yield n
+
+
+INBOX = []
+
+
+@app.agent(topic("py-inbox"))
+async def inbox(stream):
+    """A plain consumer of what the Rust app sends to the topic."""
+    async for value in stream:
+        INBOX.append(value)
+
+
+@app.agent(topic("py-seen"))
+async def seen(stream):
+    """Answers with everything `inbox` has consumed so far."""
+    async for _ in stream:
+        yield list(INBOX)
+
+
+@app.task
+async def announce_ready():
+    assert await triple.ask(value=1) == 3  # a round trip through Kafka
+    print(f"READY after {time.monotonic() - T0:.1f} s", flush=True)
+
+
+if __name__ == "__main__":
+    faust.Worker(
+        app, loglevel="warning", quiet=True, redirect_stdouts=False
+    ).execute_from_commandline()

@@ -1,0 +1,8 @@
+use faust::agent;
+
+#[agent]
+struct NotAnAgent;
+
+fn main() {
+    let _ = NotAnAgent;
+}

@@ -1,0 +1,19 @@
+use faust::{agent, Stream};
+
+#[agent(isolated_partitions)]
+async fn flag(_s: Stream<i64>) -> faust::Result<()> {
+    Ok(())
+}
+
+#[agent(isolated_partitions = true, concurrency = 1)]
+async fn explicit(_s: Stream<i64>) -> faust::Result<()> {
+    Ok(())
+}
+
+// `false` does not conflict with concurrency.
+#[agent(isolated_partitions = false, concurrency = 3)]
+async fn off(_s: Stream<i64>) -> faust::Result<()> {
+    Ok(())
+}
+
+fn main() {}
