@@ -217,7 +217,7 @@ fn agents(app: &App, json: bool) -> anyhow::Result<()> {
             "{:<wn$}  {:<wt$}  {:>11}  {}",
             r["name"].as_str().unwrap_or_default(),
             r["topic"].as_str().unwrap_or_default(),
-            r["concurrency"],
+            r["concurrency"].as_u64().unwrap_or(1),
             r["help"].as_str().unwrap_or_default()
         )?;
     }

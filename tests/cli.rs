@@ -1,0 +1,148 @@
+//! The CLI of an app, run as a user would: the quickstart example's binary.
+
+use std::process::{Command, Output};
+
+fn quickstart(args: &[&str]) -> Output {
+    // target/debug/deps/cli-<hash> -> target/debug/examples/quickstart
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .map(|d| d.join("examples").join("quickstart"))
+        .unwrap();
+    assert!(bin.exists(), "build the example first: {}", bin.display());
+    Command::new(bin)
+        .args(args)
+        .env_remove("FAUST_BROKER")
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn agents_json_lists_every_agent_sorted_with_topic_and_help() {
+    let out = quickstart(&["agents", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let names: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["@price", "@quote", "@totals"]);
+    assert_eq!(rows[0]["topic"], "orders");
+    assert_eq!(rows[0]["concurrency"], 4);
+    assert_eq!(rows[1]["topic"], "quickstart-quickstart.quote");
+    assert_eq!(
+        rows[1]["help"],
+        "Quote the price of one order (request/reply)."
+    );
+}
+
+#[test]
+fn agents_table_is_readable() {
+    let out = quickstart(&["agents"]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(text.starts_with("name"), "{text}");
+    assert!(text.contains("@price   orders"), "{text}");
+}
+
+#[test]
+fn ask_prints_the_reply_as_json() {
+    let out = quickstart(&["ask", "@quote", r#"{"id":1,"item":"tea","quantity":2}"#]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out).trim(), r#""2 x tea = 8.00""#);
+}
+
+#[test]
+fn send_prints_where_the_value_was_written() {
+    let out = quickstart(&["send", "@totals", "2.5", "--partition", "3"]);
+    assert!(out.status.success(), "{out:?}");
+    let meta: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(meta["topic"], "quickstart-quickstart.totals");
+    assert_eq!(meta["partition"], 3);
+}
+
+#[test]
+fn unknown_agent_and_bad_input_fail_with_a_clear_message() {
+    let out = quickstart(&["ask", "@nope", "1"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown agent `nope`; registered agents: price, quote, totals"),
+        "{err}"
+    );
+    let out = quickstart(&["ask", "quote", "1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("write `@quote`"));
+    let out = quickstart(&["ask", "@quote", "not an order", "--timeout", "5"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot decode"), "{err}");
+    let out = quickstart(&["--broker", "nats://x", "agents"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no transport for scheme `nats`"));
+}
+
+#[test]
+fn help_reads_well() {
+    let out = quickstart(&["--help"]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    for word in ["worker", "agents", "send", "ask", "--broker", "--loglevel"] {
+        assert!(text.contains(word), "{word} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn worker_prints_a_banner_and_stops_gracefully_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/quickstart");
+    let mut child = Command::new(bin)
+        .arg("worker")
+        .env_remove("FAUST_BROKER")
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut banner = String::new();
+    // The banner, then the "app started" log line: the worker is running.
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        banner.push_str(&line);
+        banner.push('\n');
+        if line.contains("app started") {
+            break;
+        }
+    }
+    assert!(banner.contains("app id:  quickstart"), "{banner}");
+    assert!(banner.contains("broker:  memory://"), "{banner}");
+    assert!(banner.contains("@price"), "{banner}");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "{exit:?} {rest:?}");
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("worker stopped; offsets committed")),
+        "{rest:?}"
+    );
+}
