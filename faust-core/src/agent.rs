@@ -370,6 +370,8 @@ pub struct AgentStats {
     errors: AtomicU64,
     crashes: AtomicU64,
     restarts: AtomicU64,
+    asks: AtomicU64,
+    ask_micros: AtomicU64,
 }
 
 impl AgentStats {
@@ -401,6 +403,20 @@ impl AgentStats {
     /// Actor restarts by the supervisor.
     pub fn restarts(&self) -> u64 {
         self.restarts.load(Ordering::Relaxed)
+    }
+    pub(crate) fn record_ask(&self, elapsed: Duration) {
+        self.asks.fetch_add(1, Ordering::Relaxed);
+        self.ask_micros
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+    /// Answered `ask`s made through this handle.
+    pub fn asks(&self) -> u64 {
+        self.asks.load(Ordering::Relaxed)
+    }
+    /// Mean round trip of answered `ask`s.
+    pub fn mean_ask_latency(&self) -> Option<Duration> {
+        let n = self.asks();
+        (n > 0).then(|| Duration::from_micros(self.ask_micros.load(Ordering::Relaxed) / n))
     }
 }
 

@@ -2,7 +2,7 @@
 //! start and graceful stop.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -589,14 +589,6 @@ pub async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     ctrl_c.await;
-}
-
-#[allow(dead_code)]
-fn _assert_send_sync() {
-    fn is<T: Send + Sync>() {}
-    is::<App>();
-    is::<Agent>();
-    let _ = Mutex::new(0);
 }
 
 impl App {

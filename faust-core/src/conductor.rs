@@ -18,7 +18,6 @@ pub(crate) struct Conductor {
     app: App,
     consumer: Box<dyn Consumer>,
     parts: HashMap<TopicPartition, Arc<PartitionAcks>>,
-    assigned: Vec<TopicPartition>,
     last_commit: Instant,
 }
 
@@ -28,7 +27,6 @@ impl Conductor {
             app,
             consumer,
             parts: HashMap::new(),
-            assigned: Vec::new(),
             last_commit: Instant::now(),
         }
     }
@@ -121,7 +119,6 @@ impl Conductor {
                 }
             }
         }
-        self.assigned.retain(|tp| !tps.contains(tp));
         if !offsets.is_empty() {
             if let Err(e) = self.consumer.commit(&offsets).await {
                 tracing::error!(error = %e, "commit on revoke failed");
@@ -136,7 +133,6 @@ impl Conductor {
                 .entry(tp.clone())
                 .or_insert_with(PartitionAcks::new);
         }
-        self.assigned.extend(tps.iter().cloned());
         if let Err(e) = self.app.agents().on_rebalance(&[], &tps).await {
             tracing::error!(error = %e, "agents failed to handle assignment");
         }
@@ -171,11 +167,5 @@ impl Conductor {
         self.commit(true).await;
         let timeout = self.app.config().stop_timeout;
         self.consumer.close(timeout).await
-    }
-
-    /// Partitions currently assigned to this app.
-    #[allow(dead_code)]
-    pub(crate) fn assigned(&self) -> &[TopicPartition] {
-        &self.assigned
     }
 }

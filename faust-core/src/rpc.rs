@@ -204,7 +204,9 @@ impl Agent {
             .await
             .map_err(|_| self.timeout_error(timeout))?;
         drop(guard);
-        self.stats_rpc(started.elapsed());
+        if reply.is_ok() {
+            self.stats().record_ask(started.elapsed());
+        }
         self.decode_reply(reply)
     }
 
@@ -228,8 +230,6 @@ impl Agent {
             Err(e) => Err(e),
         }
     }
-
-    fn stats_rpc(&self, _elapsed: Duration) {}
 
     async fn send_all<K, V, I>(
         &self,

@@ -6,7 +6,6 @@
 //! returns the event or the agent's error. [`TestContext::results`] holds
 //! what the agent produced (its inputs, for consumers).
 
-use std::any::TypeId;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -133,7 +132,6 @@ impl TestContext {
                 },
             ));
         }
-        let _ = TypeId::of::<()>;
         let agent = app.add_agent(spec)?;
         let (tx, rx) = mpsc::unbounded_channel();
         agent.set_observer(tx);

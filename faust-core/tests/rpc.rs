@@ -407,3 +407,16 @@ async fn records_map_to_structs_and_back() {
     assert_eq!(r, 5);
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn ask_latency_is_counted() {
+    let app = app("ask-stats").build().unwrap();
+    let agent = doubler(&app, true);
+    app.start().await.unwrap();
+    for i in 0..3i64 {
+        let _: i64 = agent.ask(&i).await.unwrap();
+    }
+    assert_eq!(agent.stats().asks(), 3);
+    assert!(agent.stats().mean_ask_latency().unwrap() > Duration::ZERO);
+    app.stop().await.unwrap();
+}
