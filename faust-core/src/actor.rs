@@ -264,7 +264,7 @@ impl ActorCtx {
         self.agent.report_error(err);
         let app = self.agent.app();
         if let Some(addr) = reply {
-            if let Err(e) = app.send_reply(&addr, msg.key(), Err(err.to_string())).await {
+            if let Err(e) = app.send_reply(&addr, msg.key(), Err(reply_message(err))).await {
                 tracing::warn!(error = %e, "could not send the error reply");
             }
         }
@@ -288,6 +288,14 @@ impl ActorCtx {
 impl fmt::Debug for ActorCtx {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.label)
+    }
+}
+
+/// The message an error reply carries (the asker adds the agent name).
+fn reply_message(err: &Error) -> String {
+    match err {
+        Error::Agent { message, .. } | Error::Panic { message, .. } => message.clone(),
+        other => other.to_string(),
     }
 }
 
