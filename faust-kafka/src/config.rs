@@ -1,0 +1,423 @@
+//! Connection settings: the `kafka://` URL, the librdkafka properties of
+//! each client, and the few settings of this crate (`faust.*`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use faust_core::{Error, Result};
+use rdkafka::ClientConfig;
+
+use crate::transport::KafkaTransport;
+
+/// Scheme of the URLs this crate handles.
+pub const SCHEME: &str = "kafka://";
+
+/// librdkafka properties set on every client unless overridden.
+const COMMON_DEFAULTS: &[(&str, &str)] = &[("client.id", "faust-rs")];
+
+/// Producer defaults, tuned for low-latency request/reply. The partitioner
+/// is the Java client's (murmur2 of the key, as Python Faust and the
+/// in-memory broker), not librdkafka's CRC32 default, so that keyed records
+/// land where other Kafka clients put them.
+const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
+    ("partitioner", "murmur2_random"),
+    ("linger.ms", "1"),
+    ("acks", "all"),
+    ("enable.idempotence", "true"),
+    ("message.timeout.ms", "30000"),
+];
+
+/// Consumer defaults. The eager rebalance protocol (librdkafka's default
+/// `range,roundrobin` assignors) is kept on purpose: the runtime expects
+/// "revoke everything that moves, then assign".
+const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
+    ("fetch.wait.max.ms", "10"),
+    ("enable.partition.eof", "false"),
+];
+
+/// Consumer properties this crate always sets (the runtime commits offsets
+/// itself, after processing).
+const CONSUMER_FORCED: &[(&str, &str)] = &[
+    ("enable.auto.commit", "false"),
+    ("enable.auto.offset.store", "false"),
+];
+
+/// Admin client defaults: a metadata lookup must never create a topic.
+const ADMIN_DEFAULTS: &[(&str, &str)] = &[("allow.auto.create.topics", "false")];
+
+/// The settings of this crate that are not librdkafka properties, with
+/// their URL parameter names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Settings {
+    /// `faust.operation.timeout.ms`: deadline of topic creation, metadata
+    /// lookups, commits and committed-offset lookups (15 s).
+    pub(crate) operation_timeout: Duration,
+    /// `faust.revoke.timeout.ms`: how long a revocation waits for the
+    /// runtime to release its partitions (15 s: the runtime's default
+    /// rebalance timeout of 10 s plus a margin).
+    pub(crate) revoke_timeout: Duration,
+    /// `faust.batch.max.records`: most records in one `Records` event (500).
+    pub(crate) max_batch: usize,
+    /// `faust.buffer.batches`: batches buffered between the consumer thread
+    /// and the runtime before the thread stops fetching (8).
+    pub(crate) buffered_batches: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            operation_timeout: Duration::from_secs(15),
+            revoke_timeout: Duration::from_secs(15),
+            max_batch: 500,
+            buffered_batches: 8,
+        }
+    }
+}
+
+const SETTING_NAMES: &str = "faust.operation.timeout.ms, faust.revoke.timeout.ms, \
+                             faust.batch.max.records, faust.buffer.batches";
+
+/// Builds a [`KafkaTransport`] from a bootstrap server list and settings.
+///
+/// Every property is a librdkafka property
+/// (see librdkafka's `CONFIGURATION.md`) applied to every client, unless its
+/// name starts with `producer.`, `consumer.` or `admin.`: then it applies,
+/// without the prefix, to that client only. Names starting with `faust.` are
+/// settings of this crate:
+///
+/// | name | default | meaning |
+/// |---|---|---|
+/// | `faust.operation.timeout.ms` | 15000 | deadline of topic creation, metadata lookups and commits |
+/// | `faust.revoke.timeout.ms` | 15000 | how long a revocation waits for the runtime |
+/// | `faust.batch.max.records` | 500 | most records per consumer event |
+/// | `faust.buffer.batches` | 8 | batches buffered before the consumer thread stops fetching |
+///
+/// Defaults set unless overridden: `client.id=faust-rs`; producer
+/// `partitioner=murmur2_random` (Java-compatible), `linger.ms=1`,
+/// `acks=all`, `enable.idempotence=true`,
+/// `message.timeout.ms=30000`; consumer `fetch.wait.max.ms=10`,
+/// `enable.partition.eof=false`; admin `allow.auto.create.topics=false`.
+/// Always set on group consumers: `group.id`, `auto.offset.reset` (from
+/// the subscription), `enable.auto.commit=false`,
+/// `enable.auto.offset.store=false`.
+///
+/// ```no_run
+/// # fn main() -> faust_core::Result<()> {
+/// use faust_kafka::KafkaTransport;
+/// let transport = KafkaTransport::builder("127.0.0.1:9092")
+///     .set("security.protocol", "plaintext")
+///     .set("consumer.session.timeout.ms", "10000")
+///     .build()?;
+/// # let _ = transport; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct KafkaBuilder {
+    url: Option<String>,
+    bootstrap: String,
+    common: BTreeMap<String, String>,
+    producer: BTreeMap<String, String>,
+    consumer: BTreeMap<String, String>,
+    admin: BTreeMap<String, String>,
+    settings: Settings,
+    errors: Vec<String>,
+}
+
+impl std::fmt::Debug for KafkaBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Property values may be secrets (`sasl.password`): names only.
+        let names = |m: &BTreeMap<String, String>| m.keys().cloned().collect::<Vec<_>>();
+        f.debug_struct("KafkaBuilder")
+            .field("bootstrap", &self.bootstrap)
+            .field("common", &names(&self.common))
+            .field("producer", &names(&self.producer))
+            .field("consumer", &names(&self.consumer))
+            .field("admin", &names(&self.admin))
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaBuilder {
+    /// A builder for these bootstrap servers (`host:port[,host:port...]`).
+    pub fn new(bootstrap: impl Into<String>) -> Self {
+        Self {
+            url: None,
+            bootstrap: bootstrap.into(),
+            common: BTreeMap::new(),
+            producer: BTreeMap::new(),
+            consumer: BTreeMap::new(),
+            admin: BTreeMap::new(),
+            settings: Settings::default(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// Parse a `kafka://host:port[,host:port...][?key=value&...]` URL.
+    ///
+    /// Hosts may also be separated by `;`, each optionally repeating the
+    /// scheme (`kafka://a:9092;kafka://b:9092`, as Python Faust allows).
+    /// Query parameters go through [`set`](Self::set); values may be
+    /// percent-encoded.
+    pub fn from_url(url: &str) -> Result<Self> {
+        let bad = |reason: String| Error::BrokerUrl {
+            url: url.to_string(),
+            reason,
+        };
+        let rest = url
+            .strip_prefix(SCHEME)
+            .ok_or_else(|| bad(format!("expected `{SCHEME}host:port`")))?;
+        let (hosts, query) = match rest.split_once('?') {
+            Some((h, q)) => (h, Some(q)),
+            None => (rest, None),
+        };
+        let mut servers = Vec::new();
+        for host in hosts.split([',', ';']) {
+            let host = host.trim();
+            let host = host
+                .strip_prefix(SCHEME)
+                .unwrap_or(host)
+                .trim_end_matches('/');
+            if host.is_empty() {
+                return Err(bad(
+                    "expected `kafka://host:port[,host:port...]`: a host is empty".into(),
+                ));
+            }
+            if host.contains(['/', '?', '#', '@', ' ']) {
+                return Err(bad(format!("invalid host `{host}`")));
+            }
+            servers.push(host.to_string());
+        }
+        let mut builder = Self::new(servers.join(","));
+        builder.url = Some(url.to_string());
+        for pair in query.unwrap_or_default().split('&') {
+            if pair.is_empty() {
+                continue;
+            }
+            let (key, value) = pair
+                .split_once('=')
+                .ok_or_else(|| bad(format!("query parameter `{pair}` has no `=value`")))?;
+            let key = percent_decode(key).map_err(&bad)?;
+            let value = percent_decode(value).map_err(&bad)?;
+            if key.is_empty() {
+                return Err(bad("a query parameter has an empty name".into()));
+            }
+            builder = builder.set(key, value);
+        }
+        if let Some(err) = builder.errors.first() {
+            return Err(bad(err.clone()));
+        }
+        Ok(builder)
+    }
+
+    /// Set a property: a librdkafka property for every client,
+    /// `producer.`/`consumer.`/`admin.` + a property for one client, or a
+    /// `faust.*` setting (see the table above). Invalid values are reported
+    /// by [`build`](Self::build).
+    pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        let key = key.into();
+        let value = value.into();
+        if let Some(k) = key.strip_prefix("producer.") {
+            self.producer.insert(k.to_string(), value);
+        } else if let Some(k) = key.strip_prefix("consumer.") {
+            self.consumer.insert(k.to_string(), value);
+        } else if let Some(k) = key.strip_prefix("admin.") {
+            self.admin.insert(k.to_string(), value);
+        } else if key.starts_with("faust.") {
+            if let Err(e) = self.set_setting(&key, &value) {
+                self.errors.push(e);
+            }
+        } else {
+            self.common.insert(key, value);
+        }
+        self
+    }
+
+    fn set_setting(&mut self, key: &str, value: &str) -> std::result::Result<(), String> {
+        let number = || {
+            value
+                .parse::<u64>()
+                .map_err(|_| format!("`{key}` must be a non-negative integer, not `{value}`"))
+        };
+        match key {
+            "faust.operation.timeout.ms" => {
+                self.settings.operation_timeout = Duration::from_millis(number()?.max(1))
+            }
+            "faust.revoke.timeout.ms" => {
+                self.settings.revoke_timeout = Duration::from_millis(number()?)
+            }
+            "faust.batch.max.records" => self.settings.max_batch = number()?.max(1) as usize,
+            "faust.buffer.batches" => self.settings.buffered_batches = number()?.max(1) as usize,
+            _ => return Err(format!("unknown setting `{key}`; known: {SETTING_NAMES}")),
+        }
+        Ok(())
+    }
+
+    /// Deadline of topic creation, metadata lookups and commits (15 s).
+    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.operation_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long a revocation waits for the runtime to release the revoked
+    /// partitions before handing them over anyway (15 s).
+    pub fn revoke_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.revoke_timeout = timeout;
+        self
+    }
+
+    /// Most records in one consumer event (500).
+    pub fn max_batch(mut self, records: usize) -> Self {
+        self.settings.max_batch = records.max(1);
+        self
+    }
+
+    /// Batches buffered between a consumer thread and the runtime (8).
+    pub fn buffered_batches(mut self, batches: usize) -> Self {
+        self.settings.buffered_batches = batches.max(1);
+        self
+    }
+
+    /// Check the properties and create the producer and admin clients. No
+    /// connection is made yet: an unreachable broker shows on first use.
+    pub fn build(self) -> Result<KafkaTransport> {
+        let url = self
+            .url
+            .clone()
+            .unwrap_or_else(|| format!("{SCHEME}{}", self.bootstrap));
+        if let Some(err) = self.errors.first() {
+            return Err(Error::BrokerUrl {
+                url,
+                reason: err.clone(),
+            });
+        }
+        if self.bootstrap.trim().is_empty() {
+            return Err(Error::BrokerUrl {
+                url,
+                reason: "no bootstrap server given".into(),
+            });
+        }
+        let configs = ClientConfigs {
+            producer: self.client_config(PRODUCER_DEFAULTS, &self.producer, &[]),
+            consumer: self.client_config(CONSUMER_DEFAULTS, &self.consumer, CONSUMER_FORCED),
+            admin: self.client_config(ADMIN_DEFAULTS, &self.admin, &[]),
+        };
+        // Report bad property names or values now, not at the first subscribe.
+        configs
+            .consumer
+            .create_native_config()
+            .map_err(|e| Error::BrokerUrl {
+                url: url.clone(),
+                reason: format!("invalid consumer configuration: {e}"),
+            })?;
+        KafkaTransport::new(url, self.bootstrap, configs, self.settings)
+    }
+
+    fn client_config(
+        &self,
+        defaults: &[(&str, &str)],
+        specific: &BTreeMap<String, String>,
+        forced: &[(&str, &str)],
+    ) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        for (k, v) in COMMON_DEFAULTS.iter().chain(defaults) {
+            config.set(*k, *v);
+        }
+        config.set("bootstrap.servers", self.bootstrap.as_str());
+        for (k, v) in self.common.iter().chain(specific) {
+            config.set(k.as_str(), v.as_str());
+        }
+        for (k, v) in forced {
+            config.set(*k, *v);
+        }
+        config
+    }
+}
+
+/// The librdkafka configuration of each kind of client (no `Debug`: values
+/// may be secrets).
+#[derive(Clone)]
+pub(crate) struct ClientConfigs {
+    pub(crate) producer: ClientConfig,
+    pub(crate) consumer: ClientConfig,
+    pub(crate) admin: ClientConfig,
+}
+
+fn percent_decode(s: &str) -> std::result::Result<String, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| format!("invalid percent-encoding in `{s}`"))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("`{s}` is not UTF-8 once decoded"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get<'a>(c: &'a ClientConfig, k: &str) -> Option<&'a str> {
+        c.get(k)
+    }
+
+    #[test]
+    fn url_hosts_and_params() {
+        let b = KafkaBuilder::from_url(
+            "kafka://a:9092,kafka://b:9093;c:1/?linger.ms=5&producer.acks=1&consumer.session.timeout.ms=6000&faust.batch.max.records=7&sasl.password=p%40ss",
+        )
+        .unwrap();
+        assert_eq!(b.bootstrap, "a:9092,b:9093,c:1");
+        assert_eq!(b.settings.max_batch, 7);
+        let p = b.client_config(PRODUCER_DEFAULTS, &b.producer, &[]);
+        assert_eq!(get(&p, "acks"), Some("1"));
+        assert_eq!(get(&p, "linger.ms"), Some("5"));
+        assert_eq!(get(&p, "sasl.password"), Some("p@ss"));
+        assert_eq!(get(&p, "session.timeout.ms"), None);
+        let c = b.client_config(CONSUMER_DEFAULTS, &b.consumer, CONSUMER_FORCED);
+        assert_eq!(get(&c, "session.timeout.ms"), Some("6000"));
+        assert_eq!(get(&c, "fetch.wait.max.ms"), Some("10"));
+        assert_eq!(get(&c, "enable.auto.commit"), Some("false"));
+        assert_eq!(get(&c, "acks"), None);
+        let debug = format!("{b:?}");
+        assert!(
+            debug.contains("sasl.password") && !debug.contains("p@ss"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn bad_urls_are_rejected_with_a_reason() {
+        for url in [
+            "kafka://",
+            "kafka://a:1,,b:2",
+            "kafka://a:1?x",
+            "kafka://a:1?faust.nope=1",
+            "kafka://a:1?faust.revoke.timeout.ms=soon",
+            "kafka://a:1?k=%zz",
+            "http://a:1",
+        ] {
+            let err = KafkaBuilder::from_url(url).unwrap_err();
+            assert!(matches!(err, Error::BrokerUrl { .. }), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_librdkafka_property_fails_build() {
+        let err = KafkaBuilder::from_url("kafka://127.0.0.1:1?no.such.property=1")
+            .unwrap()
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("no.such.property"), "{err}");
+    }
+}

@@ -1,0 +1,444 @@
+//! The consumer handed to the runtime: the async side of a consumer thread.
+//!
+//! Each consumer owns one dedicated thread (see [`crate::worker`]) that
+//! polls librdkafka and runs its rebalance callbacks. The two sides share a
+//! small mailbox ([`Shared`]):
+//!
+//! - **events** (thread → runtime): `Records` batches tagged with the
+//!   revocation epoch they were fetched in, `Revoked`, `Assigned` and
+//!   failures, in order. Only record batches count against the capacity
+//!   (`faust.buffer.batches`): when it is reached the thread stops fetching,
+//!   which is the backpressure.
+//! - **commands** (runtime → thread): commits and committed-offset lookups,
+//!   run synchronously on the thread, also while it waits inside a
+//!   revocation.
+//! - **the revocation handshake**: on revoke the thread registers the
+//!   revoked partitions under a new epoch, queues `Revoked` and blocks inside
+//!   the callback until the runtime acknowledges by calling
+//!   [`Consumer::poll`] again (or closes or drops the consumer), or until
+//!   `faust.revoke.timeout.ms`. Commits made meanwhile run on the thread
+//!   before the callback returns, so they land in the generation that owned
+//!   the partitions. Batches fetched before a revocation (still queued when
+//!   it happens) lose the records of the revoked partitions when they are
+//!   taken out, so nothing of a revoked partition reaches the runtime after
+//!   `Revoked`.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use faust_core::transport::{Consumer, ConsumerEvent};
+use faust_core::{Error, Record, Result, TopicPartition};
+use tokio::sync::{oneshot, Notify};
+
+use crate::context::LastError;
+
+/// What the thread hands to the runtime.
+#[derive(Debug)]
+pub(crate) enum Item {
+    /// Records fetched during revocation epoch `epoch`.
+    Records { epoch: u64, records: Vec<Record> },
+    /// The partitions revoked by revocation `epoch`.
+    Revoked {
+        epoch: u64,
+        partitions: Vec<TopicPartition>,
+    },
+    /// Partitions now assigned.
+    Assigned(Vec<TopicPartition>),
+    /// The consumer failed; the thread stops after this.
+    Failed(String),
+}
+
+/// What the runtime asks the thread to do.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Commit these offsets synchronously.
+    Commit {
+        offsets: Vec<(TopicPartition, i64)>,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    /// Look up the committed offset of a partition.
+    Committed {
+        tp: TopicPartition,
+        reply: oneshot::Sender<Result<Option<i64>>>,
+    },
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub(crate) items: VecDeque<Item>,
+    /// `Records` items in `items`.
+    pub(crate) batches: usize,
+    /// Revocations whose `Revoked` event the runtime has not taken yet:
+    /// (epoch, partitions). Records of an older epoch in these partitions
+    /// are dropped.
+    pub(crate) revocations: Vec<(u64, HashSet<TopicPartition>)>,
+    pub(crate) commands: VecDeque<Command>,
+    /// Highest revocation epoch the runtime has finished handling.
+    pub(crate) acked: u64,
+    /// The runtime closed or dropped the consumer.
+    pub(crate) closing: bool,
+    /// librdkafka's consumer queue became non-empty.
+    pub(crate) doorbell: bool,
+    /// The thread has ended, and why.
+    pub(crate) finished: Option<String>,
+}
+
+/// The mailbox between a consumer thread and its async side.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    /// Wakes the thread: doorbell, command, ack, room in the queue, closing.
+    pub(crate) wake_thread: Condvar,
+    /// Wakes the async side: a new item, or the thread ended.
+    pub(crate) wake_async: Notify,
+}
+
+impl Shared {
+    /// Lock the state. No critical section calls into librdkafka or panics
+    /// halfway, so a poisoned lock is still consistent.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wait on the thread's condition variable for at most `timeout`.
+    pub(crate) fn wait<'a>(
+        &self,
+        guard: MutexGuard<'a, State>,
+        timeout: Duration,
+    ) -> MutexGuard<'a, State> {
+        match self.wake_thread.wait_timeout(guard, timeout) {
+            Ok((g, _)) => g,
+            Err(e) => e.into_inner().0,
+        }
+    }
+
+    /// Queue an event for the runtime and wake it.
+    pub(crate) fn push(&self, item: Item) {
+        let mut st = self.lock();
+        if matches!(item, Item::Records { .. }) {
+            st.batches += 1;
+        }
+        st.items.push_back(item);
+        drop(st);
+        self.wake_async.notify_one();
+    }
+
+    /// Ring the thread's doorbell (called by librdkafka's threads).
+    pub(crate) fn ring(&self) {
+        self.lock().doorbell = true;
+        self.wake_thread.notify_all();
+    }
+
+    /// Ask the thread to stop and release any revocation wait.
+    pub(crate) fn close(&self) {
+        self.lock().closing = true;
+        self.wake_thread.notify_all();
+    }
+}
+
+/// Drop from `records` those of partitions revoked after `epoch`.
+pub(crate) fn drop_revoked(
+    records: &mut Vec<Record>,
+    epoch: u64,
+    revocations: &[(u64, HashSet<TopicPartition>)],
+) {
+    for (e, revoked) in revocations {
+        if *e > epoch && !records.is_empty() {
+            records.retain(|r| !revoked.contains(&r.topic_partition()));
+        }
+    }
+}
+
+/// A Kafka consumer as the runtime sees it: a group member (`subscribe`) or
+/// fixed partitions without commits (`assign`).
+pub(crate) struct KafkaConsumer {
+    shared: Arc<Shared>,
+    /// Revocation to acknowledge at the next poll.
+    ack: Option<u64>,
+    /// Fires when the thread has ended (its client closed).
+    done: Option<oneshot::Receiver<()>>,
+    /// The group, `None` for an assigned consumer.
+    group: Option<String>,
+    operation_timeout: Duration,
+    last_error: LastError,
+}
+
+impl std::fmt::Debug for KafkaConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaConsumer")
+            .field("group", &self.group)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaConsumer {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        done: oneshot::Receiver<()>,
+        group: Option<String>,
+        operation_timeout: Duration,
+        last_error: LastError,
+    ) -> Self {
+        Self {
+            shared,
+            ack: None,
+            done: Some(done),
+            group,
+            operation_timeout,
+            last_error,
+        }
+    }
+
+    /// Send a command to the thread and wait for its answer.
+    async fn command<T>(
+        &self,
+        what: &str,
+        make: impl FnOnce(oneshot::Sender<Result<T>>) -> Command,
+    ) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut st = self.shared.lock();
+            if let Some(why) = &st.finished {
+                return Err(Error::Broker(format!(
+                    "cannot {what}: the consumer stopped ({why})"
+                )));
+            }
+            st.commands.push_back(make(tx));
+        }
+        self.shared.wake_thread.notify_all();
+        match tokio::time::timeout(self.operation_timeout, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(Error::Broker(format!(
+                "cannot {what}: the consumer stopped"
+            ))),
+            Err(_) => Err(Error::Timeout {
+                what: format!("{what}{}", self.last_error.suffix()),
+                after: self.operation_timeout,
+            }),
+        }
+    }
+}
+
+#[async_trait]
+impl Consumer for KafkaConsumer {
+    async fn poll(&mut self) -> Result<ConsumerEvent> {
+        loop {
+            // Everything up to returning an event is synchronous: dropping
+            // this future at the await below loses nothing.
+            let notified = {
+                let mut st = self.shared.lock();
+                if let Some(epoch) = self.ack.take() {
+                    st.acked = st.acked.max(epoch);
+                    self.shared.wake_thread.notify_all();
+                }
+                while let Some(item) = st.items.pop_front() {
+                    match item {
+                        Item::Records { epoch, mut records } => {
+                            st.batches -= 1;
+                            self.shared.wake_thread.notify_all();
+                            drop_revoked(&mut records, epoch, &st.revocations);
+                            if !records.is_empty() {
+                                return Ok(ConsumerEvent::Records(records));
+                            }
+                        }
+                        Item::Revoked { epoch, partitions } => {
+                            // Later batches were fetched after this revocation.
+                            st.revocations.retain(|(e, _)| *e > epoch);
+                            self.ack = Some(epoch);
+                            return Ok(ConsumerEvent::Revoked(partitions));
+                        }
+                        Item::Assigned(partitions) => {
+                            return Ok(ConsumerEvent::Assigned(partitions))
+                        }
+                        Item::Failed(why) => return Err(Error::Broker(why)),
+                    }
+                }
+                if let Some(why) = &st.finished {
+                    return Err(Error::Stopped(format!("Kafka consumer ({why})")));
+                }
+                self.shared.wake_async.notified()
+            };
+            notified.await;
+        }
+    }
+
+    async fn commit(&mut self, offsets: &[(TopicPartition, i64)]) -> Result<()> {
+        if self.group.is_none() || offsets.is_empty() {
+            return Ok(());
+        }
+        let offsets = offsets.to_vec();
+        self.command("commit offsets", |reply| Command::Commit { offsets, reply })
+            .await
+    }
+
+    async fn committed(&mut self, tp: &TopicPartition) -> Result<Option<i64>> {
+        if self.group.is_none() {
+            return Ok(None);
+        }
+        let tp = tp.clone();
+        self.command("look up a committed offset", |reply| Command::Committed {
+            tp,
+            reply,
+        })
+        .await
+    }
+
+    async fn close(mut self: Box<Self>, timeout: Duration) -> Result<()> {
+        self.shared.close();
+        let Some(done) = self.done.take() else {
+            return Ok(());
+        };
+        match tokio::time::timeout(timeout, done).await {
+            Ok(_) => Ok(()),
+            Err(_) => {
+                tracing::warn!(group = ?self.group, ?timeout, "Kafka consumer did not close in time; its thread finishes in the background");
+                Err(Error::Timeout {
+                    what: format!("closing the Kafka consumer{}", self.last_error.suffix()),
+                    after: timeout,
+                })
+            }
+        }
+    }
+}
+
+impl Drop for KafkaConsumer {
+    fn drop(&mut self) {
+        // Never block here: the thread closes its client in the background.
+        self.shared.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(topic: &str, partition: i32, offset: i64) -> Record {
+        Record {
+            topic: topic.into(),
+            partition,
+            offset,
+            timestamp: 0,
+            key: None,
+            value: None,
+            headers: Vec::new(),
+        }
+    }
+
+    fn consumer(shared: &Arc<Shared>) -> (KafkaConsumer, oneshot::Sender<()>) {
+        let (tx, rx) = oneshot::channel();
+        let c = KafkaConsumer::new(
+            shared.clone(),
+            rx,
+            Some("g".into()),
+            Duration::from_millis(200),
+            LastError::default(),
+        );
+        (c, tx)
+    }
+
+    #[tokio::test]
+    async fn records_fetched_before_a_revocation_lose_the_revoked_partitions() {
+        let shared = Arc::new(Shared::default());
+        let (mut c, _done) = consumer(&shared);
+        let t0 = TopicPartition::new("t", 0);
+        shared.push(Item::Records {
+            epoch: 0,
+            records: vec![rec("t", 0, 0), rec("t", 1, 0), rec("t", 0, 1)],
+        });
+        shared.push(Item::Records {
+            epoch: 0,
+            records: vec![rec("t", 0, 2)],
+        });
+        {
+            let mut st = shared.lock();
+            st.revocations.push((1, [t0.clone()].into_iter().collect()));
+            st.items.push_back(Item::Revoked {
+                epoch: 1,
+                partitions: vec![t0.clone()],
+            });
+        }
+        shared.push(Item::Records {
+            epoch: 1,
+            records: vec![rec("t", 1, 1)],
+        });
+        shared.push(Item::Assigned(vec![t0.clone()]));
+        shared.push(Item::Records {
+            epoch: 1,
+            records: vec![rec("t", 0, 0)],
+        });
+        assert_eq!(
+            c.poll().await.unwrap(),
+            ConsumerEvent::Records(vec![rec("t", 1, 0)])
+        );
+        // The second batch is all revoked: skipped.
+        assert_eq!(
+            c.poll().await.unwrap(),
+            ConsumerEvent::Revoked(vec![t0.clone()])
+        );
+        assert_eq!(shared.lock().acked, 0, "acknowledged by the next poll only");
+        assert!(shared.lock().revocations.is_empty());
+        assert_eq!(
+            c.poll().await.unwrap(),
+            ConsumerEvent::Records(vec![rec("t", 1, 1)])
+        );
+        assert_eq!(shared.lock().acked, 1);
+        assert_eq!(c.poll().await.unwrap(), ConsumerEvent::Assigned(vec![t0]));
+        assert_eq!(
+            c.poll().await.unwrap(),
+            ConsumerEvent::Records(vec![rec("t", 0, 0)])
+        );
+        assert_eq!(shared.lock().batches, 0);
+    }
+
+    #[tokio::test]
+    async fn poll_is_cancel_safe_and_reports_the_end_of_the_thread() {
+        let shared = Arc::new(Shared::default());
+        let (mut c, done) = consumer(&shared);
+        assert!(tokio::time::timeout(Duration::from_millis(20), c.poll())
+            .await
+            .is_err());
+        shared.push(Item::Records {
+            epoch: 0,
+            records: vec![rec("t", 0, 7)],
+        });
+        assert_eq!(
+            c.poll().await.unwrap(),
+            ConsumerEvent::Records(vec![rec("t", 0, 7)])
+        );
+        shared.push(Item::Failed("boom".into()));
+        shared.lock().finished = Some("boom".into());
+        let _ = done.send(());
+        assert!(matches!(c.poll().await, Err(Error::Broker(m)) if m == "boom"));
+        assert!(matches!(c.poll().await, Err(Error::Stopped(_))));
+        let err = c
+            .commit(&[(TopicPartition::new("t", 0), 1)])
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("stopped"), "{err}");
+        Box::new(c).close(Duration::from_secs(1)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn commands_time_out_and_close_is_bounded() {
+        let shared = Arc::new(Shared::default());
+        let (mut c, _done) = consumer(&shared);
+        // Nobody serves commands: the commit times out.
+        let err = c
+            .commit(&[(TopicPartition::new("t", 0), 1)])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Timeout { .. }), "{err}");
+        assert_eq!(shared.lock().commands.len(), 1);
+        // The thread never ends: close gives up after its timeout.
+        let started = std::time::Instant::now();
+        let err = Box::new(c)
+            .close(Duration::from_millis(50))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Timeout { .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert!(shared.lock().closing);
+    }
+}

@@ -1,0 +1,450 @@
+//! The Kafka transport: a producer, an admin client for topics and
+//! metadata, and a consumer thread per subscription.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use faust_core::record::now_millis;
+use faust_core::transport::{Consumer, OffsetReset, SubscribeOptions, TopicSpec, Transport};
+use faust_core::{Error, ProducerRecord, RecordMetadata, Result, TopicPartition};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::config::FromClientConfigAndContext;
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+use rdkafka::ClientConfig;
+use tokio::sync::oneshot;
+
+use crate::config::{ClientConfigs, KafkaBuilder, Settings};
+use crate::consumer::{KafkaConsumer, Shared};
+use crate::context::{ClientCtx, LastError};
+use crate::worker::{self, ConsumerCtx, Mode};
+
+/// Pause between two metadata lookups while waiting for a new topic.
+const METADATA_RETRY: Duration = Duration::from_millis(50);
+
+/// The `kafka://` transport, on librdkafka (through rdkafka).
+///
+/// Build it from a URL with [`KafkaTransport::from_url`] (what
+/// [`factory`](crate::factory) does) or programmatically with
+/// [`KafkaTransport::builder`]; see [`KafkaBuilder`] for the settings and
+/// their defaults. Dropping it never blocks the caller: the clients close on
+/// a background thread.
+pub struct KafkaTransport {
+    url: String,
+    bootstrap: String,
+    /// `None` only while dropping.
+    clients: Option<Clients>,
+    consumer_config: ClientConfig,
+    settings: Settings,
+    producer_error: LastError,
+    admin_error: LastError,
+}
+
+struct Clients {
+    producer: FutureProducer<ClientCtx>,
+    admin: Arc<AdminClient<ClientCtx>>,
+}
+
+/// What the metadata says about a topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TopicState {
+    partitions: i32,
+    /// Every partition has a leader and no error.
+    ready: bool,
+}
+
+impl fmt::Debug for KafkaTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may carry credentials: show the servers only.
+        f.debug_struct("KafkaTransport")
+            .field("bootstrap", &self.bootstrap)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaTransport {
+    /// A builder for these bootstrap servers (`host:port[,host:port...]`).
+    pub fn builder(bootstrap: impl Into<String>) -> KafkaBuilder {
+        KafkaBuilder::new(bootstrap)
+    }
+
+    /// A transport for a `kafka://host:port[,host:port...][?key=value&...]`
+    /// URL (see [`KafkaBuilder::from_url`]).
+    pub fn from_url(url: &str) -> Result<Self> {
+        KafkaBuilder::from_url(url)?.build()
+    }
+
+    pub(crate) fn new(
+        url: String,
+        bootstrap: String,
+        configs: ClientConfigs,
+        settings: Settings,
+    ) -> Result<Self> {
+        let producer_error = LastError::default();
+        let admin_error = LastError::default();
+        let invalid = |what: &str, e: KafkaError| Error::BrokerUrl {
+            url: url.clone(),
+            reason: format!("invalid {what} configuration: {e}"),
+        };
+        let producer = FutureProducer::from_config_and_context(
+            &configs.producer,
+            ClientCtx::new("producer", producer_error.clone()),
+        )
+        .map_err(|e| invalid("producer", e))?;
+        let admin = AdminClient::from_config_and_context(
+            &configs.admin,
+            ClientCtx::new("admin", admin_error.clone()),
+        )
+        .map_err(|e| invalid("admin client", e))?;
+        Ok(Self {
+            url: url.clone(),
+            bootstrap,
+            clients: Some(Clients {
+                producer,
+                admin: Arc::new(admin),
+            }),
+            consumer_config: configs.consumer,
+            settings,
+            producer_error,
+            admin_error,
+        })
+    }
+
+    /// The bootstrap servers, comma separated.
+    pub fn bootstrap_servers(&self) -> &str {
+        &self.bootstrap
+    }
+
+    fn clients(&self) -> &Clients {
+        self.clients.as_ref().expect("clients live until drop")
+    }
+
+    /// The topic's metadata, `None` if the broker does not know it.
+    async fn topic_state(&self, topic: &str, timeout: Duration) -> Result<Option<TopicState>> {
+        let admin = self.clients().admin.clone();
+        let name = topic.to_string();
+        let lookup = tokio::task::spawn_blocking(move || {
+            let md = admin.inner().fetch_metadata(Some(&name), timeout)?;
+            Ok::<_, KafkaError>(md.topics().iter().find(|t| t.name() == name).and_then(|t| {
+                if t.partitions().is_empty() {
+                    return None;
+                }
+                let ready = t.error().is_none()
+                    && t.partitions()
+                        .iter()
+                        .all(|p| p.error().is_none() && p.leader() >= 0);
+                Some(TopicState {
+                    partitions: t.partitions().len() as i32,
+                    ready,
+                })
+            }))
+        });
+        match tokio::time::timeout(timeout + Duration::from_secs(1), lookup).await {
+            Ok(Ok(Ok(state))) => Ok(state),
+            Ok(Ok(Err(e))) => Err(Error::Broker(format!(
+                "cannot read the metadata of topic `{topic}` from {}: {e}{}",
+                self.bootstrap,
+                self.admin_error.suffix()
+            ))),
+            Ok(Err(join)) => Err(Error::Broker(format!("metadata lookup failed: {join}"))),
+            Err(_) => {
+                Err(self.timeout(format!("reading the metadata of topic `{topic}`"), timeout))
+            }
+        }
+    }
+
+    fn timeout(&self, what: String, after: Duration) -> Error {
+        Error::Timeout {
+            what: format!("{what} on {}{}", self.bootstrap, self.admin_error.suffix()),
+            after,
+        }
+    }
+
+    /// Wait until the metadata shows the topic with a leader for every
+    /// partition, until `deadline`.
+    async fn await_topic(&self, topic: &str, deadline: Instant) -> Result<()> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let state = self
+                .topic_state(topic, left.max(Duration::from_millis(100)))
+                .await?;
+            if state.is_some_and(|s| s.ready) {
+                return Ok(());
+            }
+            if Instant::now() + METADATA_RETRY >= deadline {
+                return Err(self.timeout(
+                    format!("waiting for the metadata of new topic `{topic}`"),
+                    self.settings.operation_timeout,
+                ));
+            }
+            tokio::time::sleep(METADATA_RETRY).await;
+        }
+    }
+
+    fn new_consumer(
+        &self,
+        config: &ClientConfig,
+        mode: Mode,
+        group: Option<String>,
+    ) -> Result<KafkaConsumer> {
+        let shared = Arc::new(Shared::default());
+        let last_error = LastError::default();
+        let ctx = ConsumerCtx::new(
+            shared.clone(),
+            last_error.clone(),
+            self.settings.revoke_timeout,
+            self.settings.operation_timeout,
+        );
+        let consumer = BaseConsumer::from_config_and_context(config, ctx)
+            .map_err(|e| Error::Broker(format!("cannot create a Kafka consumer: {e}")))?;
+        let (done_tx, done_rx) = oneshot::channel();
+        let name = match &group {
+            Some(g) => format!("kafka-{g}"),
+            None => "kafka-assign".to_string(),
+        };
+        worker::spawn(
+            consumer,
+            mode,
+            self.settings.max_batch,
+            self.settings.buffered_batches,
+            name,
+            done_tx,
+        )?;
+        Ok(KafkaConsumer::new(
+            shared,
+            done_rx,
+            group,
+            self.settings.operation_timeout,
+            last_error,
+        ))
+    }
+}
+
+#[async_trait]
+impl Transport for KafkaTransport {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Create the topic with the spec's partitions, replication,
+    /// `retention.ms` and `cleanup.policy`, then wait until its metadata
+    /// shows it. A topic the metadata already shows is success without an
+    /// admin request (its settings are left as they are), and so is "topic
+    /// already exists". On a broker without the CreateTopics API
+    /// (librdkafka's mock cluster) a missing topic is an error naming the
+    /// fix: create it beforehand.
+    async fn create_topic(&self, spec: &TopicSpec) -> Result<()> {
+        if spec.name.is_empty() {
+            return Err(Error::Broker("invalid topic name: empty".into()));
+        }
+        if spec.partitions < 1 {
+            return Err(Error::Broker(format!(
+                "cannot create topic `{}` with {} partitions: at least 1 is needed",
+                spec.name, spec.partitions
+            )));
+        }
+        let op = self.settings.operation_timeout;
+        let deadline = Instant::now() + op;
+        // An existing topic needs no admin request (and a broker without
+        // CreateTopics, as the mock cluster, would only time out on one).
+        if let Some(state) = self.topic_state(&spec.name, op).await? {
+            if state.partitions != spec.partitions {
+                tracing::debug!(topic = %spec.name, partitions = state.partitions, wanted = spec.partitions, "topic exists with another partition count");
+            }
+            return Ok(());
+        }
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(100));
+        let retention = spec.retention.map(|r| r.as_millis().to_string());
+        let mut topic = NewTopic::new(
+            &spec.name,
+            spec.partitions,
+            TopicReplication::Fixed(i32::from(spec.replication)),
+        )
+        .set(
+            "cleanup.policy",
+            if spec.deleting { "delete" } else { "compact" },
+        );
+        if let Some(ms) = &retention {
+            topic = topic.set("retention.ms", ms);
+        }
+        let opts = AdminOptions::new()
+            .request_timeout(Some(left))
+            .operation_timeout(Some(left));
+        let created = tokio::time::timeout(
+            left + Duration::from_secs(1),
+            self.clients().admin.create_topics([&topic], &opts),
+        )
+        .await
+        .map_err(|_| self.timeout(format!("creating topic `{}`", spec.name), op))?;
+        let failure = match created {
+            Ok(results) => results.into_iter().find_map(|r| match r {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => None,
+                Err((_, code)) => Some(code.to_string()),
+            }),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(failure) = failure {
+            // The broker may refuse to create a topic that is there by now
+            // (created concurrently, or no permission to create).
+            if let Ok(Some(_)) = self.topic_state(&spec.name, Duration::from_secs(2)).await {
+                tracing::debug!(topic = %spec.name, error = %failure, "topic creation refused, but the topic exists");
+                return Ok(());
+            }
+            let hint = if failure.contains("nsupported") || failure.contains("imed out") {
+                " (a broker without the CreateTopics API, such as librdkafka's mock cluster, \
+                 fails this way: create the topic beforehand)"
+            } else {
+                ""
+            };
+            return Err(Error::Broker(format!(
+                "cannot create topic `{}` with {} partitions: {failure}{hint}{}",
+                spec.name,
+                spec.partitions,
+                self.admin_error.suffix()
+            )));
+        }
+        self.await_topic(&spec.name, deadline).await
+    }
+
+    async fn partition_count(&self, topic: &str) -> Result<Option<i32>> {
+        Ok(self
+            .topic_state(topic, self.settings.operation_timeout)
+            .await?
+            .map(|s| s.partitions))
+    }
+
+    async fn send(&self, record: ProducerRecord) -> Result<RecordMetadata> {
+        let mut out: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&record.topic);
+        if let Some(key) = record.key.as_deref() {
+            out = out.key(key);
+        }
+        if let Some(value) = record.value.as_deref() {
+            out = out.payload(value);
+        }
+        if let Some(p) = record.partition {
+            out = out.partition(p);
+        }
+        if let Some(ts) = record.timestamp {
+            out = out.timestamp(ts);
+        }
+        if !record.headers.is_empty() {
+            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+            for (key, value) in &record.headers {
+                headers = headers.insert(Header {
+                    key: key.as_str(),
+                    value: Some(value.as_ref()),
+                });
+            }
+            out = out.headers(headers);
+        }
+        let queue_timeout = Timeout::After(self.settings.operation_timeout);
+        match self.clients().producer.send(out, queue_timeout).await {
+            Ok(delivery) => Ok(RecordMetadata {
+                topic: record.topic.clone(),
+                partition: delivery.partition,
+                offset: delivery.offset,
+                timestamp: delivery
+                    .timestamp
+                    .to_millis()
+                    .or(record.timestamp)
+                    .unwrap_or_else(now_millis),
+            }),
+            Err((e, _)) => Err(Error::Broker(format!(
+                "cannot deliver a record to topic `{}`{}: {e}{}",
+                record.topic,
+                record
+                    .partition
+                    .map(|p| format!(" partition {p}"))
+                    .unwrap_or_default(),
+                self.producer_error.suffix()
+            ))),
+        }
+    }
+
+    async fn flush(&self, timeout: Duration) -> Result<()> {
+        let producer = self.clients().producer.clone();
+        let flushed = tokio::task::spawn_blocking(move || producer.flush(timeout));
+        match tokio::time::timeout(timeout + Duration::from_secs(1), flushed).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut)))) | Err(_) => {
+                Err(Error::Timeout {
+                    what: format!(
+                        "delivering the records sent to {}{}",
+                        self.bootstrap,
+                        self.producer_error.suffix()
+                    ),
+                    after: timeout,
+                })
+            }
+            Ok(Ok(Err(e))) => Err(Error::Broker(format!("flush failed: {e}"))),
+            Ok(Err(join)) => Err(Error::Broker(format!("flush failed: {join}"))),
+        }
+    }
+
+    /// Join `options.group` on a dedicated consumer thread. The consumer
+    /// reports `Assigned` once the group has given it partitions.
+    async fn subscribe(&self, options: SubscribeOptions) -> Result<Box<dyn Consumer>> {
+        if options.topics.is_empty() {
+            return Err(Error::config("a subscription needs at least one topic"));
+        }
+        if options.group.is_empty() {
+            return Err(Error::config("a consumer group id must not be empty"));
+        }
+        let mut config = self.consumer_config.clone();
+        config.set("group.id", options.group.as_str());
+        config.set(
+            "auto.offset.reset",
+            match options.offset_reset {
+                OffsetReset::Earliest => "earliest",
+                OffsetReset::Latest => "latest",
+            },
+        );
+        let mut topics = options.topics.clone();
+        topics.sort();
+        topics.dedup();
+        let consumer = self.new_consumer(&config, Mode::Group { topics }, Some(options.group))?;
+        Ok(Box::new(consumer))
+    }
+
+    /// Read these partitions from their beginning, outside any group (a
+    /// throwaway `group.id` that never commits). The first event is
+    /// `Assigned(partitions)`, once the metadata shows every partition.
+    async fn assign(&self, partitions: Vec<TopicPartition>) -> Result<Box<dyn Consumer>> {
+        let mut tps: Vec<TopicPartition> = Vec::with_capacity(partitions.len());
+        for tp in partitions {
+            if !tps.contains(&tp) {
+                tps.push(tp);
+            }
+        }
+        if tps.is_empty() {
+            return Err(Error::config("assign needs at least one partition"));
+        }
+        let mut config = self.consumer_config.clone();
+        config.set("group.id", format!("faust-assign-{}", uuid::Uuid::new_v4()));
+        config.set("auto.offset.reset", "earliest");
+        let consumer = self.new_consumer(&config, Mode::Assign { partitions: tps }, None)?;
+        Ok(Box::new(consumer))
+    }
+}
+
+impl Drop for KafkaTransport {
+    fn drop(&mut self) {
+        // Closing librdkafka clients joins their threads and may wait for
+        // in-flight requests: do it off the caller's thread.
+        if let Some(clients) = self.clients.take() {
+            let closing = std::thread::Builder::new()
+                .name("kafka-close".into())
+                .spawn(move || drop(clients));
+            if let Err(e) = closing {
+                tracing::debug!(error = %e, "closing the Kafka clients inline");
+            }
+        }
+    }
+}

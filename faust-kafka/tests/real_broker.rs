@@ -1,0 +1,312 @@
+//! The real-broker suite: runs only when `FAUST_TEST_KAFKA` names a Kafka
+//! broker (`host:port`), e.g. the one `scripts/kafka.sh start` runs:
+//!
+//! ```text
+//! FAUST_TEST_KAFKA=$(scripts/kafka.sh bootstrap) cargo test -p faust-kafka --test real_broker
+//! ```
+//!
+//! It covers what librdkafka's mock cluster cannot: topic creation through
+//! the admin API, and commits during a rebalance (real Kafka accepts them
+//! until the member rejoins), hence exactly-once hand-over under load.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{init_tracing, next_within, unique, within};
+use faust_core::transport::{Consumer, ConsumerEvent, SubscribeOptions, TopicSpec, Transport};
+use faust_core::{AgentSpec, App, Error, ProducerRecord, Stream, TopicPartition};
+use faust_kafka::KafkaTransport;
+use tokio::sync::mpsc;
+
+fn broker() -> Option<String> {
+    init_tracing();
+    match std::env::var("FAUST_TEST_KAFKA") {
+        Ok(b) if !b.is_empty() => Some(b),
+        _ => {
+            eprintln!("FAUST_TEST_KAFKA is not set: real-broker test skipped");
+            None
+        }
+    }
+}
+
+fn url(bootstrap: &str) -> String {
+    format!(
+        "kafka://{bootstrap}?consumer.session.timeout.ms=6000&consumer.heartbeat.interval.ms=500"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_topic_creates_with_settings_and_is_idempotent() {
+    let Some(b) = broker() else { return };
+    let t = KafkaTransport::from_url(&url(&b)).unwrap();
+    let name = unique("created");
+    assert_eq!(t.partition_count(&name).await.unwrap(), None);
+    let spec = TopicSpec {
+        name: name.clone(),
+        partitions: 3,
+        replication: 1,
+        retention: Some(Duration::from_secs(3600)),
+        deleting: true,
+    };
+    within(30, "create", t.create_topic(&spec)).await.unwrap();
+    assert_eq!(t.partition_count(&name).await.unwrap(), Some(3));
+    // Usable at once: the metadata shows it.
+    let md = t
+        .send(ProducerRecord {
+            partition: Some(2),
+            ..ProducerRecord::new(name.clone(), "x")
+        })
+        .await
+        .unwrap();
+    assert_eq!((md.partition, md.offset), (2, 0));
+    // Again, with other settings: success, the topic is unchanged.
+    within(
+        30,
+        "create again",
+        t.create_topic(&TopicSpec::new(name.clone(), 5)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(t.partition_count(&name).await.unwrap(), Some(3));
+    // A compacted topic.
+    let compacted = TopicSpec {
+        deleting: false,
+        ..TopicSpec::new(unique("compacted"), 1)
+    };
+    within(30, "create compacted", t.create_topic(&compacted))
+        .await
+        .unwrap();
+    // Invalid: replication above the broker count.
+    let err = within(
+        30,
+        "create invalid",
+        t.create_topic(&TopicSpec {
+            replication: 3,
+            ..TopicSpec::new(unique("bad"), 1)
+        }),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::Broker(_)), "{err}");
+}
+
+/// A member that commits after every batch and on revocation.
+struct Member {
+    consumer: Box<dyn Consumer>,
+    owned: BTreeSet<TopicPartition>,
+    position: BTreeMap<TopicPartition, i64>,
+    seen: Vec<(TopicPartition, i64)>,
+}
+
+impl Member {
+    fn new(consumer: Box<dyn Consumer>) -> Self {
+        Self {
+            consumer,
+            owned: BTreeSet::new(),
+            position: BTreeMap::new(),
+            seen: Vec::new(),
+        }
+    }
+
+    async fn step(&mut self) {
+        let Some(event) = next_within(&mut self.consumer, Duration::from_millis(20)).await else {
+            return;
+        };
+        match event {
+            ConsumerEvent::Records(records) => {
+                for r in records {
+                    let tp = r.topic_partition();
+                    assert!(self.owned.contains(&tp), "record of {tp} not owned");
+                    self.seen.push((tp.clone(), r.offset));
+                    self.position.insert(tp, r.offset + 1);
+                }
+                let offsets: Vec<_> = self.position.iter().map(|(k, v)| (k.clone(), *v)).collect();
+                if let Err(e) = self.consumer.commit(&offsets).await {
+                    eprintln!("commit failed: {e}");
+                }
+            }
+            ConsumerEvent::Revoked(tps) => {
+                let offsets: Vec<_> = tps
+                    .iter()
+                    .filter_map(|tp| self.position.get(tp).map(|o| (tp.clone(), *o)))
+                    .collect();
+                if !offsets.is_empty() {
+                    self.consumer
+                        .commit(&offsets)
+                        .await
+                        .expect("commit on revoke");
+                }
+                for tp in &tps {
+                    assert!(self.owned.remove(tp));
+                    self.position.remove(tp);
+                }
+            }
+            ConsumerEvent::Assigned(tps) => self.owned.extend(tps),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hand_over_under_load_is_exactly_once() {
+    let Some(b) = broker() else { return };
+    hand_over(&b, "").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hand_over_with_cooperative_sticky_is_exactly_once() {
+    let Some(b) = broker() else { return };
+    hand_over(
+        &b,
+        "&consumer.partition.assignment.strategy=cooperative-sticky",
+    )
+    .await;
+}
+
+async fn hand_over(b: &str, extra: &str) {
+    let t = Arc::new(
+        KafkaTransport::from_url(&format!("{}&faust.batch.max.records=20{extra}", url(b))).unwrap(),
+    );
+    let topic = unique("load");
+    t.create_topic(&TopicSpec::new(topic.clone(), 6))
+        .await
+        .unwrap();
+    let group = unique("g");
+    let join = |t: Arc<KafkaTransport>, group: String, topic: String| async move {
+        t.subscribe(SubscribeOptions {
+            group,
+            topics: vec![topic],
+            offset_reset: Default::default(),
+        })
+        .await
+        .unwrap()
+    };
+    // A producer running during the whole test.
+    const TOTAL: usize = 3000;
+    let producer = {
+        let t = t.clone();
+        let topic = topic.clone();
+        tokio::spawn(async move {
+            for i in 0..TOTAL {
+                t.send(ProducerRecord {
+                    key: Some(format!("k{i}").into()),
+                    ..ProducerRecord::new(topic.clone(), format!("{i}"))
+                })
+                .await
+                .unwrap();
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+    let started = Instant::now();
+    let mut a = Member::new(join(t.clone(), group.clone(), topic.clone()).await);
+    within(60, "a owns all", async {
+        while a.owned.len() < 6 {
+            a.step().await;
+        }
+    })
+    .await;
+    let mut bm = Member::new(join(t.clone(), group.clone(), topic.clone()).await);
+    within(60, "split", async {
+        while !(a.owned.len() == 3 && bm.owned.len() == 3) {
+            a.step().await;
+            bm.step().await;
+        }
+    })
+    .await;
+    eprintln!("split after {:?}", started.elapsed());
+    assert!(a.owned.is_disjoint(&bm.owned));
+    for _ in 0..50 {
+        a.step().await;
+        bm.step().await;
+    }
+    let Member {
+        consumer,
+        seen: a_seen,
+        ..
+    } = a;
+    within(20, "close a", consumer.close(Duration::from_secs(15)))
+        .await
+        .unwrap();
+    within(120, "b reads everything", async {
+        while a_seen.len() + bm.seen.len() < TOTAL {
+            bm.step().await;
+        }
+    })
+    .await;
+    producer.await.unwrap();
+    eprintln!("all {TOTAL} read after {:?}", started.elapsed());
+    let mut all: Vec<_> = a_seen.iter().chain(&bm.seen).cloned().collect();
+    let n = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), n, "no record delivered twice");
+    assert_eq!(n, TOTAL);
+    let a_set: HashSet<_> = a_seen.iter().collect();
+    assert!(bm.seen.iter().all(|r| !a_set.contains(r)));
+    bm.consumer.close(Duration::from_secs(10)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_creates_its_topics_and_answers_asks() {
+    let Some(b) = broker() else { return };
+    let app = App::builder(unique("app"))
+        .broker(url(&b))
+        .transport("kafka", faust_kafka::factory)
+        .topic_partitions(4)
+        .build()
+        .unwrap();
+    let double = app
+        .add_agent(AgentSpec::handler("double", |x: i64| async move {
+            Ok::<_, Error>(x * 2)
+        }))
+        .unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let counter = app
+        .add_agent(AgentSpec::consumer("count", move |mut s: Stream<i64>| {
+            let tx = tx.clone();
+            async move {
+                while let Some(v) = s.next().await {
+                    let _ = tx.send(v);
+                }
+                Ok::<_, Error>(())
+            }
+        }))
+        .unwrap();
+    within(60, "start", app.start()).await.unwrap();
+    assert_eq!(
+        app.transport()
+            .partition_count(double.topic())
+            .await
+            .unwrap(),
+        Some(4)
+    );
+    let r: i64 = within(60, "first ask", double.ask(&21i64)).await.unwrap();
+    assert_eq!(r, 42);
+    let mut lat = Vec::new();
+    for i in 0..50i64 {
+        let s = Instant::now();
+        let r: i64 = within(30, "ask", double.ask(&i)).await.unwrap();
+        lat.push(s.elapsed());
+        assert_eq!(r, 2 * i);
+    }
+    lat.sort();
+    eprintln!(
+        "ask round trip on a real broker: p50 {:?}, p99 {:?}",
+        lat[25], lat[49]
+    );
+    for i in 0..1000i64 {
+        counter.send(&i).await.unwrap();
+    }
+    let mut seen = HashSet::new();
+    within(60, "events", async {
+        while seen.len() < 1000 {
+            let v = rx.recv().await.unwrap();
+            assert!(seen.insert(v), "{v} twice");
+        }
+    })
+    .await;
+    within(30, "stop", app.stop()).await.unwrap();
+}
