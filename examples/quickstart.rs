@@ -45,7 +45,12 @@ async fn totals(mut prices: Stream<f64>) -> faust::Result<()> {
 /// Quote the price of one order (request/reply).
 #[faust::agent]
 async fn quote(order: Order) -> faust::Result<String> {
-    Ok(format!("{} x {} = {:.2}", order.quantity, order.item, 4.0 * f64::from(order.quantity)))
+    Ok(format!(
+        "{} x {} = {:.2}",
+        order.quantity,
+        order.item,
+        4.0 * f64::from(order.quantity)
+    ))
 }
 
 #[tokio::main]
@@ -55,16 +60,33 @@ async fn main() -> anyhow::Result<()> {
     }
     let app = faust::registered_app("quickstart")?;
     app.start().await?;
-    println!("agents: {:?}", app.agents().all().iter().map(|a| a.name()).collect::<Vec<_>>());
+    println!(
+        "agents: {:?}",
+        app.agents()
+            .all()
+            .iter()
+            .map(|a| a.name())
+            .collect::<Vec<_>>()
+    );
 
     let orders = app.agent("price")?;
     for id in 0..1000 {
         let item = if id % 2 == 0 { "tea" } else { "cake" }.to_string();
-        orders.send(&Order { id, item, quantity: 1 + id % 3 }).await?;
+        orders
+            .send(&Order {
+                id,
+                item,
+                quantity: 1 + id % 3,
+            })
+            .await?;
     }
     let reply: String = app
         .agent("quote")?
-        .ask(&Order { id: 0, item: "cake".into(), quantity: 3 })
+        .ask(&Order {
+            id: 0,
+            item: "cake".into(),
+            quantity: 3,
+        })
         .await?;
     println!("quote: {reply}");
 
