@@ -264,7 +264,10 @@ impl ActorCtx {
         self.agent.report_error(err);
         let app = self.agent.app();
         if let Some(addr) = reply {
-            if let Err(e) = app.send_reply(&addr, msg.key(), Err(reply_message(err))).await {
+            if let Err(e) = app
+                .send_reply(&addr, msg.key(), Err(reply_message(err)))
+                .await
+            {
                 tracing::warn!(error = %e, "could not send the error reply");
             }
         }

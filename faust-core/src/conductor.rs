@@ -1,10 +1,11 @@
 //! The consumer loop: reads the app's group consumer, hands each record to
 //! the agents of its topic, routes rebalances and commits acked offsets.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -14,10 +15,19 @@ use crate::message::{Delivery, Message, PartitionAcks};
 use crate::record::{Record, TopicPartition};
 use crate::transport::{Consumer, ConsumerEvent};
 
+/// While a delivery waits for a full agent queue, the consumer is still
+/// polled this often, so a rebalance is handled at once instead of after the
+/// transport's revoke deadline.
+const SIDE_POLL: Duration = Duration::from_millis(50);
+/// Records read ahead by side polls, at most.
+const BACKLOG_LIMIT: usize = 4096;
+
 pub(crate) struct Conductor {
     app: App,
     consumer: Box<dyn Consumer>,
     parts: HashMap<TopicPartition, Arc<PartitionAcks>>,
+    /// Records polled but not yet handed to the agents, in order.
+    backlog: VecDeque<Record>,
     last_commit: Instant,
 }
 
@@ -27,6 +37,7 @@ impl Conductor {
             app,
             consumer,
             parts: HashMap::new(),
+            backlog: VecDeque::new(),
             last_commit: Instant::now(),
         }
     }
@@ -57,7 +68,8 @@ impl Conductor {
                     failures = 0;
                     match event {
                         ConsumerEvent::Records(records) => {
-                            for record in records {
+                            self.backlog.extend(records);
+                            while let Some(record) = self.backlog.pop_front() {
                                 if !self.deliver(record, &shutdown).await {
                                     break 'outer;
                                 }
@@ -86,12 +98,22 @@ impl Conductor {
             .or_insert_with(PartitionAcks::new)
             .clone();
         acks.register(record.offset);
+        let (topic, partition) = (record.topic.clone(), record.partition);
         let msg = Message::new(record, acks, agents.len());
         for agent in agents.iter() {
-            let delivered = tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => return false,
-                ok = agent.deliver(msg.clone()) => ok,
+            let delivery = agent.deliver(msg.clone());
+            tokio::pin!(delivery);
+            let delivered = loop {
+                tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => return false,
+                    ok = &mut delivery => break ok,
+                    _ = tokio::time::sleep(SIDE_POLL), if self.backlog.len() < BACKLOG_LIMIT => {
+                        if self.side_poll(&topic, partition).await {
+                            return true; // its partition was revoked meanwhile
+                        }
+                    }
+                }
             };
             if !delivered {
                 // No queue for it (agent stopped or partition not routed): ack its share.
@@ -102,8 +124,34 @@ impl Conductor {
         true
     }
 
+    /// Poll once without waiting while a delivery is blocked: records go to
+    /// the backlog, rebalances are handled now. Returns whether
+    /// `topic[partition]` was revoked.
+    async fn side_poll(&mut self, topic: &str, partition: i32) -> bool {
+        match self.consumer.poll().now_or_never() {
+            Some(Ok(ConsumerEvent::Records(records))) => self.backlog.extend(records),
+            Some(Ok(ConsumerEvent::Revoked(tps))) => {
+                let hit = tps
+                    .iter()
+                    .any(|tp| &*tp.topic == topic && tp.partition == partition);
+                self.on_revoked(tps).await;
+                return hit;
+            }
+            Some(Ok(ConsumerEvent::Assigned(tps))) => self.on_assigned(tps).await,
+            Some(Err(err)) => tracing::warn!(error = %err, "consumer poll failed"),
+            None => {}
+        }
+        false
+    }
+
     async fn on_revoked(&mut self, tps: Vec<TopicPartition>) {
         tracing::info!(partitions = ?tps, "partitions revoked");
+        // Records read ahead for these partitions are dropped: their new
+        // owner reads them from the committed offset.
+        self.backlog.retain(|r| {
+            !tps.iter()
+                .any(|tp| tp.topic == r.topic && tp.partition == r.partition)
+        });
         if let Err(e) = self.app.agents().on_rebalance(&tps, &[]).await {
             tracing::error!(error = %e, "agents failed to handle revocation");
         }

@@ -311,3 +311,72 @@ async fn default_topic_is_app_id_dash_qualname() {
     assert!(!a.label().is_empty());
     assert_eq!(a.get_topic_names(), vec!["shop-shop.agents.count"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_agent_with_a_full_queue_does_not_block_a_rebalance() {
+    // The conductor keeps polling while a delivery waits for queue space, so
+    // it sees the revocation at once (not after the broker's 10 s deadline).
+    let url = broker();
+    let stalled = App::builder("stall")
+        .broker(&url)
+        .stream_buffer_maxsize(2)
+        .rebalance_timeout(Duration::from_millis(300))
+        .stop_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let agent = stalled
+        .add_agent(
+            AgentSpec::consumer("c", |mut s: Stream<i64>| async move {
+                s.next().await;
+                std::future::pending::<()>().await;
+                Ok::<_, Error>(())
+            })
+            .topic("stall-topic")
+            .partitions(2),
+        )
+        .unwrap();
+    stalled.start().await.unwrap();
+    for i in 0..100i64 {
+        agent
+            .send_with(
+                &i,
+                faust_core::SendOptions::default().partition((i % 2) as i32),
+            )
+            .await
+            .unwrap();
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let helper = App::builder("stall").broker(&url).build().unwrap();
+    helper
+        .add_agent(
+            AgentSpec::consumer("c", move |mut s: Stream<i64>| {
+                let tx = tx.clone();
+                async move {
+                    while let Some(ev) = s.next_event().await {
+                        let _ = tx.send(ev.message().partition());
+                    }
+                    Ok::<_, Error>(())
+                }
+            })
+            .topic("stall-topic")
+            .partitions(2),
+        )
+        .unwrap();
+    helper.start().await.unwrap();
+    // Well under the broker's 10 s forced hand-over.
+    let got = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut n = Vec::new();
+        while n.len() < 50 {
+            n.push(rx.recv().await.unwrap());
+        }
+        n
+    })
+    .await
+    .expect("the helper got its partition's 50 events promptly");
+    assert!(
+        got.iter().all(|p| *p == got[0]),
+        "one partition moved: {got:?}"
+    );
+    helper.stop().await.unwrap();
+    stalled.stop().await.unwrap();
+}
