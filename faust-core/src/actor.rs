@@ -167,21 +167,23 @@ impl ActorCtx {
         loop {
             let delivery = self.recv().await?;
             let msg = delivery.message().clone();
-            match self.decode::<T>(&msg) {
-                Ok((value, reply)) => {
+            let (decoded, reply) = self.decode::<T>(&msg);
+            match decoded {
+                Ok(value) => {
                     self.agent.stats().record_in();
                     *self.lock() = Some(Current { delivery, reply });
                     return Some(Event::new(value, msg, self.agent.key_codec()));
                 }
                 Err(err) => {
-                    let reply = reply_address(&msg);
                     self.fail_event(delivery, reply, &err).await;
                 }
             }
         }
     }
 
-    fn decode<T: Value>(&self, msg: &Message) -> Result<(T, Option<ReplyAddr>)> {
+    /// The decoded value and the reply address; the address is known even
+    /// when the value does not decode, so the asker gets an error reply.
+    fn decode<T: Value>(&self, msg: &Message) -> (Result<T>, Option<ReplyAddr>) {
         let codec = self.agent.value_codec();
         let raw: &[u8] = msg.value().map(|b| &b[..]).unwrap_or(b"null");
         let located = |err: Error| match err {
@@ -196,18 +198,21 @@ impl ActorCtx {
         };
         if wire::looks_like_request(raw) {
             // The envelope is JSON whatever the agent's codec (Faust's format).
-            if let Some(req) = wire::ReqRepRequest::decode(raw).map_err(located)? {
-                let value =
-                    serde_json::from_value(req.value).map_err(|e| located(Error::from(e)))?;
-                let reply = Some(ReplyAddr {
-                    reply_to: req.reply_to,
-                    correlation_id: req.correlation_id,
-                });
-                return Ok((value, reply));
+            match wire::ReqRepRequest::decode(raw) {
+                Ok(Some(req)) => {
+                    let value =
+                        serde_json::from_value(req.value).map_err(|e| located(Error::from(e)));
+                    let reply = Some(ReplyAddr {
+                        reply_to: req.reply_to,
+                        correlation_id: req.correlation_id,
+                    });
+                    return (value, reply);
+                }
+                Ok(None) => {}
+                Err(e) => return (Err(located(e)), reply_address(msg)),
             }
         }
-        let value = codec.decode(raw).map_err(located)?;
-        Ok((value, reply_address(msg)))
+        (codec.decode(raw).map_err(located), reply_address(msg))
     }
 
     /// Produce a value for the current event: reply, then every sink.

@@ -74,6 +74,7 @@ pub struct AgentSpec {
     pub(crate) output: Option<(TypeId, &'static str)>,
     pub(crate) output_json: Option<OutputJson>,
     pub(crate) value_type: &'static str,
+    pub(crate) remote: bool,
 }
 
 /// Turns a produced value (type-erased) into JSON, for the test harness.
@@ -110,6 +111,7 @@ impl AgentSpec {
             output,
             output_json,
             value_type,
+            remote: false,
         }
     }
 
@@ -185,6 +187,17 @@ impl AgentSpec {
             Some(output::<R>()),
             Some(output_json::<R>),
         )
+    }
+
+    /// An agent that runs elsewhere (another process, a Python Faust app):
+    /// this app only calls it (`send`, `ask`, `join`...), never consumes its
+    /// topic. Set `topic`, `value_codec` and `use_reply_headers` to match it.
+    pub fn remote(name: impl Into<String>) -> Self {
+        let mut spec = Self::consumer(name, |_: Stream<serde_json::Value>| async {
+            Err::<(), Error>(Error::config("a remote agent does not run here"))
+        });
+        spec.remote = true;
+        spec
     }
 
     /// The agent's name.
@@ -544,6 +557,10 @@ impl Agent {
     pub fn partitions(&self) -> Option<i32> {
         self.inner.spec.partitions
     }
+    /// Whether the agent runs elsewhere ([`AgentSpec::remote`]).
+    pub fn is_remote(&self) -> bool {
+        self.inner.spec.remote
+    }
     /// Whether the function produces values (replies and sinks).
     pub fn produces_values(&self) -> bool {
         self.inner.spec.output.is_some()
@@ -683,6 +700,9 @@ impl Agent {
     /// Start the agent: its supervisor and, unless partitions are isolated,
     /// its actors. Isolated actors start on partition assignment.
     pub async fn on_start(&self) -> Result<()> {
+        if self.is_remote() {
+            return Ok(());
+        }
         let app = self.app();
         let capacity = app.config().stream_buffer_maxsize;
         let (tx, mut rx) = mpsc::unbounded_channel::<Exit>();

@@ -316,7 +316,7 @@ impl App {
             return Ok(());
         }
         let cfg = self.config();
-        for agent in self.agents().all() {
+        for agent in self.agents().all().into_iter().filter(|a| !a.is_remote()) {
             let spec = TopicSpec {
                 name: agent.topic().to_string(),
                 partitions: agent_partitions(&agent, cfg),
@@ -381,8 +381,12 @@ impl App {
     /// event (up to `stop_timeout`), commit acked offsets, leave the group,
     /// flush the producer. Events not processed stay uncommitted.
     pub async fn stop(&self) -> Result<()> {
-        let Some(running) = self.inner.running.lock().await.take() else {
-            return Ok(());
+        let running = self.inner.running.lock().await.take();
+        let Some(running) = running else {
+            // Never started (a client that only asks): stop the reply
+            // fetchers and flush what it sent.
+            self.inner.replies.stop().await;
+            return self.transport().flush(self.config().stop_timeout).await;
         };
         running.shutdown.cancel();
         let conductor = match running.conductor {

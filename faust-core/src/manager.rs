@@ -89,7 +89,7 @@ impl AgentManager {
     /// Rebuild the topic → agents index.
     pub fn update_topic_index(&self) {
         let mut index: HashMap<String, Vec<Agent>> = HashMap::new();
-        for agent in self.all() {
+        for agent in self.all().into_iter().filter(|a| !a.is_remote()) {
             for topic in agent.get_topic_names() {
                 index.entry(topic).or_default().push(agent.clone());
             }
@@ -133,7 +133,7 @@ impl AgentManager {
     /// Wait until [`start`](Self::start) has started every agent.
     /// Returns at once for an app without agents (a client).
     pub async fn wait_until_agents_started(&self) {
-        if self.is_empty() {
+        if self.all().iter().all(|a| a.is_remote()) {
             return;
         }
         let mut rx = self.started.subscribe();

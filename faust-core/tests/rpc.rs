@@ -420,3 +420,55 @@ async fn ask_latency_is_counted() {
     assert!(agent.stats().mean_ask_latency().unwrap() > Duration::ZERO);
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_undecodable_envelope_request_gets_an_error_reply() {
+    let app = app("bad-envelope").build().unwrap();
+    let agent = app
+        .add_agent(
+            AgentSpec::handler("num", |x: i64| async move { Ok::<_, Error>(x) })
+                .use_reply_headers(false),
+        )
+        .unwrap();
+    app.start().await.unwrap();
+    let err = agent
+        .ask_with::<_, i64>(
+            &"text",
+            SendOptions::default().timeout(Duration::from_secs(5)),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Remote { .. }),
+        "an error reply, not a timeout: {err}"
+    );
+    assert!(err.to_string().contains("cannot decode"), "{err}");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_remote_agent_is_called_but_never_consumed_here() {
+    let url = format!("memory://remote-{}", uuid::Uuid::new_v4());
+    let server = App::builder("server").broker(&url).build().unwrap();
+    server
+        .add_agent(
+            AgentSpec::handler("triple", |x: i64| async move { Ok::<_, Error>(x * 3) })
+                .topic("triple"),
+        )
+        .unwrap();
+    server.start().await.unwrap();
+    let client = App::builder("client").broker(&url).build().unwrap();
+    let triple = client
+        .add_agent(AgentSpec::remote("triple").topic("triple"))
+        .unwrap();
+    assert!(triple.is_remote());
+    client.start().await.unwrap();
+    assert_eq!(triple.actor_count(), 0, "nothing consumes the topic here");
+    assert!(client.agents().topics().is_empty());
+    let r: i64 = triple.ask(&5).await.unwrap();
+    assert_eq!(r, 15);
+    let all: Vec<i64> = triple.join([1, 2, 3]).await.unwrap();
+    assert_eq!(all, vec![3, 6, 9]);
+    client.stop().await.unwrap();
+    server.stop().await.unwrap();
+}

@@ -19,6 +19,28 @@ def topic_name(name):
     return PREFIX + name
 
 
+# Topics of the Python worker's agents. run.py creates them before the worker
+# starts: Faust does not create an agent's source topic, and with
+# `internal=True` it may subscribe before the new topic shows in the metadata
+# and then ignore it for good ("Ignoring missing topic").
+PY_AGENT_TOPICS = ["py-triple", "py-echo", "py-scale", "py-evens", "py-inbox", "py-seen"]
+PY_AGENT_PARTITIONS = 4
+
+
+async def create_topics(names, partitions):
+    """Create topics (existing ones are fine) and wait until they are listed."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=BROKER.split("://", 1)[-1])
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(n, partitions, 1) for n in names])
+        while set(names) - set(await admin.list_topics()):
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
+
+
 def make_app(role, **kwargs):
     """A Faust app for this run. `reply_create_topic=True` is needed by any
     Faust process that calls `ask`/`map`/`join`."""

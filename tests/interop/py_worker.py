@@ -6,15 +6,17 @@ import time
 
 import faust
 
-from common import Point, make_app, topic_name
+from common import PY_AGENT_TOPICS, Point, make_app, topic_name
 
 T0 = time.monotonic()
-app = make_app("py")
+# stream_wait_empty=False: on SIGTERM, do not wait for the reply-topic event
+# of the READY self-check, which Faust's reply consumer never acks (20+ s).
+app = make_app("py", stream_wait_empty=False)
 
 
 def topic(name):
-    # Faust does not create an agent's source topic unless it is internal.
-    return app.topic(topic_name(name), internal=True, partitions=4)
+    assert name in PY_AGENT_TOPICS  # created by run.py before the worker starts
+    return app.topic(topic_name(name))
 
 
 @app.agent(topic("py-triple"))

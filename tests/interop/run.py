@@ -18,6 +18,7 @@ Environment: INTEROP_BROKER (default kafka://127.0.0.1:9092), INTEROP_PREFIX
 INTEROP_LOGDIR (where logs go; default target/tmp/interop/<prefix>).
 """
 import argparse
+import asyncio
 import os
 import re
 import signal
@@ -85,8 +86,8 @@ class Proc:
         except ProcessLookupError:
             pass
 
-    def tail(self, n=40):
-        for path in (self.out, self.err):
+    def tail(self, n=40, out=True):
+        for path in (self.out, self.err) if out else (self.err,):
             with open(path, errors="replace") as f:
                 lines = f.read().splitlines()[-n:]
             print(f"---- last {len(lines)} lines of {path}")
@@ -106,7 +107,9 @@ def main():
     prefix = os.environ.get("INTEROP_PREFIX") or f"interop-{int(time.time())}-{os.getpid()}-"
     logdir = os.environ.get("INTEROP_LOGDIR") or os.path.join(ROOT, "target", "tmp", "interop", prefix.rstrip("-"))
     os.makedirs(logdir, exist_ok=True)
-    env = dict(os.environ, INTEROP_PREFIX=prefix, PYTHONUNBUFFERED="1")
+    # No __pycache__ in the source tree.
+    sys.dont_write_bytecode = True
+    env = dict(os.environ, INTEROP_PREFIX=prefix, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
     env.setdefault("INTEROP_BROKER", "kafka://127.0.0.1:9092")
     rust = os.path.abspath(args.rust_bin)
     py = sys.executable
@@ -127,6 +130,14 @@ def main():
     t_all = time.monotonic()
     try:
         t0 = time.monotonic()
+        sys.path.insert(0, HERE)
+        os.environ.update(env)
+        import common  # reads INTEROP_BROKER and INTEROP_PREFIX
+
+        asyncio.run(asyncio.wait_for(common.create_topics(
+            [common.topic_name(t) for t in common.PY_AGENT_TOPICS],
+            common.PY_AGENT_PARTITIONS,
+        ), READY_WITHIN))
         serve = start("rs-serve", [rust, "serve"])
         worker = start("py-worker", [py, os.path.join(HERE, "py_worker.py")])
         for p in (serve, worker):
@@ -159,6 +170,11 @@ def main():
             print(f"[driver] ok   decode errors reported with topic[partition]@offset: {decode[0]}")
         else:
             failures.append(f"want 4 decode errors reported by rs-serve, got {len(decode)}")
+        wrong_ns = serve.output().count("expected a Faust record `interop.Add`, got `interop.Point`")
+        if wrong_ns == 2:
+            print("[driver] ok   a record of the wrong namespace is a decode error naming both")
+        else:
+            failures.append(f"want 2 wrong-namespace decode errors reported by rs-serve, got {wrong_ns}")
 
         t0 = time.monotonic()
         code = serve.stop()
@@ -168,8 +184,8 @@ def main():
             failures.append(f"rs-serve did not stop gracefully on SIGTERM (exit {code})")
         worker.stop()
         timings.append(("stop", time.monotonic() - t0))
-    except Failure as e:
-        failures.append(str(e))
+    except (Failure, asyncio.TimeoutError) as e:
+        failures.append(f"{type(e).__name__}: {e}")
     finally:
         for p in procs:
             p.stop(10)
@@ -178,7 +194,7 @@ def main():
     print("interop: " + ", ".join(f"{what} {secs:.1f} s" for what, secs in timings))
     if failures:
         for p in procs:
-            p.tail()
+            p.tail(out=p.name not in ("py-client", "rs-client"))  # printed above
         print("interop: FAILED:\n  " + "\n  ".join(failures))
         return 1
     print("interop: all checks passed")

@@ -1,0 +1,523 @@
+//! The Rust side of the interop tests with Python Faust (`tests/interop/`,
+//! run by `scripts/suites/20-interop.sh`).
+//!
+//! ```text
+//! interop serve    run the Rust agents the Python client calls; prints READY
+//!                  once they answer, stops on SIGTERM/Ctrl-C
+//! interop client   call the agents of the Python worker (tests/interop/py_worker.py)
+//!                  and the Rust agents of `serve`; exit code 1 if a check fails
+//! ```
+//!
+//! Environment: `INTEROP_BROKER` (default `kafka://127.0.0.1:9092`) and
+//! `INTEROP_PREFIX` (prefix of every topic, app id and reply topic, unique per
+//! test run; default `interop-manual-`).
+//!
+//! It also shows how to write a serde struct that *is* a Faust `Record`: see
+//! [`Namespace`] and [`Ns`].
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::time::{Duration, Instant};
+
+use faust::{AgentSpec, App, Error, SendOptions, Stream};
+use futures::StreamExt as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{json, Value};
+
+// ---- Faust records ----------------------------------------------------------
+
+/// The namespace of a Faust record type: what Python's
+/// `class Add(faust.Record, namespace="interop.Add")` writes in
+/// `"__faust": {"ns": "interop.Add"}`.
+trait Namespace {
+    const NS: &'static str;
+}
+
+/// The blessed key of a Faust record, as a zero-sized field:
+///
+/// ```ignore
+/// #[derive(Serialize, Deserialize)]
+/// struct Add {
+///     a: i64,
+///     b: i64,
+///     #[serde(rename = "__faust", default)]
+///     faust: Ns<Add>,          // last, like Faust writes it
+/// }
+/// impl Namespace for Add { const NS: &'static str = "interop.Add"; }
+/// ```
+///
+/// It serializes as `{"ns": "<T::NS>"}`, so Python gets an `Add` record. On
+/// input a missing key is accepted (plain JSON from a non-Faust producer); a
+/// record of another namespace is a decode error naming both.
+struct Ns<T>(PhantomData<fn() -> T>);
+
+impl<T> Default for Ns<T> {
+    fn default() -> Self {
+        Ns(PhantomData)
+    }
+}
+impl<T> Clone for Ns<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Ns<T> {}
+impl<T> PartialEq for Ns<T> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl<T: Namespace> fmt::Debug for Ns<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Ns({:?})", T::NS)
+    }
+}
+
+impl<T: Namespace> Serialize for Ns<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Blessed {
+            ns: &'static str,
+        }
+        Blessed { ns: T::NS }.serialize(s)
+    }
+}
+
+impl<'de, T: Namespace> Deserialize<'de> for Ns<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Blessed {
+            ns: String,
+        }
+        let b = Blessed::deserialize(d)?;
+        if b.ns == T::NS {
+            Ok(Ns::default())
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "expected a Faust record `{}`, got `{}`",
+                T::NS,
+                b.ns
+            )))
+        }
+    }
+}
+
+/// `class Add(faust.Record, namespace="interop.Add")` in tests/interop/common.py.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Add {
+    a: i64,
+    b: i64,
+    #[serde(rename = "__faust", default)]
+    faust: Ns<Add>,
+}
+impl Namespace for Add {
+    const NS: &'static str = "interop.Add";
+}
+
+/// `class Total(faust.Record, namespace="interop.Total")`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Total {
+    total: i64,
+    #[serde(rename = "__faust", default)]
+    faust: Ns<Total>,
+}
+impl Namespace for Total {
+    const NS: &'static str = "interop.Total";
+}
+
+/// `class Point(faust.Record, namespace="interop.Point")`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Point {
+    x: i64,
+    y: i64,
+    #[serde(rename = "__faust", default)]
+    faust: Ns<Point>,
+}
+impl Namespace for Point {
+    const NS: &'static str = "interop.Point";
+}
+
+fn point(x: i64, y: i64) -> Point {
+    Point {
+        x,
+        y,
+        faust: Ns::default(),
+    }
+}
+
+// ---- settings -----------------------------------------------------------------
+
+struct Settings {
+    broker: String,
+    prefix: String,
+}
+
+impl Settings {
+    fn from_env() -> Self {
+        let var = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
+        Self {
+            broker: var("INTEROP_BROKER", "kafka://127.0.0.1:9092"),
+            prefix: var("INTEROP_PREFIX", "interop-manual-"),
+        }
+    }
+
+    fn topic(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    fn app(&self, role: &str, ask_timeout: Duration) -> faust::Result<App> {
+        faust::app_builder(self.topic(role))
+            .broker(self.broker.clone())
+            .reply_to_prefix(self.topic("reply-"))
+            .topic_partitions(4)
+            .ask_timeout(ask_timeout)
+            .build()
+    }
+}
+
+// ---- serve: Rust agents for the Python client -------------------------------------
+
+static COLLECTED: std::sync::Mutex<Vec<Value>> = std::sync::Mutex::new(Vec::new());
+
+async fn serve(s: &Settings) -> anyhow::Result<()> {
+    let app = s.app("rs", Duration::from_secs(60))?;
+    let t = |name: &str| s.topic(&format!("rs-{name}"));
+    // Every failed event (decode error, handler error) is reported here, with
+    // the message's coordinates in the decode error.
+    let report = |agent: &faust::Agent, err: &Error| {
+        println!("ON_ERROR agent={} error={err}", agent.name());
+    };
+    let specs = [
+        AgentSpec::handler("double", |x: i64| async move { Ok::<_, Error>(x * 2) })
+            .topic(t("double")),
+        AgentSpec::handler("shout", |s: String| async move {
+            Ok::<_, Error>(s.to_uppercase())
+        })
+        .topic(t("shout")),
+        AgentSpec::handler("total", |xs: Vec<i64>| async move {
+            Ok::<_, Error>(xs.iter().sum::<i64>())
+        })
+        .topic(t("total")),
+        AgentSpec::handler("keys", |o: serde_json::Map<String, Value>| async move {
+            let mut keys: Vec<&String> = o.keys().collect();
+            keys.sort();
+            Ok::<_, Error>(json!({ "keys": keys, "count": o.len() }))
+        })
+        .topic(t("keys")),
+        AgentSpec::handler("add", |r: Add| async move {
+            Ok::<_, Error>(Total {
+                total: r.a + r.b,
+                faust: Ns::default(),
+            })
+        })
+        .topic(t("add")),
+        AgentSpec::handler("fail", |x: i64| async move {
+            if x < 0 {
+                Err(format!("negative input: {x}"))
+            } else {
+                Ok(x)
+            }
+        })
+        .topic(t("fail")),
+        AgentSpec::consumer("collect", |mut values: Stream<Value>| async move {
+            while let Some(v) = values.next().await {
+                COLLECTED.lock().unwrap().push(v);
+            }
+            Ok::<_, Error>(())
+        })
+        .topic(t("collect")),
+        AgentSpec::handler("seen", |_: Value| async move {
+            Ok::<_, Error>(COLLECTED.lock().unwrap().clone())
+        })
+        .topic(t("seen")),
+    ];
+    for spec in specs {
+        app.add_agent(spec.on_error(report))?;
+    }
+    let t0 = Instant::now();
+    app.start().await?;
+    // Ready once a request makes the round trip through Kafka.
+    let two: i64 = app.agent("double")?.ask(&1).await?;
+    anyhow::ensure!(two == 2, "self-check: double(1) = {two}");
+    println!("READY after {:.1} s", t0.elapsed().as_secs_f64());
+    app.run().await?; // until SIGTERM / Ctrl-C
+    println!("STOPPED");
+    Ok(())
+}
+
+// ---- client: call the Python worker's agents --------------------------------------
+
+const MODES: [(&str, bool); 2] = [("headers", true), ("envelope", false)];
+
+/// Declare an agent that runs elsewhere (in Python, or in `serve`): this
+/// app only sends it requests. `use_reply_headers` of this declaration picks
+/// the request mode.
+fn remote(name: &str, mode: &str, topic: String, headers: bool) -> AgentSpec {
+    AgentSpec::remote(format!("{name}_{mode}"))
+        .topic(topic)
+        .use_reply_headers(headers)
+}
+
+/// Named checks with timings; every check is bounded by a deadline.
+struct Checks {
+    failures: Vec<String>,
+    count: usize,
+}
+
+impl Checks {
+    async fn run(&mut self, name: &str, check: impl Future<Output = Result<(), String>>) {
+        self.count += 1;
+        let t0 = Instant::now();
+        let result = tokio::time::timeout(Duration::from_secs(40), check)
+            .await
+            .unwrap_or_else(|_| Err("no result within 40 s".into()));
+        let ms = t0.elapsed().as_millis();
+        match result {
+            Ok(()) => println!("[rs-client] ok   {name} ({ms} ms)"),
+            Err(e) => {
+                println!("[rs-client] FAIL {name} ({ms} ms): {e}");
+                self.failures.push(name.to_string());
+            }
+        }
+    }
+}
+
+fn expect<T: PartialEq + fmt::Debug>(got: T, want: T) -> Result<(), String> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!("got {got:?}, want {want:?}"))
+    }
+}
+
+fn err<E: fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
+async fn client(s: &Settings) -> anyhow::Result<bool> {
+    let app = s.app("rsclient", Duration::from_secs(20))?;
+    for (mode, headers) in MODES {
+        for name in ["triple", "echo", "scale", "evens", "seen"] {
+            app.add_agent(remote(name, mode, s.topic(&format!("py-{name}")), headers))?;
+        }
+        for name in ["double", "fail"] {
+            app.add_agent(remote(name, mode, s.topic(&format!("rs-{name}")), headers))?;
+        }
+    }
+    let mut c = Checks {
+        failures: Vec::new(),
+        count: 0,
+    };
+
+    for (mode, _) in MODES {
+        let a = |name: &str| {
+            app.agent(&format!("{name}_{mode}"))
+                .expect("declared above")
+        };
+        let (triple, echo, scale, evens) = (a("triple"), a("echo"), a("scale"), a("evens"));
+
+        c.run(&format!("{mode}: ask triple(7) == 21"), async {
+            expect(triple.ask::<_, i64>(&7).await.map_err(err)?, 21)
+        })
+        .await;
+        c.run(
+            &format!("{mode}: join triple over 1..=4 (input order)"),
+            async {
+                let got: Vec<i64> = triple.join(1..=4).await.map_err(err)?;
+                expect(got, vec![3, 6, 9, 12])
+            },
+        )
+        .await;
+        c.run(&format!("{mode}: map triple over 0..10"), async {
+            let mut got: Vec<i64> = triple
+                .map::<_, i64, _>(0..10)
+                .map(|r| r.map_err(err))
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<Result<_, _>>()?;
+            got.sort_unstable();
+            expect(got, (0..10).map(|i| i * 3).collect())
+        })
+        .await;
+        for (value, py_type) in [
+            (json!("héllo"), "str"),
+            (json!(7), "int"),
+            (json!(2.5), "float"),
+            (json!(true), "bool"),
+            (json!(null), "NoneType"),
+            (json!([1, "a", null]), "list"),
+            (json!({"k": [1, 2], "n": {"m": "x"}}), "dict"),
+        ] {
+            c.run(
+                &format!("{mode}: ask echo({value}) arrives as a Python {py_type}"),
+                async {
+                    let got: Value = echo.ask(&value).await.map_err(err)?;
+                    expect(got, json!({"type": py_type, "value": value}))
+                },
+            )
+            .await;
+        }
+        c.run(
+            &format!("{mode}: ask scale(Point struct) -> Point record"),
+            async {
+                let got: Point = scale.ask(&point(1, -2)).await.map_err(err)?;
+                expect(got, point(2, -4))
+            },
+        )
+        .await;
+        c.run(&format!("{mode}: join scale over 3 Point structs"), async {
+            let got: Vec<Point> = scale
+                .join((0..3).map(|i| point(i, i + 1)))
+                .await
+                .map_err(err)?;
+            expect(got, (0..3).map(|i| point(2 * i, 2 * i + 2)).collect())
+        })
+        .await;
+
+        // Mismatches: clear errors on the asking side, never a hang.
+        c.run(
+            &format!("{mode}: reply of the wrong type is a decode error"),
+            async {
+                // Python happily computes "abc" * 3.
+                match triple.ask::<_, i64>(&"abc").await {
+                    Err(Error::DecodeValue { reason, .. }) if reason.contains("reply of agent") => {
+                        Ok(())
+                    }
+                    other => Err(format!("want a reply decode error, got {other:?}")),
+                }
+            },
+        )
+        .await;
+        c.run(
+            &format!("{mode}: no reply from Python -> timeout, no hang"),
+            async {
+                let t0 = Instant::now();
+                let opts = SendOptions::default().timeout(Duration::from_secs(2));
+                match evens.ask_with::<_, i64>(&3, opts).await {
+                    Err(Error::Timeout { .. }) if t0.elapsed() < Duration::from_secs(4) => Ok(()),
+                    other => Err(format!(
+                        "want a 2 s timeout, got {other:?} after {:?}",
+                        t0.elapsed()
+                    )),
+                }
+            },
+        )
+        .await;
+        c.run(
+            &format!("{mode}: Rust agent error -> Error::Remote"),
+            async {
+                match a("fail").ask::<_, i64>(&-1).await {
+                    Err(Error::Remote { message, .. })
+                        if message.contains("negative input: -1") =>
+                    {
+                        Ok(())
+                    }
+                    other => Err(format!("want Error::Remote, got {other:?}")),
+                }
+            },
+        )
+        .await;
+        c.run(
+            &format!("{mode}: undecodable request to Rust -> Error::Remote"),
+            async {
+                let opts = SendOptions::default().timeout(Duration::from_secs(5));
+                match a("double").ask_with::<_, i64>(&"x", opts).await {
+                    Err(Error::Remote { message, .. })
+                        if message.contains("cannot decode message") =>
+                    {
+                        Ok(())
+                    }
+                    other => Err(format!(
+                        "want Error::Remote naming the decode error, got {other:?}"
+                    )),
+                }
+            },
+        )
+        .await;
+    }
+
+    // A join whose one request is never answered ends at the ask timeout.
+    let short = s.app("rsclient-short", Duration::from_secs(3))?;
+    let evens = short.add_agent(remote("evens", "short", s.topic("py-evens"), true))?;
+    c.run(
+        "join with a missing reply -> timeout at ask_timeout",
+        async {
+            let t0 = Instant::now();
+            match evens.join::<_, i64, _>([2, 3, 4]).await {
+                Err(Error::Timeout { what, .. }) if t0.elapsed() < Duration::from_secs(5) => {
+                    if what.contains("2 of 3") {
+                        Ok(())
+                    } else {
+                        Err(format!("timeout should count the replies: {what}"))
+                    }
+                }
+                other => Err(format!(
+                    "want a 3 s timeout, got {other:?} after {:?}",
+                    t0.elapsed()
+                )),
+            }
+        },
+    )
+    .await;
+
+    // Plain values (no reply address) from app.send, consumed by a Python agent.
+    let sent = [
+        json!(42),
+        json!("plain text"),
+        json!({"from": "rust", "list": [1, 2]}),
+    ];
+    c.run("app.send plain JSON -> consumed by a Python agent", async {
+        let inbox = s.topic("py-inbox");
+        for v in &sent {
+            app.send(&inbox, v).await.map_err(err)?;
+        }
+        let seen = app.agent("seen_headers").map_err(err)?;
+        let mut want: Vec<String> = sent.iter().map(Value::to_string).collect();
+        want.sort();
+        loop {
+            let got: Vec<Value> = seen.ask(&()).await.map_err(err)?;
+            let mut got: Vec<String> = got.iter().map(Value::to_string).collect();
+            got.sort();
+            if got == want {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+
+    println!(
+        "[rs-client] {}/{} checks passed",
+        c.count - c.failures.len(),
+        c.count
+    );
+    Ok(c.failures.is_empty())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let settings = Settings::from_env();
+    match std::env::args().nth(1).as_deref() {
+        Some("serve") => serve(&settings).await,
+        Some("client") => {
+            if client(&settings).await? {
+                Ok(())
+            } else {
+                std::process::exit(1)
+            }
+        }
+        _ => {
+            eprintln!("usage: interop serve|client  (see examples/interop.rs)");
+            std::process::exit(2)
+        }
+    }
+}
