@@ -45,9 +45,7 @@ async fn main() -> anyhow::Result<()> {
     let joined: Vec<i64> = square.join(1..=6).await?;
     println!("join(1..=6)       = {joined:?}   (input order)");
 
-    let keyed: Vec<i64> = square
-        .kvjoin([(Some("a"), 10), (Some("b"), 20)])
-        .await?;
+    let keyed: Vec<i64> = square.kvjoin([(Some("a"), 10), (Some("b"), 20)]).await?;
     println!("kvjoin(a=10,b=20) = {keyed:?}");
 
     let many: Vec<i64> = square.join(0..10_000).await?;
