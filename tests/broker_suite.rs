@@ -57,6 +57,7 @@ struct Ctx {
     url: String,
     t0: Instant,
     logs: Mutex<Vec<PathBuf>>,
+    passed: AtomicBool,
 }
 
 impl Ctx {
@@ -92,6 +93,7 @@ impl Ctx {
             dir,
             t0: Instant::now(),
             logs: Mutex::new(Vec::new()),
+            passed: AtomicBool::new(false),
         };
         ctx.note(&format!(
             "topic and group {}, files in {}",
@@ -99,6 +101,11 @@ impl Ctx {
             ctx.dir.display()
         ));
         Some(ctx)
+    }
+
+    /// The test passed: no logs to show.
+    fn pass(&self) {
+        self.passed.store(true, Ordering::Relaxed);
     }
 
     fn topic(&self) -> String {
@@ -257,7 +264,7 @@ impl Ctx {
 
 impl Drop for Ctx {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if std::thread::panicking() || !self.passed.load(Ordering::Relaxed) {
             for log in self.logs.lock().unwrap().iter() {
                 let text = std::fs::read_to_string(log).unwrap_or_default();
                 let tail: Vec<&str> = text.lines().rev().take(40).collect();
@@ -310,9 +317,27 @@ impl Worker {
         within: Duration,
         pred: impl Fn(&str) -> bool,
     ) -> Result<String> {
+        self.line_after(0, what, within, pred).await
+    }
+
+    /// Wait for a stdout line after the first `skip` satisfying `pred`.
+    async fn line_after(
+        &self,
+        skip: usize,
+        what: &str,
+        within: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Result<String> {
         let deadline = Instant::now() + within;
         loop {
-            if let Some(l) = self.stdout.lock().unwrap().iter().find(|l| pred(l)) {
+            if let Some(l) = self
+                .stdout
+                .lock()
+                .unwrap()
+                .iter()
+                .skip(skip)
+                .find(|l| pred(l))
+            {
                 return Ok(l.clone());
             }
             if Instant::now() >= deadline {
@@ -320,6 +345,11 @@ impl Worker {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Stdout lines so far.
+    fn stdout_len(&self) -> usize {
+        self.stdout.lock().unwrap().len()
     }
 
     /// Wait until the worker is started and has partitions.
@@ -671,6 +701,7 @@ async fn rpc_ask_map_join_across_processes() -> Result<()> {
         duplicates(&lines),
         ctx.t0.elapsed().as_secs_f64()
     );
+    ctx.pass();
     Ok(())
 }
 
@@ -724,6 +755,7 @@ async fn group_workers_join_and_leave() -> Result<()> {
         ctx.t0.elapsed().as_secs_f64()
     );
     assert_eq!(extra, 0, "graceful rebalances must not reprocess events");
+    ctx.pass();
     Ok(())
 }
 
@@ -750,6 +782,7 @@ async fn sigkill_partitions_taken_over() -> Result<()> {
     })
     .await?;
     let before = w1.lines()?.len();
+    let seen = w2.stdout_len();
     let killed = Instant::now();
     w1.kill()?;
     w1.wait_exit(EXIT_WITHIN).await?;
@@ -765,8 +798,10 @@ async fn sigkill_partitions_taken_over() -> Result<()> {
             .collect::<Vec<_>>()
             .join(",")
     );
-    w2.line("every partition", Duration::from_secs(60), |l| l == all)
-        .await?;
+    w2.line_after(seen, "every partition", Duration::from_secs(60), |l| {
+        l == all
+    })
+    .await?;
     let takeover = killed.elapsed();
     ctx.note(&format!(
         "w2 owns every partition {:.2} s after the kill",
@@ -798,6 +833,7 @@ async fn sigkill_partitions_taken_over() -> Result<()> {
     for (event, count) in &w2_events {
         assert_eq!(*count, 1, "{event:?} processed {count} times by w2");
     }
+    ctx.pass();
     Ok(())
 }
 
@@ -854,73 +890,7 @@ async fn isolated_partitions_never_overlap() -> Result<()> {
         "the partitions moved between workers"
     );
     assert_eq!(extra, 0, "graceful rebalances must not reprocess events");
-    Ok(())
-}
-
-// ---- 6. rebalances while consumption is paused --------------------------------------
-
-/// A backlog much larger than the workers' buffers (agent queue of 16
-/// events, consumer mailbox of 2 batches of 20 records), so consumption is
-/// paused by back-pressure when a second worker joins and when the first
-/// leaves. Every event is processed once, each partition in order.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rebalance_with_backlog_and_paused_partitions() -> Result<()> {
-    let Some(ctx) = Ctx::new("backlog") else {
-        return Ok(());
-    };
-    const N: i64 = 4000;
-    let (_client, agent) = ctx.client().await?;
-    let t = Instant::now();
-    send_many(&agent, 0..N).await?;
-    ctx.note(&format!(
-        "backlog of {N} events produced in {:.2} s",
-        t.elapsed().as_secs_f64()
-    ));
-    let url = format!(
-        "{}&faust.batch.max.records=20&faust.buffer.batches=2",
-        ctx.url
-    );
-    let env = [
-        ("FAUST_BROKER", url.as_str()),
-        ("WORKER_BUFFER", "16"),
-        ("WORKER_DELAY_MS", "1"),
-        ("RUST_LOG", "info,faust_kafka=debug"),
-    ];
-    let mut w1 = ctx.worker("w1", &env)?;
-    w1.ready().await?;
-    let mut n = ctx.progress(&[&w1], 0, 650).await?;
-    let mut w2 = ctx.worker("w2", &env)?;
-    w2.ready().await?;
-    ctx.note(&format!("w2 joined after {n} events"));
-    n = ctx.progress(&[&w1, &w2], n, 1000).await?;
-    w1.stop(&ctx).await?;
-    ctx.note(&format!("w1 left after {n} events"));
-    let sent: Vec<i64> = (0..N).collect();
-    ctx.coverage(&[&w1, &w2], &sent).await?;
-    w2.stop(&ctx).await?;
-
-    let lines = all_lines(&[&w1, &w2])?;
-    let (handovers, redelivered) = check_partition_order(&lines);
-    let (extra, _) = duplicates(&lines);
-    // The transport's debug log says when a full mailbox paused the partitions.
-    let pauses: usize = ["w1", "w2"]
-        .iter()
-        .map(|w| {
-            std::fs::read_to_string(ctx.dir.join(format!("{w}.log")))
-                .unwrap_or_default()
-                .matches("pausing")
-                .count()
-        })
-        .sum();
-    println!(
-        "SUMMARY backlog: {N} produced, {} processed {:?}, {pauses} pauses for back-pressure, \
-         {handovers} partition handovers, {redelivered} events redelivered at handovers, \
-         duplicates {extra}; {:.1} s",
-        lines.len(),
-        per_worker(&lines),
-        ctx.t0.elapsed().as_secs_f64()
-    );
-    assert_eq!(extra, 0, "graceful rebalances must not reprocess events");
+    ctx.pass();
     Ok(())
 }
 
@@ -963,5 +933,200 @@ async fn restart_resumes_from_committed_offsets() -> Result<()> {
     assert_eq!(l1.len(), N as usize, "w1 processed each event once");
     assert!(old.is_empty(), "w2 reprocessed committed events: {old:?}");
     assert_eq!(l2.len(), N as usize, "w2 processed each new event once");
+    ctx.pass();
+    Ok(())
+}
+
+// ---- 6. rebalances while consumption is paused --------------------------------------
+
+/// Back-pressure on a real broker. A backlog much larger than what a worker
+/// buffers (agent queue of 16 events, the runtime's read-ahead of 4096
+/// records, a consumer mailbox of 2 batches) and an agent that stalls on
+/// command, so the transport pauses the partitions. A second worker joins
+/// while the first is stalled and paused; the first is released once its
+/// consumer has seen the revocation. Later the first is stopped (SIGTERM)
+/// while stalled and paused. Every event is processed once, each partition
+/// in order, never by two actors at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebalance_while_paused_by_back_pressure() -> Result<()> {
+    let Some(ctx) = Ctx::new("backpressure") else {
+        return Ok(());
+    };
+    const N: i64 = 16_000;
+    let (_client, agent) = ctx.client().await?;
+    let t = Instant::now();
+    send_many(&agent, 0..N).await?;
+    ctx.note(&format!(
+        "backlog of {N} events produced in {:.2} s",
+        t.elapsed().as_secs_f64()
+    ));
+    let url = format!("{}&faust.buffer.batches=2", ctx.url);
+    let stall = ctx.dir.join("w1.stall");
+    let stall_env = stall.to_string_lossy().into_owned();
+    let env = [
+        ("FAUST_BROKER", url.as_str()),
+        ("WORKER_BUFFER", "16"),
+        ("RUST_LOG", "info,faust_kafka=debug"),
+    ];
+    // w1 takes 1 ms per event, so that it always has a backlog.
+    let w1_env: Vec<(&str, &str)> = env
+        .iter()
+        .copied()
+        .chain([
+            ("WORKER_STALL_FILE", stall_env.as_str()),
+            ("WORKER_DELAY_MS", "1"),
+        ])
+        .collect();
+    let mut w1 = ctx.worker("w1", &w1_env)?;
+    w1.ready().await?;
+    let n = ctx.progress(&[&w1], 0, 300).await?;
+
+    // Stall w1 until its transport pauses the partitions, then let w2 join.
+    File::create(&stall)?;
+    ctx.wait_log(&w1, PAUSING, 1).await?;
+    let revocations = log_count(&ctx, "w1", REVOKED);
+    let mut w2 = ctx.worker("w2", &env)?;
+    // The revocation reaches w1's consumer thread while its partitions are
+    // paused and its runtime is blocked: release the agent, so the runtime
+    // handles the revocation within the transport's deadline.
+    ctx.wait_log(&w1, REVOKED, revocations + 1).await?;
+    std::fs::remove_file(&stall)?;
+    ctx.note("w1 released during the revocation");
+    w2.ready().await?;
+    let n = ctx.progress(&[&w1, &w2], n, 800).await?;
+
+    // Stall w1 again, and stop it while stalled and paused.
+    let pauses = log_count(&ctx, "w1", PAUSING);
+    File::create(&stall)?;
+    ctx.wait_log(&w1, PAUSING, pauses + 1).await?;
+    let t = Instant::now();
+    w1.term()?;
+    w1.line("STOPPING", Duration::from_secs(10), |l| l == "STOPPING")
+        .await?;
+    std::fs::remove_file(&stall)?;
+    let status = w1.wait_exit(EXIT_WITHIN).await?;
+    ensure!(status.success(), "w1 exited with {status}");
+    w1.line("STOPPED", Duration::from_secs(5), |l| {
+        l.starts_with("STOPPED")
+    })
+    .await?;
+    ctx.note(&format!(
+        "w1 stopped gracefully while paused after {n} events, in {:.2} s",
+        t.elapsed().as_secs_f64()
+    ));
+
+    let sent: Vec<i64> = (0..N).collect();
+    ctx.coverage(&[&w1, &w2], &sent).await?;
+    w2.stop(&ctx).await?;
+
+    let lines = all_lines(&[&w1, &w2])?;
+    let (handovers, redelivered) = check_partition_order(&lines);
+    let (extra, _) = duplicates(&lines);
+    println!(
+        "SUMMARY backpressure: {N} produced, {} processed {:?}, w1 paused {} times, \
+         {handovers} partition handovers, {redelivered} events redelivered at handovers, \
+         duplicates {extra}; {:.1} s",
+        lines.len(),
+        per_worker(&lines),
+        log_count(&ctx, "w1", PAUSING),
+        ctx.t0.elapsed().as_secs_f64()
+    );
+    assert_eq!(extra, 0, "graceful rebalances must not reprocess events");
+    ctx.pass();
+    Ok(())
+}
+
+/// What the transport logs (at debug level) when back-pressure pauses the
+/// partitions, and when a revocation reaches its consumer thread.
+const PAUSING: &str = "mailbox full, pausing";
+const REVOKED: &str = "Kafka consumer: partitions revoked";
+
+/// How many times `worker`'s log contains `what`.
+fn log_count(ctx: &Ctx, worker: &str, what: &str) -> usize {
+    std::fs::read_to_string(ctx.dir.join(format!("{worker}.log")))
+        .unwrap_or_default()
+        .matches(what)
+        .count()
+}
+
+impl Ctx {
+    /// Wait until `worker`'s log contains `what` `n` times (the transport's
+    /// debug messages: the worker runs with `faust_kafka=debug`).
+    async fn wait_log(&self, worker: &Worker, what: &str, n: usize) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while log_count(self, &worker.id, what) < n {
+            ensure!(
+                Instant::now() < deadline,
+                "worker {}: the transport did not log \"{what}\" {n} times within 30 s",
+                worker.id
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.note(&format!("{}: transport logged \"{what}\"", worker.id));
+        Ok(())
+    }
+}
+
+// ---- known defect: a slow agent delays revocations ---------------------------------
+
+/// KNOWN DEFECT, kept as a reproduction: an agent that takes 60 ms per
+/// event, with a backlog. While a delivery to its full queue waits longer
+/// than 50 ms, the runtime polls the consumer on the side, reading records
+/// ahead until it holds 4096; from then on it polls again only each time it
+/// has handed out enough records to get below that, and it takes one
+/// consumer event per poll. The transport queues `Revoked` behind the
+/// record batches already in its mailbox (up to `faust.buffer.batches` of
+/// `faust.batch.max.records`), so the runtime sees the revocation only
+/// after thousands of events, minutes at 60 ms each. After
+/// `faust.revoke.timeout.ms` (15 s) the transport hands the partitions to
+/// the new member anyway, while the old one goes on processing the records
+/// it holds for them, and nothing was committed meanwhile: the new member
+/// processes again what the old one did. (Agents faster than 50 ms per
+/// event see the revocation after the rest of their batch: 500 × the time
+/// per event, beyond 15 s from 30 ms per event.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "known defect: a slow agent delays revocations past the transport's deadline (run with --ignored)"]
+async fn known_defect_slow_agent_delays_revocation() -> Result<()> {
+    let Some(ctx) = Ctx::new("slow") else {
+        return Ok(());
+    };
+    const N: i64 = 8_000;
+    let (_client, agent) = ctx.client().await?;
+    send_many(&agent, 0..N).await?;
+    let env = [
+        ("WORKER_BUFFER", "16"),
+        ("WORKER_DELAY_MS", "60"),
+        ("RUST_LOG", "info,faust_kafka=debug"),
+    ];
+    let mut w1 = ctx.worker("w1", &env)?;
+    w1.ready().await?;
+    ctx.progress(&[&w1], 0, 20).await?;
+    let mut w2 = ctx.worker("w2", &env)?;
+    let t = Instant::now();
+    w2.ready().await?;
+    let joined = t.elapsed();
+    ctx.note(&format!(
+        "w2 got partitions {:.1} s after joining",
+        joined.as_secs_f64()
+    ));
+    let n = all_lines(&[&w1, &w2])?.len();
+    ctx.progress(&[&w1, &w2], n, 100).await?;
+    w1.stop(&ctx).await?;
+    w2.stop(&ctx).await?;
+    let lines = all_lines(&[&w1, &w2])?;
+    let (extra, distinct) = duplicates(&lines);
+    println!(
+        "SUMMARY slow: {} processed {:?}, w2 waited {:.1} s for partitions, \
+         duplicates {extra} ({distinct} events)",
+        lines.len(),
+        per_worker(&lines),
+        joined.as_secs_f64()
+    );
+    assert_eq!(extra, 0, "events processed twice");
+    assert!(
+        joined < Duration::from_secs(15),
+        "the revocation waited for the transport's deadline"
+    );
+    ctx.pass();
     Ok(())
 }

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The real-broker suite (tests/broker_suite.rs): worker processes
+# (examples/worker.rs) in consumer groups on the Apache Kafka broker of
+# scripts/kafka.sh. scripts/test.sh starts the broker and runs this; to run
+# it alone:
+#
+#   scripts/kafka.sh start && scripts/suites/10-kafka.sh
+#
+# Environment: FAUST_TEST_KAFKA (default: the bootstrap address of
+# scripts/kafka.sh, 127.0.0.1:9092), WORKER_RUST_LOG (the workers' log
+# filter, default info; logs are kept in target/tmp/broker-suite/).
+# Extra arguments go to the test harness, e.g. a test name filter.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+
+export FAUST_TEST_KAFKA="${FAUST_TEST_KAFKA:-$(scripts/kafka.sh bootstrap)}"
+if ! timeout 2 bash -c "exec 3<>/dev/tcp/${FAUST_TEST_KAFKA%:*}/${FAUST_TEST_KAFKA##*:}" 2>/dev/null; then
+  echo "10-kafka.sh: no broker answers on $FAUST_TEST_KAFKA (scripts/kafka.sh start)" >&2
+  exit 1
+fi
+
+echo "building the worker (examples/worker.rs)"
+cargo build --example worker
+
+echo "real-broker suite against $FAUST_TEST_KAFKA"
+start=$SECONDS
+cargo test --test broker_suite -- --test-threads=1 --nocapture "$@"
+echo "real-broker suite passed in $((SECONDS - start)) s"
