@@ -15,9 +15,9 @@ use crate::message::{Delivery, Message, PartitionAcks};
 use crate::record::{Record, TopicPartition};
 use crate::transport::{Consumer, ConsumerEvent};
 
-/// While a delivery waits for a full agent queue, the consumer is still
-/// polled this often, so a rebalance is handled at once instead of after the
-/// transport's revoke deadline.
+/// While the conductor is busy delivering (a full agent queue, a long
+/// batch), the consumer is still polled this often, so a rebalance is
+/// handled at once instead of after the transport's revoke deadline.
 const SIDE_POLL: Duration = Duration::from_millis(50);
 /// Records read ahead by side polls, at most.
 const BACKLOG_LIMIT: usize = 4096;
@@ -29,6 +29,7 @@ pub(crate) struct Conductor {
     /// Records polled but not yet handed to the agents, in order.
     backlog: VecDeque<Record>,
     last_commit: Instant,
+    last_tick: Instant,
 }
 
 impl Conductor {
@@ -39,6 +40,7 @@ impl Conductor {
             parts: HashMap::new(),
             backlog: VecDeque::new(),
             last_commit: Instant::now(),
+            last_tick: Instant::now(),
         }
     }
 
@@ -88,6 +90,10 @@ impl Conductor {
     }
 
     async fn deliver(&mut self, record: Record, shutdown: &CancellationToken) -> bool {
+        if self.last_tick.elapsed() >= SIDE_POLL && self.tick(&record.topic, record.partition).await
+        {
+            return true; // its partition was just revoked
+        }
         let Some(agents) = self.app.agents().by_topic(&record.topic) else {
             return true;
         };
@@ -108,8 +114,8 @@ impl Conductor {
                     biased;
                     _ = shutdown.cancelled() => return false,
                     ok = &mut delivery => break ok,
-                    _ = tokio::time::sleep(SIDE_POLL), if self.backlog.len() < BACKLOG_LIMIT => {
-                        if self.side_poll(&topic, partition).await {
+                    _ = tokio::time::sleep(SIDE_POLL) => {
+                        if self.tick(&topic, partition).await {
                             return true; // its partition was revoked meanwhile
                         }
                     }
@@ -122,6 +128,22 @@ impl Conductor {
             }
         }
         true
+    }
+
+    /// While busy delivering: handle a pending rebalance (and read ahead
+    /// while the backlog has room), and commit on schedule. Returns whether
+    /// `topic[partition]` was revoked.
+    async fn tick(&mut self, topic: &str, partition: i32) -> bool {
+        self.last_tick = Instant::now();
+        let revoked = if self.backlog.len() < BACKLOG_LIMIT || self.consumer.rebalance_pending() {
+            self.side_poll(topic, partition).await
+        } else {
+            false
+        };
+        if self.last_commit.elapsed() >= self.app.config().commit_interval {
+            self.commit(false).await;
+        }
+        revoked
     }
 
     /// Poll once without waiting while a delivery is blocked: records go to

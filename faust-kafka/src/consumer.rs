@@ -221,8 +221,49 @@ impl KafkaConsumer {
     }
 }
 
+/// A `Revoked` queued behind record batches jumps ahead of them (records
+/// of its partitions fetched before it are dropped now), so a busy runtime
+/// learns of a revocation without working through the whole queue first.
+/// It never jumps over an `Assigned`.
+fn take_revocation_early(st: &mut State) -> Option<(u64, Vec<TopicPartition>)> {
+    let pos = st
+        .items
+        .iter()
+        .position(|i| !matches!(i, Item::Records { .. }))?;
+    if pos == 0 || !matches!(st.items[pos], Item::Revoked { .. }) {
+        return None;
+    }
+    let Some(Item::Revoked { epoch, partitions }) = st.items.remove(pos) else {
+        return None;
+    };
+    let State {
+        items,
+        revocations,
+        batches,
+        ..
+    } = st;
+    for item in items.iter_mut() {
+        if let Item::Records { epoch: e, records } = item {
+            drop_revoked(records, *e, revocations);
+        }
+    }
+    let before = items.len();
+    items.retain(|i| !matches!(i, Item::Records { records, .. } if records.is_empty()));
+    *batches -= before - items.len();
+    revocations.retain(|(e, _)| *e > epoch);
+    Some((epoch, partitions))
+}
+
 #[async_trait]
 impl Consumer for KafkaConsumer {
+    fn rebalance_pending(&self) -> bool {
+        self.shared
+            .lock()
+            .items
+            .iter()
+            .any(|i| matches!(i, Item::Revoked { .. } | Item::Assigned(_)))
+    }
+
     async fn poll(&mut self) -> Result<ConsumerEvent> {
         loop {
             // Everything up to returning an event is synchronous: dropping
@@ -232,6 +273,11 @@ impl Consumer for KafkaConsumer {
                 if let Some(epoch) = self.ack.take() {
                     st.acked = st.acked.max(epoch);
                     self.shared.wake_thread.notify_all();
+                }
+                if let Some(event) = take_revocation_early(&mut st) {
+                    self.ack = Some(event.0);
+                    self.shared.wake_thread.notify_all();
+                    return Ok(ConsumerEvent::Revoked(event.1));
                 }
                 while let Some(item) = st.items.pop_front() {
                     match item {
@@ -368,22 +414,24 @@ mod tests {
             epoch: 1,
             records: vec![rec("t", 0, 0)],
         });
-        assert_eq!(
-            c.poll().await.unwrap(),
-            ConsumerEvent::Records(vec![rec("t", 1, 0)])
-        );
-        // The second batch is all revoked: skipped.
+        // The revocation jumps ahead of the batches fetched before it.
         assert_eq!(
             c.poll().await.unwrap(),
             ConsumerEvent::Revoked(vec![t0.clone()])
         );
         assert_eq!(shared.lock().acked, 0, "acknowledged by the next poll only");
         assert!(shared.lock().revocations.is_empty());
+        // The older batches lost the revoked partition; the second one is
+        // all revoked and skipped.
+        assert_eq!(
+            c.poll().await.unwrap(),
+            ConsumerEvent::Records(vec![rec("t", 1, 0)])
+        );
+        assert_eq!(shared.lock().acked, 1);
         assert_eq!(
             c.poll().await.unwrap(),
             ConsumerEvent::Records(vec![rec("t", 1, 1)])
         );
-        assert_eq!(shared.lock().acked, 1);
         assert_eq!(c.poll().await.unwrap(), ConsumerEvent::Assigned(vec![t0]));
         assert_eq!(
             c.poll().await.unwrap(),

@@ -1003,6 +1003,16 @@ impl MemoryConsumer {
 
 #[async_trait]
 impl Consumer for MemoryConsumer {
+    fn rebalance_pending(&self) -> bool {
+        self.initial.is_some()
+            || self.group.as_ref().is_some_and(|g| {
+                lock(g)
+                    .members
+                    .get(&self.id)
+                    .is_some_and(|m| m.pending || !m.revoking.is_empty())
+            })
+    }
+
     async fn poll(&mut self) -> Result<ConsumerEvent> {
         if self.left {
             return Err(Error::Stopped("memory broker consumer".into()));

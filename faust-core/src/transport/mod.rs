@@ -113,6 +113,13 @@ pub trait Consumer: Send + 'static {
     /// Wait for the next event.
     async fn poll(&mut self) -> Result<ConsumerEvent>;
 
+    /// Whether a rebalance event (`Revoked`/`Assigned`) is waiting, so that
+    /// the next [`poll`](Consumer::poll) returns it before further records.
+    /// The runtime checks this while it is busy, to handle revocations at once.
+    fn rebalance_pending(&self) -> bool {
+        false
+    }
+
     /// Commit these offsets (the offset of the *next* record to read) for the group.
     async fn commit(&mut self, offsets: &[(TopicPartition, i64)]) -> Result<()>;
 
