@@ -26,3 +26,6 @@ echo "real-broker suite against $FAUST_TEST_KAFKA"
 start=$SECONDS
 cargo test --test broker_suite -- --test-threads=1 --nocapture "$@"
 echo "real-broker suite passed in $((SECONDS - start)) s"
+
+echo "transport tests against $FAUST_TEST_KAFKA (faust-kafka/tests/real_broker.rs)"
+cargo test -p faust-kafka --test real_broker -- --test-threads=1
