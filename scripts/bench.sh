@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Benchmarks side by side: faust for Rust against raw tokio, raw rdkafka and
+# Python Faust, measured in the same run. One JSON line per measurement on
+# stdout (schema: docs/benchmarks.md), progress on stderr.
+#
+# Usage:
+#   scripts/bench.sh                 full sizes (1 000 000 events, 10 000 asks...)
+#   scripts/bench.sh --smoke         tiny sizes of every workload that can run
+#                                    here (CI: well under a minute)
+#   scripts/bench.sh --start-kafka   start the local broker (scripts/kafka.sh)
+#                                    for the kafka-* workloads, stop it after
+#   scripts/bench.sh [faust-bench flags...]
+#                                    e.g. --workload mem-throughput --impl faust-rs,tokio-raw
+#                                         --events 200000 --repeat 3
+#                                    (target/release/faust-bench --help lists them)
+#
+# What runs:
+#   mem-*      always;
+#   python-*   when scripts/python-env.sh gives a Python with faust-streaming
+#              (NO_PYTHON=1 skips it);
+#   kafka-*    when a broker answers on 127.0.0.1:9092 (KAFKA=host:port to
+#              change), otherwise reported as skipped.
+# Exit status: non-zero when a measurement failed (not when a target is missed).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+log() { echo "bench.sh: $*" >&2; }
+
+start_kafka=0
+args=()
+for a in "$@"; do
+  case "$a" in
+    --start-kafka) start_kafka=1 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
+    *) args+=("$a") ;;
+  esac
+done
+
+log "building faust-bench (release)"
+cargo build --release --quiet -p faust-bench >&2
+
+if [[ "${NO_PYTHON:-0}" != "1" && -z "${FAUST_BENCH_PYTHON:-}" ]]; then
+  if py="$(scripts/python-env.sh 2>/tmp/faust-bench-python-env.log)"; then
+    export FAUST_BENCH_PYTHON="$py"
+  else
+    log "no Python Faust (scripts/python-env.sh failed, see /tmp/faust-bench-python-env.log): python-faust skipped"
+  fi
+fi
+
+if [[ "$start_kafka" == "1" ]]; then
+  if ! scripts/kafka.sh status >/dev/null 2>&1; then
+    scripts/kafka.sh start >&2
+    trap 'scripts/kafka.sh stop >/dev/null 2>&1 || true' EXIT
+  fi
+fi
+
+if [[ -n "${KAFKA:-}" ]]; then args+=(--kafka "$KAFKA"); fi
+target/release/faust-bench ${args[@]+"${args[@]}"}
