@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::message::{Delivery, Message};
 use crate::record::header;
 use crate::stream::{Event, Stream, Yield};
+use crate::transport::DeliveryFuture;
 use crate::wire;
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -49,6 +50,9 @@ pub(crate) struct ReplyAddr {
 struct Current {
     delivery: Delivery,
     reply: Option<ReplyAddr>,
+    /// Deliveries of the replies and sink records produced for this event:
+    /// the event is acked when they are all delivered.
+    pending: Vec<DeliveryFuture>,
 }
 
 /// What an actor shares between its runner, its stream and its `Yield`.
@@ -112,11 +116,28 @@ impl ActorCtx {
 
     /// Ack the current event (the actor moved on or ended).
     pub(crate) fn finish_current(&self) {
-        let cur = self.lock().take();
-        if let Some(cur) = cur {
+        let Some(cur) = self.lock().take() else {
+            return;
+        };
+        if cur.pending.is_empty() {
             self.agent.observe(cur.delivery.message(), None);
-            drop(cur);
+            return;
         }
+        // Ack once every output of the event is delivered; the actor goes on.
+        let agent = self.agent.clone();
+        let Some(app) = agent.try_app() else { return };
+        app.ack_tasks().spawn(async move {
+            let failed = futures::future::join_all(cur.pending)
+                .await
+                .into_iter()
+                .find_map(|r| r.err());
+            if let Some(err) = &failed {
+                tracing::error!(agent = %agent.name(), error = %err, "an output of the event was not delivered");
+                agent.report_error(err);
+            }
+            agent.observe(cur.delivery.message(), failed.as_ref());
+            drop(cur.delivery);
+        });
     }
 
     /// Drop the current event without acking it (aborted actor).
@@ -171,7 +192,11 @@ impl ActorCtx {
             match decoded {
                 Ok(value) => {
                     self.agent.stats().record_in();
-                    *self.lock() = Some(Current { delivery, reply });
+                    *self.lock() = Some(Current {
+                        delivery,
+                        reply,
+                        pending: Vec::new(),
+                    });
                     return Some(Event::new(value, msg, self.agent.key_codec()));
                 }
                 Err(err) => {
@@ -215,7 +240,8 @@ impl ActorCtx {
         (codec.decode(raw).map_err(located), reply_address(msg))
     }
 
-    /// Produce a value for the current event: reply, then every sink.
+    /// Produce a value for the current event: reply, then every sink, each
+    /// queued in order; the event is acked when all of them are delivered.
     pub(crate) async fn emit<R: Value>(&self, value: R) -> Result<()> {
         self.agent.stats().record_out();
         let target = {
@@ -226,25 +252,40 @@ impl ActorCtx {
                     .map(|r| (r, c.delivery.message().key().cloned()))
             })
         };
+        let mut pending = Vec::new();
+        let app = self.agent.app();
         if let Some((addr, key)) = target {
             let json = serde_json::to_value(&value).map_err(|e| Error::Encode {
                 codec: "json",
                 reason: e.to_string(),
             })?;
-            self.agent
-                .app()
-                .send_reply(&addr, key.as_ref(), Ok(json))
-                .await?;
+            pending.push(app.send_reply(&addr, key.as_ref(), Ok(json)).await?);
         }
         let sinks = self.agent.sinks();
-        if !sinks.is_empty() {
-            let app = self.agent.app();
-            let any: &(dyn Any + Send + Sync) = &value;
-            for sink in sinks.iter() {
-                sink.send(&app, any)
-                    .instrument_await(format!("sink {}", sink.label))
-                    .await?;
+        let any: &(dyn Any + Send + Sync) = &value;
+        for sink in sinks.iter() {
+            let queued = sink
+                .send(&app, any)
+                .instrument_await(format!("sink {}", sink.label))
+                .await?;
+            pending.extend(queued);
+        }
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let unattached = {
+            let mut cur = self.lock();
+            match cur.as_mut() {
+                Some(c) => {
+                    c.pending.append(&mut pending);
+                    None
+                }
+                None => Some(pending),
             }
+        };
+        // No event to attach them to: wait for the deliveries here.
+        for d in unattached.into_iter().flatten() {
+            d.await?;
         }
         Ok(())
     }
@@ -269,10 +310,14 @@ impl ActorCtx {
         self.agent.report_error(err);
         let app = self.agent.app();
         if let Some(addr) = reply {
-            if let Err(e) = app
+            let sent = match app
                 .send_reply(&addr, msg.key(), Err(reply_message(err)))
                 .await
             {
+                Ok(delivery) => delivery.await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = sent {
                 tracing::warn!(error = %e, "could not send the error reply");
             }
         }

@@ -19,7 +19,7 @@ use crate::manager::AgentManager;
 use crate::message::Message;
 use crate::record::{Headers, ProducerRecord, RecordMetadata};
 use crate::transport::{
-    self, OffsetReset, SubscribeOptions, TopicSpec, Transport, TransportFactory,
+    self, DeliveryFuture, OffsetReset, SubscribeOptions, TopicSpec, Transport, TransportFactory,
 };
 use crate::wire;
 
@@ -218,6 +218,7 @@ impl AppBuilder {
             running: tokio::sync::Mutex::new(None),
             crashed: watch::Sender::new(None),
             replies: crate::replies::ReplyConsumer::default(),
+            ack_tasks: tokio_util::task::TaskTracker::new(),
         })))
     }
 }
@@ -246,6 +247,7 @@ pub(crate) struct AppInner {
     running: tokio::sync::Mutex<Option<Running>>,
     crashed: watch::Sender<Option<Arc<Error>>>,
     pub(crate) replies: crate::replies::ReplyConsumer,
+    ack_tasks: tokio_util::task::TaskTracker,
 }
 
 struct Running {
@@ -394,6 +396,17 @@ impl App {
             None => None,
         };
         let stopped = self.agents().stop().await;
+        // Outputs still in the producer are delivered before the final
+        // commit, and the events waiting for them are acked.
+        let flushed_early = self.transport().flush(self.config().stop_timeout).await;
+        self.inner.ack_tasks.close();
+        if tokio::time::timeout(self.config().stop_timeout, self.inner.ack_tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("events still waiting for their outputs' delivery stay uncommitted");
+        }
+        self.inner.ack_tasks.reopen();
         let closed = match conductor {
             Some(c) => c.close().await,
             None => Ok(()),
@@ -402,7 +415,7 @@ impl App {
         let flushed = self.transport().flush(self.config().stop_timeout).await;
         self.agents().service_reset();
         tracing::info!(app = %self.id(), "app stopped");
-        stopped.and(closed).and(flushed)
+        stopped.and(flushed_early).and(closed).and(flushed)
     }
 
     /// Crash the app: [`wait_crashed`](Self::wait_crashed) and
@@ -501,7 +514,7 @@ impl App {
         addr: &ReplyAddr,
         key: Option<&Bytes>,
         value: std::result::Result<serde_json::Value, String>,
-    ) -> Result<()> {
+    ) -> Result<DeliveryFuture> {
         let key = key
             .and_then(|k| std::str::from_utf8(k).ok())
             .map(|k| serde_json::Value::String(k.to_string()))
@@ -519,14 +532,25 @@ impl App {
             value,
             correlation_id: addr.correlation_id.clone(),
         };
-        self.send_bytes(
-            &addr.reply_to,
-            None,
-            Some(response.encode().into()),
+        self.enqueue_record(ProducerRecord {
+            topic: addr.reply_to.clone(),
+            partition: None,
+            key: None,
+            value: Some(response.encode().into()),
             headers,
-        )
-        .await?;
-        Ok(())
+            timestamp: None,
+        })
+        .await
+    }
+
+    /// Queue a record with the producer; see [`Transport::enqueue`].
+    pub(crate) async fn enqueue_record(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
+        self.transport().enqueue(record).await
+    }
+
+    /// Background work that acks events once their outputs are delivered.
+    pub(crate) fn ack_tasks(&self) -> &tokio_util::task::TaskTracker {
+        &self.inner.ack_tasks
     }
 
     /// Copy a failed message to the dead-letter topic, if one is configured.

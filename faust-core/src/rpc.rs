@@ -247,6 +247,7 @@ impl Agent {
         app.replies().start(&app, &reply_to).await?;
         let waiter: Arc<BarrierState> = Arc::new(barrier.clone());
         let mut order = Vec::new();
+        let mut deliveries = Vec::new();
         for (key, value) in items {
             let cid = uuid::Uuid::new_v4().to_string();
             let mut opts = SendOptions::default();
@@ -257,10 +258,11 @@ impl Agent {
             barrier.add_correlation_id(cid.clone())?;
             app.replies().add(cid.clone(), waiter.clone());
             reg.cids.push(cid.clone());
-            app.send_record(record).await?;
+            deliveries.push(app.enqueue_record(record).await?);
             order.push(cid);
         }
         barrier.finalize();
+        futures::future::try_join_all(deliveries).await?;
         Ok(order)
     }
 

@@ -15,6 +15,8 @@ use futures::FutureExt;
 use crate::app::App;
 use crate::codec::Value;
 use crate::error::{Error, Result};
+use crate::record::ProducerRecord;
+use crate::transport::DeliveryFuture;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 type CallFn<R> = Arc<dyn Fn(&R) -> BoxFuture<'static, Result<()>> + Send + Sync>;
@@ -103,15 +105,13 @@ impl<R: Value> Sink<R> {
             match &kind {
                 SinkKind::Agent(name) => {
                     let app = app.clone();
-                    let name = name.clone();
-                    let target = app.agent(&name);
-                    let encoded = target.and_then(|a| Ok((a.value_codec().encode(value)?, a)));
+                    let encoded = app
+                        .agent(name)
+                        .and_then(|a| Ok((a.value_codec().encode(value)?, a.topic().to_string())));
                     async move {
-                        let (bytes, agent) = encoded?;
-                        agent
-                            .send_raw(None, Some(bytes.into()), None, Vec::new())
-                            .await?;
-                        Ok(())
+                        let (bytes, topic) = encoded?;
+                        let record = ProducerRecord::new(topic, bytes);
+                        Ok(Some(app.enqueue_record(record).await?))
                     }
                     .boxed()
                 }
@@ -120,14 +120,12 @@ impl<R: Value> Sink<R> {
                     let topic = topic.clone();
                     let encoded = app.config().value_codec.encode(value);
                     async move {
-                        let bytes = encoded?;
-                        app.send_bytes(&topic, None, Some(bytes.into()), Vec::new())
-                            .await?;
-                        Ok(())
+                        let record = ProducerRecord::new(topic, encoded?);
+                        Ok(Some(app.enqueue_record(record).await?))
                     }
                     .boxed()
                 }
-                SinkKind::Callback(f) => f(value),
+                SinkKind::Callback(f) => f(value).map(|r| r.map(|()| None)).boxed(),
             }
         });
         ErasedSink {
@@ -140,8 +138,13 @@ impl<R: Value> Sink<R> {
     }
 }
 
-type ErasedSendFn =
-    Arc<dyn Fn(&App, &(dyn Any + Send + Sync)) -> BoxFuture<'static, Result<()>> + Send + Sync>;
+/// Sends one value; topic and agent sinks return the delivery of the
+/// record they queued.
+type ErasedSendFn = Arc<
+    dyn Fn(&App, &(dyn Any + Send + Sync)) -> BoxFuture<'static, Result<Option<DeliveryFuture>>>
+        + Send
+        + Sync,
+>;
 
 /// A sink with its value type erased, as stored by an agent.
 #[derive(Clone)]
@@ -168,7 +171,7 @@ impl ErasedSink {
             label: label.to_string(),
             key: None,
             send: Arc::new(move |_app: &App, v: &(dyn Any + Send + Sync)| {
-                futures::future::ready(f(v)).boxed()
+                futures::future::ready(f(v).map(|()| None)).boxed()
             }),
         }
     }
@@ -177,7 +180,7 @@ impl ErasedSink {
         &self,
         app: &App,
         value: &(dyn Any + Send + Sync),
-    ) -> BoxFuture<'static, Result<()>> {
+    ) -> BoxFuture<'static, Result<Option<DeliveryFuture>>> {
         (self.send)(app, value)
     }
 }

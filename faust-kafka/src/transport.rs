@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use faust_core::record::now_millis;
+use faust_core::transport::DeliveryFuture;
 use faust_core::transport::{Consumer, OffsetReset, SubscribeOptions, TopicSpec, Transport};
 use faust_core::{Error, ProducerRecord, RecordMetadata, Result, TopicPartition};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -15,7 +16,6 @@ use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::util::Timeout;
 use rdkafka::ClientConfig;
 use tokio::sync::oneshot;
 
@@ -321,6 +321,10 @@ impl Transport for KafkaTransport {
     }
 
     async fn send(&self, record: ProducerRecord) -> Result<RecordMetadata> {
+        self.enqueue(record).await?.await
+    }
+
+    async fn enqueue(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
         let mut out: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&record.topic);
         if let Some(key) = record.key.as_deref() {
             out = out.key(key);
@@ -344,19 +348,10 @@ impl Transport for KafkaTransport {
             }
             out = out.headers(headers);
         }
-        let queue_timeout = Timeout::After(self.settings.operation_timeout);
-        match self.clients().producer.send(out, queue_timeout).await {
-            Ok(delivery) => Ok(RecordMetadata {
-                topic: record.topic.clone(),
-                partition: delivery.partition,
-                offset: delivery.offset,
-                timestamp: delivery
-                    .timestamp
-                    .to_millis()
-                    .or(record.timestamp)
-                    .unwrap_or_else(now_millis),
-            }),
-            Err((e, _)) => Err(Error::Broker(format!(
+        let producer = &self.clients().producer;
+        let deadline = tokio::time::Instant::now() + self.settings.operation_timeout;
+        let describe = |e: &dyn std::fmt::Display| {
+            Error::Broker(format!(
                 "cannot deliver a record to topic `{}`{}: {e}{}",
                 record.topic,
                 record
@@ -364,8 +359,45 @@ impl Transport for KafkaTransport {
                     .map(|p| format!(" partition {p}"))
                     .unwrap_or_default(),
                 self.producer_error.suffix()
-            ))),
-        }
+            ))
+        };
+        let delivery = loop {
+            match producer.send_result(out) {
+                Ok(delivery) => break delivery,
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    back,
+                )) if tokio::time::Instant::now() < deadline => {
+                    out = back;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err((e, _)) => return Err(describe(&e)),
+            }
+        };
+        let topic = record.topic.clone();
+        let timestamp = record.timestamp;
+        let failed = describe(&"the delivery was cancelled");
+        let failure_suffix = self.producer_error.suffix();
+        let partition_note = record
+            .partition
+            .map(|p| format!(" partition {p}"))
+            .unwrap_or_default();
+        Ok(Box::pin(async move {
+            match delivery.await {
+                Ok(Ok(d)) => Ok(RecordMetadata {
+                    topic,
+                    partition: d.partition,
+                    offset: d.offset,
+                    timestamp: d.timestamp.to_millis().or(timestamp).unwrap_or_else(now_millis),
+                }),
+                Ok(Err((e, _))) => Err(Error::Broker(format!(
+                    "cannot deliver a record to topic `{topic}`{partition_note}: {e}{failure_suffix}"
+                ))),
+                Err(_) => Err(failed),
+            }
+        }))
     }
 
     async fn flush(&self, timeout: Duration) -> Result<()> {

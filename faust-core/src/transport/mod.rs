@@ -16,6 +16,10 @@ use crate::record::{ProducerRecord, Record, RecordMetadata, TopicPartition};
 
 pub mod memory;
 
+/// The delivery of an enqueued record.
+pub type DeliveryFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<RecordMetadata>> + Send>>;
+
 /// How to create a topic.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopicSpec {
@@ -93,6 +97,15 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
 
     /// Produce one record and wait until the broker has it.
     async fn send(&self, record: ProducerRecord) -> Result<RecordMetadata>;
+
+    /// Hand one record to the producer and return as soon as it is queued
+    /// (waiting only while the producer's queue is full), with a future of
+    /// its delivery. Records enqueued in order keep their order per
+    /// partition. The default waits for the delivery, like [`send`](Transport::send).
+    async fn enqueue(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
+        let delivered = self.send(record).await;
+        Ok(Box::pin(std::future::ready(delivered)))
+    }
 
     /// Wait until every record sent so far is delivered.
     async fn flush(&self, timeout: Duration) -> Result<()>;
