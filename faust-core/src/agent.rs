@@ -433,6 +433,13 @@ impl AgentStats {
     }
 }
 
+/// Outcome of [`Agent::try_deliver`].
+pub(crate) enum TryDeliver {
+    Done,
+    Full,
+    NoQueue,
+}
+
 /// What an observer (the test harness) learns about each finished event.
 #[derive(Debug)]
 pub(crate) struct Processed {
@@ -1035,6 +1042,21 @@ impl Agent {
     }
 
     /// Hand a consumed message to the agent's queue (waits when it is full).
+    /// Hand a message to the agent's queue if it has room, without waiting.
+    pub(crate) fn try_deliver(&self, msg: Arc<Message>) -> TryDeliver {
+        let st = self.state();
+        let sender = if self.isolated_partitions() {
+            st.isolated.get(&msg.partition()).map(|(s, _)| s)
+        } else {
+            st.shared.as_ref().map(|(s, _)| s)
+        };
+        match sender.map(|tx| tx.try_send(Delivery::new(msg))) {
+            Some(Ok(())) => TryDeliver::Done,
+            Some(Err(mpsc::error::TrySendError::Full(_))) => TryDeliver::Full,
+            Some(Err(mpsc::error::TrySendError::Closed(_))) | None => TryDeliver::NoQueue,
+        }
+    }
+
     pub(crate) async fn deliver(&self, msg: Arc<Message>) -> bool {
         let sender = {
             let st = self.state();

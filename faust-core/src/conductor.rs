@@ -9,6 +9,7 @@ use futures::FutureExt;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::agent::TryDeliver;
 use crate::app::App;
 use crate::error::Result;
 use crate::message::{Delivery, Message, PartitionAcks};
@@ -30,6 +31,13 @@ pub(crate) struct Conductor {
     backlog: VecDeque<Record>,
     last_commit: Instant,
     last_tick: Instant,
+    /// The partition of the previous record, its acks and its agents.
+    last: Option<(
+        Arc<str>,
+        i32,
+        Arc<PartitionAcks>,
+        Arc<Vec<crate::agent::Agent>>,
+    )>,
 }
 
 impl Conductor {
@@ -41,6 +49,7 @@ impl Conductor {
             backlog: VecDeque::new(),
             last_commit: Instant::now(),
             last_tick: Instant::now(),
+            last: None,
         }
     }
 
@@ -94,19 +103,45 @@ impl Conductor {
         {
             return true; // its partition was just revoked
         }
-        let Some(agents) = self.app.agents().by_topic(&record.topic) else {
-            return true;
+        // Records of a batch come grouped by partition: look up once per run.
+        let cached = self
+            .last
+            .as_ref()
+            .filter(|(t, p, ..)| *p == record.partition && **t == *record.topic);
+        let (acks, agents) = match cached {
+            Some((_, _, acks, agents)) => (acks.clone(), agents.clone()),
+            None => {
+                let Some(agents) = self.app.agents().by_topic(&record.topic) else {
+                    return true;
+                };
+                let acks = self
+                    .parts
+                    .entry(record.topic_partition())
+                    .or_insert_with(PartitionAcks::new)
+                    .clone();
+                self.last = Some((
+                    record.topic.clone(),
+                    record.partition,
+                    acks.clone(),
+                    agents.clone(),
+                ));
+                (acks, agents)
+            }
         };
-        let tp = record.topic_partition();
-        let acks = self
-            .parts
-            .entry(tp)
-            .or_insert_with(PartitionAcks::new)
-            .clone();
         acks.register(record.offset);
         let (topic, partition) = (record.topic.clone(), record.partition);
         let msg = Message::new(record, acks, agents.len());
         for agent in agents.iter() {
+            match agent.try_deliver(msg.clone()) {
+                TryDeliver::Done => continue,
+                TryDeliver::NoQueue => {
+                    // No queue for it (agent stopped or partition not routed): ack its share.
+                    let mut d = Delivery::new(msg.clone());
+                    d.start();
+                    continue;
+                }
+                TryDeliver::Full => {}
+            }
             let delivery = agent.deliver(msg.clone());
             tokio::pin!(delivery);
             let delivered = loop {
@@ -168,6 +203,7 @@ impl Conductor {
 
     async fn on_revoked(&mut self, tps: Vec<TopicPartition>) {
         tracing::info!(partitions = ?tps, "partitions revoked");
+        self.last = None;
         // Records read ahead for these partitions are dropped: their new
         // owner reads them from the committed offset.
         self.backlog.retain(|r| {
@@ -197,6 +233,7 @@ impl Conductor {
     }
 
     async fn on_assigned(&mut self, tps: Vec<TopicPartition>) {
+        self.last = None;
         tracing::info!(partitions = ?tps, "partitions assigned");
         for tp in &tps {
             self.parts
