@@ -23,6 +23,14 @@ const SIDE_POLL: Duration = Duration::from_millis(50);
 /// Records read ahead by side polls, at most.
 const BACKLOG_LIMIT: usize = 4096;
 
+/// The partition of the previous record: topic, partition, acks, agents.
+type RunCache = (
+    Arc<str>,
+    i32,
+    Arc<PartitionAcks>,
+    Arc<Vec<crate::agent::Agent>>,
+);
+
 pub(crate) struct Conductor {
     app: App,
     consumer: Box<dyn Consumer>,
@@ -32,12 +40,7 @@ pub(crate) struct Conductor {
     last_commit: Instant,
     last_tick: Instant,
     /// The partition of the previous record, its acks and its agents.
-    last: Option<(
-        Arc<str>,
-        i32,
-        Arc<PartitionAcks>,
-        Arc<Vec<crate::agent::Agent>>,
-    )>,
+    last: Option<RunCache>,
 }
 
 impl Conductor {
