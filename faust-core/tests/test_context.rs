@@ -210,3 +210,24 @@ async fn key_partition_and_headers_reach_the_event() {
     );
     assert_eq!(who.as_deref(), Some("meta"));
 }
+
+#[tokio::test]
+async fn a_stream_producer_answers_and_records_each_value() {
+    use futures::StreamExt;
+    let app = app("tc-producer").build().unwrap();
+    let agent = app
+        .add_agent(AgentSpec::producer("tenfold", |s: Stream<i64>| {
+            s.map(|v| Ok::<_, Error>(v * 10))
+        }))
+        .unwrap();
+    assert!(agent.produces_values());
+    let ctx = agent.test_context().await.unwrap();
+    ctx.put(&1).await.unwrap();
+    ctx.put(&2).await.unwrap();
+    assert_eq!(ctx.results::<i64>().unwrap(), vec![10, 20]);
+    // The same form answers requests.
+    app.start().await.unwrap();
+    let r: i64 = agent.ask(&7).await.unwrap();
+    assert_eq!(r, 70);
+    app.stop().await.unwrap();
+}
