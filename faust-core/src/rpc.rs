@@ -123,6 +123,33 @@ impl Agent {
         })
     }
 
+    /// The record `send_with` produces: a request when `opts.reply_to` is
+    /// set (correlation id: `opts.correlation_id` or a new uuid4), else the
+    /// plain encoded value.
+    pub(crate) fn record_for<V: Serialize + ?Sized>(
+        &self,
+        value: &V,
+        opts: &SendOptions,
+    ) -> Result<ProducerRecord> {
+        match &opts.reply_to {
+            Some(reply_to) => {
+                let cid = opts
+                    .correlation_id
+                    .clone()
+                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+                self.request_record(value, opts, reply_to, &cid)
+            }
+            None => Ok(ProducerRecord {
+                topic: self.topic().to_string(),
+                partition: opts.partition,
+                key: opts.key.clone(),
+                value: Some(self.value_codec().encode(value)?.into()),
+                headers: opts.headers.clone(),
+                timestamp: opts.timestamp,
+            }),
+        }
+    }
+
     /// Send a value with options. With `reply_to` set, the record is a
     /// request whose reply goes to that topic (nobody waits for it here).
     pub async fn send_with<V: Serialize + ?Sized>(
@@ -130,23 +157,7 @@ impl Agent {
         value: &V,
         opts: SendOptions,
     ) -> Result<RecordMetadata> {
-        let record = match &opts.reply_to {
-            Some(reply_to) => {
-                let cid = opts
-                    .correlation_id
-                    .clone()
-                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-                self.request_record(value, &opts, reply_to, &cid)?
-            }
-            None => ProducerRecord {
-                topic: self.topic().to_string(),
-                partition: opts.partition,
-                key: opts.key.clone(),
-                value: Some(self.value_codec().encode(value)?.into()),
-                headers: opts.headers.clone(),
-                timestamp: opts.timestamp,
-            },
-        };
+        let record = self.record_for(value, &opts)?;
         self.app().send_record(record).await
     }
 

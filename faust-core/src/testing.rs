@@ -18,7 +18,7 @@ use crate::agent::{Agent, Processed};
 use crate::app::{App, AppBuilder};
 use crate::codec::Codec;
 use crate::error::{Error, Result};
-use crate::record::{Headers, ProducerRecord};
+use crate::record::Headers;
 use crate::sink::ErasedSink;
 
 /// Options of [`TestContext::put_with`].
@@ -179,26 +179,11 @@ impl TestContext {
             partition: Some(opts.partition.unwrap_or(0)),
             timestamp: opts.timestamp,
             headers: opts.headers.clone(),
+            reply_to: opts.reply_to.clone(),
             correlation_id: opts.correlation_id.clone(),
             ..Default::default()
         };
-        let record: ProducerRecord = match &opts.reply_to {
-            Some(reply_to) => {
-                let cid = opts
-                    .correlation_id
-                    .clone()
-                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-                agent.request_record(value, &send, reply_to, &cid)?
-            }
-            None => ProducerRecord {
-                topic: agent.topic().to_string(),
-                partition: send.partition,
-                key: send.key.clone(),
-                value: Some(agent.value_codec().encode(value)?.into()),
-                headers: send.headers.clone(),
-                timestamp: send.timestamp,
-            },
-        };
+        let record = agent.record_for(value, &send)?;
         let event_headers = record.headers.clone();
         let (key, val) = (record.key.clone(), record.value.clone());
         let meta = self.app.send_record(record).await?;
