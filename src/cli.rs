@@ -241,7 +241,7 @@ async fn send(
     } else {
         let bytes = Codec::Json.encode(&value)?;
         app.send_record(faust_core::ProducerRecord {
-            topic: target.to_string(),
+            topic: target.into(),
             partition,
             key: key.map(Into::into),
             value: Some(bytes.into()),

@@ -6,6 +6,7 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use await_tree::InstrumentAwait;
@@ -38,7 +39,73 @@ pub fn current_agent() -> Option<Agent> {
 }
 
 /// The shared queue of an agent (or of one isolated partition).
-pub(crate) type Queue = Arc<tokio::sync::Mutex<mpsc::Receiver<Delivery>>>;
+pub(crate) type Queue = Arc<tokio::sync::Mutex<QueueRx>>;
+
+/// Messages taken from the channel at once by a queue with one reader:
+/// one permit release per batch instead of one per message.
+const READ_BATCH: usize = 64;
+
+/// The receiving end of an agent queue. A queue read by one actor takes
+/// messages in batches into `ready`; it lives with the queue, so messages
+/// taken but not processed survive an actor restart.
+pub(crate) struct QueueRx {
+    rx: mpsc::Receiver<Delivery>,
+    ready: std::collections::VecDeque<Delivery>,
+    /// Where `recv_many` puts a batch before it moves to `ready`.
+    scratch: Vec<Delivery>,
+    /// Messages to take at once: 1 when actors share the queue (each idle
+    /// actor gets the next message in turn), [`READ_BATCH`] otherwise.
+    batch: usize,
+}
+
+impl QueueRx {
+    /// A queue over `rx`; `shared` when several actors read it.
+    pub(crate) fn new(rx: mpsc::Receiver<Delivery>, shared: bool) -> Queue {
+        Arc::new(tokio::sync::Mutex::new(QueueRx {
+            rx,
+            ready: std::collections::VecDeque::new(),
+            scratch: Vec::new(),
+            batch: if shared { 1 } else { READ_BATCH },
+        }))
+    }
+
+    /// The next message if one is there, without waiting.
+    fn try_next(&mut self) -> Option<Delivery> {
+        if let Some(d) = self.ready.pop_front() {
+            return Some(d);
+        }
+        if self.batch == 1 {
+            return self.rx.try_recv().ok();
+        }
+        // `recv_many` releases the permits of the whole batch at once.
+        match self
+            .rx
+            .recv_many(&mut self.scratch, self.batch)
+            .now_or_never()
+        {
+            Some(n) if n > 0 => {
+                self.ready.extend(self.scratch.drain(..));
+                self.ready.pop_front()
+            }
+            _ => None,
+        }
+    }
+
+    /// The next message; `None` when the queue is closed and empty.
+    async fn next(&mut self) -> Option<Delivery> {
+        if let Some(d) = self.ready.pop_front() {
+            return Some(d);
+        }
+        if self.batch == 1 {
+            return self.rx.recv().await;
+        }
+        if self.rx.recv_many(&mut self.scratch, self.batch).await == 0 {
+            return None;
+        }
+        self.ready.extend(self.scratch.drain(..));
+        self.ready.pop_front()
+    }
+}
 
 /// Where a request wants its reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,8 +130,14 @@ pub(crate) struct ActorCtx {
     queue: Queue,
     cancel: CancellationToken,
     current: Mutex<Option<Current>>,
+    /// Events taken since the cancellation token was last checked.
+    since_check: std::sync::atomic::AtomicU32,
     label: String,
 }
+
+/// Events an actor takes from a non-empty queue between two checks of its
+/// cancellation token (a check takes a lock).
+const CANCEL_CHECK_EVERY: u32 = 32;
 
 impl ActorCtx {
     pub(crate) fn new(
@@ -86,6 +159,7 @@ impl ActorCtx {
             queue,
             cancel,
             current: Mutex::new(None),
+            since_check: std::sync::atomic::AtomicU32::new(0),
             label,
         })
     }
@@ -150,13 +224,14 @@ impl ActorCtx {
     /// Wait for the next message this actor may process.
     async fn recv(&self) -> Option<Delivery> {
         loop {
-            if self.cancel.is_cancelled() {
+            let taken = self.since_check.fetch_add(1, Ordering::Relaxed);
+            if taken % CANCEL_CHECK_EVERY == 0 && self.cancel.is_cancelled() {
                 return None;
             }
             // Fast path: an event is ready and no other actor is waiting for
             // the queue (a waiting actor holds its place in the lock's FIFO).
             if let Ok(mut q) = self.queue.try_lock() {
-                if let Ok(mut delivery) = q.try_recv() {
+                if let Some(mut delivery) = q.try_next() {
                     drop(q);
                     if delivery.start() {
                         return Some(delivery);
@@ -167,7 +242,7 @@ impl ActorCtx {
             let mut delivery = {
                 let next = async {
                     let mut q = self.queue.lock().await;
-                    q.recv().await
+                    q.next().await
                 };
                 tokio::select! {
                     biased;

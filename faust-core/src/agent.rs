@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::actor::{
     run_actor, ActorBody, ActorCtx, BoxError, ConsumerBody, HandlerBody, Outcome, ProducerBody,
-    Queue, YieldingBody,
+    Queue, QueueRx, YieldingBody,
 };
 use crate::app::{App, AppInner};
 use crate::codec::{Codec, Value};
@@ -457,7 +457,7 @@ pub struct Agent {
 
 pub(crate) struct AgentInner {
     spec: AgentSpec,
-    topic: String,
+    topic: Arc<str>,
     value_codec: Codec,
     app: Weak<AppInner>,
     sinks: RwLock<Arc<Vec<ErasedSink>>>,
@@ -500,10 +500,13 @@ struct State {
 impl Agent {
     pub(crate) fn new(spec: AgentSpec, app: &Arc<AppInner>) -> Result<Self> {
         spec.validate()?;
-        let topic = spec.topic.clone().unwrap_or_else(|| {
-            let qual = spec.qualname.as_deref().unwrap_or(&spec.name);
-            format!("{}-{}", app.config.id, qual.replace("::", "."))
-        });
+        let topic: Arc<str> = match &spec.topic {
+            Some(topic) => topic.as_str().into(),
+            None => {
+                let qual = spec.qualname.as_deref().unwrap_or(&spec.name);
+                format!("{}-{}", app.config.id, qual.replace("::", ".")).into()
+            }
+        };
         let value_codec = spec.value_codec.unwrap_or(app.config.value_codec);
         let sinks = RwLock::new(Arc::new(spec.sinks.clone()));
         Ok(Agent {
@@ -530,6 +533,10 @@ impl Agent {
     }
     /// The topic the agent consumes.
     pub fn topic(&self) -> &str {
+        &self.inner.topic
+    }
+    /// The topic name, shared (cheap to clone into records).
+    pub(crate) fn topic_name(&self) -> &Arc<str> {
         &self.inner.topic
     }
     /// Number of actors sharing the queue.
@@ -587,7 +594,7 @@ impl Agent {
     }
     /// Topic names the agent subscribes to.
     pub fn get_topic_names(&self) -> Vec<String> {
-        vec![self.inner.topic.clone()]
+        vec![self.inner.topic.to_string()]
     }
     /// `"Agent: <name>"`.
     pub fn label(&self) -> String {
@@ -637,7 +644,7 @@ impl Agent {
     /// included), to adjust and add to another app — Faust's `clone()`.
     pub fn to_spec(&self) -> AgentSpec {
         let mut spec = self.inner.spec.clone();
-        spec.topic = Some(self.inner.topic.clone());
+        spec.topic = Some(self.inner.topic.to_string());
         spec.value_codec = Some(self.inner.value_codec);
         spec.sinks = self.sinks().as_ref().clone();
         spec
@@ -727,7 +734,7 @@ impl Agent {
             st.exits = Some(tx);
             if !self.isolated_partitions() {
                 let (qtx, qrx) = mpsc::channel(capacity);
-                st.shared = Some((qtx, Arc::new(tokio::sync::Mutex::new(qrx))));
+                st.shared = Some((qtx, QueueRx::new(qrx, self.concurrency() > 1)));
             }
         }
         if !self.isolated_partitions() {
@@ -988,8 +995,7 @@ impl Agent {
                     false
                 } else {
                     let (qtx, qrx) = mpsc::channel(capacity);
-                    st.isolated
-                        .insert(p, (qtx, Arc::new(tokio::sync::Mutex::new(qrx))));
+                    st.isolated.insert(p, (qtx, QueueRx::new(qrx, false)));
                     true
                 }
             };
@@ -1151,7 +1157,7 @@ impl Agent {
     ) -> Result<RecordMetadata> {
         self.app()
             .send_record(crate::record::ProducerRecord {
-                topic: self.topic().to_string(),
+                topic: self.topic_name().clone(),
                 partition,
                 key,
                 value,
@@ -1163,9 +1169,8 @@ impl Agent {
 
     /// Send a value to the agent (no reply expected).
     pub async fn send<V: serde::Serialize + ?Sized>(&self, value: &V) -> Result<RecordMetadata> {
-        let bytes = self.value_codec().encode(value)?;
-        self.send_raw(None, Some(bytes.into()), None, Vec::new())
-            .await
+        let bytes = self.value_codec().encode_bytes(value)?;
+        self.send_raw(None, Some(bytes), None, Vec::new()).await
     }
 
     /// Send a value with a key (encoded with the key codec) to the agent.
@@ -1174,10 +1179,9 @@ impl Agent {
         K: serde::Serialize + ?Sized,
         V: serde::Serialize + ?Sized,
     {
-        let k = self.key_codec().encode(key)?;
-        let v = self.value_codec().encode(value)?;
-        self.send_raw(Some(k.into()), Some(v.into()), None, Vec::new())
-            .await
+        let k = self.key_codec().encode_bytes(key)?;
+        let v = self.value_codec().encode_bytes(value)?;
+        self.send_raw(Some(k), Some(v), None, Vec::new()).await
     }
 
     /// RPC: deliver a value to the agent without waiting for a reply.

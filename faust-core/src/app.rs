@@ -487,7 +487,7 @@ impl App {
         headers: Headers,
     ) -> Result<RecordMetadata> {
         self.send_record(ProducerRecord {
-            topic: topic.to_string(),
+            topic: topic.into(),
             partition: None,
             key,
             value,
@@ -503,9 +503,8 @@ impl App {
         topic: &str,
         value: &V,
     ) -> Result<RecordMetadata> {
-        let bytes = self.config().value_codec.encode(value)?;
-        self.send_bytes(topic, None, Some(bytes.into()), Vec::new())
-            .await
+        let bytes = self.config().value_codec.encode_bytes(value)?;
+        self.send_bytes(topic, None, Some(bytes), Vec::new()).await
     }
 
     /// Answer a request: a `ReqRepResponse` to its reply topic.
@@ -533,7 +532,7 @@ impl App {
             correlation_id: addr.correlation_id.clone(),
         };
         self.enqueue_record(ProducerRecord {
-            topic: addr.reply_to.clone(),
+            topic: addr.reply_to.as_str().into(),
             partition: None,
             key: None,
             value: Some(response.encode().into()),
@@ -573,7 +572,7 @@ impl App {
             Bytes::from(msg.offset().to_string()),
         ));
         self.send_record(ProducerRecord {
-            topic: topic.clone(),
+            topic: topic.as_str().into(),
             partition: None,
             key: msg.key().cloned(),
             value: msg.value().cloned(),

@@ -5,6 +5,7 @@
 //! apps; [`Codec::Raw`] passes bytes through untouched and works for types that
 //! serialize as bytes or a string (`String`, `bytes::Bytes`, `serde_bytes`).
 
+use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -63,6 +64,34 @@ impl Codec {
         }
     }
 
+    /// Encode a value into [`Bytes`] sized to fit: small values take one
+    /// allocation that clones share (what records need).
+    pub fn encode_bytes<T: Serialize + ?Sized>(self, value: &T) -> Result<Bytes> {
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        if self != Codec::Json {
+            return self.encode(value).map(Bytes::from);
+        }
+        SCRATCH.with(|scratch| {
+            // Re-entrant use (a value whose `Serialize` encodes another
+            // value) falls back to a fresh buffer.
+            let Ok(mut buf) = scratch.try_borrow_mut() else {
+                return self.encode(value).map(Bytes::from);
+            };
+            buf.clear();
+            serde_json::to_writer(&mut *buf, value).map_err(|e| Error::Encode {
+                codec: self.name(),
+                reason: e.to_string(),
+            })?;
+            let bytes = small_bytes(&buf).unwrap_or_else(|| Bytes::copy_from_slice(&buf));
+            if buf.capacity() > SCRATCH_KEEP {
+                *buf = Vec::new();
+            }
+            Ok(bytes)
+        })
+    }
+
     /// Decode a value.
     pub fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T> {
         let dec_err = |reason: String| Error::DecodeValue {
@@ -78,6 +107,37 @@ impl Codec {
             }
         }
     }
+}
+
+/// Largest scratch buffer kept between two encodings.
+const SCRATCH_KEEP: usize = 64 * 1024;
+
+/// Encoded values up to this size live inline in their `Bytes` owner.
+const INLINE: usize = 38;
+
+/// The owner of a small encoded value: one allocation holds the reference
+/// count and the bytes, and clones only bump the count.
+struct Inline {
+    len: u8,
+    buf: [u8; INLINE],
+}
+
+impl AsRef<[u8]> for Inline {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[..usize::from(self.len)]
+    }
+}
+
+fn small_bytes(data: &[u8]) -> Option<Bytes> {
+    if data.len() > INLINE {
+        return None;
+    }
+    let mut buf = [0u8; INLINE];
+    buf[..data.len()].copy_from_slice(data);
+    Some(Bytes::from_owner(Inline {
+        len: data.len() as u8,
+        buf,
+    }))
 }
 
 impl std::fmt::Display for Codec {

@@ -20,6 +20,9 @@ use crate::transport::{Consumer, ConsumerEvent};
 /// batch), the consumer is still polled this often, so a rebalance is
 /// handled at once instead of after the transport's revoke deadline.
 const SIDE_POLL: Duration = Duration::from_millis(50);
+/// Records delivered between two looks at the clock (reading it per record
+/// costs more than delivering one).
+const TICK_EVERY: u32 = 64;
 /// Records read ahead by side polls, at most.
 const BACKLOG_LIMIT: usize = 4096;
 
@@ -39,6 +42,8 @@ pub(crate) struct Conductor {
     backlog: VecDeque<Record>,
     last_commit: Instant,
     last_tick: Instant,
+    /// Records delivered since the clock was last read.
+    since_tick: u32,
     /// The partition of the previous record, its acks and its agents.
     last: Option<RunCache>,
 }
@@ -52,6 +57,7 @@ impl Conductor {
             backlog: VecDeque::new(),
             last_commit: Instant::now(),
             last_tick: Instant::now(),
+            since_tick: 0,
             last: None,
         }
     }
@@ -60,6 +66,7 @@ impl Conductor {
     /// after the agents stopped.
     pub(crate) async fn run(mut self, shutdown: CancellationToken) -> Self {
         let interval = self.app.config().commit_interval;
+        let commit_every = self.commit_every();
         let mut failures = 0u32;
         'outer: loop {
             let polled = tokio::select! {
@@ -94,7 +101,7 @@ impl Conductor {
                     }
                 }
             }
-            if self.last_commit.elapsed() >= interval {
+            if self.last_commit.elapsed() >= commit_every {
                 self.commit(false).await;
             }
         }
@@ -102,9 +109,14 @@ impl Conductor {
     }
 
     async fn deliver(&mut self, record: Record, shutdown: &CancellationToken) -> bool {
-        if self.last_tick.elapsed() >= SIDE_POLL && self.tick(&record.topic, record.partition).await
-        {
-            return true; // its partition was just revoked
+        self.since_tick += 1;
+        if self.since_tick >= TICK_EVERY {
+            self.since_tick = 0;
+            if self.last_tick.elapsed() >= SIDE_POLL
+                && self.tick(&record.topic, record.partition).await
+            {
+                return true; // its partition was just revoked
+            }
         }
         // Records of a batch come grouped by partition: look up once per run.
         let cached = self
@@ -168,6 +180,12 @@ impl Conductor {
         true
     }
 
+    /// The app's commit interval, or the consumer's if it wants more.
+    fn commit_every(&self) -> Duration {
+        let app = self.app.config().commit_interval;
+        self.consumer.commit_interval().map_or(app, |c| c.min(app))
+    }
+
     /// While busy delivering: handle a pending rebalance (and read ahead
     /// while the backlog has room), and commit on schedule. Returns whether
     /// `topic[partition]` was revoked.
@@ -178,7 +196,7 @@ impl Conductor {
         } else {
             false
         };
-        if self.last_commit.elapsed() >= self.app.config().commit_interval {
+        if self.last_commit.elapsed() >= self.commit_every() {
             self.commit(false).await;
         }
         revoked

@@ -116,7 +116,12 @@ impl PartitionAcks {
     /// A message with no remaining references is done: mark it acked.
     fn ack(&self, offset: i64) {
         let mut st = self.lock();
-        let Ok(i) = st.pending.binary_search_by_key(&offset, |(o, _)| *o) else {
+        // Acks mostly come in offset order: the oldest pending one first.
+        let found = match st.pending.front() {
+            Some((o, _)) if *o == offset => Ok(0),
+            _ => st.pending.binary_search_by_key(&offset, |(o, _)| *o),
+        };
+        let Ok(i) = found else {
             return;
         };
         st.pending[i].1 = true;

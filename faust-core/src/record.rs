@@ -69,7 +69,7 @@ impl Record {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ProducerRecord {
     /// Destination topic.
-    pub topic: String,
+    pub topic: Arc<str>,
     /// Explicit partition; `None` lets the partitioner choose (by key hash,
     /// or round-robin for records without a key).
     pub partition: Option<i32>,
@@ -85,7 +85,7 @@ pub struct ProducerRecord {
 
 impl ProducerRecord {
     /// A record for `topic` with this value and nothing else set.
-    pub fn new(topic: impl Into<String>, value: impl Into<Bytes>) -> Self {
+    pub fn new(topic: impl Into<Arc<str>>, value: impl Into<Bytes>) -> Self {
         Self {
             topic: topic.into(),
             value: Some(value.into()),
@@ -98,7 +98,7 @@ impl ProducerRecord {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RecordMetadata {
     /// Topic written to.
-    pub topic: String,
+    pub topic: Arc<str>,
     /// Partition written to.
     pub partition: i32,
     /// Offset assigned by the broker.

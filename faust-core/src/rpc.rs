@@ -89,7 +89,7 @@ impl Drop for Registration<'_> {
 impl Agent {
     /// Encode a key with the agent's key codec.
     pub fn key_bytes<K: Serialize + ?Sized>(&self, key: &K) -> Result<Bytes> {
-        Ok(self.key_codec().encode(key)?.into())
+        self.key_codec().encode_bytes(key)
     }
 
     /// Build the request record: the reply address goes in headers or in a
@@ -114,7 +114,7 @@ impl Agent {
             ReqRepRequest::encode_parts(value, reply_to, correlation_id, model)?
         };
         Ok(ProducerRecord {
-            topic: self.topic().to_string(),
+            topic: self.topic_name().clone(),
             partition: opts.partition,
             key: opts.key.clone(),
             value: Some(bytes.into()),
@@ -140,10 +140,10 @@ impl Agent {
                 self.request_record(value, opts, reply_to, &cid)
             }
             None => Ok(ProducerRecord {
-                topic: self.topic().to_string(),
+                topic: self.topic_name().clone(),
                 partition: opts.partition,
                 key: opts.key.clone(),
-                value: Some(self.value_codec().encode(value)?.into()),
+                value: Some(self.value_codec().encode_bytes(value)?),
                 headers: opts.headers.clone(),
                 timestamp: opts.timestamp,
             }),

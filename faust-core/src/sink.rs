@@ -32,6 +32,13 @@ enum SinkKind<R> {
     Callback(CallFn<R>),
 }
 
+/// [`SinkKind`] with the topic name ready to share with every record.
+enum ErasedKind<R> {
+    Agent(String),
+    Topic(Arc<str>),
+    Callback(CallFn<R>),
+}
+
 impl<R> Clone for Sink<R> {
     fn clone(&self) -> Self {
         let kind = match &self.kind {
@@ -94,7 +101,11 @@ impl<R: Value> Sink<R> {
             SinkKind::Topic(t) => Some(format!("topic:{t}")),
             SinkKind::Callback(_) => None,
         };
-        let kind = self.kind;
+        let kind = match self.kind {
+            SinkKind::Topic(t) => ErasedKind::Topic(t.into()),
+            SinkKind::Agent(a) => ErasedKind::Agent(a),
+            SinkKind::Callback(f) => ErasedKind::Callback(f),
+        };
         let send: ErasedSendFn = Arc::new(move |app: &App, value: &(dyn Any + Send + Sync)| {
             let Some(value) = value.downcast_ref::<R>() else {
                 return futures::future::ready(Err(Error::config(
@@ -103,11 +114,11 @@ impl<R: Value> Sink<R> {
                 .boxed();
             };
             match &kind {
-                SinkKind::Agent(name) => {
+                ErasedKind::Agent(name) => {
                     let app = app.clone();
-                    let encoded = app
-                        .agent(name)
-                        .and_then(|a| Ok((a.value_codec().encode(value)?, a.topic().to_string())));
+                    let encoded = app.agent(name).and_then(|a| {
+                        Ok((a.value_codec().encode_bytes(value)?, a.topic_name().clone()))
+                    });
                     async move {
                         let (bytes, topic) = encoded?;
                         let record = ProducerRecord::new(topic, bytes);
@@ -115,17 +126,17 @@ impl<R: Value> Sink<R> {
                     }
                     .boxed()
                 }
-                SinkKind::Topic(topic) => {
+                ErasedKind::Topic(topic) => {
                     let app = app.clone();
                     let topic = topic.clone();
-                    let encoded = app.config().value_codec.encode(value);
+                    let encoded = app.config().value_codec.encode_bytes(value);
                     async move {
                         let record = ProducerRecord::new(topic, encoded?);
                         Ok(Some(app.enqueue_record(record).await?))
                     }
                     .boxed()
                 }
-                SinkKind::Callback(f) => f(value).map(|r| r.map(|()| None)).boxed(),
+                ErasedKind::Callback(f) => f(value).map(|r| r.map(|()| None)).boxed(),
             }
         });
         ErasedSink {

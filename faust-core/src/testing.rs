@@ -188,7 +188,7 @@ impl TestContext {
         let (key, val) = (record.key.clone(), record.value.clone());
         let meta = self.app.send_record(record).await?;
         let event = TestEvent {
-            topic: meta.topic,
+            topic: meta.topic.to_string(),
             partition: meta.partition,
             offset: meta.offset,
             key,

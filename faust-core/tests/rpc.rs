@@ -385,7 +385,7 @@ async fn send_with_reply_to_and_an_envelope_from_a_faust_client() {
         )
         .await
         .unwrap();
-    assert_eq!(meta.topic, agent.topic());
+    assert_eq!(&*meta.topic, agent.topic());
     app.stop().await.unwrap();
 }
 

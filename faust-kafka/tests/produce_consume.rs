@@ -31,7 +31,7 @@ async fn round_trip_keeps_key_value_headers_timestamp_and_partition() {
     let topic = topic(&mock, 3);
     let t = transport(&mock);
     let sent = ProducerRecord {
-        topic: topic.clone(),
+        topic: topic.as_str().into(),
         partition: Some(2),
         key: Some(Bytes::from_static(b"k1")),
         value: Some(Bytes::from_static(b"v1")),
@@ -44,7 +44,7 @@ async fn round_trip_keeps_key_value_headers_timestamp_and_partition() {
     };
     let md = within(30, "send", t.send(sent.clone())).await.unwrap();
     assert_eq!(
-        (md.topic.as_str(), md.partition, md.offset),
+        (&*md.topic, md.partition, md.offset),
         (topic.as_str(), 2, 0)
     );
     // The mock cluster answers every produce with a log-append time of
@@ -56,7 +56,7 @@ async fn round_trip_keeps_key_value_headers_timestamp_and_partition() {
     // A tombstone without key, to partition 2 too.
     let md2 = t
         .send(ProducerRecord {
-            topic: topic.clone(),
+            topic: topic.as_str().into(),
             partition: Some(2),
             ..ProducerRecord::default()
         })
@@ -102,7 +102,7 @@ async fn keyed_records_use_the_java_partitioner() {
             let key = format!("key-{k}");
             let md = t
                 .send(ProducerRecord {
-                    topic: topic.clone(),
+                    topic: topic.as_str().into(),
                     key: Some(Bytes::from(key.clone())),
                     value: Some(Bytes::from(format!("{round}"))),
                     ..ProducerRecord::default()

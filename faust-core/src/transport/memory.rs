@@ -13,8 +13,14 @@
 //!   [`partition_for_key`]), else round-robin per topic. Headers and
 //!   timestamps are kept exactly. Sending is synchronous, so `flush` has
 //!   nothing to do.
-//! - **Retention**: every record is kept for the life of the broker (this is
-//!   a test and development broker); `TopicSpec::retention` is ignored.
+//! - **Retention**: a record is kept until every consumer group that
+//!   subscribed to its topic has committed past it and every assigned
+//!   consumer reading its partition has read it; records of a partition no
+//!   consumer has read yet are all kept. Memory is freed in chunks of
+//!   [`RETENTION_CHUNK`] records. A group that joins later starts at the
+//!   oldest retained record (as with Kafka's retention). Consumers ask the
+//!   runtime to commit every [`COMMIT_INTERVAL`], so a steady stream holds
+//!   only a few milliseconds of records. `TopicSpec::retention` is ignored.
 //! - **Consumer groups** use range assignment per topic over the members
 //!   ordered by join order, and an eager rebalance whenever a member joins or
 //!   leaves: a member whose assignment changes first gets
@@ -32,7 +38,7 @@
 //! - **Assigned consumers** ([`Transport::assign`]) have no group, read their
 //!   partitions from offset 0, and do not commit.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
@@ -40,6 +46,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use rustc_hash::FxHashMap;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -60,8 +67,14 @@ pub const DEFAULT_REBALANCE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most records one [`Consumer::poll`] returns.
 pub const MAX_BATCH: usize = 512;
 
-/// Records per storage chunk of a partition log (appends never move records).
-const CHUNK: usize = 1024;
+/// Records per storage chunk of a partition log (appends never move
+/// records; retention frees whole chunks).
+pub const RETENTION_CHUNK: usize = 1024;
+const CHUNK: usize = RETENTION_CHUNK;
+
+/// How often consumers of this broker want the runtime to commit (see
+/// [`Consumer::commit_interval`]): commits are cheap here and free memory.
+pub const COMMIT_INTERVAL: Duration = Duration::from_millis(20);
 
 /// Lock a mutex, recovering it if a thread panicked while holding it: no
 /// critical section of this module panics halfway through an update.
@@ -128,15 +141,22 @@ struct Watcher {
 
 struct Log {
     /// Records in chunks of [`CHUNK`], so appending never moves old records.
-    chunks: Vec<Vec<Stored>>,
+    chunks: VecDeque<Vec<Stored>>,
+    /// Offset of the first record of `chunks[0]` (a multiple of [`CHUNK`]).
+    base: i64,
     /// Consumers reading this partition, woken on every append.
     watchers: Vec<Watcher>,
+    /// Who still needs records, by id: groups (their committed offset) and
+    /// assigned consumers (their position). Records below the lowest are freed.
+    readers: Vec<(u64, i64)>,
 }
 
 struct Partition {
     /// Number of records (the offset of the next one); written under the log
     /// lock, readable without it.
     end: AtomicI64,
+    /// Offset of the oldest retained record; written under the log lock.
+    start: AtomicI64,
     log: Mutex<Log>,
 }
 
@@ -144,9 +164,12 @@ impl Partition {
     fn new() -> Self {
         Self {
             end: AtomicI64::new(0),
+            start: AtomicI64::new(0),
             log: Mutex::new(Log {
-                chunks: Vec::new(),
+                chunks: VecDeque::new(),
+                base: 0,
                 watchers: Vec::new(),
+                readers: Vec::new(),
             }),
         }
     }
@@ -155,16 +178,61 @@ impl Partition {
         self.end.load(Ordering::Acquire)
     }
 
+    fn start(&self) -> i64 {
+        self.start.load(Ordering::Acquire)
+    }
+
+    /// Register a reader that needs records from `low` on, unless known.
+    fn add_reader(&self, id: u64, low: i64) {
+        let mut log = lock(&self.log);
+        if !log.readers.iter().any(|(r, _)| *r == id) {
+            log.readers.push((id, low));
+        }
+    }
+
+    /// Reader `id` needs nothing below `low` any more: free what no reader needs.
+    fn advance_reader(&self, id: u64, low: i64) {
+        let mut log = lock(&self.log);
+        match log.readers.iter_mut().find(|(r, _)| *r == id) {
+            Some((_, l)) if *l >= low => return,
+            Some((_, l)) => *l = low,
+            None => log.readers.push((id, low)),
+        }
+        self.trim(&mut log);
+    }
+
+    /// Forget reader `id` (an assigned consumer that closed).
+    fn remove_reader(&self, id: u64) {
+        let mut log = lock(&self.log);
+        log.readers.retain(|(r, _)| *r != id);
+        self.trim(&mut log);
+    }
+
+    fn trim(&self, log: &mut Log) {
+        let Some(low) = log.readers.iter().map(|(_, l)| *l).min() else {
+            return;
+        };
+        let mut freed = false;
+        while log.chunks.len() > 1 && log.base + CHUNK as i64 <= low {
+            log.chunks.pop_front();
+            log.base += CHUNK as i64;
+            freed = true;
+        }
+        if freed {
+            self.start.store(log.base, Ordering::Release);
+        }
+    }
+
     /// Append a record, wake the readers and return its offset.
     fn append(&self, stored: Stored) -> i64 {
         let mut log = lock(&self.log);
         let offset = self.end.load(Ordering::Relaxed);
-        match log.chunks.last_mut() {
+        match log.chunks.back_mut() {
             Some(chunk) if chunk.len() < CHUNK => chunk.push(stored),
             _ => {
                 let mut chunk = Vec::with_capacity(CHUNK);
                 chunk.push(stored);
-                log.chunks.push(chunk);
+                log.chunks.push_back(chunk);
             }
         }
         self.end.store(offset + 1, Ordering::Release);
@@ -174,7 +242,8 @@ impl Partition {
         offset
     }
 
-    /// Append `count` records from offset `from` (all below `end()`) to `out`.
+    /// Append `count` records from offset `from` (at or above `start()`,
+    /// below `end()`) to `out`.
     fn read_into(
         &self,
         topic: &Arc<str>,
@@ -184,10 +253,11 @@ impl Partition {
         out: &mut Vec<Record>,
     ) {
         let log = lock(&self.log);
-        let mut offset = from.max(0) as usize;
+        let base = log.base as usize;
+        let mut offset = (from.max(0) as usize).max(base);
         let end = offset + count;
         while offset < end {
-            let Some(chunk) = log.chunks.get(offset / CHUNK) else {
+            let Some(chunk) = log.chunks.get((offset - base) / CHUNK) else {
                 break;
             };
             let start = offset % CHUNK;
@@ -284,6 +354,8 @@ struct Member {
 }
 
 struct Group {
+    /// Reader id of the group in partition logs (from the consumer id counter).
+    id: u64,
     name: String,
     /// By member id, which is also the join order.
     members: BTreeMap<u64, Member>,
@@ -294,8 +366,9 @@ struct Group {
 }
 
 impl Group {
-    fn new(name: &str) -> Self {
+    fn new(id: u64, name: &str) -> Self {
         Self {
+            id,
             name: name.to_string(),
             members: BTreeMap::new(),
             holders: HashMap::new(),
@@ -423,7 +496,7 @@ struct Inner {
     url: String,
     default_partitions: AtomicI32,
     rebalance_timeout_ns: AtomicU64,
-    topics: RwLock<HashMap<String, Arc<Topic>>>,
+    topics: RwLock<FxHashMap<String, Arc<Topic>>>,
     groups: Mutex<HashMap<String, Arc<Mutex<Group>>>>,
     next_consumer: AtomicU64,
 }
@@ -511,7 +584,7 @@ impl MemoryBroker {
                 url,
                 default_partitions: AtomicI32::new(DEFAULT_PARTITIONS),
                 rebalance_timeout_ns: AtomicU64::new(DEFAULT_REBALANCE_TIMEOUT.as_nanos() as u64),
-                topics: RwLock::new(HashMap::new()),
+                topics: RwLock::new(FxHashMap::default()),
                 groups: Mutex::new(HashMap::new()),
                 next_consumer: AtomicU64::new(1),
             }),
@@ -590,6 +663,14 @@ impl MemoryBroker {
         self.inner
             .topic(&tp.topic)
             .and_then(|t| t.partition(tp.partition).map(Partition::end))
+    }
+
+    /// Offset of the oldest retained record of this partition (records
+    /// below it were freed), or `None` if the partition does not exist.
+    pub fn start_offset(&self, tp: &TopicPartition) -> Option<i64> {
+        self.inner
+            .topic(&tp.topic)
+            .and_then(|t| t.partition(tp.partition).map(|p| p.start()))
     }
 
     /// Offset committed by `group` for this partition.
@@ -673,12 +754,22 @@ impl Transport for MemoryBroker {
         }
         let group = lock(&self.inner.groups)
             .entry(options.group.clone())
-            .or_insert_with(|| Arc::new(Mutex::new(Group::new(&options.group))))
+            .or_insert_with(|| {
+                let id = self.inner.next_consumer.fetch_add(1, Ordering::Relaxed);
+                Arc::new(Mutex::new(Group::new(id, &options.group)))
+            })
             .clone();
         let id = self.inner.next_consumer.fetch_add(1, Ordering::Relaxed);
         let notify = Arc::new(Notify::new());
         {
             let mut g = lock(&group);
+            // The group needs its topics' records from its committed offsets.
+            for topic in &topics {
+                for (p, partition) in topic.partitions.iter().enumerate() {
+                    let tp = TopicPartition::new(topic.name.clone(), p as i32);
+                    partition.add_reader(g.id, g.committed.get(&tp).copied().unwrap_or(0));
+                }
+            }
             g.members.insert(
                 id,
                 Member {
@@ -738,6 +829,7 @@ impl Transport for MemoryBroker {
         let notify = Arc::new(Notify::new());
         let mut consumer = MemoryConsumer::new(self.inner.clone(), id, notify, None, Some(tps));
         for f in fetch {
+            f.partition().add_reader(id, f.position);
             consumer.start_fetch(f);
         }
         Ok(Box::new(consumer))
@@ -888,11 +980,11 @@ impl MemoryConsumer {
             let Some(partition) = topic.partition(tp.partition) else {
                 continue;
             };
-            let end = partition.end();
+            let (start, end) = (partition.start(), partition.end());
             let position = match g.committed.get(tp) {
-                Some(&o) if (0..=end).contains(&o) => o,
+                Some(&o) if (start..=end).contains(&o) => o,
                 _ => match m.offset_reset {
-                    OffsetReset::Earliest => 0,
+                    OffsetReset::Earliest => start,
                     OffsetReset::Latest => end,
                 },
             };
@@ -931,7 +1023,10 @@ impl MemoryConsumer {
         }
         self.scratch.clear();
         let mut total = 0usize;
-        for f in &self.fetch {
+        for f in &mut self.fetch {
+            // Records below the log start were freed (only a group that
+            // joined late or an assigned consumer starting at 0 sees this).
+            f.position = f.position.max(f.partition().start());
             let available = (f.partition().end() - f.position).max(0) as usize;
             total += available;
             self.scratch.push((available, 0));
@@ -979,6 +1074,9 @@ impl MemoryConsumer {
             f.partition()
                 .read_into(&f.topic.name, f.tp.partition, f.position, take, &mut out);
             f.position += (out.len() - before) as i64;
+            if self.group.is_none() {
+                f.partition().advance_reader(self.id, f.position);
+            }
         }
         Some(out)
     }
@@ -992,6 +1090,9 @@ impl MemoryConsumer {
         let id = self.id;
         for f in self.fetch.drain(..) {
             f.partition().unwatch(id);
+            if self.group.is_none() {
+                f.partition().remove_reader(id);
+            }
         }
         if let Some(group) = &self.group {
             let mut g = lock(group);
@@ -1003,6 +1104,10 @@ impl MemoryConsumer {
 
 #[async_trait]
 impl Consumer for MemoryConsumer {
+    fn commit_interval(&self) -> Option<Duration> {
+        self.group.is_some().then_some(COMMIT_INTERVAL)
+    }
+
     fn rebalance_pending(&self) -> bool {
         self.initial.is_some()
             || self.group.as_ref().is_some_and(|g| {
@@ -1062,6 +1167,14 @@ impl Consumer for MemoryConsumer {
             };
             if allowed && !self.left {
                 g.committed.insert(tp.clone(), *offset);
+                let partition = g
+                    .members
+                    .get(&self.id)
+                    .and_then(|m| m.topics.iter().find(|t| t.name == tp.topic))
+                    .and_then(|t| t.partition(tp.partition));
+                if let Some(partition) = partition {
+                    partition.advance_reader(g.id, *offset);
+                }
             } else {
                 rejected.push(tp.to_string());
             }
@@ -1276,7 +1389,7 @@ mod tests {
         b.create_topic(&TopicSpec::new("t", 1)).await.unwrap();
         for i in 0..10 {
             let md = send(&b, "t", None, &format!("v{i}")).await;
-            assert_eq!((md.topic.as_str(), md.partition, md.offset), ("t", 0, i));
+            assert_eq!((&*md.topic, md.partition, md.offset), ("t", 0, i));
         }
         let mut c = b.assign(vec![tp("t", 0)]).await.unwrap();
         assert_eq!(
@@ -1661,6 +1774,81 @@ mod tests {
         );
         send_to(&b, "reply", 11, "r").await;
         assert!(matches!(poll(&mut r).await, ConsumerEvent::Records(v) if v.len() == 1));
+    }
+
+    /// Read records of one partition until `n` were seen; returns the offsets.
+    async fn drain(c: &mut Box<dyn Consumer>, n: usize) -> Vec<i64> {
+        let mut offsets = Vec::new();
+        while offsets.len() < n {
+            match poll(c).await {
+                ConsumerEvent::Records(rs) => offsets.extend(rs.iter().map(|r| r.offset)),
+                ConsumerEvent::Assigned(_) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        offsets
+    }
+
+    #[tokio::test]
+    async fn committed_records_are_freed_in_chunks() {
+        let b = broker();
+        b.create_topic(&TopicSpec::new("r", 1)).await.unwrap();
+        let total = 3 * RETENTION_CHUNK + 10;
+        for i in 0..total {
+            send_to(&b, "r", 0, &i.to_string()).await;
+        }
+        let mut c = join(&b, "g", "r").await;
+        assert_eq!(c.commit_interval(), Some(COMMIT_INTERVAL));
+        drain(&mut c, total).await;
+        // Read but not committed: everything is kept.
+        assert_eq!(b.start_offset(&tp("r", 0)), Some(0));
+        let half = (RETENTION_CHUNK + RETENTION_CHUNK / 2) as i64;
+        c.commit(&[(tp("r", 0), half)]).await.unwrap();
+        assert_eq!(b.start_offset(&tp("r", 0)), Some(RETENTION_CHUNK as i64));
+        c.commit(&[(tp("r", 0), total as i64)]).await.unwrap();
+        // The newest chunk stays, whole chunks below the commit go.
+        assert_eq!(
+            b.start_offset(&tp("r", 0)),
+            Some(3 * RETENTION_CHUNK as i64)
+        );
+        assert_eq!(b.end_offset(&tp("r", 0)), Some(total as i64));
+        drop(c);
+        // The same group resumes at its commit; a new group starts at the
+        // oldest retained record, as after Kafka's retention.
+        send_to(&b, "r", 0, "next").await;
+        let mut again = join(&b, "g", "r").await;
+        assert_eq!(drain(&mut again, 1).await, vec![total as i64]);
+        let mut late = join(&b, "late", "r").await;
+        let offsets = drain(&mut late, 11).await;
+        assert_eq!(offsets[0], 3 * RETENTION_CHUNK as i64);
+    }
+
+    #[tokio::test]
+    async fn records_are_kept_for_every_group_and_assigned_reader() {
+        let b = broker();
+        b.create_topic(&TopicSpec::new("k", 1)).await.unwrap();
+        let total = 2 * RETENTION_CHUNK + 1;
+        for i in 0..total {
+            send_to(&b, "k", 0, &i.to_string()).await;
+        }
+        let mut fast = join(&b, "fast", "k").await;
+        let _slow = join(&b, "slow", "k").await; // never reads nor commits
+        drain(&mut fast, total).await;
+        fast.commit(&[(tp("k", 0), total as i64)]).await.unwrap();
+        assert_eq!(b.start_offset(&tp("k", 0)), Some(0), "`slow` needs them");
+
+        // Without groups, an assigned reader frees what it has read.
+        b.create_topic(&TopicSpec::new("a", 1)).await.unwrap();
+        for i in 0..total {
+            send_to(&b, "a", 0, &i.to_string()).await;
+        }
+        assert_eq!(b.start_offset(&tp("a", 0)), Some(0), "no reader yet: kept");
+        let mut reader = b.assign(vec![tp("a", 0)]).await.unwrap();
+        drain(&mut reader, total).await;
+        assert_eq!(
+            b.start_offset(&tp("a", 0)),
+            Some(2 * RETENTION_CHUNK as i64)
+        );
     }
 
     #[tokio::test]

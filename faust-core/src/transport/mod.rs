@@ -133,6 +133,13 @@ pub trait Consumer: Send + 'static {
         false
     }
 
+    /// How often this consumer wants commits, when more often than the app's
+    /// `commit_interval` (the embedded broker frees committed records, so
+    /// it asks for frequent, cheap commits). `None`: the app's setting.
+    fn commit_interval(&self) -> Option<Duration> {
+        None
+    }
+
     /// Commit these offsets (the offset of the *next* record to read) for the group.
     async fn commit(&mut self, offsets: &[(TopicPartition, i64)]) -> Result<()>;
 
