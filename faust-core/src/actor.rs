@@ -20,6 +20,7 @@ use crate::codec::Value;
 use crate::error::{Error, Result};
 use crate::message::{Delivery, Message};
 use crate::record::header;
+use crate::sink::SinkSend;
 use crate::stream::{Event, Stream, Yield};
 use crate::transport::DeliveryFuture;
 use crate::wire;
@@ -130,6 +131,9 @@ pub(crate) struct ActorCtx {
     queue: Queue,
     cancel: CancellationToken,
     current: Mutex<Option<Current>>,
+    /// Acks the events whose outputs are still being delivered (started on
+    /// the first such event).
+    acker: std::sync::OnceLock<mpsc::UnboundedSender<Waiting>>,
     /// Events taken since the cancellation token was last checked.
     since_check: std::sync::atomic::AtomicU32,
     label: String,
@@ -159,6 +163,7 @@ impl ActorCtx {
             queue,
             cancel,
             current: Mutex::new(None),
+            acker: std::sync::OnceLock::new(),
             since_check: std::sync::atomic::AtomicU32::new(0),
             label,
         })
@@ -198,20 +203,23 @@ impl ActorCtx {
             return;
         }
         // Ack once every output of the event is delivered; the actor goes on.
-        let agent = self.agent.clone();
-        let Some(app) = agent.try_app() else { return };
-        app.ack_tasks().spawn(async move {
-            let failed = futures::future::join_all(cur.pending)
-                .await
-                .into_iter()
-                .find_map(|r| r.err());
-            if let Some(err) = &failed {
-                tracing::error!(agent = %agent.name(), error = %err, "an output of the event was not delivered");
-                agent.report_error(err);
-            }
-            agent.observe(cur.delivery.message(), failed.as_ref());
-            drop(cur.delivery);
+        let Some(app) = self.agent.try_app() else {
+            return;
+        };
+        let acker = self.acker.get_or_init(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(ack_when_delivered(self.agent.clone(), rx));
+            tx
         });
+        let waiting = Waiting {
+            current: cur,
+            _stop_waits: app.ack_tasks().token(),
+        };
+        if let Err(mpsc::error::SendError(waiting)) = acker.send(waiting) {
+            // The acker is gone (its runtime is shutting down): nothing
+            // will deliver the outputs, so the event stays unacked.
+            waiting.current.delivery.abandon();
+        }
     }
 
     /// Drop the current event without acking it (aborted actor).
@@ -339,10 +347,15 @@ impl ActorCtx {
         let sinks = self.agent.sinks();
         let any: &(dyn Any + Send + Sync) = &value;
         for sink in sinks.iter() {
-            let queued = sink
-                .send(&app, any)
-                .instrument_await(format!("sink {}", sink.label))
-                .await?;
+            // Most sinks finish at once: only one that waits gets a span in
+            // the actor's traceback.
+            let queued = match sink.send(&app, any) {
+                SinkSend::Done(queued) => queued?,
+                SinkSend::Pending(mut sending) => match futures::poll!(&mut sending) {
+                    std::task::Poll::Ready(queued) => queued?,
+                    std::task::Poll::Pending => sending.instrument_await(sink.span()).await?,
+                },
+            };
             pending.extend(queued);
         }
         if pending.is_empty() {
@@ -351,6 +364,10 @@ impl ActorCtx {
         let unattached = {
             let mut cur = self.lock();
             match cur.as_mut() {
+                Some(c) if c.pending.is_empty() => {
+                    c.pending = pending;
+                    None
+                }
                 Some(c) => {
                     c.pending.append(&mut pending);
                     None
@@ -411,6 +428,58 @@ impl ActorCtx {
             None => self.agent.report_error(err),
         }
     }
+}
+
+/// An event whose outputs are being delivered.
+struct Waiting {
+    current: Current,
+    /// Makes `App::stop` wait for this event's ack.
+    _stop_waits: tokio_util::task::task_tracker::TaskTrackerToken,
+}
+
+impl Waiting {
+    /// Wait for the outputs, then ack the event (errors are reported).
+    async fn ack(self, agent: &Agent) {
+        let Waiting {
+            current,
+            _stop_waits,
+        } = self;
+        let mut pending = current.pending;
+        let failed = match (pending.pop(), pending.is_empty()) {
+            (Some(only), true) => only.await.err(),
+            (last, _) => {
+                pending.extend(last);
+                futures::future::join_all(pending)
+                    .await
+                    .into_iter()
+                    .find_map(|r| r.err())
+            }
+        };
+        if let Some(err) = &failed {
+            tracing::error!(agent = %agent.name(), error = %err, "an output of the event was not delivered");
+            agent.report_error(err);
+        }
+        agent.observe(current.delivery.message(), failed.as_ref());
+        drop(current.delivery);
+    }
+}
+
+/// One task per actor acks its events as their outputs are delivered, in
+/// whatever order the deliveries complete; a burst of deliveries wakes it
+/// once.
+async fn ack_when_delivered(agent: Agent, mut rx: mpsc::UnboundedReceiver<Waiting>) {
+    use futures::stream::{FuturesUnordered, StreamExt};
+    let mut waiting = FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            next = rx.recv() => match next {
+                Some(w) => waiting.push(w.ack(&agent)),
+                None => break,
+            },
+            Some(()) = waiting.next(), if !waiting.is_empty() => {}
+        }
+    }
+    while waiting.next().await.is_some() {}
 }
 
 impl fmt::Debug for ActorCtx {

@@ -16,10 +16,48 @@ use crate::app::App;
 use crate::codec::Value;
 use crate::error::{Error, Result};
 use crate::record::ProducerRecord;
-use crate::transport::DeliveryFuture;
+use crate::transport::{DeliveryFuture, Enqueued};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
-type CallFn<R> = Arc<dyn Fn(&R) -> BoxFuture<'static, Result<()>> + Send + Sync>;
+type CallFn<R> = Arc<dyn Fn(&R) -> SinkCall + Send + Sync>;
+
+/// What calling a sink function gives: its result at once (synchronous
+/// functions), or a future of it.
+pub enum SinkCall {
+    /// The function ran.
+    Done(Result<()>),
+    /// The function returned a future; the actor awaits it.
+    Pending(BoxFuture<'static, Result<()>>),
+}
+
+impl fmt::Debug for SinkCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SinkCall::Done(r) => f.debug_tuple("Done").field(r).finish(),
+            SinkCall::Pending(_) => f.write_str("Pending(..)"),
+        }
+    }
+}
+
+/// What sending one value to an erased sink gives: topic and agent sinks
+/// return the delivery of the record they queued.
+pub(crate) enum SinkSend {
+    Done(Result<Option<DeliveryFuture>>),
+    Pending(BoxFuture<'static, Result<Option<DeliveryFuture>>>),
+}
+
+/// Queue a record, without a future of the queueing unless the producer
+/// makes us wait.
+fn queue(app: &App, record: ProducerRecord) -> SinkSend {
+    match app.transport().try_enqueue(record) {
+        Ok(Enqueued::Queued(delivery)) => SinkSend::Done(Ok(Some(delivery))),
+        Ok(Enqueued::WouldWait(record)) => {
+            let app = app.clone();
+            SinkSend::Pending(async move { Ok(Some(app.enqueue_record(record).await?)) }.boxed())
+        }
+        Err(e) => SinkSend::Done(Err(e)),
+    }
+}
 
 /// A destination for the values an agent produces.
 pub struct Sink<R> {
@@ -108,40 +146,36 @@ impl<R: Value> Sink<R> {
         };
         let send: ErasedSendFn = Arc::new(move |app: &App, value: &(dyn Any + Send + Sync)| {
             let Some(value) = value.downcast_ref::<R>() else {
-                return futures::future::ready(Err(Error::config(
+                return SinkSend::Done(Err(Error::config(
                     "sink received a value of the wrong type",
-                )))
-                .boxed();
+                )));
             };
             match &kind {
                 ErasedKind::Agent(name) => {
-                    let app = app.clone();
                     let encoded = app.agent(name).and_then(|a| {
                         Ok((a.value_codec().encode_bytes(value)?, a.topic_name().clone()))
                     });
-                    async move {
-                        let (bytes, topic) = encoded?;
-                        let record = ProducerRecord::new(topic, bytes);
-                        Ok(Some(app.enqueue_record(record).await?))
+                    match encoded {
+                        Ok((bytes, topic)) => queue(app, ProducerRecord::new(topic, bytes)),
+                        Err(e) => SinkSend::Done(Err(e)),
                     }
-                    .boxed()
                 }
-                ErasedKind::Topic(topic) => {
-                    let app = app.clone();
-                    let topic = topic.clone();
-                    let encoded = app.config().value_codec.encode_bytes(value);
-                    async move {
-                        let record = ProducerRecord::new(topic, encoded?);
-                        Ok(Some(app.enqueue_record(record).await?))
+                ErasedKind::Topic(topic) => match app.config().value_codec.encode_bytes(value) {
+                    Ok(bytes) => queue(app, ProducerRecord::new(topic.clone(), bytes)),
+                    Err(e) => SinkSend::Done(Err(e)),
+                },
+                ErasedKind::Callback(f) => match f(value) {
+                    SinkCall::Done(r) => SinkSend::Done(r.map(|()| None)),
+                    SinkCall::Pending(fut) => {
+                        SinkSend::Pending(fut.map(|r| r.map(|()| None)).boxed())
                     }
-                    .boxed()
-                }
-                ErasedKind::Callback(f) => f(value).map(|r| r.map(|()| None)).boxed(),
+                },
             }
         });
         ErasedSink {
             type_id: TypeId::of::<R>(),
             type_name: std::any::type_name::<R>(),
+            span: format!("sink {label}").into(),
             label,
             key,
             send,
@@ -151,11 +185,7 @@ impl<R: Value> Sink<R> {
 
 /// Sends one value; topic and agent sinks return the delivery of the
 /// record they queued.
-type ErasedSendFn = Arc<
-    dyn Fn(&App, &(dyn Any + Send + Sync)) -> BoxFuture<'static, Result<Option<DeliveryFuture>>>
-        + Send
-        + Sync,
->;
+type ErasedSendFn = Arc<dyn Fn(&App, &(dyn Any + Send + Sync)) -> SinkSend + Send + Sync>;
 
 /// A sink with its value type erased, as stored by an agent.
 #[derive(Clone)]
@@ -163,6 +193,8 @@ pub(crate) struct ErasedSink {
     pub(crate) type_id: TypeId,
     pub(crate) type_name: &'static str,
     pub(crate) label: String,
+    /// The actor's traceback entry while sending waits.
+    span: await_tree::Span,
     /// Identity for de-duplication (`add_sink` ignores a sink already present).
     pub(crate) key: Option<String>,
     send: ErasedSendFn,
@@ -179,19 +211,21 @@ impl ErasedSink {
         ErasedSink {
             type_id,
             type_name,
+            span: format!("sink {label}").into(),
             label: label.to_string(),
             key: None,
             send: Arc::new(move |_app: &App, v: &(dyn Any + Send + Sync)| {
-                futures::future::ready(f(v).map(|()| None)).boxed()
+                SinkSend::Done(f(v).map(|()| None))
             }),
         }
     }
 
-    pub(crate) fn send(
-        &self,
-        app: &App,
-        value: &(dyn Any + Send + Sync),
-    ) -> BoxFuture<'static, Result<Option<DeliveryFuture>>> {
+    /// The traceback entry of a send that waits.
+    pub(crate) fn span(&self) -> await_tree::Span {
+        self.span.clone()
+    }
+
+    pub(crate) fn send(&self, app: &App, value: &(dyn Any + Send + Sync)) -> SinkSend {
         (self.send)(app, value)
     }
 }
@@ -205,7 +239,7 @@ impl fmt::Debug for ErasedSink {
 /// Functions usable as sink callbacks; see [`Sink::callback`].
 pub trait SinkFn<R, M>: Send + Sync + 'static {
     /// Call the function with one value.
-    fn call(&self, value: &R) -> BoxFuture<'static, Result<()>>;
+    fn call(&self, value: &R) -> SinkCall;
 }
 
 /// Marker: `Fn(&R)`.
@@ -225,9 +259,9 @@ impl<R, F> SinkFn<R, SyncUnit> for F
 where
     F: Fn(&R) + Send + Sync + 'static,
 {
-    fn call(&self, value: &R) -> BoxFuture<'static, Result<()>> {
+    fn call(&self, value: &R) -> SinkCall {
         self(value);
-        futures::future::ready(Ok(())).boxed()
+        SinkCall::Done(Ok(()))
     }
 }
 
@@ -236,8 +270,8 @@ where
     F: Fn(&R) -> std::result::Result<(), E> + Send + Sync + 'static,
     E: Into<BoxError>,
 {
-    fn call(&self, value: &R) -> BoxFuture<'static, Result<()>> {
-        futures::future::ready(self(value).map_err(|e| Error::User(e.into()))).boxed()
+    fn call(&self, value: &R) -> SinkCall {
+        SinkCall::Done(self(value).map_err(|e| Error::User(e.into())))
     }
 }
 
@@ -247,8 +281,8 @@ where
     F: Fn(R) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    fn call(&self, value: &R) -> BoxFuture<'static, Result<()>> {
-        self(value.clone()).map(Ok).boxed()
+    fn call(&self, value: &R) -> SinkCall {
+        SinkCall::Pending(self(value.clone()).map(Ok).boxed())
     }
 }
 
@@ -259,9 +293,11 @@ where
     Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
     E: Into<BoxError>,
 {
-    fn call(&self, value: &R) -> BoxFuture<'static, Result<()>> {
-        self(value.clone())
-            .map(|r| r.map_err(|e| Error::User(e.into())))
-            .boxed()
+    fn call(&self, value: &R) -> SinkCall {
+        SinkCall::Pending(
+            self(value.clone())
+                .map(|r| r.map_err(|e| Error::User(e.into())))
+                .boxed(),
+        )
     }
 }

@@ -532,7 +532,8 @@ impl<'de> Visitor<'de> for BlessingVisitor {
 /// (Avoids parsing every ordinary JSON value twice.)
 pub fn looks_like_request(bytes: &[u8]) -> bool {
     const NEEDLE: &[u8] = b"ReqRepRequest";
-    bytes.first() == Some(&b'{') && bytes.windows(NEEDLE.len()).any(|w| w == NEEDLE)
+    // The namespace key usually comes last: search from the end.
+    bytes.first() == Some(&b'{') && memchr::memmem::rfind(bytes, NEEDLE).is_some()
 }
 
 #[cfg(test)]

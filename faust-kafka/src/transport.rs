@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use faust_core::record::now_millis;
-use faust_core::transport::DeliveryFuture;
 use faust_core::transport::{Consumer, OffsetReset, SubscribeOptions, TopicSpec, Transport};
+use faust_core::transport::{DeliveryFuture, Enqueued};
 use faust_core::{Error, ProducerRecord, RecordMetadata, Result, TopicPartition};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::config::FromClientConfigAndContext;
@@ -225,6 +225,38 @@ impl KafkaTransport {
     }
 }
 
+/// `cannot deliver a record to topic `t` partition p: <why> (last client error: ...)`.
+fn describe_delivery_failure(
+    topic: &str,
+    partition: Option<i32>,
+    why: &dyn std::fmt::Display,
+    last_error: &LastError,
+) -> String {
+    format!(
+        "cannot deliver a record to topic `{topic}`{}: {why}{}",
+        partition
+            .map(|p| format!(" partition {p}"))
+            .unwrap_or_default(),
+        last_error.suffix()
+    )
+}
+
+impl KafkaTransport {
+    fn delivery_error(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        why: &dyn std::fmt::Display,
+    ) -> Error {
+        Error::Broker(describe_delivery_failure(
+            topic,
+            partition,
+            why,
+            &self.producer_error,
+        ))
+    }
+}
+
 #[async_trait]
 impl Transport for KafkaTransport {
     fn url(&self) -> &str {
@@ -325,6 +357,27 @@ impl Transport for KafkaTransport {
     }
 
     async fn enqueue(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
+        let deadline = tokio::time::Instant::now() + self.settings.operation_timeout;
+        let mut record = record;
+        loop {
+            match self.try_enqueue(record)? {
+                Enqueued::Queued(delivery) => return Ok(delivery),
+                Enqueued::WouldWait(back) if tokio::time::Instant::now() < deadline => {
+                    record = back;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Enqueued::WouldWait(back) => {
+                    return Err(self.delivery_error(
+                        &back.topic,
+                        back.partition,
+                        &"the producer queue stayed full",
+                    ))
+                }
+            }
+        }
+    }
+
+    fn try_enqueue(&self, record: ProducerRecord) -> Result<Enqueued> {
         let mut out: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&record.topic);
         if let Some(key) = record.key.as_deref() {
             out = out.key(key);
@@ -348,56 +401,43 @@ impl Transport for KafkaTransport {
             }
             out = out.headers(headers);
         }
-        let producer = &self.clients().producer;
-        let deadline = tokio::time::Instant::now() + self.settings.operation_timeout;
-        let describe = |e: &dyn std::fmt::Display| {
-            Error::Broker(format!(
-                "cannot deliver a record to topic `{}`{}: {e}{}",
-                record.topic,
-                record
-                    .partition
-                    .map(|p| format!(" partition {p}"))
-                    .unwrap_or_default(),
-                self.producer_error.suffix()
-            ))
+        let delivery = match self.clients().producer.send_result(out) {
+            Ok(delivery) => delivery,
+            Err((
+                rdkafka::error::KafkaError::MessageProduction(
+                    rdkafka::types::RDKafkaErrorCode::QueueFull,
+                ),
+                _,
+            )) => return Ok(Enqueued::WouldWait(record)),
+            Err((e, _)) => return Err(self.delivery_error(&record.topic, record.partition, &e)),
         };
-        let delivery = loop {
-            match producer.send_result(out) {
-                Ok(delivery) => break delivery,
-                Err((
-                    rdkafka::error::KafkaError::MessageProduction(
-                        rdkafka::types::RDKafkaErrorCode::QueueFull,
-                    ),
-                    back,
-                )) if tokio::time::Instant::now() < deadline => {
-                    out = back;
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-                Err((e, _)) => return Err(describe(&e)),
-            }
+        let ProducerRecord {
+            topic,
+            partition,
+            timestamp,
+            ..
+        } = record;
+        // The error text is only built when a delivery fails.
+        let last_error = self.producer_error.clone();
+        let failure = move |topic: &str, e: &dyn std::fmt::Display| {
+            Error::Broker(describe_delivery_failure(topic, partition, e, &last_error))
         };
-        let topic = record.topic.clone();
-        let timestamp = record.timestamp;
-        let failed = describe(&"the delivery was cancelled");
-        let failure_suffix = self.producer_error.suffix();
-        let partition_note = record
-            .partition
-            .map(|p| format!(" partition {p}"))
-            .unwrap_or_default();
-        Ok(Box::pin(async move {
+        Ok(Enqueued::Queued(Box::pin(async move {
             match delivery.await {
                 Ok(Ok(d)) => Ok(RecordMetadata {
                     topic,
                     partition: d.partition,
                     offset: d.offset,
-                    timestamp: d.timestamp.to_millis().or(timestamp).unwrap_or_else(now_millis),
+                    timestamp: d
+                        .timestamp
+                        .to_millis()
+                        .or(timestamp)
+                        .unwrap_or_else(now_millis),
                 }),
-                Ok(Err((e, _))) => Err(Error::Broker(format!(
-                    "cannot deliver a record to topic `{topic}`{partition_note}: {e}{failure_suffix}"
-                ))),
-                Err(_) => Err(failed),
+                Ok(Err((e, _))) => Err(failure(&topic, &e)),
+                Err(_) => Err(failure(&topic, &"the delivery was cancelled")),
             }
-        }))
+        })))
     }
 
     async fn flush(&self, timeout: Duration) -> Result<()> {

@@ -50,7 +50,9 @@ use rustc_hash::FxHashMap;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::{Consumer, ConsumerEvent, OffsetReset, SubscribeOptions, TopicSpec, Transport};
+use super::{
+    Consumer, ConsumerEvent, Enqueued, OffsetReset, SubscribeOptions, TopicSpec, Transport,
+};
 use crate::error::{Error, Result};
 use crate::record::{now_millis, Headers, ProducerRecord, Record, RecordMetadata, TopicPartition};
 
@@ -578,6 +580,40 @@ static REGISTRY: OnceLock<Mutex<HashMap<String, Arc<MemoryBroker>>>> = OnceLock:
 static PRIVATE: AtomicU64 = AtomicU64::new(1);
 
 impl MemoryBroker {
+    /// Append a record to its partition (synchronous: nothing waits).
+    fn append(&self, record: ProducerRecord) -> Result<RecordMetadata> {
+        let topic = self.inner.topic_or_create(&record.topic, 1)?;
+        let count = topic.count();
+        let partition = match (record.partition, &record.key) {
+            (Some(p), _) => {
+                if p < 0 || p >= count {
+                    return Err(Error::Broker(format!(
+                        "partition {p} of topic `{}` does not exist (it has {count})",
+                        record.topic
+                    )));
+                }
+                p
+            }
+            (None, Some(key)) => partition_for_key(key, count),
+            (None, None) => {
+                (topic.round_robin.fetch_add(1, Ordering::Relaxed) % topic.partitions.len()) as i32
+            }
+        };
+        let timestamp = record.timestamp.unwrap_or_else(now_millis);
+        let offset = topic.partitions[partition as usize].append(Stored {
+            timestamp,
+            key: record.key,
+            value: record.value,
+            headers: record.headers,
+        });
+        Ok(RecordMetadata {
+            topic: record.topic,
+            partition,
+            offset,
+            timestamp,
+        })
+    }
+
     fn with_url(url: String) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -709,36 +745,15 @@ impl Transport for MemoryBroker {
     }
 
     async fn send(&self, record: ProducerRecord) -> Result<RecordMetadata> {
-        let topic = self.inner.topic_or_create(&record.topic, 1)?;
-        let count = topic.count();
-        let partition = match (record.partition, &record.key) {
-            (Some(p), _) => {
-                if p < 0 || p >= count {
-                    return Err(Error::Broker(format!(
-                        "partition {p} of topic `{}` does not exist (it has {count})",
-                        record.topic
-                    )));
-                }
-                p
-            }
-            (None, Some(key)) => partition_for_key(key, count),
-            (None, None) => {
-                (topic.round_robin.fetch_add(1, Ordering::Relaxed) % topic.partitions.len()) as i32
-            }
-        };
-        let timestamp = record.timestamp.unwrap_or_else(now_millis);
-        let offset = topic.partitions[partition as usize].append(Stored {
-            timestamp,
-            key: record.key,
-            value: record.value,
-            headers: record.headers,
-        });
-        Ok(RecordMetadata {
-            topic: record.topic,
-            partition,
-            offset,
-            timestamp,
-        })
+        self.append(record)
+    }
+
+    fn try_enqueue(&self, record: ProducerRecord) -> Result<Enqueued> {
+        // Appending never waits: the record is delivered already.
+        let delivered = self.append(record)?;
+        Ok(Enqueued::Queued(Box::pin(std::future::ready(Ok(
+            delivered,
+        )))))
     }
 
     async fn flush(&self, _timeout: Duration) -> Result<()> {

@@ -20,6 +20,25 @@ pub mod memory;
 pub type DeliveryFuture =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<RecordMetadata>> + Send>>;
 
+/// What [`Transport::try_enqueue`] did with a record.
+pub enum Enqueued {
+    /// The producer took it: its delivery.
+    Queued(DeliveryFuture),
+    /// The producer could not take it without waiting (its queue is full,
+    /// or it only produces asynchronously): the record back, for
+    /// [`Transport::enqueue`].
+    WouldWait(ProducerRecord),
+}
+
+impl fmt::Debug for Enqueued {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Enqueued::Queued(_) => f.write_str("Queued(..)"),
+            Enqueued::WouldWait(r) => f.debug_tuple("WouldWait").field(r).finish(),
+        }
+    }
+}
+
 /// How to create a topic.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopicSpec {
@@ -105,6 +124,13 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     async fn enqueue(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
         let delivered = self.send(record).await;
         Ok(Box::pin(std::future::ready(delivered)))
+    }
+
+    /// Hand one record to the producer if it can take it without waiting,
+    /// like [`enqueue`](Transport::enqueue) without the wait. The default
+    /// always gives the record back.
+    fn try_enqueue(&self, record: ProducerRecord) -> Result<Enqueued> {
+        Ok(Enqueued::WouldWait(record))
     }
 
     /// Wait until every record sent so far is delivered.
