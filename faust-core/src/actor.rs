@@ -139,6 +139,14 @@ pub(crate) struct ActorCtx {
     label: String,
 }
 
+/// The traceback entry of an actor waiting for its queue, built once (a
+/// span name this long would otherwise be allocated on every wait).
+fn waiting_span() -> await_tree::Span {
+    static SPAN: std::sync::OnceLock<await_tree::Span> = std::sync::OnceLock::new();
+    SPAN.get_or_init(|| "waiting for the next event".into())
+        .clone()
+}
+
 /// Events an actor takes from a non-empty queue between two checks of its
 /// cancellation token (a check takes a lock).
 const CANCEL_CHECK_EVERY: u32 = 32;
@@ -255,7 +263,7 @@ impl ActorCtx {
                 tokio::select! {
                     biased;
                     _ = self.cancel.cancelled() => return None,
-                    d = next.instrument_await("waiting for the next event") => d?,
+                    d = next.instrument_await(waiting_span()) => d?,
                 }
             };
             if delivery.start() {

@@ -44,6 +44,10 @@ pub(crate) struct Conductor {
     last_tick: Instant,
     /// Records delivered since the clock was last read.
     since_tick: u32,
+    /// Wakes a delivery blocked on a full queue for a side poll; kept
+    /// armed across deliveries (arming a timer per blocked record costs
+    /// more than the record).
+    side_timer: std::pin::Pin<Box<tokio::time::Sleep>>,
     /// The partition of the previous record, its acks and its agents.
     last: Option<RunCache>,
 }
@@ -58,6 +62,7 @@ impl Conductor {
             last_commit: Instant::now(),
             last_tick: Instant::now(),
             since_tick: 0,
+            side_timer: Box::pin(tokio::time::sleep(SIDE_POLL)),
             last: None,
         }
     }
@@ -159,16 +164,22 @@ impl Conductor {
             }
             let delivery = agent.deliver(msg.clone());
             tokio::pin!(delivery);
+            if self.side_timer.is_elapsed() {
+                let next = Instant::now() + SIDE_POLL;
+                self.side_timer.as_mut().reset(next);
+            }
             let delivered = loop {
+                let timer = &mut self.side_timer;
                 tokio::select! {
                     biased;
                     _ = shutdown.cancelled() => return false,
                     ok = &mut delivery => break ok,
-                    _ = tokio::time::sleep(SIDE_POLL) => {
-                        if self.tick(&topic, partition).await {
-                            return true; // its partition was revoked meanwhile
-                        }
-                    }
+                    _ = timer.as_mut() => {}
+                }
+                let next = Instant::now() + SIDE_POLL;
+                self.side_timer.as_mut().reset(next);
+                if self.tick(&topic, partition).await {
+                    return true; // its partition was revoked meanwhile
                 }
             };
             if !delivered {

@@ -743,3 +743,43 @@ async fn an_extra_stream_and_actor_from_stream_share_the_queue() {
     app.stop().await.unwrap();
     extra.abort();
 }
+
+/// A tight loop of sends to `memory://` (which never waits) still lets the
+/// agents on the same thread run: sends spend tokio's cooperative budget,
+/// as sends to Kafka would. Without it the agent saw nothing until the
+/// loop ended and the broker had to buffer everything.
+#[tokio::test(flavor = "current_thread")]
+async fn a_send_loop_does_not_starve_agents_on_its_thread() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let app = app("send-loop").build().unwrap();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let s2 = seen.clone();
+    let agent = app
+        .add_agent(AgentSpec::consumer("count", move |mut s: Stream<u64>| {
+            let seen = s2.clone();
+            async move {
+                while s.next().await.is_some() {
+                    seen.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok::<_, Error>(())
+            }
+        }))
+        .unwrap();
+    app.start().await.unwrap();
+    let n = 5_000u64;
+    for i in 0..n {
+        agent.send(&i).await.unwrap();
+    }
+    let during = seen.load(Ordering::Relaxed);
+    assert!(
+        during > 0,
+        "the agent processed nothing while {n} events were sent"
+    );
+    within(10, "all events processed", async {
+        while seen.load(Ordering::Relaxed) < n as usize {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    app.stop().await.unwrap();
+}

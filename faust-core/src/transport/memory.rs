@@ -745,6 +745,11 @@ impl Transport for MemoryBroker {
     }
 
     async fn send(&self, record: ProducerRecord) -> Result<RecordMetadata> {
+        // Appending never waits; a loop of sends still yields to the other
+        // tasks of its thread now and then (tokio's cooperative budget),
+        // as a send to Kafka would. Without this, a producer loop starves
+        // the agents woken on its thread until it ends.
+        tokio::task::consume_budget().await;
         self.append(record)
     }
 
