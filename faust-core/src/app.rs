@@ -19,7 +19,8 @@ use crate::manager::AgentManager;
 use crate::message::Message;
 use crate::record::{Headers, ProducerRecord, RecordMetadata};
 use crate::transport::{
-    self, DeliveryFuture, OffsetReset, SubscribeOptions, TopicSpec, Transport, TransportFactory,
+    self, DeliveryFuture, Enqueued, OffsetReset, SubscribeOptions, TopicSpec, Transport,
+    TransportFactory,
 };
 use crate::wire;
 
@@ -544,7 +545,10 @@ impl App {
 
     /// Queue a record with the producer; see [`Transport::enqueue`].
     pub(crate) async fn enqueue_record(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
-        self.transport().enqueue(record).await
+        match self.transport().try_enqueue(record)? {
+            Enqueued::Queued(delivery) => Ok(delivery),
+            Enqueued::WouldWait(record) => self.transport().enqueue(record).await,
+        }
     }
 
     /// Background work that acks events once their outputs are delivered.

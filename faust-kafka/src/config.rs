@@ -59,7 +59,7 @@ pub(crate) struct Settings {
     /// `faust.batch.max.records`: most records in one `Records` event (500).
     pub(crate) max_batch: usize,
     /// `faust.buffer.batches`: batches buffered between the consumer thread
-    /// and the runtime before the thread stops fetching (8).
+    /// and the runtime before the thread stops fetching (32).
     pub(crate) buffered_batches: usize,
 }
 
@@ -69,7 +69,7 @@ impl Default for Settings {
             operation_timeout: Duration::from_secs(15),
             revoke_timeout: Duration::from_secs(15),
             max_batch: 500,
-            buffered_batches: 8,
+            buffered_batches: 32,
         }
     }
 }
@@ -90,7 +90,7 @@ const SETTING_NAMES: &str = "faust.operation.timeout.ms, faust.revoke.timeout.ms
 /// | `faust.operation.timeout.ms` | 15000 | deadline of topic creation, metadata lookups and commits |
 /// | `faust.revoke.timeout.ms` | 15000 | how long a revocation waits for the runtime |
 /// | `faust.batch.max.records` | 500 | most records per consumer event |
-/// | `faust.buffer.batches` | 8 | batches buffered before the consumer thread stops fetching |
+/// | `faust.buffer.batches` | 32 | batches buffered before the consumer thread stops fetching |
 ///
 /// Defaults set unless overridden: `client.id=faust-rs`; producer
 /// `partitioner=murmur2_random` (Java-compatible), `linger.ms=1`,
@@ -271,7 +271,7 @@ impl KafkaBuilder {
         self
     }
 
-    /// Batches buffered between a consumer thread and the runtime (8).
+    /// Batches buffered between a consumer thread and the runtime (32).
     pub fn buffered_batches(mut self, batches: usize) -> Self {
         self.settings.buffered_batches = batches.max(1);
         self
