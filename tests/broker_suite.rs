@@ -216,6 +216,25 @@ impl Ctx {
         }
     }
 
+    /// Wait until every worker owns partitions and together they own each
+    /// partition exactly once (the group's rebalance has settled).
+    async fn balanced(&self, workers: &[&Worker]) -> Result<()> {
+        let deadline = Instant::now() + READY_WITHIN;
+        loop {
+            let owned: Vec<Vec<i32>> = workers.iter().map(|w| w.owned()).collect();
+            let mut all: Vec<i32> = owned.iter().flatten().copied().collect();
+            all.sort_unstable();
+            if owned.iter().all(|o| !o.is_empty()) && all == (0..PARTITIONS).collect::<Vec<_>>() {
+                self.note(&format!("assignment settled: {owned:?}"));
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!("the assignment did not settle within {READY_WITHIN:?}: {owned:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Wait until the workers have processed `n` more events than `from`.
     async fn progress(&self, workers: &[&Worker], from: usize, n: usize) -> Result<usize> {
         let lines = self
@@ -356,6 +375,23 @@ impl Worker {
     async fn ready(&self) -> Result<String> {
         self.line("READY", READY_WITHIN, |l| l.starts_with("READY"))
             .await
+    }
+
+    /// The partitions the worker said it owns last (`READY`/`ASSIGNED` lines).
+    fn owned(&self) -> Vec<i32> {
+        let stdout = self.stdout.lock().unwrap();
+        let Some(list) = stdout.iter().rev().find_map(|l| {
+            let rest = l
+                .strip_prefix("READY ")
+                .or_else(|| l.strip_prefix("ASSIGNED "))?;
+            rest.split_whitespace().next()
+        }) else {
+            return Vec::new();
+        };
+        list.trim_matches(|c| c == '[' || c == ']')
+            .split(',')
+            .filter_map(|p| p.trim().parse().ok())
+            .collect()
     }
 
     /// Graceful stop: SIGTERM.
@@ -669,13 +705,17 @@ async fn rpc_ask_map_join_across_processes() -> Result<()> {
     ));
 
     // A second worker joins the group: the same join is answered by both.
+    // Keyed (kvjoin), so the requests spread over every partition: keyless
+    // records stick to one partition for a few milliseconds (librdkafka's
+    // sticky partitioner), and the whole join can take less than that.
     let w2 = ctx.worker("w2", &[])?;
     w2.ready().await?;
+    ctx.balanced(&[&w1, &w2]).await?;
     let t = Instant::now();
-    let replies: Vec<Reply> =
-        tokio::time::timeout(Duration::from_secs(90), agent.join(inputs.iter().copied()))
-            .await
-            .context("join did not finish")??;
+    let keyed = inputs.iter().map(|&v| (Some(format!("k{v}")), v));
+    let replies: Vec<Reply> = tokio::time::timeout(Duration::from_secs(90), agent.kvjoin(keyed))
+        .await
+        .context("kvjoin did not finish")??;
     let values: Vec<i64> = replies.iter().filter_map(|r| r.value.as_i64()).collect();
     assert_eq!(values, inputs, "join returns results in input order");
     let mut by_worker: BTreeMap<&str, usize> = BTreeMap::new();
@@ -683,7 +723,7 @@ async fn rpc_ask_map_join_across_processes() -> Result<()> {
         *by_worker.entry(r.worker.as_str()).or_default() += 1;
     }
     ctx.note(&format!(
-        "join of 1000 values (two workers): {:.2} s, answered by {by_worker:?}",
+        "kvjoin of 1000 values (two workers): {:.2} s, answered by {by_worker:?}",
         t.elapsed().as_secs_f64()
     ));
     assert_eq!(by_worker.len(), 2, "both workers answer: {by_worker:?}");
