@@ -56,7 +56,7 @@ pub(crate) struct Settings {
     /// runtime to release its partitions (15 s: the runtime's default
     /// rebalance timeout of 10 s plus a margin).
     pub(crate) revoke_timeout: Duration,
-    /// `faust.batch.max.records`: most records in one `Records` event (500).
+    /// `faust.batch.max.records`: most records in one `Records` event (1000).
     pub(crate) max_batch: usize,
     /// `faust.buffer.batches`: batches buffered between the consumer thread
     /// and the runtime before the thread stops fetching (32).
@@ -68,7 +68,7 @@ impl Default for Settings {
         Self {
             operation_timeout: Duration::from_secs(15),
             revoke_timeout: Duration::from_secs(15),
-            max_batch: 500,
+            max_batch: 1000,
             buffered_batches: 32,
         }
     }
@@ -89,7 +89,7 @@ const SETTING_NAMES: &str = "faust.operation.timeout.ms, faust.revoke.timeout.ms
 /// |---|---|---|
 /// | `faust.operation.timeout.ms` | 15000 | deadline of topic creation, metadata lookups and commits |
 /// | `faust.revoke.timeout.ms` | 15000 | how long a revocation waits for the runtime |
-/// | `faust.batch.max.records` | 500 | most records per consumer event |
+/// | `faust.batch.max.records` | 1000 | most records per consumer event |
 /// | `faust.buffer.batches` | 32 | batches buffered before the consumer thread stops fetching |
 ///
 /// Defaults set unless overridden: `client.id=faust-rs`; producer
@@ -265,7 +265,7 @@ impl KafkaBuilder {
         self
     }
 
-    /// Most records in one consumer event (500).
+    /// Most records in one consumer event (1000).
     pub fn max_batch(mut self, records: usize) -> Self {
         self.settings.max_batch = records.max(1);
         self
