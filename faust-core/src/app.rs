@@ -220,6 +220,7 @@ impl AppBuilder {
             crashed: watch::Sender::new(None),
             replies: crate::replies::ReplyConsumer::default(),
             ack_tasks: tokio_util::task::TaskTracker::new(),
+            instance: NEXT_INSTANCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })))
     }
 }
@@ -249,7 +250,11 @@ pub(crate) struct AppInner {
     crashed: watch::Sender<Option<Arc<Error>>>,
     pub(crate) replies: crate::replies::ReplyConsumer,
     ack_tasks: tokio_util::task::TaskTracker,
+    /// Unique among the apps of this process (caches keyed by app use it).
+    instance: u64,
 }
+
+static NEXT_INSTANCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 struct Running {
     shutdown: CancellationToken,
@@ -300,6 +305,11 @@ impl App {
         let agent = Agent::new(spec, &self.inner)?;
         self.inner.agents.add(agent.clone())?;
         Ok(agent)
+    }
+
+    /// This app's number, unique in the process.
+    pub(crate) fn instance(&self) -> u64 {
+        self.inner.instance
     }
 
     pub(crate) fn tree_registry(&self) -> &await_tree::Registry {

@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 
 use crate::app::App;
-use crate::codec::Value;
+use crate::codec::{Codec, Value};
 use crate::error::{Error, Result};
 use crate::record::ProducerRecord;
 use crate::transport::{DeliveryFuture, Enqueued};
@@ -46,6 +46,26 @@ pub(crate) enum SinkSend {
     Pending(BoxFuture<'static, Result<Option<DeliveryFuture>>>),
 }
 
+/// The codec and topic of a sink's target agent, looked up by name once
+/// per app (agents are never removed from an app).
+#[derive(Default)]
+struct AgentTarget(std::sync::OnceLock<(u64, Codec, Arc<str>)>);
+
+impl AgentTarget {
+    fn resolve(&self, app: &App, name: &str) -> Result<(Codec, Arc<str>)> {
+        if let Some((instance, codec, topic)) = self.0.get() {
+            if *instance == app.instance() {
+                return Ok((*codec, topic.clone()));
+            }
+        }
+        let agent = app.agent(name)?;
+        let found = (agent.value_codec(), agent.topic_name().clone());
+        // The first app to use the sink keeps the cache; others look up.
+        let _ = self.0.set((app.instance(), found.0, found.1.clone()));
+        Ok(found)
+    }
+}
+
 /// Queue a record, without a future of the queueing unless the producer
 /// makes us wait.
 fn queue(app: &App, record: ProducerRecord) -> SinkSend {
@@ -72,7 +92,7 @@ enum SinkKind<R> {
 
 /// [`SinkKind`] with the topic name ready to share with every record.
 enum ErasedKind<R> {
-    Agent(String),
+    Agent(String, AgentTarget),
     Topic(Arc<str>),
     Callback(CallFn<R>),
 }
@@ -141,7 +161,7 @@ impl<R: Value> Sink<R> {
         };
         let kind = match self.kind {
             SinkKind::Topic(t) => ErasedKind::Topic(t.into()),
-            SinkKind::Agent(a) => ErasedKind::Agent(a),
+            SinkKind::Agent(a) => ErasedKind::Agent(a, AgentTarget::default()),
             SinkKind::Callback(f) => ErasedKind::Callback(f),
         };
         let send: ErasedSendFn = Arc::new(move |app: &App, value: &(dyn Any + Send + Sync)| {
@@ -151,10 +171,10 @@ impl<R: Value> Sink<R> {
                 )));
             };
             match &kind {
-                ErasedKind::Agent(name) => {
-                    let encoded = app.agent(name).and_then(|a| {
-                        Ok((a.value_codec().encode_bytes(value)?, a.topic_name().clone()))
-                    });
+                ErasedKind::Agent(name, target) => {
+                    let encoded = target
+                        .resolve(app, name)
+                        .and_then(|(codec, topic)| Ok((codec.encode_bytes(value)?, topic)));
                     match encoded {
                         Ok((bytes, topic)) => queue(app, ProducerRecord::new(topic, bytes)),
                         Err(e) => SinkSend::Done(Err(e)),

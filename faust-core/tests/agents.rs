@@ -783,3 +783,71 @@ async fn a_send_loop_does_not_starve_agents_on_its_thread() {
     .await;
     app.stop().await.unwrap();
 }
+
+/// An agent sink resolves its target once per app: the same sink (a spec
+/// copied with `to_spec`) in a second app, where the target agent has
+/// another topic, still reaches that app's agent; an unknown target is a
+/// clear error for the event, not a crash.
+#[tokio::test]
+async fn an_agent_sink_finds_its_target_in_each_app() {
+    let relay = |name: &str| {
+        AgentSpec::handler(name, |v: i64| async move { Ok::<_, Error>(v + 1) })
+            .sink(Sink::<i64>::agent("target"))
+    };
+    let target = |tx: mpsc::UnboundedSender<i64>| {
+        AgentSpec::consumer("target", move |mut s: Stream<i64>| {
+            let tx = tx.clone();
+            async move {
+                while let Some(v) = s.next().await {
+                    let _ = tx.send(v);
+                }
+                Ok::<_, Error>(())
+            }
+        })
+    };
+    let (tx1, mut rx1) = mpsc::unbounded_channel();
+    let (tx2, mut rx2) = mpsc::unbounded_channel();
+    let first = app("sink-app-one").build().unwrap();
+    let second = app("sink-app-two").build().unwrap();
+    let t1 = first.add_agent(target(tx1)).unwrap();
+    let t2 = second.add_agent(target(tx2)).unwrap();
+    assert_ne!(t1.topic(), t2.topic(), "default topics differ by app id");
+    let r1 = first.add_agent(relay("relay")).unwrap();
+    let r2 = second.add_agent(r1.to_spec()).unwrap();
+    first.start().await.unwrap();
+    second.start().await.unwrap();
+    for v in [1, 2] {
+        r1.send(&v).await.unwrap();
+        r2.send(&(v * 10)).await.unwrap();
+    }
+    let mut got1 = take(&mut rx1, 2).await;
+    let mut got2 = take(&mut rx2, 2).await;
+    got1.sort();
+    got2.sort();
+    assert_eq!(got1, vec![2, 3]);
+    assert_eq!(got2, vec![11, 21]);
+    first.stop().await.unwrap();
+    second.stop().await.unwrap();
+
+    // No agent of that name in this app: the event fails with the lookup error.
+    let third = app("sink-app-three").build().unwrap();
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let e2 = errors.clone();
+    let lonely = third
+        .add_agent(relay("lonely").on_error(move |_, err| e2.lock().unwrap().push(err.to_string())))
+        .unwrap();
+    third.start().await.unwrap();
+    lonely.send(&1).await.unwrap();
+    within(10, "the sink error", async {
+        while errors.lock().unwrap().is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(
+        errors.lock().unwrap()[0].contains("target"),
+        "{:?}",
+        errors.lock().unwrap()
+    );
+    third.stop().await.unwrap();
+}
