@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::agent::Agent;
 use crate::codec::Value;
 use crate::error::{Error, Result};
-use crate::message::{Delivery, Message};
+use crate::message::{Delivery, Message, MessageRef};
 use crate::record::header;
 use crate::sink::SinkSend;
 use crate::stream::{Event, Stream, Yield};
@@ -197,7 +197,7 @@ impl ActorCtx {
         self.current.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn current_message(&self) -> Option<Arc<Message>> {
+    pub(crate) fn current_message(&self) -> Option<MessageRef> {
         self.lock().as_ref().map(|c| c.delivery.message().clone())
     }
 

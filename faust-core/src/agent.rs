@@ -26,7 +26,7 @@ use crate::actor::{
 use crate::app::{App, AppInner};
 use crate::codec::{Codec, Value};
 use crate::error::{Error, Result};
-use crate::message::{Delivery, Message};
+use crate::message::{Delivery, Message, MessageRef};
 use crate::record::{Headers, RecordMetadata, TopicPartition};
 use crate::sink::{ErasedSink, Sink};
 use crate::stream::{Stream, Yield};
@@ -1049,7 +1049,7 @@ impl Agent {
 
     /// Hand a consumed message to the agent's queue (waits when it is full).
     /// Hand a message to the agent's queue if it has room, without waiting.
-    pub(crate) fn try_deliver(&self, msg: Arc<Message>) -> TryDeliver {
+    pub(crate) fn try_deliver(&self, msg: MessageRef) -> TryDeliver {
         let st = self.state();
         let sender = if self.isolated_partitions() {
             st.isolated.get(&msg.partition()).map(|(s, _)| s)
@@ -1063,7 +1063,7 @@ impl Agent {
         }
     }
 
-    pub(crate) async fn deliver(&self, msg: Arc<Message>) -> bool {
+    pub(crate) async fn deliver(&self, msg: MessageRef) -> bool {
         let sender = {
             let st = self.state();
             if self.isolated_partitions() {

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::agent::TryDeliver;
 use crate::app::App;
 use crate::error::Result;
-use crate::message::{Delivery, Message, PartitionAcks};
+use crate::message::{Delivery, Message, MessageRef, PartitionAcks};
 use crate::record::{Record, TopicPartition};
 use crate::transport::{Consumer, ConsumerEvent};
 
@@ -26,20 +26,18 @@ const TICK_EVERY: u32 = 64;
 /// Records read ahead by side polls, at most.
 const BACKLOG_LIMIT: usize = 4096;
 
+/// The agents reading a topic.
+type Agents = Arc<Vec<crate::agent::Agent>>;
+
 /// The partition of the previous record: topic, partition, acks, agents.
-type RunCache = (
-    Arc<str>,
-    i32,
-    Arc<PartitionAcks>,
-    Arc<Vec<crate::agent::Agent>>,
-);
+type RunCache = (Arc<str>, i32, Arc<PartitionAcks>, Agents);
 
 pub(crate) struct Conductor {
     app: App,
     consumer: Box<dyn Consumer>,
     parts: HashMap<TopicPartition, Arc<PartitionAcks>>,
-    /// Records polled but not yet handed to the agents, in order.
-    backlog: VecDeque<Record>,
+    /// Messages polled but not yet handed to their agents, in order.
+    backlog: VecDeque<(MessageRef, Agents)>,
     last_commit: Instant,
     last_tick: Instant,
     /// Records delivered since the clock was last read.
@@ -94,9 +92,9 @@ impl Conductor {
                     failures = 0;
                     match event {
                         ConsumerEvent::Records(records) => {
-                            self.backlog.extend(records);
-                            while let Some(record) = self.backlog.pop_front() {
-                                if !self.deliver(record, &shutdown).await {
+                            self.accept(records);
+                            while let Some((msg, agents)) = self.backlog.pop_front() {
+                                if !self.deliver(msg, agents, &shutdown).await {
                                     break 'outer;
                                 }
                             }
@@ -113,44 +111,62 @@ impl Conductor {
         self
     }
 
-    async fn deliver(&mut self, record: Record, shutdown: &CancellationToken) -> bool {
+    /// Turn polled records into messages (one allocation for the batch)
+    /// and queue them with the agents of their topic; records of a topic
+    /// no agent reads are dropped.
+    fn accept(&mut self, records: Vec<Record>) {
+        let mut messages = Vec::with_capacity(records.len());
+        let mut routes = Vec::with_capacity(records.len());
+        for record in records {
+            let Some((acks, agents)) = self.route(&record) else {
+                continue;
+            };
+            messages.push(Message::new(record, acks, agents.len()));
+            routes.push(agents);
+        }
+        self.backlog.extend(MessageRef::batch(messages).zip(routes));
+    }
+
+    /// The acks and agents of a record's partition. Records of a batch come
+    /// grouped by partition: looked up once per run.
+    fn route(&mut self, record: &Record) -> Option<(Arc<PartitionAcks>, Agents)> {
+        if let Some((t, p, acks, agents)) = &self.last {
+            if *p == record.partition && **t == *record.topic {
+                return Some((acks.clone(), agents.clone()));
+            }
+        }
+        let agents = self.app.agents().by_topic(&record.topic)?;
+        let acks = self
+            .parts
+            .entry(record.topic_partition())
+            .or_insert_with(PartitionAcks::new)
+            .clone();
+        self.last = Some((
+            record.topic.clone(),
+            record.partition,
+            acks.clone(),
+            agents.clone(),
+        ));
+        Some((acks, agents))
+    }
+
+    async fn deliver(
+        &mut self,
+        msg: MessageRef,
+        agents: Agents,
+        shutdown: &CancellationToken,
+    ) -> bool {
         self.since_tick += 1;
         if self.since_tick >= TICK_EVERY {
             self.since_tick = 0;
             if self.last_tick.elapsed() >= SIDE_POLL
-                && self.tick(&record.topic, record.partition).await
+                && self.tick(msg.topic(), msg.partition()).await
             {
                 return true; // its partition was just revoked
             }
         }
-        // Records of a batch come grouped by partition: look up once per run.
-        let cached = self
-            .last
-            .as_ref()
-            .filter(|(t, p, ..)| *p == record.partition && **t == *record.topic);
-        let (acks, agents) = match cached {
-            Some((_, _, acks, agents)) => (acks.clone(), agents.clone()),
-            None => {
-                let Some(agents) = self.app.agents().by_topic(&record.topic) else {
-                    return true;
-                };
-                let acks = self
-                    .parts
-                    .entry(record.topic_partition())
-                    .or_insert_with(PartitionAcks::new)
-                    .clone();
-                self.last = Some((
-                    record.topic.clone(),
-                    record.partition,
-                    acks.clone(),
-                    agents.clone(),
-                ));
-                (acks, agents)
-            }
-        };
-        acks.register(record.offset);
-        let (topic, partition) = (record.topic.clone(), record.partition);
-        let msg = Message::new(record, acks, agents.len());
+        msg.acks().register(msg.offset());
+        let (topic, partition) = (msg.record().topic.clone(), msg.partition());
         for agent in agents.iter() {
             match agent.try_deliver(msg.clone()) {
                 TryDeliver::Done => continue,
@@ -218,7 +234,7 @@ impl Conductor {
     /// `topic[partition]` was revoked.
     async fn side_poll(&mut self, topic: &str, partition: i32) -> bool {
         match self.consumer.poll().now_or_never() {
-            Some(Ok(ConsumerEvent::Records(records))) => self.backlog.extend(records),
+            Some(Ok(ConsumerEvent::Records(records))) => self.accept(records),
             Some(Ok(ConsumerEvent::Revoked(tps))) => {
                 let hit = tps
                     .iter()
@@ -238,9 +254,9 @@ impl Conductor {
         self.last = None;
         // Records read ahead for these partitions are dropped: their new
         // owner reads them from the committed offset.
-        self.backlog.retain(|r| {
+        self.backlog.retain(|(m, _)| {
             !tps.iter()
-                .any(|tp| tp.topic == r.topic && tp.partition == r.partition)
+                .any(|tp| *tp.topic == *m.topic() && tp.partition == m.partition())
         });
         if let Err(e) = self.app.agents().on_rebalance(&tps, &[]).await {
             tracing::error!(error = %e, "agents failed to handle revocation");

@@ -28,7 +28,7 @@ pub use app::{App, AppBuilder, AppConfig};
 pub use codec::{Codec, Value};
 pub use error::{Error, Result};
 pub use manager::{AgentManager, AgentManagerT};
-pub use message::Message;
+pub use message::{Message, MessageRef};
 pub use record::{Headers, ProducerRecord, Record, RecordMetadata, TopicPartition};
 pub use replies::{BarrierState, ReplyConsumer, ReplyPromise, ReplyTuple};
 pub use rpc::SendOptions;

@@ -24,12 +24,16 @@ pub struct Message {
 }
 
 impl Message {
-    pub(crate) fn new(record: Record, acks: Arc<PartitionAcks>, refs: usize) -> Arc<Self> {
-        Arc::new(Self {
+    pub(crate) fn new(record: Record, acks: Arc<PartitionAcks>, refs: usize) -> Self {
+        Self {
             record,
             acks,
             refs: AtomicUsize::new(refs),
-        })
+        }
+    }
+
+    pub(crate) fn acks(&self) -> &Arc<PartitionAcks> {
+        &self.acks
     }
 
     /// The record as read from the transport.
@@ -67,6 +71,51 @@ impl Message {
     /// Topic and partition.
     pub fn topic_partition(&self) -> TopicPartition {
         self.record.topic_partition()
+    }
+}
+
+/// A shared handle to a consumed [`Message`] (it derefs to it); cheap to
+/// clone.
+///
+/// The messages of one polled batch share one allocation: a handle keeps
+/// its whole batch (up to a thousand records) in memory, so keep the values
+/// you need rather than the handles.
+#[derive(Clone)]
+pub struct MessageRef {
+    batch: Arc<[Message]>,
+    index: usize,
+}
+
+impl MessageRef {
+    /// Handles to every message of a batch, in order (one allocation).
+    pub(crate) fn batch(messages: Vec<Message>) -> impl Iterator<Item = MessageRef> {
+        let batch: Arc<[Message]> = messages.into();
+        (0..batch.len()).map(move |index| MessageRef {
+            batch: batch.clone(),
+            index,
+        })
+    }
+
+    /// A handle to a message of its own.
+    #[cfg(test)]
+    pub(crate) fn single(message: Message) -> MessageRef {
+        MessageRef {
+            batch: Arc::from(vec![message]),
+            index: 0,
+        }
+    }
+}
+
+impl std::ops::Deref for MessageRef {
+    type Target = Message;
+    fn deref(&self) -> &Message {
+        &self.batch[self.index]
+    }
+}
+
+impl std::fmt::Debug for MessageRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
     }
 }
 
@@ -201,19 +250,19 @@ impl PartitionAcks {
 /// the agent's share of the message.
 #[derive(Debug)]
 pub(crate) struct Delivery {
-    msg: Arc<Message>,
+    msg: MessageRef,
     started: bool,
 }
 
 impl Delivery {
-    pub(crate) fn new(msg: Arc<Message>) -> Self {
+    pub(crate) fn new(msg: MessageRef) -> Self {
         Self {
             msg,
             started: false,
         }
     }
 
-    pub(crate) fn message(&self) -> &Arc<Message> {
+    pub(crate) fn message(&self) -> &MessageRef {
         &self.msg
     }
 
@@ -248,9 +297,9 @@ impl Drop for Delivery {
 mod tests {
     use super::*;
 
-    fn msg(acks: &Arc<PartitionAcks>, offset: i64, refs: usize) -> Arc<Message> {
+    fn msg(acks: &Arc<PartitionAcks>, offset: i64, refs: usize) -> MessageRef {
         acks.register(offset);
-        Message::new(
+        MessageRef::single(Message::new(
             Record {
                 topic: "t".into(),
                 partition: 0,
@@ -262,7 +311,7 @@ mod tests {
             },
             acks.clone(),
             refs,
-        )
+        ))
     }
 
     #[test]

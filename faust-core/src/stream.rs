@@ -13,18 +13,18 @@ use futures::FutureExt;
 use crate::actor::ActorCtx;
 use crate::codec::Value;
 use crate::error::Result;
-use crate::message::Message;
+use crate::message::MessageRef;
 
 /// One event: a decoded value plus the message it came from.
 pub struct Event<T> {
     /// The decoded value.
     pub value: T,
-    message: Arc<Message>,
+    message: MessageRef,
     key_codec: crate::codec::Codec,
 }
 
 impl<T> Event<T> {
-    pub(crate) fn new(value: T, message: Arc<Message>, key_codec: crate::codec::Codec) -> Self {
+    pub(crate) fn new(value: T, message: MessageRef, key_codec: crate::codec::Codec) -> Self {
         Self {
             value,
             message,
@@ -33,7 +33,7 @@ impl<T> Event<T> {
     }
 
     /// The message: topic, partition, offset, timestamp, raw key and headers.
-    pub fn message(&self) -> &Arc<Message> {
+    pub fn message(&self) -> &MessageRef {
         &self.message
     }
 
@@ -45,8 +45,9 @@ impl<T> Event<T> {
             .transpose()
     }
 
-    /// Split into the value and the message.
-    pub fn into_parts(self) -> (T, Arc<Message>) {
+    /// Split into the value and the message (the handle keeps its batch
+    /// alive; see [`MessageRef`]).
+    pub fn into_parts(self) -> (T, MessageRef) {
         (self.value, self.message)
     }
 }
@@ -100,7 +101,7 @@ impl<T: Value> Stream<T> {
     }
 
     /// The message currently being processed by this actor, if any.
-    pub fn current_message(&self) -> Option<Arc<Message>> {
+    pub fn current_message(&self) -> Option<MessageRef> {
         self.ctx.current_message()
     }
 
