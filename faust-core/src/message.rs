@@ -218,7 +218,12 @@ impl PartitionAcks {
     }
 
     fn end(&self) {
-        if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+        // Only a revocation waits for `idle`. Both sides write then read
+        // (`revoke`: `revoking` then `in_flight`; here the reverse) with
+        // SeqCst, so at least one of them sees the other's write.
+        if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.revoking.load(Ordering::SeqCst)
+        {
             self.idle.notify_waiters();
         }
     }
