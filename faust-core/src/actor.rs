@@ -350,7 +350,7 @@ impl ActorCtx {
                 codec: "json",
                 reason: e.to_string(),
             })?;
-            pending.push(app.send_reply(&addr, key.as_ref(), Ok(json)).await?);
+            pending.extend(app.send_reply(&addr, key.as_ref(), Ok(json)).await?);
         }
         let sinks = self.agent.sinks();
         let any: &(dyn Any + Send + Sync) = &value;
@@ -414,7 +414,8 @@ impl ActorCtx {
                 .send_reply(&addr, msg.key(), Err(reply_message(err)))
                 .await
             {
-                Ok(delivery) => delivery.await.map(|_| ()),
+                Ok(Some(delivery)) => delivery.await.map(|_| ()),
+                Ok(None) => Ok(()),
                 Err(e) => Err(e),
             };
             if let Err(e) = sent {

@@ -486,7 +486,16 @@ impl App {
 
     /// Produce a record.
     pub async fn send_record(&self, record: ProducerRecord) -> Result<RecordMetadata> {
-        self.transport().send(record).await
+        match self.transport().try_enqueue(record)? {
+            Enqueued::Delivered(delivered) => {
+                // Nothing waited: spend tokio's cooperative budget, so a
+                // loop of sends lets the other tasks of its thread run.
+                tokio::task::consume_budget().await;
+                Ok(delivered)
+            }
+            Enqueued::Queued(delivery) => delivery.await,
+            Enqueued::WouldWait(record) => self.transport().send(record).await,
+        }
     }
 
     /// Produce raw bytes to a topic.
@@ -524,7 +533,7 @@ impl App {
         addr: &ReplyAddr,
         key: Option<&Bytes>,
         value: std::result::Result<serde_json::Value, String>,
-    ) -> Result<DeliveryFuture> {
+    ) -> Result<Option<DeliveryFuture>> {
         let key = key
             .and_then(|k| std::str::from_utf8(k).ok())
             .map(|k| serde_json::Value::String(k.to_string()))
@@ -554,10 +563,15 @@ impl App {
     }
 
     /// Queue a record with the producer; see [`Transport::enqueue`].
-    pub(crate) async fn enqueue_record(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
+    /// `None`: the broker has it already.
+    pub(crate) async fn enqueue_record(
+        &self,
+        record: ProducerRecord,
+    ) -> Result<Option<DeliveryFuture>> {
         match self.transport().try_enqueue(record)? {
-            Enqueued::Queued(delivery) => Ok(delivery),
-            Enqueued::WouldWait(record) => self.transport().enqueue(record).await,
+            Enqueued::Delivered(_) => Ok(None),
+            Enqueued::Queued(delivery) => Ok(Some(delivery)),
+            Enqueued::WouldWait(record) => self.transport().enqueue(record).await.map(Some),
         }
     }
 

@@ -269,7 +269,7 @@ impl Agent {
             barrier.add_correlation_id(cid.clone())?;
             app.replies().add(cid.clone(), waiter.clone());
             reg.cids.push(cid.clone());
-            deliveries.push(app.enqueue_record(record).await?);
+            deliveries.extend(app.enqueue_record(record).await?);
             order.push(cid);
         }
         barrier.finalize();

@@ -70,10 +70,11 @@ impl AgentTarget {
 /// makes us wait.
 fn queue(app: &App, record: ProducerRecord) -> SinkSend {
     match app.transport().try_enqueue(record) {
+        Ok(Enqueued::Delivered(_)) => SinkSend::Done(Ok(None)),
         Ok(Enqueued::Queued(delivery)) => SinkSend::Done(Ok(Some(delivery))),
         Ok(Enqueued::WouldWait(record)) => {
             let app = app.clone();
-            SinkSend::Pending(async move { Ok(Some(app.enqueue_record(record).await?)) }.boxed())
+            SinkSend::Pending(async move { app.enqueue_record(record).await }.boxed())
         }
         Err(e) => SinkSend::Done(Err(e)),
     }

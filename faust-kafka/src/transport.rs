@@ -361,6 +361,9 @@ impl Transport for KafkaTransport {
         let mut record = record;
         loop {
             match self.try_enqueue(record)? {
+                Enqueued::Delivered(delivered) => {
+                    return Ok(Box::pin(std::future::ready(Ok(delivered))))
+                }
                 Enqueued::Queued(delivery) => return Ok(delivery),
                 Enqueued::WouldWait(back) if tokio::time::Instant::now() < deadline => {
                     record = back;

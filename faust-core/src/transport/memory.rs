@@ -755,10 +755,7 @@ impl Transport for MemoryBroker {
 
     fn try_enqueue(&self, record: ProducerRecord) -> Result<Enqueued> {
         // Appending never waits: the record is delivered already.
-        let delivered = self.append(record)?;
-        Ok(Enqueued::Queued(Box::pin(std::future::ready(Ok(
-            delivered,
-        )))))
+        Ok(Enqueued::Delivered(self.append(record)?))
     }
 
     async fn flush(&self, _timeout: Duration) -> Result<()> {
@@ -1794,6 +1791,22 @@ mod tests {
         );
         send_to(&b, "reply", 11, "r").await;
         assert!(matches!(poll(&mut r).await, ConsumerEvent::Records(v) if v.len() == 1));
+    }
+
+    #[tokio::test]
+    async fn try_enqueue_appends_at_once() {
+        let b = broker();
+        b.create_topic(&TopicSpec::new("q", 1)).await.unwrap();
+        let mut r = ProducerRecord::new("q", "v");
+        r.partition = Some(0);
+        match b.try_enqueue(r).unwrap() {
+            Enqueued::Delivered(md) => assert_eq!((md.partition, md.offset), (0, 0)),
+            other => panic!("expected Delivered, got {other:?}"),
+        }
+        assert_eq!(b.end_offset(&tp("q", 0)), Some(1));
+        let mut bad = ProducerRecord::new("q", "v");
+        bad.partition = Some(3);
+        assert!(b.try_enqueue(bad).is_err(), "a missing partition is an error");
     }
 
     /// Read records of one partition until `n` were seen; returns the offsets.

@@ -22,6 +22,9 @@ pub type DeliveryFuture =
 
 /// What [`Transport::try_enqueue`] did with a record.
 pub enum Enqueued {
+    /// The broker has it already (a transport that produces synchronously,
+    /// like the embedded broker): nothing to wait for.
+    Delivered(RecordMetadata),
     /// The producer took it: its delivery.
     Queued(DeliveryFuture),
     /// The producer could not take it without waiting (its queue is full,
@@ -33,6 +36,7 @@ pub enum Enqueued {
 impl fmt::Debug for Enqueued {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Enqueued::Delivered(m) => f.debug_tuple("Delivered").field(m).finish(),
             Enqueued::Queued(_) => f.write_str("Queued(..)"),
             Enqueued::WouldWait(r) => f.debug_tuple("WouldWait").field(r).finish(),
         }
