@@ -1806,7 +1806,10 @@ mod tests {
         assert_eq!(b.end_offset(&tp("q", 0)), Some(1));
         let mut bad = ProducerRecord::new("q", "v");
         bad.partition = Some(3);
-        assert!(b.try_enqueue(bad).is_err(), "a missing partition is an error");
+        assert!(
+            b.try_enqueue(bad).is_err(),
+            "a missing partition is an error"
+        );
     }
 
     /// Read records of one partition until `n` were seen; returns the offsets.
