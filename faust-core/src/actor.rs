@@ -72,24 +72,7 @@ impl QueueRx {
 
     /// The next message if one is there, without waiting.
     fn try_next(&mut self) -> Option<Delivery> {
-        if let Some(d) = self.ready.pop_front() {
-            return Some(d);
-        }
-        if self.batch == 1 {
-            return self.rx.try_recv().ok();
-        }
-        // `recv_many` releases the permits of the whole batch at once.
-        match self
-            .rx
-            .recv_many(&mut self.scratch, self.batch)
-            .now_or_never()
-        {
-            Some(n) if n > 0 => {
-                self.ready.extend(self.scratch.drain(..));
-                self.ready.pop_front()
-            }
-            _ => None,
-        }
+        self.next().now_or_never().flatten()
     }
 
     /// The next message; `None` when the queue is closed and empty.
@@ -100,6 +83,7 @@ impl QueueRx {
         if self.batch == 1 {
             return self.rx.recv().await;
         }
+        // `recv_many` releases the permits of the whole batch at once.
         if self.rx.recv_many(&mut self.scratch, self.batch).await == 0 {
             return None;
         }
@@ -454,15 +438,14 @@ impl Waiting {
             _stop_waits,
         } = self;
         let mut pending = current.pending;
-        let failed = match (pending.pop(), pending.is_empty()) {
-            (Some(only), true) => only.await.err(),
-            (last, _) => {
-                pending.extend(last);
-                futures::future::join_all(pending)
-                    .await
-                    .into_iter()
-                    .find_map(|r| r.err())
-            }
+        // One output (the common case) is awaited without `join_all`'s allocation.
+        let failed = if pending.len() == 1 {
+            pending.swap_remove(0).await.err()
+        } else {
+            futures::future::join_all(pending)
+                .await
+                .into_iter()
+                .find_map(|r| r.err())
         };
         if let Some(err) = &failed {
             tracing::error!(agent = %agent.name(), error = %err, "an output of the event was not delivered");

@@ -568,10 +568,9 @@ impl App {
         &self,
         record: ProducerRecord,
     ) -> Result<Option<DeliveryFuture>> {
-        match self.transport().try_enqueue(record)? {
-            Enqueued::Delivered(_) => Ok(None),
-            Enqueued::Queued(delivery) => Ok(Some(delivery)),
-            Enqueued::WouldWait(record) => self.transport().enqueue(record).await.map(Some),
+        match self.transport().try_enqueue(record)?.into_delivery() {
+            Ok(delivery) => Ok(delivery),
+            Err(record) => self.transport().enqueue(record).await.map(Some),
         }
     }
 

@@ -69,12 +69,17 @@ impl AgentTarget {
 /// Queue a record, without a future of the queueing unless the producer
 /// makes us wait.
 fn queue(app: &App, record: ProducerRecord) -> SinkSend {
-    match app.transport().try_enqueue(record) {
-        Ok(Enqueued::Delivered(_)) => SinkSend::Done(Ok(None)),
-        Ok(Enqueued::Queued(delivery)) => SinkSend::Done(Ok(Some(delivery))),
-        Ok(Enqueued::WouldWait(record)) => {
+    match app
+        .transport()
+        .try_enqueue(record)
+        .map(Enqueued::into_delivery)
+    {
+        Ok(Ok(delivery)) => SinkSend::Done(Ok(delivery)),
+        Ok(Err(record)) => {
             let app = app.clone();
-            SinkSend::Pending(async move { app.enqueue_record(record).await }.boxed())
+            SinkSend::Pending(
+                async move { app.transport().enqueue(record).await.map(Some) }.boxed(),
+            )
         }
         Err(e) => SinkSend::Done(Err(e)),
     }

@@ -36,7 +36,7 @@
 //!   otherwise waits without busy polling: appends wake the consumers
 //!   reading the partition. `poll` is cancel-safe.
 //! - **Assigned consumers** ([`Transport::assign`]) have no group, read their
-//!   partitions from offset 0, and do not commit.
+//!   partitions from the oldest retained record, and do not commit.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;

@@ -33,6 +33,22 @@ pub enum Enqueued {
     WouldWait(ProducerRecord),
 }
 
+impl Enqueued {
+    /// The delivery to wait for (`None`: delivered already), or the record
+    /// back when the producer could not take it (not an error: the caller
+    /// hands it to `enqueue`, so it is returned unboxed).
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn into_delivery(
+        self,
+    ) -> std::result::Result<Option<DeliveryFuture>, ProducerRecord> {
+        match self {
+            Enqueued::Delivered(_) => Ok(None),
+            Enqueued::Queued(delivery) => Ok(Some(delivery)),
+            Enqueued::WouldWait(record) => Err(record),
+        }
+    }
+}
+
 impl fmt::Debug for Enqueued {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
