@@ -330,10 +330,7 @@ impl ActorCtx {
         let mut pending = Vec::new();
         let app = self.agent.app();
         if let Some((addr, key)) = target {
-            let json = serde_json::to_value(&value).map_err(|e| Error::Encode {
-                codec: "json",
-                reason: e.to_string(),
-            })?;
+            let json = serde_json::to_value(&value).map_err(Error::json_encode)?;
             pending.extend(app.send_reply(&addr, key.as_ref(), Ok(json)).await?);
         }
         let sinks = self.agent.sinks();

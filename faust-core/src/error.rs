@@ -139,6 +139,14 @@ impl Error {
     pub fn config(msg: impl Into<String>) -> Self {
         Error::Config(msg.into())
     }
+
+    /// A value that serde_json could not encode.
+    pub(crate) fn json_encode(err: serde_json::Error) -> Self {
+        Error::Encode {
+            codec: "json",
+            reason: err.to_string(),
+        }
+    }
 }
 
 impl From<serde_json::Error> for Error {

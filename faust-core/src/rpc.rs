@@ -106,10 +106,7 @@ impl Agent {
             headers.extend(wire::request_headers(reply_to, correlation_id));
             self.value_codec().encode(value)?
         } else {
-            let json = serde_json::to_value(value).map_err(|e| Error::Encode {
-                codec: "json",
-                reason: e.to_string(),
-            })?;
+            let json = serde_json::to_value(value).map_err(Error::json_encode)?;
             let model = wire::is_record(&json);
             ReqRepRequest::encode_parts(value, reply_to, correlation_id, model)?
         };

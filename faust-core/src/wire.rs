@@ -199,10 +199,7 @@ impl ReqRepRequest {
             correlation_id,
             faust: Blessed { ns },
         })
-        .map_err(|e| Error::Encode {
-            codec: "json",
-            reason: e.to_string(),
-        })
+        .map_err(Error::json_encode)
     }
 
     /// Parse a request envelope.
@@ -289,10 +286,7 @@ impl ReqRepResponse {
             correlation_id,
             faust: Blessed { ns },
         })
-        .map_err(|e| Error::Encode {
-            codec: "json",
-            reason: e.to_string(),
-        })
+        .map_err(Error::json_encode)
     }
 
     /// Parse a reply envelope.
