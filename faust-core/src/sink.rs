@@ -1,8 +1,10 @@
 //! Sinks: where the values an agent produces go besides the reply.
 //!
 //! Every value produced for an event is handed to each sink in order, and
-//! each sink is awaited before the next one and before the event is acked
-//! (back-pressure, as in Faust).
+//! each sink is awaited before the next one: a callback runs to completion,
+//! a topic or agent sink until the producer has taken its record
+//! (back-pressure, as in Faust). The event is acked once every record it
+//! produced is delivered.
 
 use std::any::{Any, TypeId};
 use std::fmt;
