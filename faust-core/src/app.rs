@@ -391,8 +391,9 @@ impl App {
     }
 
     /// Stop gracefully: stop consuming, let every actor finish its current
-    /// event (up to `stop_timeout`), commit acked offsets, leave the group,
-    /// flush the producer. Events not processed stay uncommitted.
+    /// event (up to `stop_timeout`), flush the producer so events waiting for
+    /// their outputs are acked, commit acked offsets, leave the group.
+    /// Events not processed stay uncommitted.
     pub async fn stop(&self) -> Result<()> {
         let running = self.inner.running.lock().await.take();
         let Some(running) = running else {

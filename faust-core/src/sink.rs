@@ -134,7 +134,8 @@ impl<R: Value> Sink<R> {
         }
     }
 
-    /// Produce each value to a topic, encoded as JSON.
+    /// Produce each value to a topic, encoded with the app's value codec
+    /// (JSON by default).
     pub fn topic(name: impl Into<String>) -> Self {
         Sink {
             kind: SinkKind::Topic(name.into()),

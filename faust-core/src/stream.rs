@@ -66,7 +66,8 @@ impl<T: fmt::Debug> fmt::Debug for Event<T> {
 /// The events of one actor, decoded into `T`.
 ///
 /// Reading the next event acks the previous one; dropping the stream (or the
-/// actor ending) acks the last one. A message that does not decode is
+/// actor ending) acks the last one. An event that produced records is acked
+/// once they are delivered. A message that does not decode is
 /// reported to the agent's `on_error` with its topic, partition and offset,
 /// sent to the dead-letter topic if the app has one, acked and skipped: it
 /// never crashes the actor and is never silently lost.
@@ -105,7 +106,8 @@ impl<T: Value> Stream<T> {
         self.ctx.current_message()
     }
 
-    /// Ack the current event now instead of when the next one is read.
+    /// Ack the current event now instead of when the next one is read (once
+    /// the records it produced are delivered).
     pub fn ack(&self) {
         self.ctx.finish_current();
     }
@@ -158,8 +160,10 @@ impl<T> fmt::Debug for Stream<T> {
 /// Where a value-producing agent puts its values: Faust's `yield`.
 ///
 /// Each value answers the event being processed (if it was a request) and
-/// goes to every sink in order; [`Yield::send`] returns when all are done.
-/// Values produced when no event is current go to the sinks only.
+/// goes to every sink in order; [`Yield::send`] returns when the records
+/// are queued with the producer and the callbacks are done (the event is
+/// acked once its records are delivered). Values produced when no event is
+/// current go to the sinks only, and `send` then waits for their delivery.
 pub struct Yield<R> {
     ctx: Arc<ActorCtx>,
     _r: PhantomData<fn(R)>,

@@ -18,8 +18,8 @@
 //!   consumer reading its partition has read it; records of a partition no
 //!   consumer has read yet are all kept. Memory is freed in chunks of
 //!   [`RETENTION_CHUNK`] records. A group that joins later starts at the
-//!   oldest retained record (as with Kafka's retention). Consumers ask the
-//!   runtime to commit every [`COMMIT_INTERVAL`], so a steady stream holds
+//!   oldest retained record (as with Kafka's retention). Group consumers
+//!   ask the runtime to commit every [`COMMIT_INTERVAL`], so a steady stream holds
 //!   only a few milliseconds of records. `TopicSpec::retention` is ignored.
 //! - **Consumer groups** use range assignment per topic over the members
 //!   ordered by join order, and an eager rebalance whenever a member joins or

@@ -160,7 +160,7 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     async fn subscribe(&self, options: SubscribeOptions) -> Result<Box<dyn Consumer>>;
 
     /// A consumer without a group reading exactly these partitions from
-    /// their beginning (used for reply topics).
+    /// their oldest retained record (used for reply topics).
     async fn assign(&self, partitions: Vec<TopicPartition>) -> Result<Box<dyn Consumer>>;
 }
 
