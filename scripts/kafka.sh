@@ -189,8 +189,13 @@ cmd_start() {
 
   if [[ ! -f "$DATA/meta.properties" ]]; then
     local cluster_id
-    # A Kafka Uuid: 16 random bytes, URL-safe base64 without padding.
-    cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    # A Kafka Uuid: 16 random bytes, URL-safe base64 without padding. An id that starts
+    # with '-' would be read as an option by the format tool (Kafka's own generator
+    # avoids them too), so draw again until it does not.
+    cluster_id="-"
+    while [[ "$cluster_id" == -* ]]; do
+      cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    done
     log "formatting storage in $DATA (cluster id $cluster_id)"
     java_cmd kafka.tools.StorageTool format -t "$cluster_id" -c "$PROPS" --ignore-formatted \
       >"$INST/format.log" 2>&1 || { cat "$INST/format.log" >&2; die "storage format failed"; }
