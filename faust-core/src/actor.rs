@@ -19,6 +19,7 @@ use crate::agent::Agent;
 use crate::codec::Value;
 use crate::error::{Error, Result};
 use crate::message::{Delivery, Message, MessageRef};
+use crate::queue::Queue;
 use crate::record::header;
 use crate::sink::SinkSend;
 use crate::stream::{Event, Stream, Yield};
@@ -37,59 +38,6 @@ tokio::task_local! {
 /// included). Tasks spawned from an agent do not inherit it.
 pub fn current_agent() -> Option<Agent> {
     CURRENT_AGENT.try_with(|a| a.clone()).ok()
-}
-
-/// The shared queue of an agent (or of one isolated partition).
-pub(crate) type Queue = Arc<tokio::sync::Mutex<QueueRx>>;
-
-/// Messages taken from the channel at once by a queue with one reader:
-/// one permit release per batch instead of one per message.
-const READ_BATCH: usize = 64;
-
-/// The receiving end of an agent queue. A queue read by one actor takes
-/// messages in batches into `ready`; it lives with the queue, so messages
-/// taken but not processed survive an actor restart.
-pub(crate) struct QueueRx {
-    rx: mpsc::Receiver<Delivery>,
-    ready: std::collections::VecDeque<Delivery>,
-    /// Where `recv_many` puts a batch before it moves to `ready`.
-    scratch: Vec<Delivery>,
-    /// Messages to take at once: 1 when actors share the queue (each idle
-    /// actor gets the next message in turn), [`READ_BATCH`] otherwise.
-    batch: usize,
-}
-
-impl QueueRx {
-    /// A queue over `rx`; `shared` when several actors read it.
-    pub(crate) fn new(rx: mpsc::Receiver<Delivery>, shared: bool) -> Queue {
-        Arc::new(tokio::sync::Mutex::new(QueueRx {
-            rx,
-            ready: std::collections::VecDeque::new(),
-            scratch: Vec::new(),
-            batch: if shared { 1 } else { READ_BATCH },
-        }))
-    }
-
-    /// The next message if one is there, without waiting.
-    fn try_next(&mut self) -> Option<Delivery> {
-        self.next().now_or_never().flatten()
-    }
-
-    /// The next message; `None` when the queue is closed and empty.
-    async fn next(&mut self) -> Option<Delivery> {
-        if let Some(d) = self.ready.pop_front() {
-            return Some(d);
-        }
-        if self.batch == 1 {
-            return self.rx.recv().await;
-        }
-        // `recv_many` releases the permits of the whole batch at once.
-        if self.rx.recv_many(&mut self.scratch, self.batch).await == 0 {
-            return None;
-        }
-        self.ready.extend(self.scratch.drain(..));
-        self.ready.pop_front()
-    }
 }
 
 /// Where a request wants its reply.
@@ -228,27 +176,13 @@ impl ActorCtx {
             if taken % CANCEL_CHECK_EVERY == 0 && self.cancel.is_cancelled() {
                 return None;
             }
-            // Fast path: an event is ready and no other actor is waiting for
-            // the queue (a waiting actor holds its place in the lock's FIFO).
-            if let Ok(mut q) = self.queue.try_lock() {
-                if let Some(mut delivery) = q.try_next() {
-                    drop(q);
-                    if delivery.start() {
-                        return Some(delivery);
-                    }
-                    continue;
-                }
-            }
-            let mut delivery = {
-                let next = async {
-                    let mut q = self.queue.lock().await;
-                    q.next().await
-                };
-                tokio::select! {
+            let mut delivery = match self.queue.try_next() {
+                Some(d) => d,
+                None => tokio::select! {
                     biased;
                     _ = self.cancel.cancelled() => return None,
-                    d = next.instrument_await(waiting_span()) => d?,
-                }
+                    d = self.queue.next().instrument_await(waiting_span()) => d?,
+                },
             };
             if delivery.start() {
                 return Some(delivery);

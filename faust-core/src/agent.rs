@@ -21,12 +21,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::actor::{
     run_actor, ActorBody, ActorCtx, BoxError, ConsumerBody, HandlerBody, Outcome, ProducerBody,
-    Queue, QueueRx, YieldingBody,
+    YieldingBody,
 };
 use crate::app::{App, AppInner};
 use crate::codec::{Codec, Value};
 use crate::error::{Error, Result};
 use crate::message::{Delivery, Message, MessageRef};
+use crate::queue::{AgentQueue, Push, Queue};
 use crate::record::{Headers, RecordMetadata, TopicPartition};
 use crate::sink::{ErasedSink, Sink};
 use crate::stream::{Stream, Yield};
@@ -483,12 +484,22 @@ struct Exit {
     outcome: Outcome,
 }
 
+/// The agent's side of a queue: closes it when dropped (the actors read
+/// what is queued, then their stream ends).
+struct QueueTx(Queue);
+
+impl Drop for QueueTx {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 #[derive(Default)]
 struct State {
     started: bool,
     stopping: bool,
-    shared: Option<(mpsc::Sender<Delivery>, Queue)>,
-    isolated: BTreeMap<i32, (mpsc::Sender<Delivery>, Queue)>,
+    shared: Option<QueueTx>,
+    isolated: BTreeMap<i32, QueueTx>,
     actors: HashMap<u64, ActorHandle>,
     finished: Vec<String>,
     next_id: u64,
@@ -733,8 +744,7 @@ impl Agent {
             ));
             st.exits = Some(tx);
             if !self.isolated_partitions() {
-                let (qtx, qrx) = mpsc::channel(capacity);
-                st.shared = Some((qtx, QueueRx::new(qrx, self.concurrency() > 1)));
+                st.shared = Some(QueueTx(AgentQueue::new(capacity, self.concurrency() > 1)));
             }
         }
         if !self.isolated_partitions() {
@@ -756,8 +766,8 @@ impl Agent {
 
     fn queue_for(&self, st: &State, slot: Slot) -> Option<Queue> {
         match slot {
-            Slot::Index(_) => st.shared.as_ref().map(|(_, q)| q.clone()),
-            Slot::Partition(p) => st.isolated.get(&p).map(|(_, q)| q.clone()),
+            Slot::Index(_) => st.shared.as_ref().map(|q| q.0.clone()),
+            Slot::Partition(p) => st.isolated.get(&p).map(|q| q.0.clone()),
         }
     }
 
@@ -994,8 +1004,8 @@ impl Agent {
                 if !st.started || st.isolated.contains_key(&p) {
                     false
                 } else {
-                    let (qtx, qrx) = mpsc::channel(capacity);
-                    st.isolated.insert(p, (qtx, QueueRx::new(qrx, false)));
+                    st.isolated
+                        .insert(p, QueueTx(AgentQueue::new(capacity, false)));
                     true
                 }
             };
@@ -1051,29 +1061,29 @@ impl Agent {
     /// Hand a message to the agent's queue if it has room, without waiting.
     pub(crate) fn try_deliver(&self, msg: MessageRef) -> TryDeliver {
         let st = self.state();
-        let sender = if self.isolated_partitions() {
-            st.isolated.get(&msg.partition()).map(|(s, _)| s)
+        let queue = if self.isolated_partitions() {
+            st.isolated.get(&msg.partition())
         } else {
-            st.shared.as_ref().map(|(s, _)| s)
+            st.shared.as_ref()
         };
-        match sender.map(|tx| tx.try_send(Delivery::new(msg))) {
-            Some(Ok(())) => TryDeliver::Done,
-            Some(Err(mpsc::error::TrySendError::Full(_))) => TryDeliver::Full,
-            Some(Err(mpsc::error::TrySendError::Closed(_))) | None => TryDeliver::NoQueue,
+        match queue.map(|q| q.0.try_push(Delivery::new(msg))) {
+            Some(Push::Queued) => TryDeliver::Done,
+            Some(Push::Full(_)) => TryDeliver::Full,
+            Some(Push::Closed(_)) | None => TryDeliver::NoQueue,
         }
     }
 
     pub(crate) async fn deliver(&self, msg: MessageRef) -> bool {
-        let sender = {
+        let queue = {
             let st = self.state();
             if self.isolated_partitions() {
-                st.isolated.get(&msg.partition()).map(|(s, _)| s.clone())
+                st.isolated.get(&msg.partition()).map(|q| q.0.clone())
             } else {
-                st.shared.as_ref().map(|(s, _)| s.clone())
+                st.shared.as_ref().map(|q| q.0.clone())
             }
         };
-        match sender {
-            Some(tx) => tx.send(Delivery::new(msg)).await.is_ok(),
+        match queue {
+            Some(q) => q.push(Delivery::new(msg)).await.is_ok(),
             None => false,
         }
     }
@@ -1132,8 +1142,8 @@ impl Agent {
     pub fn stream<T: Value>(&self, partition: Option<i32>) -> Result<Stream<T>> {
         let st = self.state();
         let queue = match partition {
-            Some(p) => st.isolated.get(&p).map(|(_, q)| q.clone()),
-            None => st.shared.as_ref().map(|(_, q)| q.clone()),
+            Some(p) => st.isolated.get(&p).map(|q| q.0.clone()),
+            None => st.shared.as_ref().map(|q| q.0.clone()),
         }
         .ok_or_else(|| Error::Stopped(format!("agent `{}` (no such queue)", self.name())))?;
         Ok(Stream::new(ActorCtx::new(

@@ -5,7 +5,7 @@
 //! apps; [`Codec::Raw`] passes bytes through untouched and works for types that
 //! serialize as bytes or a string (`String`, `bytes::Bytes`, `serde_bytes`).
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -64,31 +64,43 @@ impl Codec {
         }
     }
 
-    /// Encode a value into [`Bytes`] sized to fit: small values take one
-    /// allocation that clones share (what records need).
+    /// Encode a value into [`Bytes`] (what records need).
+    ///
+    /// Small JSON values are written into a per-thread block of
+    /// [`SLAB_SIZE`] bytes that many values share: one allocation per block,
+    /// not per value. A value keeps its block alive, so a value held long
+    /// holds its block; values over [`SLAB_VALUE_MAX`] get an allocation of
+    /// their own.
     pub fn encode_bytes<T: Serialize + ?Sized>(self, value: &T) -> Result<Bytes> {
         thread_local! {
-            static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+            static SLAB: std::cell::RefCell<BytesMut> = std::cell::RefCell::new(BytesMut::new());
         }
         if self != Codec::Json {
             return self.encode(value).map(Bytes::from);
         }
-        SCRATCH.with(|scratch| {
+        SLAB.with(|slab| {
             // Re-entrant use (a value whose `Serialize` encodes another
             // value) falls back to a fresh buffer.
-            let Ok(mut buf) = scratch.try_borrow_mut() else {
+            let Ok(mut buf) = slab.try_borrow_mut() else {
                 return self.encode(value).map(Bytes::from);
             };
-            buf.clear();
-            serde_json::to_writer(&mut *buf, value).map_err(|e| Error::Encode {
-                codec: self.name(),
-                reason: e.to_string(),
-            })?;
-            let bytes = small_bytes(&buf).unwrap_or_else(|| Bytes::copy_from_slice(&buf));
-            if buf.capacity() > SCRATCH_KEEP {
-                *buf = Vec::new();
+            if buf.capacity() - buf.len() < SLAB_VALUE_MAX {
+                *buf = BytesMut::with_capacity(SLAB_SIZE);
             }
-            Ok(bytes)
+            if let Err(e) = serde_json::to_writer((&mut *buf).writer(), value) {
+                buf.clear();
+                return Err(Error::Encode {
+                    codec: self.name(),
+                    reason: e.to_string(),
+                });
+            }
+            if buf.len() > SLAB_VALUE_MAX {
+                // Large: its own allocation; the block is reused as it was.
+                let own = Bytes::copy_from_slice(&buf);
+                buf.clear();
+                return Ok(own);
+            }
+            Ok(buf.split().freeze())
         })
     }
 
@@ -109,36 +121,12 @@ impl Codec {
     }
 }
 
-/// Largest scratch buffer kept between two encodings.
-const SCRATCH_KEEP: usize = 64 * 1024;
+/// Bytes of the per-thread block small encoded values share
+/// ([`Codec::encode_bytes`]).
+pub const SLAB_SIZE: usize = 4096;
 
-/// Encoded values up to this size live inline in their `Bytes` owner.
-const INLINE: usize = 38;
-
-/// The owner of a small encoded value: one allocation holds the reference
-/// count and the bytes, and clones only bump the count.
-struct Inline {
-    len: u8,
-    buf: [u8; INLINE],
-}
-
-impl AsRef<[u8]> for Inline {
-    fn as_ref(&self) -> &[u8] {
-        &self.buf[..usize::from(self.len)]
-    }
-}
-
-fn small_bytes(data: &[u8]) -> Option<Bytes> {
-    if data.len() > INLINE {
-        return None;
-    }
-    let mut buf = [0u8; INLINE];
-    buf[..data.len()].copy_from_slice(data);
-    Some(Bytes::from_owner(Inline {
-        len: data.len() as u8,
-        buf,
-    }))
-}
+/// Largest encoded value written into a shared block.
+pub const SLAB_VALUE_MAX: usize = 512;
 
 impl std::fmt::Display for Codec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -11,6 +11,7 @@ mod conductor;
 pub mod error;
 pub mod manager;
 pub mod message;
+mod queue;
 pub mod record;
 pub mod registry;
 pub mod replies;

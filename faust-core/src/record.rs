@@ -114,3 +114,33 @@ pub fn now_millis() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+/// Milliseconds since the Unix epoch from the kernel's coarse clock: the
+/// wall clock read at most every [`COARSE_RESYNC_MS`], advanced by the
+/// coarse monotonic clock in between. Resolution is one kernel tick (1 to
+/// 4 ms) and the value may trail [`now_millis`] by that much; it costs a
+/// fraction of a precise read. The embedded broker stamps records with it.
+pub(crate) fn coarse_now_millis() -> i64 {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    /// Wall clock minus coarse monotonic clock, in ms.
+    static OFFSET: AtomicI64 = AtomicI64::new(0);
+    /// Coarse monotonic ms when `OFFSET` was set (`i64::MIN`: never).
+    static SYNCED_AT: AtomicI64 = AtomicI64::new(i64::MIN);
+    let mono = coarsetime::Duration::from_ticks(
+        coarsetime::Instant::now_without_cache_update().as_ticks(),
+    )
+    .as_millis() as i64;
+    let synced = SYNCED_AT.load(Ordering::Acquire);
+    if synced == i64::MIN || mono.wrapping_sub(synced) >= COARSE_RESYNC_MS {
+        // Racing resyncs store near-equal offsets: any of them is right.
+        let offset = now_millis() - mono;
+        OFFSET.store(offset, Ordering::Relaxed);
+        SYNCED_AT.store(mono, Ordering::Release);
+        return mono + offset;
+    }
+    mono + OFFSET.load(Ordering::Relaxed)
+}
+
+/// How often [`coarse_now_millis`] reads the wall clock again (so it
+/// follows clock adjustments).
+const COARSE_RESYNC_MS: i64 = 1000;

@@ -11,8 +11,9 @@
 //!   The partition is the explicit one, else Kafka's default partitioner for
 //!   keyed records (`murmur2(key) & 0x7fffffff % partitions`, see
 //!   [`partition_for_key`]), else round-robin per topic. Headers and
-//!   timestamps are kept exactly. Sending is synchronous, so `flush` has
-//!   nothing to do.
+//!   timestamps are kept exactly; a record sent without a timestamp is
+//!   stamped from the kernel's coarse clock (resolution 1 to 4 ms).
+//!   Sending is synchronous, so `flush` has nothing to do.
 //! - **Retention**: a record is kept until every consumer group that
 //!   subscribed to its topic has committed past it and every assigned
 //!   consumer reading its partition has read it; records of a partition no
@@ -54,7 +55,9 @@ use super::{
     Consumer, ConsumerEvent, Enqueued, OffsetReset, SubscribeOptions, TopicSpec, Transport,
 };
 use crate::error::{Error, Result};
-use crate::record::{now_millis, Headers, ProducerRecord, Record, RecordMetadata, TopicPartition};
+use crate::record::{
+    coarse_now_millis, Headers, ProducerRecord, Record, RecordMetadata, TopicPartition,
+};
 
 /// Partitions of a topic created automatically (by `send`, `subscribe` or
 /// `assign` naming an unknown topic), unless set with
@@ -599,7 +602,7 @@ impl MemoryBroker {
                 (topic.round_robin.fetch_add(1, Ordering::Relaxed) % topic.partitions.len()) as i32
             }
         };
-        let timestamp = record.timestamp.unwrap_or_else(now_millis);
+        let timestamp = record.timestamp.unwrap_or_else(coarse_now_millis);
         let offset = topic.partitions[partition as usize].append(Stored {
             timestamp,
             key: record.key,
@@ -1513,9 +1516,15 @@ mod tests {
         };
         let md = b.send(r).await.unwrap();
         assert_eq!(md.timestamp, 1_234_567);
-        let before = now_millis();
+        // Stamped from the coarse clock: within a few ticks of the precise one.
+        let before = crate::record::now_millis();
         let md2 = send_to(&b, "h", 0, "now").await;
-        assert!(md2.timestamp >= before && md2.timestamp <= now_millis());
+        let after = crate::record::now_millis();
+        assert!(
+            md2.timestamp >= before - 50 && md2.timestamp <= after + 50,
+            "{before} <= {} <= {after}",
+            md2.timestamp
+        );
         let mut c = b.assign(vec![tp("h", 0)]).await.unwrap();
         poll(&mut c).await;
         let ConsumerEvent::Records(rs) = poll(&mut c).await else {

@@ -1,0 +1,423 @@
+//! Agent queues: the bounded FIFO of deliveries between the conductor and
+//! the actors of an agent (or of one isolated partition).
+//!
+//! Readers waiting on an empty queue are served in the order they began
+//! waiting, one event each, and the event goes straight to the reader it
+//! wakes: actors sharing a queue take turns (as Faust's actors do on their
+//! channel) with one wake-up per event. A reader that finds events queued
+//! takes the next one without waiting. A queue with a single reader hands
+//! out events in batches kept with the queue, so events taken but not yet
+//! processed survive an actor restart.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use tokio::sync::Notify;
+
+use crate::message::Delivery;
+
+/// Events a single reader takes at once.
+const READ_BATCH: usize = 64;
+
+/// A shared handle to an agent queue.
+pub(crate) type Queue = Arc<AgentQueue>;
+
+/// Outcome of [`AgentQueue::try_push`].
+pub(crate) enum Push {
+    /// The event is queued (or handed to a waiting reader).
+    Queued,
+    /// The queue is full; the event is given back.
+    Full(Delivery),
+    /// The queue is closed; the event is given back.
+    Closed(Delivery),
+}
+
+pub(crate) struct AgentQueue {
+    state: Mutex<State>,
+    /// Events a single reader took in a batch and has not processed yet.
+    ready: Mutex<VecDeque<Delivery>>,
+    /// Events taken at once: 1 when several actors share the queue.
+    batch: usize,
+    capacity: usize,
+    /// Wakes a producer waiting for room (or for the queue to close).
+    room: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    items: VecDeque<Delivery>,
+    /// Readers waiting for an event, in the order they began waiting.
+    waiting: VecDeque<(u64, Waker)>,
+    /// Readers woken with an event promised to them: that many events at
+    /// the front of `items` are theirs.
+    handed: Vec<u64>,
+    next_reader: u64,
+    closed: bool,
+    /// A producer found the queue full and waits for room.
+    wants_room: bool,
+}
+
+impl AgentQueue {
+    /// A queue of `capacity` events; `shared` when several actors read it.
+    pub(crate) fn new(capacity: usize, shared: bool) -> Queue {
+        Arc::new(Self {
+            state: Mutex::new(State::default()),
+            ready: Mutex::new(VecDeque::new()),
+            batch: if shared { 1 } else { READ_BATCH },
+            capacity: capacity.max(1),
+            room: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_ready(&self) -> MutexGuard<'_, VecDeque<Delivery>> {
+        self.ready.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queue an event if there is room, without waiting.
+    pub(crate) fn try_push(&self, delivery: Delivery) -> Push {
+        let mut st = self.lock();
+        if st.closed {
+            return Push::Closed(delivery);
+        }
+        if st.items.len() >= self.capacity {
+            st.wants_room = true;
+            return Push::Full(delivery);
+        }
+        st.items.push_back(delivery);
+        let woken = st.waiting.pop_front().map(|(id, waker)| {
+            st.handed.push(id);
+            waker
+        });
+        drop(st);
+        if let Some(w) = woken {
+            w.wake();
+        }
+        Push::Queued
+    }
+
+    /// Queue an event, waiting for room; gives it back if the queue closes.
+    pub(crate) async fn push(&self, mut delivery: Delivery) -> Result<(), Delivery> {
+        loop {
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            // Registered before looking, so a wake-up in between is kept.
+            notified.as_mut().enable();
+            match self.try_push(delivery) {
+                Push::Queued => return Ok(()),
+                Push::Closed(d) => return Err(d),
+                Push::Full(d) => delivery = d,
+            }
+            notified.await;
+        }
+    }
+
+    /// No more events: readers get what is queued, then `None`.
+    pub(crate) fn close(&self) {
+        let waiting = {
+            let mut st = self.lock();
+            st.closed = true;
+            std::mem::take(&mut st.waiting)
+        };
+        for (_, w) in waiting {
+            w.wake();
+        }
+        self.room.notify_waiters();
+    }
+
+    /// Called with the state locked after events were taken: wake a
+    /// producer waiting for room once the queue is half empty (not on every
+    /// event, so a full queue refills in runs).
+    fn made_room(&self, st: &mut State) -> bool {
+        if st.wants_room && st.items.len() <= self.capacity / 2 {
+            st.wants_room = false;
+            return true;
+        }
+        false
+    }
+
+    /// The next event if one is there, without waiting.
+    pub(crate) fn try_next(&self) -> Option<Delivery> {
+        if self.batch > 1 {
+            let mut ready = self.lock_ready();
+            if let Some(d) = ready.pop_front() {
+                return Some(d);
+            }
+            let mut st = self.lock();
+            if !st.handed.is_empty() || st.items.is_empty() {
+                return None;
+            }
+            let n = st.items.len().min(self.batch);
+            ready.extend(st.items.drain(..n));
+            let room = self.made_room(&mut st);
+            drop(st);
+            if room {
+                self.room.notify_one();
+            }
+            return ready.pop_front();
+        }
+        let mut st = self.lock();
+        // Readers woken with an event promised go first.
+        if !st.handed.is_empty() {
+            return None;
+        }
+        let d = st.items.pop_front();
+        let room = self.made_room(&mut st);
+        drop(st);
+        if room {
+            self.room.notify_one();
+        }
+        d
+    }
+
+    /// The next event; `None` once the queue is closed and empty.
+    /// Cancel-safe: an event promised to a dropped wait goes to the next
+    /// reader.
+    pub(crate) async fn next(&self) -> Option<Delivery> {
+        loop {
+            if let Some(d) = self.try_next() {
+                return Some(d);
+            }
+            match (Take {
+                queue: self,
+                id: None,
+            })
+            .await
+            {
+                Taken::Event(d) => return Some(d),
+                Taken::Closed => return None,
+                Taken::Retry => {}
+            }
+        }
+    }
+}
+
+enum Taken {
+    Event(Delivery),
+    Closed,
+    /// Events arrived before this reader began waiting: look again.
+    Retry,
+}
+
+/// One reader waiting for an event.
+struct Take<'a> {
+    queue: &'a AgentQueue,
+    /// Set while registered in `waiting` (or `handed`).
+    id: Option<u64>,
+}
+
+impl Future for Take<'_> {
+    type Output = Taken;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Taken> {
+        let queue = self.queue;
+        let mut st = queue.lock();
+        let Some(id) = self.id else {
+            let free = st.items.len() - st.handed.len();
+            if free > 0 && st.handed.is_empty() {
+                return Poll::Ready(Taken::Retry);
+            }
+            if free == 0 && st.closed {
+                return Poll::Ready(Taken::Closed);
+            }
+            let id = st.next_reader;
+            st.next_reader += 1;
+            self.id = Some(id);
+            if free > 0 {
+                // Readers woken before this one go first: take a place in
+                // line with an event promised, and let them run.
+                st.handed.push(id);
+                drop(st);
+                cx.waker().wake_by_ref();
+            } else {
+                st.waiting.push_back((id, cx.waker().clone()));
+            }
+            return Poll::Pending;
+        };
+        if let Some(i) = st.handed.iter().position(|h| *h == id) {
+            st.handed.swap_remove(i);
+            let d = st.items.pop_front();
+            let room = queue.made_room(&mut st);
+            drop(st);
+            self.id = None;
+            if room {
+                queue.room.notify_one();
+            }
+            return Poll::Ready(d.map_or(Taken::Closed, Taken::Event));
+        }
+        if let Some((_, w)) = st.waiting.iter_mut().find(|(w, _)| *w == id) {
+            if !w.will_wake(cx.waker()) {
+                *w = cx.waker().clone();
+            }
+            return Poll::Pending;
+        }
+        // Neither waiting nor handed an event: the queue closed.
+        drop(st);
+        self.id = None;
+        Poll::Ready(Taken::Closed)
+    }
+}
+
+impl Drop for Take<'_> {
+    fn drop(&mut self) {
+        let Some(id) = self.id else { return };
+        let mut st = self.queue.lock();
+        if let Some(i) = st.waiting.iter().position(|(w, _)| *w == id) {
+            st.waiting.remove(i);
+            return;
+        }
+        let Some(i) = st.handed.iter().position(|h| *h == id) else {
+            return;
+        };
+        // An event was promised to this reader: pass it on.
+        st.handed.swap_remove(i);
+        let next = st.waiting.pop_front().map(|(next, waker)| {
+            st.handed.push(next);
+            waker
+        });
+        drop(st);
+        if let Some(w) = next {
+            w.wake();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{Message, MessageRef, PartitionAcks};
+    use crate::record::Record;
+    use std::time::Duration;
+
+    fn delivery(offset: i64) -> Delivery {
+        let acks = PartitionAcks::new();
+        Delivery::new(MessageRef::single(Message::new(
+            Record {
+                topic: "t".into(),
+                partition: 0,
+                offset,
+                timestamp: 0,
+                key: None,
+                value: None,
+                headers: vec![],
+            },
+            acks,
+            1,
+        )))
+    }
+
+    fn pushed(q: &AgentQueue, offset: i64) {
+        assert!(matches!(q.try_push(delivery(offset)), Push::Queued));
+    }
+
+    #[tokio::test]
+    async fn waiting_readers_are_served_in_turn() {
+        let q = AgentQueue::new(16, true);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut readers = Vec::new();
+        for r in 0..3 {
+            let (q, tx) = (q.clone(), tx.clone());
+            readers.push(tokio::spawn(async move {
+                while let Some(d) = q.next().await {
+                    tx.send((r, d.message().offset())).unwrap();
+                }
+            }));
+            tokio::task::yield_now().await;
+        }
+        for o in 0..9 {
+            pushed(&q, o);
+        }
+        let mut got = Vec::new();
+        for _ in 0..9 {
+            got.push(rx.recv().await.unwrap());
+        }
+        let want: Vec<_> = (0..9).map(|o| ((o % 3) as i32, o)).collect();
+        let got: Vec<_> = got.into_iter().map(|(r, o)| (r, o)).collect();
+        assert_eq!(got, want);
+        q.close();
+        for r in readers {
+            tokio::time::timeout(Duration::from_secs(5), r)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dropped_wait_passes_its_event_on() {
+        let q = AgentQueue::new(16, true);
+        let first = q.clone();
+        let a = tokio::spawn(async move { first.next().await.map(|d| d.message().offset()) });
+        tokio::task::yield_now().await;
+        let second = q.clone();
+        let b = tokio::spawn(async move { second.next().await.map(|d| d.message().offset()) });
+        tokio::task::yield_now().await;
+        pushed(&q, 7); // promised to `a`
+        a.abort();
+        let _ = a.await;
+        let got = tokio::time::timeout(Duration::from_secs(5), b)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, Some(7));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_makes_push_wait_until_half_empty() {
+        let q = AgentQueue::new(4, false);
+        for o in 0..4 {
+            pushed(&q, o);
+        }
+        assert!(matches!(q.try_push(delivery(4)), Push::Full(_)));
+        let p = q.clone();
+        let mut push = tokio::spawn(async move { p.push(delivery(4)).await.is_ok() });
+        tokio::task::yield_now().await;
+        assert!(!push.is_finished());
+        // A single reader takes the whole queue as one batch.
+        assert_eq!(q.try_next().unwrap().message().offset(), 0);
+        let ok = tokio::time::timeout(Duration::from_secs(5), &mut push)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(ok);
+        let offsets: Vec<i64> = std::iter::from_fn(|| q.try_next())
+            .map(|d| d.message().offset())
+            .collect();
+        assert_eq!(offsets, vec![1, 2, 3, 4]);
+    }
+
+    #[tokio::test]
+    async fn close_ends_readers_after_the_queued_events_and_refuses_more() {
+        let q = AgentQueue::new(4, true);
+        pushed(&q, 0);
+        q.close();
+        assert!(matches!(q.try_push(delivery(1)), Push::Closed(_)));
+        assert_eq!(q.next().await.unwrap().message().offset(), 0);
+        assert!(q.next().await.is_none());
+        let waiter = AgentQueue::new(4, true);
+        let w = waiter.clone();
+        let h = tokio::spawn(async move { w.next().await.is_none() });
+        tokio::task::yield_now().await;
+        waiter.close();
+        assert!(tokio::time::timeout(Duration::from_secs(5), h)
+            .await
+            .unwrap()
+            .unwrap());
+        let full = AgentQueue::new(1, false);
+        pushed(&full, 0);
+        let f = full.clone();
+        let p = tokio::spawn(async move { f.push(delivery(1)).await.is_err() });
+        tokio::task::yield_now().await;
+        full.close();
+        assert!(tokio::time::timeout(Duration::from_secs(5), p)
+            .await
+            .unwrap()
+            .unwrap());
+    }
+}
