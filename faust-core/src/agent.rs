@@ -26,8 +26,8 @@ use crate::actor::{
 use crate::app::{App, AppInner};
 use crate::codec::{Codec, Value};
 use crate::error::{Error, Result};
-use crate::message::{Delivery, Message, MessageRef};
-use crate::queue::{AgentQueue, Push, Queue};
+use crate::message::Message;
+use crate::queue::{AgentQueue, Queue};
 use crate::record::{Headers, RecordMetadata, TopicPartition};
 use crate::sink::{ErasedSink, Sink};
 use crate::stream::{Stream, Yield};
@@ -432,13 +432,6 @@ impl AgentStats {
         let n = self.asks();
         (n > 0).then(|| Duration::from_micros(self.ask_micros.load(Ordering::Relaxed) / n))
     }
-}
-
-/// Outcome of [`Agent::try_deliver`].
-pub(crate) enum TryDeliver {
-    Done,
-    Full,
-    NoQueue,
 }
 
 /// What an observer (the test harness) learns about each finished event.
@@ -1057,34 +1050,14 @@ impl Agent {
         Ok(())
     }
 
-    /// Hand a consumed message to the agent's queue (waits when it is full).
-    /// Hand a message to the agent's queue if it has room, without waiting.
-    pub(crate) fn try_deliver(&self, msg: MessageRef) -> TryDeliver {
+    /// The queue that receives this agent's messages of `partition`, if
+    /// the agent is running (and, isolated, has the partition).
+    pub(crate) fn queue(&self, partition: i32) -> Option<Queue> {
         let st = self.state();
-        let queue = if self.isolated_partitions() {
-            st.isolated.get(&msg.partition())
+        if self.isolated_partitions() {
+            st.isolated.get(&partition).map(|q| q.0.clone())
         } else {
-            st.shared.as_ref()
-        };
-        match queue.map(|q| q.0.try_push(Delivery::new(msg))) {
-            Some(Push::Queued) => TryDeliver::Done,
-            Some(Push::Full(_)) => TryDeliver::Full,
-            Some(Push::Closed(_)) | None => TryDeliver::NoQueue,
-        }
-    }
-
-    pub(crate) async fn deliver(&self, msg: MessageRef) -> bool {
-        let queue = {
-            let st = self.state();
-            if self.isolated_partitions() {
-                st.isolated.get(&msg.partition()).map(|q| q.0.clone())
-            } else {
-                st.shared.as_ref().map(|q| q.0.clone())
-            }
-        };
-        match queue {
-            Some(q) => q.push(Delivery::new(msg)).await.is_ok(),
-            None => false,
+            st.shared.as_ref().map(|q| q.0.clone())
         }
     }
 

@@ -9,10 +9,10 @@ use futures::FutureExt;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::TryDeliver;
 use crate::app::App;
 use crate::error::Result;
 use crate::message::{Delivery, Message, MessageRef, PartitionAcks};
+use crate::queue::{Push, Queue};
 use crate::record::{Record, TopicPartition};
 use crate::transport::{Consumer, ConsumerEvent};
 
@@ -32,12 +32,36 @@ type Agents = Arc<Vec<crate::agent::Agent>>;
 /// The partition of the previous record: topic, partition, acks, agents.
 type RunCache = (Arc<str>, i32, Arc<PartitionAcks>, Agents);
 
+/// Consecutive polled messages of one partition, not yet handed to their
+/// agents.
+struct Run {
+    batch: Arc<[Message]>,
+    /// Indices in `batch` still to deliver.
+    next: usize,
+    end: usize,
+    agents: Agents,
+    /// The queue of each agent for this partition, looked up on first use.
+    queues: Vec<Option<Queue>>,
+}
+
+/// How handing a message to its agents ended.
+enum Delivered {
+    /// Every agent has it (or acked its share: no queue).
+    Done,
+    /// Its partition was revoked meanwhile: drop the rest of its run.
+    Revoked,
+    /// The app is stopping.
+    Shutdown,
+}
+
 pub(crate) struct Conductor {
     app: App,
     consumer: Box<dyn Consumer>,
     parts: HashMap<TopicPartition, Arc<PartitionAcks>>,
     /// Messages polled but not yet handed to their agents, in order.
-    backlog: VecDeque<(MessageRef, Agents)>,
+    backlog: VecDeque<Run>,
+    /// Messages in `backlog`.
+    backlog_len: usize,
     last_commit: Instant,
     last_tick: Instant,
     /// Records delivered since the clock was last read.
@@ -57,6 +81,7 @@ impl Conductor {
             consumer,
             parts: HashMap::new(),
             backlog: VecDeque::new(),
+            backlog_len: 0,
             last_commit: Instant::now(),
             last_tick: Instant::now(),
             since_tick: 0,
@@ -93,9 +118,16 @@ impl Conductor {
                     match event {
                         ConsumerEvent::Records(records) => {
                             self.accept(records);
-                            while let Some((msg, agents)) = self.backlog.pop_front() {
-                                if !self.deliver(msg, agents, &shutdown).await {
-                                    break 'outer;
+                            while let Some(mut run) = self.backlog.pop_front() {
+                                self.backlog_len -= run.end - run.next;
+                                while run.next < run.end {
+                                    let msg = MessageRef::new(run.batch.clone(), run.next);
+                                    run.next += 1;
+                                    match self.deliver(msg, &mut run, &shutdown).await {
+                                        Delivered::Done => {}
+                                        Delivered::Revoked => break,
+                                        Delivered::Shutdown => break 'outer,
+                                    }
                                 }
                             }
                         }
@@ -111,24 +143,60 @@ impl Conductor {
         self
     }
 
-    /// Turn polled records into messages (one allocation for the batch)
-    /// and queue them with the agents of their topic; records of a topic
-    /// no agent reads are dropped.
-    fn accept(&mut self, records: Vec<Record>) {
-        let mut messages = Vec::with_capacity(records.len());
-        let mut routes = Vec::with_capacity(records.len());
-        for record in records {
-            let Some((acks, agents)) = self.route(&record) else {
-                continue;
-            };
-            messages.push(Message::new(record, acks, agents.len()));
-            routes.push(agents);
+    /// Turn polled records into messages (one allocation for the batch),
+    /// register their offsets and queue them with the agents of their
+    /// topic, one run per partition; records of a topic no agent reads are
+    /// dropped.
+    fn accept(&mut self, mut records: Vec<Record>) {
+        // Records of a batch come grouped by partition: one route per run.
+        let mut runs: Vec<(usize, Arc<PartitionAcks>, Agents)> = Vec::new();
+        let mut kept = 0;
+        records.retain(|record| {
+            let same = runs.last().is_some_and(|(_, acks, _)| {
+                self.last.as_ref().is_some_and(|(t, p, a, _)| {
+                    Arc::ptr_eq(a, acks) && *p == record.partition && **t == *record.topic
+                })
+            });
+            if !same {
+                let Some((acks, agents)) = self.route(record) else {
+                    return false;
+                };
+                runs.push((kept, acks, agents));
+            }
+            kept += 1;
+            true
+        });
+        if records.is_empty() {
+            return;
         }
-        self.backlog.extend(MessageRef::batch(messages).zip(routes));
+        let starts: Vec<usize> = runs.iter().map(|(start, ..)| *start).collect();
+        let mut run = 0;
+        let batch: Arc<[Message]> = records
+            .into_iter()
+            .enumerate()
+            .map(|(i, record)| {
+                if starts.get(run + 1) == Some(&i) {
+                    run += 1;
+                }
+                Message::new(record, runs[run].1.clone(), runs[run].2.len())
+            })
+            .collect();
+        for (k, (start, acks, agents)) in runs.into_iter().enumerate() {
+            let end = starts.get(k + 1).copied().unwrap_or(batch.len());
+            acks.register_many(batch[start..end].iter().map(Message::offset));
+            self.backlog_len += end - start;
+            self.backlog.push_back(Run {
+                batch: batch.clone(),
+                next: start,
+                end,
+                queues: vec![None; agents.len()],
+                agents,
+            });
+        }
     }
 
-    /// The acks and agents of a record's partition. Records of a batch come
-    /// grouped by partition: looked up once per run.
+    /// The acks and agents of a record's partition (the last one looked up
+    /// is remembered).
     fn route(&mut self, record: &Record) -> Option<(Arc<PartitionAcks>, Agents)> {
         if let Some((t, p, acks, agents)) = &self.last {
             if *p == record.partition && **t == *record.topic {
@@ -150,61 +218,77 @@ impl Conductor {
         Some((acks, agents))
     }
 
+    /// Hand `msg` (of `run`) to each of its agents, waiting for room in a
+    /// full queue (while still polling for rebalances).
     async fn deliver(
         &mut self,
         msg: MessageRef,
-        agents: Agents,
+        run: &mut Run,
         shutdown: &CancellationToken,
-    ) -> bool {
+    ) -> Delivered {
         self.since_tick += 1;
         if self.since_tick >= TICK_EVERY {
             self.since_tick = 0;
             if self.last_tick.elapsed() >= SIDE_POLL
                 && self.tick(msg.topic(), msg.partition()).await
             {
-                return true; // its partition was just revoked
+                return Delivered::Revoked;
             }
         }
-        msg.acks().register(msg.offset());
-        let (topic, partition) = (msg.record().topic.clone(), msg.partition());
-        for agent in agents.iter() {
-            match agent.try_deliver(msg.clone()) {
-                TryDeliver::Done => continue,
-                TryDeliver::NoQueue => {
-                    // No queue for it (agent stopped or partition not routed): ack its share.
-                    let mut d = Delivery::new(msg.clone());
-                    d.start();
-                    continue;
-                }
-                TryDeliver::Full => {}
+        let partition = msg.partition();
+        for (agent, queue) in run.agents.iter().zip(run.queues.iter_mut()) {
+            if queue.is_none() {
+                *queue = agent.queue(partition);
             }
-            let delivery = agent.deliver(msg.clone());
-            tokio::pin!(delivery);
+            let mut delivery = Delivery::new(msg.clone());
+            if let Some(q) = queue {
+                match q.try_push(delivery) {
+                    Push::Queued => continue,
+                    Push::Full(d) => delivery = d,
+                    Push::Closed(d) => {
+                        // Stopped or restarted since looked up: look again.
+                        delivery = d;
+                        *queue = agent.queue(partition);
+                        if let Some(q) = queue {
+                            match q.try_push(delivery) {
+                                Push::Queued => continue,
+                                Push::Full(d) | Push::Closed(d) => delivery = d,
+                            }
+                        }
+                    }
+                }
+            }
+            let Some(q) = queue.clone() else {
+                // No queue for it (agent stopped or partition not routed): ack its share.
+                let _ = delivery.start();
+                continue;
+            };
+            let push = q.push(delivery);
+            tokio::pin!(push);
             if self.side_timer.is_elapsed() {
                 let next = Instant::now() + SIDE_POLL;
                 self.side_timer.as_mut().reset(next);
             }
-            let delivered = loop {
+            let pushed = loop {
                 let timer = &mut self.side_timer;
                 tokio::select! {
                     biased;
-                    _ = shutdown.cancelled() => return false,
-                    ok = &mut delivery => break ok,
+                    _ = shutdown.cancelled() => return Delivered::Shutdown,
+                    r = &mut push => break r,
                     _ = timer.as_mut() => {}
                 }
                 let next = Instant::now() + SIDE_POLL;
                 self.side_timer.as_mut().reset(next);
-                if self.tick(&topic, partition).await {
-                    return true; // its partition was revoked meanwhile
+                if self.tick(msg.topic(), partition).await {
+                    return Delivered::Revoked;
                 }
             };
-            if !delivered {
-                // No queue for it (agent stopped or partition not routed): ack its share.
-                let mut d = Delivery::new(msg.clone());
-                d.start();
+            if let Err(mut d) = pushed {
+                // The queue closed while waiting: ack its share.
+                let _ = d.start();
             }
         }
-        true
+        Delivered::Done
     }
 
     /// The app's commit interval, or the consumer's if it wants more.
@@ -218,7 +302,7 @@ impl Conductor {
     /// `topic[partition]` was revoked.
     async fn tick(&mut self, topic: &str, partition: i32) -> bool {
         self.last_tick = Instant::now();
-        let revoked = if self.backlog.len() < BACKLOG_LIMIT || self.consumer.rebalance_pending() {
+        let revoked = if self.backlog_len < BACKLOG_LIMIT || self.consumer.rebalance_pending() {
             self.side_poll(topic, partition).await
         } else {
             false
@@ -254,10 +338,12 @@ impl Conductor {
         self.last = None;
         // Records read ahead for these partitions are dropped: their new
         // owner reads them from the committed offset.
-        self.backlog.retain(|(m, _)| {
+        self.backlog.retain(|run| {
+            let m = &run.batch[run.next];
             !tps.iter()
                 .any(|tp| *tp.topic == *m.topic() && tp.partition == m.partition())
         });
+        self.backlog_len = self.backlog.iter().map(|r| r.end - r.next).sum();
         if let Err(e) = self.app.agents().on_rebalance(&tps, &[]).await {
             tracing::error!(error = %e, "agents failed to handle revocation");
         }

@@ -32,10 +32,6 @@ impl Message {
         }
     }
 
-    pub(crate) fn acks(&self) -> &Arc<PartitionAcks> {
-        &self.acks
-    }
-
     /// The record as read from the transport.
     pub fn record(&self) -> &Record {
         &self.record
@@ -88,13 +84,10 @@ pub struct MessageRef {
 }
 
 impl MessageRef {
-    /// Handles to every message of a batch, in order (one allocation).
-    pub(crate) fn batch(messages: Vec<Message>) -> impl Iterator<Item = MessageRef> {
-        let batch: Arc<[Message]> = messages.into();
-        (0..batch.len()).map(move |index| MessageRef {
-            batch: batch.clone(),
-            index,
-        })
+    /// A handle to message `index` of `batch`.
+    pub(crate) fn new(batch: Arc<[Message]>, index: usize) -> MessageRef {
+        debug_assert!(index < batch.len());
+        MessageRef { batch, index }
     }
 
     /// A handle to a message of its own.
@@ -153,14 +146,15 @@ impl PartitionAcks {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Record that `offset` was delivered (called in offset order).
-    pub(crate) fn register(&self, offset: i64) {
+    /// Record that `offsets` (in offset order) were delivered, under one lock.
+    pub(crate) fn register_many(&self, offsets: impl Iterator<Item = i64>) {
         let mut st = self.lock();
-        if st.pending.is_empty() && st.commit.is_none() {
-            // Nothing earlier is outstanding: committing `offset` means "resume here".
-            st.commit = Some(offset);
+        for offset in offsets {
+            if st.pending.is_empty() && st.commit.is_none() {
+                st.commit = Some(offset);
+            }
+            st.pending.push_back((offset, false));
         }
-        st.pending.push_back((offset, false));
     }
 
     /// A message with no remaining references is done: mark it acked.
@@ -304,7 +298,7 @@ mod tests {
     use super::*;
 
     fn msg(acks: &Arc<PartitionAcks>, offset: i64, refs: usize) -> MessageRef {
-        acks.register(offset);
+        acks.register_many(std::iter::once(offset));
         MessageRef::single(Message::new(
             Record {
                 topic: "t".into(),

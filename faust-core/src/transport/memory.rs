@@ -585,7 +585,18 @@ static PRIVATE: AtomicU64 = AtomicU64::new(1);
 impl MemoryBroker {
     /// Append a record to its partition (synchronous: nothing waits).
     fn append(&self, record: ProducerRecord) -> Result<RecordMetadata> {
+        {
+            // Existing topic (the common case): no reference count to touch.
+            let topics = self.inner.topics.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(topic) = topics.get(&*record.topic) {
+                return Self::append_to(topic, record);
+            }
+        }
         let topic = self.inner.topic_or_create(&record.topic, 1)?;
+        Self::append_to(&topic, record)
+    }
+
+    fn append_to(topic: &Topic, record: ProducerRecord) -> Result<RecordMetadata> {
         let count = topic.count();
         let partition = match (record.partition, &record.key) {
             (Some(p), _) => {
