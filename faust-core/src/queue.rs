@@ -338,7 +338,6 @@ mod tests {
             got.push(rx.recv().await.unwrap());
         }
         let want: Vec<_> = (0..9).map(|o| ((o % 3) as i32, o)).collect();
-        let got: Vec<_> = got.into_iter().map(|(r, o)| (r, o)).collect();
         assert_eq!(got, want);
         q.close();
         for r in readers {
