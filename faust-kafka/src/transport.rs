@@ -27,6 +27,27 @@ use crate::worker::{self, ConsumerCtx, Mode};
 /// Pause between two metadata lookups while waiting for a new topic.
 const METADATA_RETRY: Duration = Duration::from_millis(50);
 
+/// While the producer queue is full, a send waits for one of our delivery
+/// reports, or this long at most: a record whose delivery future was
+/// dropped frees its room without telling anyone.
+const FULL_QUEUE_RECHECK: Duration = Duration::from_millis(10);
+
+/// Wakes sends waiting for room in a full producer queue when a delivery
+/// report comes in (only while one waits: the report path stays a load).
+#[derive(Default)]
+struct Room {
+    waiting: std::sync::atomic::AtomicUsize,
+    freed: tokio::sync::Notify,
+}
+
+impl Room {
+    fn delivered(&self) {
+        if self.waiting.load(std::sync::atomic::Ordering::Acquire) > 0 {
+            self.freed.notify_waiters();
+        }
+    }
+}
+
 /// The `kafka://` transport, on librdkafka (through rdkafka).
 ///
 /// Build it from a URL with [`KafkaTransport::from_url`] (what
@@ -43,6 +64,7 @@ pub struct KafkaTransport {
     settings: Settings,
     producer_error: LastError,
     admin_error: LastError,
+    room: Arc<Room>,
 }
 
 struct Clients {
@@ -112,6 +134,7 @@ impl KafkaTransport {
             settings,
             producer_error,
             admin_error,
+            room: Arc::default(),
         })
     }
 
@@ -358,8 +381,28 @@ impl Transport for KafkaTransport {
 
     async fn enqueue(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
         let deadline = tokio::time::Instant::now() + self.settings.operation_timeout;
-        let mut record = record;
+        let mut record = match self.try_enqueue(record)? {
+            Enqueued::Delivered(delivered) => {
+                return Ok(Box::pin(std::future::ready(Ok(delivered))))
+            }
+            Enqueued::Queued(delivery) => return Ok(delivery),
+            Enqueued::WouldWait(back) => back,
+        };
+        // The producer queue is full: wait for deliveries to make room.
+        use std::sync::atomic::Ordering;
+        self.room.waiting.fetch_add(1, Ordering::AcqRel);
+        struct Waiting<'a>(&'a Room);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.waiting.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        let _waiting = Waiting(&self.room);
         loop {
+            let freed = self.room.freed.notified();
+            tokio::pin!(freed);
+            // Registered before trying, so a report in between is not missed.
+            freed.as_mut().enable();
             match self.try_enqueue(record)? {
                 Enqueued::Delivered(delivered) => {
                     return Ok(Box::pin(std::future::ready(Ok(delivered))))
@@ -367,7 +410,11 @@ impl Transport for KafkaTransport {
                 Enqueued::Queued(delivery) => return Ok(delivery),
                 Enqueued::WouldWait(back) if tokio::time::Instant::now() < deadline => {
                     record = back;
-                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    let recheck = (tokio::time::Instant::now() + FULL_QUEUE_RECHECK).min(deadline);
+                    tokio::select! {
+                        _ = freed => {}
+                        _ = tokio::time::sleep_until(recheck) => {}
+                    }
                 }
                 Enqueued::WouldWait(back) => {
                     return Err(self.delivery_error(
@@ -425,8 +472,11 @@ impl Transport for KafkaTransport {
         let failure = move |topic: &str, e: &dyn std::fmt::Display| {
             Error::Broker(describe_delivery_failure(topic, partition, e, &last_error))
         };
+        let room = self.room.clone();
         Ok(Enqueued::Queued(Box::pin(async move {
-            match delivery.await {
+            let report = delivery.await;
+            room.delivered();
+            match report {
                 Ok(Ok(d)) => Ok(RecordMetadata {
                     topic,
                     partition: d.partition,

@@ -265,3 +265,34 @@ fn factory_builds_from_urls_and_rejects_bad_ones() {
     assert_eq!(b.url(), "kafka://127.0.0.1:9092");
     assert_eq!(b.bootstrap_servers(), "127.0.0.1:9092");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_wait_for_room_in_a_full_producer_queue() {
+    let mock = mock();
+    let topic = topic(&mock, 2);
+    // Room for one record: every other send finds the queue full and waits
+    // for a delivery report.
+    let t = std::sync::Arc::new(
+        faust_kafka::KafkaTransport::from_url(&format!(
+            "{}&producer.queue.buffering.max.messages=1&producer.linger.ms=5",
+            url(&mock)
+        ))
+        .unwrap(),
+    );
+    let sends = (0..40).map(|i| {
+        let (t, topic) = (t.clone(), topic.clone());
+        tokio::spawn(async move { t.send(ProducerRecord::new(topic, format!("v{i}"))).await })
+    });
+    let sends: Vec<_> = sends.collect();
+    let mut offsets = Vec::new();
+    within(30, "40 sends", async {
+        for s in sends {
+            let md = s.await.unwrap().unwrap();
+            offsets.push((md.partition, md.offset));
+        }
+    })
+    .await;
+    offsets.sort_unstable();
+    offsets.dedup();
+    assert_eq!(offsets.len(), 40, "every record delivered once");
+}

@@ -101,3 +101,24 @@ async fn consumers_close_within_their_deadline() {
         "drop does not block"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_producer_queue_that_stays_full_fails_the_send_at_the_deadline() {
+    init_tracing();
+    // One record fills the queue and is never delivered before its timeout.
+    let t = KafkaTransport::from_url(
+        "kafka://127.0.0.1:1?faust.operation.timeout.ms=1000&producer.message.timeout.ms=20000&producer.queue.buffering.max.messages=1",
+    )
+    .unwrap();
+    let first = t.enqueue(ProducerRecord::new("t", "first")).await.unwrap();
+    let started = Instant::now();
+    let err = within(10, "enqueue", t.enqueue(ProducerRecord::new("t", "second")))
+        .await
+        .err()
+        .expect("the queue is full");
+    eprintln!("enqueue failed after {:?}: {err}", started.elapsed());
+    assert!(err.to_string().contains("stayed full"), "{err}");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    drop(first);
+}
