@@ -992,7 +992,11 @@ async fn rebalance_while_paused_by_back_pressure() -> Result<()> {
     let Some(ctx) = Ctx::new("backpressure") else {
         return Ok(());
     };
-    const N: i64 = 16_000;
+    // w1 must still have a backlog at its second stall larger than what a
+    // blocked runtime reads ahead (the conductor's 4 096 records, the
+    // mailbox's 2 batches of up to 1 000, the agent queue's 16), or its
+    // transport never pauses: 3 000 events per partition leave ample room.
+    const N: i64 = 24_000;
     let (_client, agent) = ctx.client().await?;
     let t = Instant::now();
     send_many(&agent, 0..N).await?;

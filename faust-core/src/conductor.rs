@@ -44,6 +44,32 @@ struct Run {
     queues: Vec<Option<Queue>>,
 }
 
+/// The ack bookkeeping of each assigned partition. Dropping it lets go of
+/// the messages they hold (which point back to them).
+#[derive(Default)]
+struct Parts(HashMap<TopicPartition, Arc<PartitionAcks>>);
+
+impl std::ops::Deref for Parts {
+    type Target = HashMap<TopicPartition, Arc<PartitionAcks>>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Parts {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Parts {
+    fn drop(&mut self) {
+        for acks in self.0.values() {
+            acks.release();
+        }
+    }
+}
+
 /// How handing a message to its agents ended.
 enum Delivered {
     /// Every agent has it (or acked its share: no queue).
@@ -57,11 +83,11 @@ enum Delivered {
 pub(crate) struct Conductor {
     app: App,
     consumer: Box<dyn Consumer>,
-    parts: HashMap<TopicPartition, Arc<PartitionAcks>>,
+    parts: Parts,
     /// Messages polled but not yet handed to their agents, in order.
     backlog: VecDeque<Run>,
-    /// Messages in `backlog`.
-    backlog_len: usize,
+    /// Messages left in the run being delivered (it is out of `backlog`).
+    in_hand: usize,
     last_commit: Instant,
     last_tick: Instant,
     /// Records delivered since the clock was last read.
@@ -79,9 +105,9 @@ impl Conductor {
         Self {
             app,
             consumer,
-            parts: HashMap::new(),
+            parts: Parts::default(),
             backlog: VecDeque::new(),
-            backlog_len: 0,
+            in_hand: 0,
             last_commit: Instant::now(),
             last_tick: Instant::now(),
             since_tick: 0,
@@ -119,16 +145,17 @@ impl Conductor {
                         ConsumerEvent::Records(records) => {
                             self.accept(records);
                             while let Some(mut run) = self.backlog.pop_front() {
-                                self.backlog_len -= run.end - run.next;
                                 while run.next < run.end {
                                     let msg = MessageRef::new(run.batch.clone(), run.next);
                                     run.next += 1;
+                                    self.in_hand = run.end - run.next;
                                     match self.deliver(msg, &mut run, &shutdown).await {
                                         Delivered::Done => {}
                                         Delivered::Revoked => break,
                                         Delivered::Shutdown => break 'outer,
                                     }
                                 }
+                                self.in_hand = 0;
                             }
                         }
                         ConsumerEvent::Revoked(tps) => self.on_revoked(tps).await,
@@ -183,8 +210,7 @@ impl Conductor {
             .collect();
         for (k, (start, acks, agents)) in runs.into_iter().enumerate() {
             let end = starts.get(k + 1).copied().unwrap_or(batch.len());
-            acks.register_many(batch[start..end].iter().map(Message::offset));
-            self.backlog_len += end - start;
+            acks.register_run(&batch, start..end);
             self.backlog.push_back(Run {
                 batch: batch.clone(),
                 next: start,
@@ -302,7 +328,8 @@ impl Conductor {
     /// `topic[partition]` was revoked.
     async fn tick(&mut self, topic: &str, partition: i32) -> bool {
         self.last_tick = Instant::now();
-        let revoked = if self.backlog_len < BACKLOG_LIMIT || self.consumer.rebalance_pending() {
+        let backlog = self.in_hand + self.backlog.iter().map(|r| r.end - r.next).sum::<usize>();
+        let revoked = if backlog < BACKLOG_LIMIT || self.consumer.rebalance_pending() {
             self.side_poll(topic, partition).await
         } else {
             false
@@ -343,7 +370,6 @@ impl Conductor {
             !tps.iter()
                 .any(|tp| *tp.topic == *m.topic() && tp.partition == m.partition())
         });
-        self.backlog_len = self.backlog.iter().map(|r| r.end - r.next).sum();
         if let Err(e) = self.app.agents().on_rebalance(&tps, &[]).await {
             tracing::error!(error = %e, "agents failed to handle revocation");
         }
@@ -357,6 +383,7 @@ impl Conductor {
                 if let Some(o) = acks.current_commit() {
                     offsets.push((tp.clone(), o));
                 }
+                acks.release();
             }
         }
         if !offsets.is_empty() {

@@ -20,7 +20,10 @@ use crate::record::{Headers, Record, TopicPartition};
 pub struct Message {
     record: Record,
     acks: Arc<PartitionAcks>,
+    /// Agents still working on it.
     refs: AtomicUsize,
+    /// Every agent is done: its partition's committer may pass it.
+    done: AtomicBool,
 }
 
 impl Message {
@@ -29,6 +32,7 @@ impl Message {
             record,
             acks,
             refs: AtomicUsize::new(refs),
+            done: AtomicBool::new(false),
         }
     }
 
@@ -114,6 +118,11 @@ impl std::fmt::Debug for MessageRef {
 }
 
 /// Ack bookkeeping of one assigned partition.
+///
+/// The conductor registers the offsets it hands out, one run of a polled
+/// batch at a time; an agent finishing a message only sets the message's
+/// `done` flag (no lock). Whoever computes the commit (the conductor) walks
+/// the registered runs from the oldest while their flags are set.
 #[derive(Debug)]
 pub(crate) struct PartitionAcks {
     state: Mutex<AckState>,
@@ -122,14 +131,40 @@ pub(crate) struct PartitionAcks {
     idle: Notify,
 }
 
+/// Registered messages `next..end` of a batch, in offset order.
+#[derive(Debug)]
+struct PendingRun {
+    batch: Arc<[Message]>,
+    next: usize,
+    end: usize,
+}
+
 #[derive(Debug, Default)]
 struct AckState {
-    /// Delivered offsets not yet committable, in offset order, with their ack flag.
-    pending: VecDeque<(i64, bool)>,
+    /// Delivered messages not yet committable, in offset order.
+    pending: VecDeque<PendingRun>,
     /// Offset to commit next time (all earlier delivered offsets are acked).
     commit: Option<i64>,
     /// Offset last committed.
     committed: Option<i64>,
+}
+
+impl AckState {
+    /// Move `commit` past the acked messages at the front of `pending`
+    /// (and let go of their batches).
+    fn advance(&mut self) {
+        while let Some(run) = self.pending.front_mut() {
+            while run.next < run.end && run.batch[run.next].done.load(Ordering::Acquire) {
+                run.next += 1;
+            }
+            if run.next < run.end {
+                self.commit = Some(run.batch[run.next].offset());
+                return;
+            }
+            self.commit = Some(run.batch[run.end - 1].offset() + 1);
+            self.pending.pop_front();
+        }
+    }
 }
 
 impl PartitionAcks {
@@ -146,42 +181,37 @@ impl PartitionAcks {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Record that `offsets` (in offset order) were delivered, under one lock.
-    pub(crate) fn register_many(&self, offsets: impl Iterator<Item = i64>) {
-        let mut st = self.lock();
-        for offset in offsets {
-            if st.pending.is_empty() && st.commit.is_none() {
-                st.commit = Some(offset);
-            }
-            st.pending.push_back((offset, false));
+    /// Record that messages `range` of `batch` (of this partition, in
+    /// offset order, after every message registered before) were delivered.
+    pub(crate) fn register_run(&self, batch: &Arc<[Message]>, range: std::ops::Range<usize>) {
+        if range.is_empty() {
+            return;
         }
+        let mut st = self.lock();
+        // Let go of the batches already passed (they would otherwise live
+        // until the next commit).
+        st.advance();
+        if st.pending.is_empty() && st.commit.is_none() {
+            // Nothing earlier is outstanding: committing it means "resume here".
+            st.commit = Some(batch[range.start].offset());
+        }
+        st.pending.push_back(PendingRun {
+            batch: batch.clone(),
+            next: range.start,
+            end: range.end,
+        });
     }
 
-    /// A message with no remaining references is done: mark it acked.
-    fn ack(&self, offset: i64) {
-        let mut st = self.lock();
-        // Acks mostly come in offset order: the oldest pending one first.
-        let found = match st.pending.front() {
-            Some((o, _)) if *o == offset => Ok(0),
-            _ => st.pending.binary_search_by_key(&offset, |(o, _)| *o),
-        };
-        let Ok(i) = found else {
-            return;
-        };
-        st.pending[i].1 = true;
-        let mut next = None;
-        while let Some(&(o, true)) = st.pending.front() {
-            st.pending.pop_front();
-            next = Some(o + 1);
-        }
-        if let Some(n) = next {
-            st.commit = Some(st.pending.front().map_or(n, |(o, _)| *o));
-        }
+    /// Forget the registered messages (the partition is gone); their
+    /// batches point back here, so holding them would leak both.
+    pub(crate) fn release(&self) {
+        self.lock().pending.clear();
     }
 
     /// Offset to commit if it moved since the last commit.
     pub(crate) fn take_commit(&self) -> Option<i64> {
         let mut st = self.lock();
+        st.advance();
         match (st.commit, st.committed) {
             (Some(c), Some(done)) if c <= done => None,
             (Some(c), _) => {
@@ -195,6 +225,7 @@ impl PartitionAcks {
     /// The offset to commit now, whether or not it was committed before.
     pub(crate) fn current_commit(&self) -> Option<i64> {
         let mut st = self.lock();
+        st.advance();
         if let Some(c) = st.commit {
             st.committed = Some(c);
         }
@@ -242,7 +273,12 @@ impl PartitionAcks {
     /// Number of delivered offsets not yet acked.
     #[cfg(test)]
     pub(crate) fn unacked(&self) -> usize {
-        self.lock().pending.iter().filter(|(_, a)| !a).count()
+        self.lock()
+            .pending
+            .iter()
+            .flat_map(|r| r.batch[r.next..r.end].iter())
+            .filter(|m| !m.done.load(Ordering::Acquire))
+            .count()
     }
 }
 
@@ -286,7 +322,7 @@ impl Drop for Delivery {
     fn drop(&mut self) {
         if self.started {
             if self.msg.refs.fetch_sub(1, Ordering::AcqRel) == 1 {
-                self.msg.acks.ack(self.msg.record.offset);
+                self.msg.done.store(true, Ordering::Release);
             }
             self.msg.acks.end();
         }
@@ -298,8 +334,7 @@ mod tests {
     use super::*;
 
     fn msg(acks: &Arc<PartitionAcks>, offset: i64, refs: usize) -> MessageRef {
-        acks.register_many(std::iter::once(offset));
-        MessageRef::single(Message::new(
+        let m = MessageRef::single(Message::new(
             Record {
                 topic: "t".into(),
                 partition: 0,
@@ -311,7 +346,57 @@ mod tests {
             },
             acks.clone(),
             refs,
-        ))
+        ));
+        acks.register_run(&m.batch, 0..1);
+        m
+    }
+
+    #[test]
+    fn a_run_commits_its_acked_prefix_and_lets_go_of_its_batch() {
+        let acks = PartitionAcks::new();
+        let batch: Arc<[Message]> = (5..9)
+            .map(|offset| {
+                Message::new(
+                    Record {
+                        topic: "t".into(),
+                        partition: 0,
+                        offset,
+                        timestamp: 0,
+                        key: None,
+                        value: None,
+                        headers: vec![],
+                    },
+                    acks.clone(),
+                    1,
+                )
+            })
+            .collect();
+        // Offsets 6..9 of the batch are delivered; 5 was not for us.
+        acks.register_run(&batch, 1..4);
+        let mut d: Vec<_> = (1..4)
+            .map(|i| Delivery::new(MessageRef::new(batch.clone(), i)))
+            .collect();
+        for x in &mut d {
+            assert!(x.start());
+        }
+        assert_eq!(acks.take_commit(), Some(6));
+        drop(d.remove(1)); // 7
+        assert_eq!(acks.take_commit(), None);
+        assert_eq!(acks.unacked(), 2);
+        drop(d.remove(0)); // 6 -> 7 already acked
+        assert_eq!(acks.take_commit(), Some(8));
+        drop(d);
+        assert_eq!(acks.take_commit(), Some(9));
+        assert_eq!(Arc::strong_count(&batch), 1, "the passed run is let go");
+    }
+
+    #[test]
+    fn release_lets_go_of_unacked_runs() {
+        let acks = PartitionAcks::new();
+        let m = msg(&acks, 0, 1);
+        assert_eq!(Arc::strong_count(&m.batch), 2);
+        acks.release();
+        assert_eq!(Arc::strong_count(&m.batch), 1);
     }
 
     #[test]
