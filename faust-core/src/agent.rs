@@ -454,6 +454,8 @@ pub(crate) struct AgentInner {
     topic: Arc<str>,
     value_codec: Codec,
     app: Weak<AppInner>,
+    /// The app's transport: sending needs no upgrade of `app`.
+    transport: Arc<dyn crate::transport::Transport>,
     sinks: RwLock<Arc<Vec<ErasedSink>>>,
     stats: AgentStats,
     observer: OnceLock<mpsc::UnboundedSender<Processed>>,
@@ -519,6 +521,7 @@ impl Agent {
                 topic,
                 value_codec,
                 app: Arc::downgrade(app),
+                transport: app.transport.clone(),
                 sinks,
                 stats: AgentStats::default(),
                 observer: OnceLock::new(),
@@ -1138,16 +1141,15 @@ impl Agent {
         partition: Option<i32>,
         headers: Headers,
     ) -> Result<RecordMetadata> {
-        self.app()
-            .send_record(crate::record::ProducerRecord {
-                topic: self.topic_name().clone(),
-                partition,
-                key,
-                value,
-                headers,
-                timestamp: None,
-            })
-            .await
+        let record = crate::record::ProducerRecord {
+            topic: self.topic_name().clone(),
+            partition,
+            key,
+            value,
+            headers,
+            timestamp: None,
+        };
+        crate::app::send_via(&self.inner.transport, record).await
     }
 
     /// Send a value to the agent (no reply expected).

@@ -243,7 +243,7 @@ pub struct App {
 
 pub(crate) struct AppInner {
     pub(crate) config: AppConfig,
-    transport: Arc<dyn Transport>,
+    pub(crate) transport: Arc<dyn Transport>,
     agents: AgentManager,
     registry: await_tree::Registry,
     running: tokio::sync::Mutex<Option<Running>>,
@@ -487,16 +487,7 @@ impl App {
 
     /// Produce a record.
     pub async fn send_record(&self, record: ProducerRecord) -> Result<RecordMetadata> {
-        match self.transport().try_enqueue(record)? {
-            Enqueued::Delivered(delivered) => {
-                // Nothing waited: spend tokio's cooperative budget, so a
-                // loop of sends lets the other tasks of its thread run.
-                tokio::task::consume_budget().await;
-                Ok(delivered)
-            }
-            Enqueued::Queued(delivery) => delivery.await,
-            Enqueued::WouldWait(record) => self.transport().send(record).await,
-        }
+        send_via(self.transport(), record).await
     }
 
     /// Produce raw bytes to a topic.
@@ -660,5 +651,22 @@ impl App {
     /// The reply consumer of this app.
     pub fn replies(&self) -> &crate::replies::ReplyConsumer {
         &self.inner.replies
+    }
+}
+
+/// Send `record` with `transport` and wait for its delivery.
+pub(crate) async fn send_via(
+    transport: &Arc<dyn Transport>,
+    record: ProducerRecord,
+) -> Result<RecordMetadata> {
+    match transport.try_enqueue(record)? {
+        Enqueued::Delivered(delivered) => {
+            // Nothing waited: spend tokio's cooperative budget, so a loop of
+            // sends lets the other tasks of its thread run.
+            tokio::task::consume_budget().await;
+            Ok(delivered)
+        }
+        Enqueued::Queued(delivery) => delivery.await,
+        Enqueued::WouldWait(record) => transport.send(record).await,
     }
 }

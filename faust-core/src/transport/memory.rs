@@ -41,7 +41,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -142,6 +142,9 @@ struct Stored {
 struct Watcher {
     consumer: u64,
     notify: Arc<Notify>,
+    /// The consumer waits for records: only then do appends wake it (a
+    /// wake-up is a read-modify-write on a line the consumer also writes).
+    sleeping: Arc<AtomicBool>,
 }
 
 struct Log {
@@ -241,8 +244,13 @@ impl Partition {
             }
         }
         self.end.store(offset + 1, Ordering::Release);
+        // Pairs with the consumer's fence in `poll`: either it sees the new
+        // end, or this sees it sleeping.
+        std::sync::atomic::fence(Ordering::SeqCst);
         for w in &log.watchers {
-            w.notify.notify_one();
+            if w.sleeping.load(Ordering::Relaxed) {
+                w.notify.notify_one();
+            }
         }
         offset
     }
@@ -288,12 +296,13 @@ impl Partition {
         }
     }
 
-    fn watch(&self, consumer: u64, notify: &Arc<Notify>) {
+    fn watch(&self, consumer: u64, notify: &Arc<Notify>, sleeping: &Arc<AtomicBool>) {
         let mut log = lock(&self.log);
         if !log.watchers.iter().any(|w| w.consumer == consumer) {
             log.watchers.push(Watcher {
                 consumer,
                 notify: notify.clone(),
+                sleeping: sleeping.clone(),
             });
         }
     }
@@ -889,6 +898,8 @@ struct MemoryConsumer {
     broker: Arc<Inner>,
     id: u64,
     notify: Arc<Notify>,
+    /// Set while `poll` waits for records (see `Watcher::sleeping`).
+    sleeping: Arc<AtomicBool>,
     group: Option<Arc<Mutex<Group>>>,
     fetch: Vec<Fetch>,
     /// First partition of the next batch (round-robin fairness).
@@ -912,6 +923,7 @@ impl MemoryConsumer {
             broker,
             id,
             notify,
+            sleeping: Arc::new(AtomicBool::new(false)),
             group,
             fetch: Vec::new(),
             cursor: 0,
@@ -922,7 +934,7 @@ impl MemoryConsumer {
     }
 
     fn start_fetch(&mut self, f: Fetch) {
-        f.partition().watch(self.id, &self.notify);
+        f.partition().watch(self.id, &self.notify, &self.sleeping);
         self.fetch.push(f);
     }
 
@@ -1171,6 +1183,16 @@ impl Consumer for MemoryConsumer {
                 return Ok(ConsumerEvent::Records(records));
             }
             let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            // Appends wake only a sleeping consumer: say so, then look
+            // once more (pairs with the fence in `Partition::append`).
+            self.sleeping.store(true, Ordering::Relaxed);
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if self.fetch.iter().any(|f| f.partition().end() > f.position) {
+                self.sleeping.store(false, Ordering::Relaxed);
+                continue;
+            }
             match wait {
                 Some(deadline) => {
                     tokio::select! {
@@ -1180,6 +1202,7 @@ impl Consumer for MemoryConsumer {
                 }
                 None => notified.await,
             }
+            self.sleeping.store(false, Ordering::Relaxed);
         }
     }
 
