@@ -244,9 +244,8 @@ impl Partition {
             }
         }
         self.end.store(offset + 1, Ordering::Release);
-        // Pairs with the consumer's fence in `poll`: either it sees the new
-        // end, or this sees it sleeping.
-        std::sync::atomic::fence(Ordering::SeqCst);
+        // Under the log lock, which a consumer going to sleep takes after
+        // saying so: either it sees the new end, or this sees it sleeping.
         for w in &log.watchers {
             if w.sleeping.load(Ordering::Relaxed) {
                 w.notify.notify_one();
@@ -294,6 +293,13 @@ impl Partition {
             );
             offset += n;
         }
+    }
+
+    /// Whether records at or above `position` exist, read under the log
+    /// lock (so an append either is seen or sees the reader's state).
+    fn has_records_from(&self, position: i64) -> bool {
+        let _log = lock(&self.log);
+        self.end.load(Ordering::Acquire) > position
     }
 
     fn watch(&self, consumer: u64, notify: &Arc<Notify>, sleeping: &Arc<AtomicBool>) {
@@ -1186,10 +1192,13 @@ impl Consumer for MemoryConsumer {
             tokio::pin!(notified);
             notified.as_mut().enable();
             // Appends wake only a sleeping consumer: say so, then look
-            // once more (pairs with the fence in `Partition::append`).
+            // once more under each log's lock (see `Partition::append`).
             self.sleeping.store(true, Ordering::Relaxed);
-            std::sync::atomic::fence(Ordering::SeqCst);
-            if self.fetch.iter().any(|f| f.partition().end() > f.position) {
+            if self
+                .fetch
+                .iter()
+                .any(|f| f.partition().has_records_from(f.position))
+            {
                 self.sleeping.store(false, Ordering::Relaxed);
                 continue;
             }
