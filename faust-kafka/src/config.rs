@@ -27,9 +27,9 @@ const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
     ("message.timeout.ms", "30000"),
 ];
 
-/// Consumer defaults. The eager rebalance protocol (librdkafka's default
-/// `range,roundrobin` assignors) is kept on purpose: the runtime expects
-/// "revoke everything that moves, then assign".
+/// Consumer defaults. The rebalance protocol is librdkafka's default
+/// (eager, `range,roundrobin` assignors); `cooperative-sticky` works too,
+/// since the runtime handles revocations partition by partition.
 const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("fetch.wait.max.ms", "10"),
     ("enable.partition.eof", "false"),
