@@ -66,6 +66,8 @@ pub(crate) struct ActorCtx {
     /// Acks the events whose outputs are still being delivered (started on
     /// the first such event).
     acker: std::sync::OnceLock<mpsc::UnboundedSender<Waiting>>,
+    /// Events of this actor whose outputs are still being delivered.
+    unacked: Arc<Unacked>,
     /// Events taken since the cancellation token was last checked.
     since_check: std::sync::atomic::AtomicU32,
     label: String,
@@ -104,6 +106,7 @@ impl ActorCtx {
             cancel,
             current: Mutex::new(None),
             acker: std::sync::OnceLock::new(),
+            unacked: Arc::default(),
             since_check: std::sync::atomic::AtomicU32::new(0),
             label,
         })
@@ -148,14 +151,20 @@ impl ActorCtx {
         };
         let acker = self.acker.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(ack_when_delivered(self.agent.clone(), rx));
+            tokio::spawn(ack_when_delivered(
+                self.agent.clone(),
+                rx,
+                self.unacked.clone(),
+            ));
             tx
         });
         let waiting = Waiting {
             current: cur,
             _stop_waits: app.ack_tasks().token(),
         };
+        self.unacked.count.fetch_add(1, Ordering::AcqRel);
         if let Err(mpsc::error::SendError(waiting)) = acker.send(waiting) {
+            self.unacked.done();
             // The acker is gone (its runtime is shutting down): nothing
             // will deliver the outputs, so the event stays unacked.
             waiting.current.delivery.abandon();
@@ -191,9 +200,32 @@ impl ActorCtx {
         }
     }
 
+    /// Wait while [`MAX_UNACKED`] events of this actor wait for their
+    /// outputs' delivery (each delivery ends within the producer's message
+    /// timeout). Returns false if the actor is cancelled meanwhile.
+    async fn wait_for_deliveries(&self) -> bool {
+        while self.unacked.count.load(Ordering::Acquire) >= MAX_UNACKED {
+            let delivered = self.unacked.below.notified();
+            tokio::pin!(delivered);
+            delivered.as_mut().enable();
+            if self.unacked.count.load(Ordering::Acquire) < MAX_UNACKED {
+                break;
+            }
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => return false,
+                _ = delivered.instrument_await("waiting for the delivery of earlier outputs") => {}
+            }
+        }
+        true
+    }
+
     /// Read, decode and make current the next event.
     pub(crate) async fn next_event<T: Value>(self: Arc<Self>) -> Option<Event<T>> {
         self.finish_current();
+        if !self.wait_for_deliveries().await {
+            return None;
+        }
         loop {
             let delivery = self.recv().await?;
             let msg = delivery.message().clone();
@@ -390,7 +422,11 @@ impl Waiting {
 /// One task per actor acks its events as their outputs are delivered, in
 /// whatever order the deliveries complete; a burst of deliveries wakes it
 /// once.
-async fn ack_when_delivered(agent: Agent, mut rx: mpsc::UnboundedReceiver<Waiting>) {
+async fn ack_when_delivered(
+    agent: Agent,
+    mut rx: mpsc::UnboundedReceiver<Waiting>,
+    unacked: Arc<Unacked>,
+) {
     use futures::stream::{FuturesUnordered, StreamExt};
     let mut waiting = FuturesUnordered::new();
     loop {
@@ -399,10 +435,35 @@ async fn ack_when_delivered(agent: Agent, mut rx: mpsc::UnboundedReceiver<Waitin
                 Some(w) => waiting.push(w.ack(&agent)),
                 None => break,
             },
-            Some(()) = waiting.next(), if !waiting.is_empty() => {}
+            Some(()) = waiting.next(), if !waiting.is_empty() => unacked.done(),
         }
     }
-    while waiting.next().await.is_some() {}
+    while waiting.next().await.is_some() {
+        unacked.done();
+    }
+}
+
+/// Events an actor may have waiting for the delivery of the records they
+/// produced (replies, sink records) before it waits too, taking no new
+/// event: bounds the memory a fast agent with a slower producer holds
+/// (the events, their outputs, the producer's queue).
+pub const MAX_UNACKED: usize = 4096;
+
+/// The count of an actor's events waiting for their outputs' delivery.
+#[derive(Default)]
+struct Unacked {
+    count: std::sync::atomic::AtomicUsize,
+    /// Wakes the actor once the count is below [`MAX_UNACKED`] again.
+    below: tokio::sync::Notify,
+}
+
+impl Unacked {
+    /// One event acked.
+    fn done(&self) {
+        if self.count.fetch_sub(1, Ordering::AcqRel) == MAX_UNACKED {
+            self.below.notify_one();
+        }
+    }
 }
 
 impl fmt::Debug for ActorCtx {

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::actor::MAX_UNACKED;
 use crate::actor::{
     run_actor, ActorBody, ActorCtx, BoxError, ConsumerBody, HandlerBody, Outcome, ProducerBody,
     YieldingBody,
