@@ -9,6 +9,9 @@
 #                                    here (CI: well under a minute)
 #   scripts/bench.sh --start-kafka   start the local broker (scripts/kafka.sh)
 #                                    for the kafka-* workloads, stop it after
+#   scripts/bench.sh --keep-topics   keep the bench-* topics on the broker
+#                                    (deleted at the end otherwise: the e2e
+#                                    topics hold ~100 MB per run)
 #   scripts/bench.sh [faust-bench flags...]
 #                                    e.g. --workload mem-throughput --impl faust-rs,tokio-raw
 #                                         --events 200000 --repeat 3
@@ -27,10 +30,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 log() { echo "bench.sh: $*" >&2; }
 
 start_kafka=0
+keep_topics=0
 args=()
 for a in "$@"; do
   case "$a" in
     --start-kafka) start_kafka=1 ;;
+    --keep-topics) keep_topics=1 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
     *) args+=("$a") ;;
   esac
@@ -55,4 +60,19 @@ if [[ "$start_kafka" == "1" ]]; then
 fi
 
 if [[ -n "${KAFKA:-}" ]]; then args+=(--kafka "$KAFKA"); fi
-target/release/faust-bench ${args[@]+"${args[@]}"}
+status=0
+target/release/faust-bench ${args[@]+"${args[@]}"} || status=$?
+
+# Delete the topics the run created (bench-*, inputs, outputs and agents of
+# both languages), unless asked to keep them.
+broker="${KAFKA:-127.0.0.1:9092}"
+if [[ "$keep_topics" == "0" ]] &&
+  timeout 2 bash -c "exec 3<>/dev/tcp/${broker%:*}/${broker##*:}" 2>/dev/null; then
+  if timeout 60 scripts/kafka.sh tool org.apache.kafka.tools.TopicCommand \
+    --bootstrap-server "$broker" --delete --if-exists --topic 'bench-.*' >&2; then
+    log "deleted the bench-* topics on $broker (--keep-topics keeps them)"
+  else
+    log "could not delete the bench-* topics on $broker"
+  fi
+fi
+exit "$status"

@@ -447,7 +447,7 @@ async fn ack_when_delivered(
 /// produced (replies, sink records) before it waits too, taking no new
 /// event: bounds the memory a fast agent with a slower producer holds
 /// (the events, their outputs, the producer's queue).
-pub const MAX_UNACKED: usize = 4096;
+pub const MAX_UNACKED: usize = 8192;
 
 /// The count of an actor's events waiting for their outputs' delivery.
 #[derive(Default)]
