@@ -490,6 +490,17 @@ impl Drop for QueueTx {
     }
 }
 
+impl State {
+    /// The queue of isolated `partition`, or the shared one for `None`.
+    fn queue(&self, partition: Option<i32>) -> Option<Queue> {
+        match partition {
+            Some(p) => self.isolated.get(&p),
+            None => self.shared.as_ref(),
+        }
+        .map(|q| q.0.clone())
+    }
+}
+
 #[derive(Default)]
 struct State {
     started: bool,
@@ -763,8 +774,8 @@ impl Agent {
 
     fn queue_for(&self, st: &State, slot: Slot) -> Option<Queue> {
         match slot {
-            Slot::Index(_) => st.shared.as_ref().map(|q| q.0.clone()),
-            Slot::Partition(p) => st.isolated.get(&p).map(|q| q.0.clone()),
+            Slot::Index(_) => st.queue(None),
+            Slot::Partition(p) => st.queue(Some(p)),
         }
     }
 
@@ -1057,12 +1068,8 @@ impl Agent {
     /// The queue that receives this agent's messages of `partition`, if
     /// the agent is running (and, isolated, has the partition).
     pub(crate) fn queue(&self, partition: i32) -> Option<Queue> {
-        let st = self.state();
-        if self.isolated_partitions() {
-            st.isolated.get(&partition).map(|q| q.0.clone())
-        } else {
-            st.shared.as_ref().map(|q| q.0.clone())
-        }
+        self.state()
+            .queue(self.isolated_partitions().then_some(partition))
     }
 
     /// Where each actor is suspended right now, one entry per actor
@@ -1117,12 +1124,10 @@ impl Agent {
     /// A new stream reading the agent's shared queue, alongside its actors
     /// (Faust's `stream()`; for isolated agents, `partition` picks the queue).
     pub fn stream<T: Value>(&self, partition: Option<i32>) -> Result<Stream<T>> {
-        let st = self.state();
-        let queue = match partition {
-            Some(p) => st.isolated.get(&p).map(|q| q.0.clone()),
-            None => st.shared.as_ref().map(|q| q.0.clone()),
-        }
-        .ok_or_else(|| Error::Stopped(format!("agent `{}` (no such queue)", self.name())))?;
+        let queue = self
+            .state()
+            .queue(partition)
+            .ok_or_else(|| Error::Stopped(format!("agent `{}` (no such queue)", self.name())))?;
         Ok(Stream::new(ActorCtx::new(
             self.clone(),
             None,

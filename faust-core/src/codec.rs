@@ -66,11 +66,10 @@ impl Codec {
 
     /// Encode a value into [`Bytes`] (what records need).
     ///
-    /// Small JSON values are written into a per-thread block of
-    /// [`SLAB_SIZE`] bytes that many values share: one allocation per block,
-    /// not per value. A value keeps its block alive, so a value held long
-    /// holds its block; values over [`SLAB_VALUE_MAX`] get an allocation of
-    /// their own.
+    /// Small JSON values are written into a per-thread 4 KiB block that
+    /// many values share: one allocation per block, not per value. A value
+    /// keeps its block alive, so a value held long holds its block; values
+    /// over 512 bytes get an allocation of their own.
     pub fn encode_bytes<T: Serialize + ?Sized>(self, value: &T) -> Result<Bytes> {
         thread_local! {
             static SLAB: std::cell::RefCell<BytesMut> = std::cell::RefCell::new(BytesMut::new());
@@ -123,10 +122,10 @@ impl Codec {
 
 /// Bytes of the per-thread block small encoded values share
 /// ([`Codec::encode_bytes`]).
-pub const SLAB_SIZE: usize = 4096;
+const SLAB_SIZE: usize = 4096;
 
 /// Largest encoded value written into a shared block.
-pub const SLAB_VALUE_MAX: usize = 512;
+const SLAB_VALUE_MAX: usize = 512;
 
 impl std::fmt::Display for Codec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

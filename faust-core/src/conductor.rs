@@ -176,15 +176,16 @@ impl Conductor {
     /// dropped.
     fn accept(&mut self, mut records: Vec<Record>) {
         // Records of a batch come grouped by partition: one route per run.
+        // After a route, `self.last` is the route of the newest run.
         let mut runs: Vec<(usize, Arc<PartitionAcks>, Agents)> = Vec::new();
         let mut kept = 0;
         records.retain(|record| {
-            let same = runs.last().is_some_and(|(_, acks, _)| {
-                self.last.as_ref().is_some_and(|(t, p, a, _)| {
-                    Arc::ptr_eq(a, acks) && *p == record.partition && **t == *record.topic
-                })
-            });
-            if !same {
+            let same_run = !runs.is_empty()
+                && self
+                    .last
+                    .as_ref()
+                    .is_some_and(|(t, p, ..)| *p == record.partition && **t == *record.topic);
+            if !same_run {
                 let Some((acks, agents)) = self.route(record) else {
                     return false;
                 };
@@ -196,20 +197,20 @@ impl Conductor {
         if records.is_empty() {
             return;
         }
-        let starts: Vec<usize> = runs.iter().map(|(start, ..)| *start).collect();
         let mut run = 0;
         let batch: Arc<[Message]> = records
             .into_iter()
             .enumerate()
             .map(|(i, record)| {
-                if starts.get(run + 1) == Some(&i) {
+                if runs.get(run + 1).is_some_and(|(start, ..)| *start == i) {
                     run += 1;
                 }
                 Message::new(record, runs[run].1.clone(), runs[run].2.len())
             })
             .collect();
-        for (k, (start, acks, agents)) in runs.into_iter().enumerate() {
-            let end = starts.get(k + 1).copied().unwrap_or(batch.len());
+        let mut runs = runs.into_iter().peekable();
+        while let Some((start, acks, agents)) = runs.next() {
+            let end = runs.peek().map_or(batch.len(), |(next, ..)| *next);
             acks.register_run(&batch, start..end);
             self.backlog.push_back(Run {
                 batch: batch.clone(),
@@ -263,27 +264,10 @@ impl Conductor {
         }
         let partition = msg.partition();
         for (agent, queue) in run.agents.iter().zip(run.queues.iter_mut()) {
-            if queue.is_none() {
-                *queue = agent.queue(partition);
-            }
-            let mut delivery = Delivery::new(msg.clone());
-            if let Some(q) = queue {
-                match q.try_push(delivery) {
-                    Push::Queued => continue,
-                    Push::Full(d) => delivery = d,
-                    Push::Closed(d) => {
-                        // Stopped or restarted since looked up: look again.
-                        delivery = d;
-                        *queue = agent.queue(partition);
-                        if let Some(q) = queue {
-                            match q.try_push(delivery) {
-                                Push::Queued => continue,
-                                Push::Full(d) | Push::Closed(d) => delivery = d,
-                            }
-                        }
-                    }
-                }
-            }
+            let Some(mut delivery) = try_hand(agent, partition, queue, Delivery::new(msg.clone()))
+            else {
+                continue;
+            };
             let Some(q) = queue.clone() else {
                 // No queue for it (agent stopped or partition not routed): ack its share.
                 let _ = delivery.start();
@@ -436,4 +420,30 @@ impl Conductor {
         let timeout = self.app.config().stop_timeout;
         self.consumer.close(timeout).await
     }
+}
+
+/// Queue `delivery` with `agent` without waiting, looking its queue up
+/// again if it closed since (the agent stopped or restarted). `None`: it is
+/// queued. Otherwise it comes back, with `queue` the queue to wait on (full
+/// or closed) or `None` when the agent has no queue for `partition`.
+fn try_hand(
+    agent: &crate::agent::Agent,
+    partition: i32,
+    queue: &mut Option<Queue>,
+    mut delivery: Delivery,
+) -> Option<Delivery> {
+    for look_again in [false, true] {
+        if look_again || queue.is_none() {
+            *queue = agent.queue(partition);
+        }
+        let Some(q) = queue.as_ref() else {
+            return Some(delivery);
+        };
+        match q.try_push(delivery) {
+            Push::Queued => return None,
+            Push::Full(d) => return Some(d),
+            Push::Closed(d) => delivery = d,
+        }
+    }
+    Some(delivery)
 }

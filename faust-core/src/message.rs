@@ -36,6 +36,24 @@ impl Message {
         }
     }
 
+    /// A message of topic `t`, partition 0, at `offset`, with nothing else set.
+    #[cfg(test)]
+    pub(crate) fn for_test(offset: i64, acks: Arc<PartitionAcks>, refs: usize) -> Self {
+        Self::new(
+            Record {
+                topic: "t".into(),
+                partition: 0,
+                offset,
+                timestamp: 0,
+                key: None,
+                value: None,
+                headers: vec![],
+            },
+            acks,
+            refs,
+        )
+    }
+
     /// The record as read from the transport.
     pub fn record(&self) -> &Record {
         &self.record
@@ -334,19 +352,7 @@ mod tests {
     use super::*;
 
     fn msg(acks: &Arc<PartitionAcks>, offset: i64, refs: usize) -> MessageRef {
-        let m = MessageRef::single(Message::new(
-            Record {
-                topic: "t".into(),
-                partition: 0,
-                offset,
-                timestamp: 0,
-                key: None,
-                value: None,
-                headers: vec![],
-            },
-            acks.clone(),
-            refs,
-        ));
+        let m = MessageRef::single(Message::for_test(offset, acks.clone(), refs));
         acks.register_run(&m.batch, 0..1);
         m
     }
@@ -355,21 +361,7 @@ mod tests {
     fn a_run_commits_its_acked_prefix_and_lets_go_of_its_batch() {
         let acks = PartitionAcks::new();
         let batch: Arc<[Message]> = (5..9)
-            .map(|offset| {
-                Message::new(
-                    Record {
-                        topic: "t".into(),
-                        partition: 0,
-                        offset,
-                        timestamp: 0,
-                        key: None,
-                        value: None,
-                        headers: vec![],
-                    },
-                    acks.clone(),
-                    1,
-                )
-            })
+            .map(|offset| Message::for_test(offset, acks.clone(), 1))
             .collect();
         // Offsets 6..9 of the batch are delivered; 5 was not for us.
         acks.register_run(&batch, 1..4);

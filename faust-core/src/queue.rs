@@ -60,6 +60,16 @@ struct State {
     wants_room: bool,
 }
 
+impl State {
+    /// Promise the front event to the reader that has waited longest, if
+    /// any; its waker is to be woken once the lock is released.
+    fn hand_to_next_reader(&mut self) -> Option<Waker> {
+        let (id, waker) = self.waiting.pop_front()?;
+        self.handed.push(id);
+        Some(waker)
+    }
+}
+
 impl AgentQueue {
     /// A queue of `capacity` events; `shared` when several actors read it.
     pub(crate) fn new(capacity: usize, shared: bool) -> Queue {
@@ -91,10 +101,7 @@ impl AgentQueue {
             return Push::Full(delivery);
         }
         st.items.push_back(delivery);
-        let woken = st.waiting.pop_front().map(|(id, waker)| {
-            st.handed.push(id);
-            waker
-        });
+        let woken = st.hand_to_next_reader();
         drop(st);
         if let Some(w) = woken {
             w.wake();
@@ -131,15 +138,18 @@ impl AgentQueue {
         self.room.notify_waiters();
     }
 
-    /// Called with the state locked after events were taken: wake a
-    /// producer waiting for room once the queue is half empty (not on every
-    /// event, so a full queue refills in runs).
-    fn made_room(&self, st: &mut State) -> bool {
-        if st.wants_room && st.items.len() <= self.capacity / 2 {
+    /// Release the lock after events were taken, waking a producer waiting
+    /// for room once the queue is half empty (not on every event, so a full
+    /// queue refills in runs).
+    fn unlock_after_taking(&self, mut st: MutexGuard<'_, State>) {
+        let room = st.wants_room && st.items.len() <= self.capacity / 2;
+        if room {
             st.wants_room = false;
-            return true;
         }
-        false
+        drop(st);
+        if room {
+            self.room.notify_one();
+        }
     }
 
     /// The next event if one is there, without waiting.
@@ -155,11 +165,7 @@ impl AgentQueue {
             }
             let n = st.items.len().min(self.batch);
             ready.extend(st.items.drain(..n));
-            let room = self.made_room(&mut st);
-            drop(st);
-            if room {
-                self.room.notify_one();
-            }
+            self.unlock_after_taking(st);
             return ready.pop_front();
         }
         let mut st = self.lock();
@@ -168,11 +174,7 @@ impl AgentQueue {
             return None;
         }
         let d = st.items.pop_front();
-        let room = self.made_room(&mut st);
-        drop(st);
-        if room {
-            self.room.notify_one();
-        }
+        self.unlock_after_taking(st);
         d
     }
 
@@ -243,12 +245,8 @@ impl Future for Take<'_> {
         if let Some(i) = st.handed.iter().position(|h| *h == id) {
             st.handed.swap_remove(i);
             let d = st.items.pop_front();
-            let room = queue.made_room(&mut st);
-            drop(st);
+            queue.unlock_after_taking(st);
             self.id = None;
-            if room {
-                queue.room.notify_one();
-            }
             return Poll::Ready(d.map_or(Taken::Closed, Taken::Event));
         }
         if let Some((_, w)) = st.waiting.iter_mut().find(|(w, _)| *w == id) {
@@ -277,10 +275,7 @@ impl Drop for Take<'_> {
         };
         // An event was promised to this reader: pass it on.
         st.handed.swap_remove(i);
-        let next = st.waiting.pop_front().map(|(next, waker)| {
-            st.handed.push(next);
-            waker
-        });
+        let next = st.hand_to_next_reader();
         drop(st);
         if let Some(w) = next {
             w.wake();
@@ -292,24 +287,11 @@ impl Drop for Take<'_> {
 mod tests {
     use super::*;
     use crate::message::{Message, MessageRef, PartitionAcks};
-    use crate::record::Record;
     use std::time::Duration;
 
     fn delivery(offset: i64) -> Delivery {
-        let acks = PartitionAcks::new();
-        Delivery::new(MessageRef::single(Message::new(
-            Record {
-                topic: "t".into(),
-                partition: 0,
-                offset,
-                timestamp: 0,
-                key: None,
-                value: None,
-                headers: vec![],
-            },
-            acks,
-            1,
-        )))
+        let message = Message::for_test(offset, PartitionAcks::new(), 1);
+        Delivery::new(MessageRef::single(message))
     }
 
     fn pushed(q: &AgentQueue, offset: i64) {

@@ -40,6 +40,25 @@ struct Room {
     freed: tokio::sync::Notify,
 }
 
+/// A send waiting for room, counted in [`Room::waiting`] while it lives.
+struct RoomWaiter<'a>(&'a Room);
+
+impl<'a> RoomWaiter<'a> {
+    fn new(room: &'a Room) -> Self {
+        room.waiting
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        RoomWaiter(room)
+    }
+}
+
+impl Drop for RoomWaiter<'_> {
+    fn drop(&mut self) {
+        self.0
+            .waiting
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 impl Room {
     fn delivered(&self) {
         if self.waiting.load(std::sync::atomic::Ordering::Acquire) > 0 {
@@ -381,48 +400,39 @@ impl Transport for KafkaTransport {
 
     async fn enqueue(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
         let deadline = tokio::time::Instant::now() + self.settings.operation_timeout;
-        let mut record = match self.try_enqueue(record)? {
-            Enqueued::Delivered(delivered) => {
-                return Ok(Box::pin(std::future::ready(Ok(delivered))))
-            }
-            Enqueued::Queued(delivery) => return Ok(delivery),
-            Enqueued::WouldWait(back) => back,
-        };
-        // The producer queue is full: wait for deliveries to make room.
-        use std::sync::atomic::Ordering;
-        self.room.waiting.fetch_add(1, Ordering::AcqRel);
-        struct Waiting<'a>(&'a Room);
-        impl Drop for Waiting<'_> {
-            fn drop(&mut self) {
-                self.0.waiting.fetch_sub(1, Ordering::AcqRel);
-            }
-        }
-        let _waiting = Waiting(&self.room);
+        let mut record = record;
+        // Set once the producer queue was found full: delivery reports then
+        // wake this send.
+        let mut waiting: Option<RoomWaiter<'_>> = None;
         loop {
             let freed = self.room.freed.notified();
             tokio::pin!(freed);
-            // Registered before trying, so a report in between is not missed.
-            freed.as_mut().enable();
-            match self.try_enqueue(record)? {
+            if waiting.is_some() {
+                // Registered before trying, so a report in between is not missed.
+                freed.as_mut().enable();
+            }
+            record = match self.try_enqueue(record)? {
                 Enqueued::Delivered(delivered) => {
                     return Ok(Box::pin(std::future::ready(Ok(delivered))))
                 }
                 Enqueued::Queued(delivery) => return Ok(delivery),
-                Enqueued::WouldWait(back) if tokio::time::Instant::now() < deadline => {
-                    record = back;
-                    let recheck = (tokio::time::Instant::now() + FULL_QUEUE_RECHECK).min(deadline);
-                    tokio::select! {
-                        _ = freed => {}
-                        _ = tokio::time::sleep_until(recheck) => {}
-                    }
-                }
-                Enqueued::WouldWait(back) => {
-                    return Err(self.delivery_error(
-                        &back.topic,
-                        back.partition,
-                        &"the producer queue stayed full",
-                    ))
-                }
+                Enqueued::WouldWait(back) => back,
+            };
+            if waiting.is_none() {
+                waiting = Some(RoomWaiter::new(&self.room));
+                continue;
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(self.delivery_error(
+                    &record.topic,
+                    record.partition,
+                    &"the producer queue stayed full",
+                ));
+            }
+            tokio::select! {
+                _ = freed => {}
+                _ = tokio::time::sleep_until((now + FULL_QUEUE_RECHECK).min(deadline)) => {}
             }
         }
     }
