@@ -146,3 +146,30 @@ fn worker_prints_a_banner_and_stops_gracefully_on_sigterm() {
         "{rest:?}"
     );
 }
+
+#[cfg(feature = "kafka")]
+#[test]
+fn ask_without_a_broker_exits_at_its_timeout() {
+    // Nothing listens on port 1: the reply topic can never be created.
+    let t0 = std::time::Instant::now();
+    let out = quickstart(&[
+        "--broker",
+        "kafka://127.0.0.1:1",
+        "ask",
+        "@quote",
+        r#"{"id":1,"item":"tea","quantity":2}"#,
+        "--timeout",
+        "2",
+    ]);
+    let spent = t0.elapsed();
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ask to agent `quote` while starting the reply consumer (deadline 2s) timed out after 2."),
+        "{err}"
+    );
+    assert!(
+        spent < std::time::Duration::from_secs(4),
+        "the process exited {spent:?} after it started"
+    );
+}

@@ -147,6 +147,8 @@ impl ActorCtx {
         }
         // Ack once every output of the event is delivered; the actor goes on.
         let Some(app) = self.agent.try_app() else {
+            // Nothing can wait for the outputs any more: never acked.
+            cur.delivery.abandon();
             return;
         };
         let acker = self.acker.get_or_init(|| {
@@ -355,7 +357,13 @@ impl ActorCtx {
             "event failed"
         );
         self.agent.report_error(err);
-        let app = self.agent.app();
+        let Some(app) = self.agent.try_app() else {
+            delivery.abandon();
+            return;
+        };
+        // The error reply and the dead-letter copy are outputs of the
+        // event like any other: it is acked only once both are delivered.
+        let mut undelivered = None;
         if let Some(addr) = reply {
             let sent = match app
                 .send_reply(&addr, msg.key(), Err(reply_message(err)))
@@ -365,12 +373,14 @@ impl ActorCtx {
                 Ok(None) => Ok(()),
                 Err(e) => Err(e),
             };
-            if let Err(e) = sent {
-                tracing::warn!(error = %e, "could not send the error reply");
-            }
+            undelivered = sent.err();
         }
-        if let Err(e) = app.dead_letter(&msg, err).await {
-            tracing::error!(error = %e, "could not dead-letter the failed event");
+        if undelivered.is_none() {
+            undelivered = app.dead_letter(&msg, err).await.err();
+        }
+        if let Some(e) = undelivered {
+            not_delivered(&self.agent, delivery, &e);
+            return;
         }
         self.agent.observe(&msg, Some(err));
         drop(delivery);
@@ -410,12 +420,34 @@ impl Waiting {
                 .into_iter()
                 .find_map(|r| r.err())
         };
-        if let Some(err) = &failed {
-            tracing::error!(agent = %agent.name(), error = %err, "an output of the event was not delivered");
-            agent.report_error(err);
+        match failed {
+            Some(err) => not_delivered(agent, current.delivery, &err),
+            None => {
+                agent.observe(current.delivery.message(), None);
+                drop(current.delivery);
+            }
         }
-        agent.observe(current.delivery.message(), failed.as_ref());
-        drop(current.delivery);
+    }
+}
+
+/// An output of the event in `delivery` was not delivered (the transport
+/// gave up on it at its delivery deadline): the event is never acked, so
+/// its partition is never committed past it, and the app crashes, so that
+/// the event is processed again wherever its partition goes next (this
+/// worker restarted, or another member of the group).
+fn not_delivered(agent: &Agent, delivery: Delivery, err: &Error) {
+    let msg = delivery.message().clone();
+    delivery.abandon();
+    let err = Error::Undelivered {
+        topic: msg.topic().to_string(),
+        partition: msg.partition(),
+        offset: msg.offset(),
+        reason: err.to_string(),
+    };
+    agent.report_error(&err);
+    agent.observe(&msg, Some(&err));
+    if let Some(app) = agent.try_app() {
+        app.crash(err);
     }
 }
 

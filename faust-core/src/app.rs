@@ -571,11 +571,22 @@ impl App {
         &self.inner.ack_tasks
     }
 
-    /// Copy a failed message to the dead-letter topic, if one is configured.
+    /// Copy a failed message to the dead-letter topic, if one is configured
+    /// and the message was not read from it (copying it back would fail it
+    /// again, forever).
     pub(crate) async fn dead_letter(&self, msg: &Message, err: &Error) -> Result<()> {
         let Some(topic) = &self.config().dead_letter_topic else {
             return Ok(());
         };
+        if msg.topic() == topic {
+            tracing::error!(
+                topic = %topic,
+                partition = msg.partition(),
+                offset = msg.offset(),
+                "a record of the dead-letter topic failed again; it is not copied back to the topic it was read from"
+            );
+            return Ok(());
+        }
         let mut headers = msg.headers().clone();
         headers.push(("faust-error".into(), Bytes::from(err.to_string())));
         headers.push((

@@ -113,6 +113,23 @@ pub enum Error {
     /// The app crashed (an agent with a crashing supervisor failed).
     #[error("app crashed: {0}")]
     Crashed(String),
+    /// An output of an event (a reply, a sink record, a dead-letter copy)
+    /// was not delivered: the event is never acked, and the app stops so
+    /// that the event is processed again where its partition goes next.
+    #[error(
+        "an output of event {topic}[{partition}]@{offset} was not delivered, \
+         so the event stays uncommitted and is processed again after a restart: {reason}"
+    )]
+    Undelivered {
+        /// Topic of the event.
+        topic: String,
+        /// Partition of the event.
+        partition: i32,
+        /// Offset of the event.
+        offset: i64,
+        /// Why the output was not delivered.
+        reason: String,
+    },
     /// A request/reply protocol error.
     #[error("rpc error: {0}")]
     Rpc(String),

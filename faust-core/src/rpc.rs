@@ -86,6 +86,69 @@ impl Drop for Registration<'_> {
     }
 }
 
+/// The deadline of one RPC call, from its start to its reply: starting the
+/// reply consumer, producing the requests and waiting for the replies all
+/// count against it. It remembers which of these it is in, to say so when
+/// it passes.
+struct Deadline {
+    started: tokio::time::Instant,
+    at: tokio::time::Instant,
+    timeout: Duration,
+    step: std::sync::atomic::AtomicU8,
+}
+
+/// The steps of an RPC call, as [`Deadline`] names them.
+const STEPS: [&str; 3] = [
+    "starting the reply consumer",
+    "producing the request",
+    "waiting for the reply",
+];
+const STARTING: u8 = 0;
+const PRODUCING: u8 = 1;
+const WAITING: u8 = 2;
+
+impl Deadline {
+    fn new(timeout: Duration) -> Self {
+        let started = tokio::time::Instant::now();
+        Self {
+            started,
+            at: started + timeout,
+            timeout,
+            step: std::sync::atomic::AtomicU8::new(STARTING),
+        }
+    }
+
+    fn step(&self, step: u8) {
+        self.step.store(step, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// `fut`, or a timeout error naming `call` and the step it was in.
+    async fn run<T>(
+        &self,
+        call: &str,
+        fut: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        match tokio::time::timeout_at(self.at, fut).await {
+            Ok(result) => result,
+            Err(_) => Err(self.passed(call)),
+        }
+    }
+
+    /// The error of a call whose deadline passed: what it was doing and the
+    /// time it actually spent.
+    fn passed(&self, call: &str) -> Error {
+        let step = self.step.load(std::sync::atomic::Ordering::Relaxed);
+        Error::Timeout {
+            what: format!(
+                "{call} while {} (deadline {:?})",
+                STEPS[usize::from(step).min(STEPS.len() - 1)],
+                self.timeout
+            ),
+            after: self.started.elapsed(),
+        }
+    }
+}
+
 impl Agent {
     /// Encode a key with the agent's key codec.
     pub fn key_bytes<K: Serialize + ?Sized>(&self, key: &K) -> Result<Bytes> {
@@ -160,10 +223,33 @@ impl Agent {
 
     /// Send a request and return the promise of its reply. The promise is
     /// registered with the reply consumer *before* the request is sent.
+    ///
+    /// Starting the reply consumer and producing the request end within the
+    /// ask deadline (`opts.timeout`, default the app's `ask_timeout`), or
+    /// the call fails with [`Error::Timeout`]. The promise itself has no
+    /// deadline: [`ask_with`](Self::ask_with) waits for it within the same one.
     pub async fn ask_nowait<V: Serialize + ?Sized>(
         &self,
         value: &V,
         opts: SendOptions,
+    ) -> Result<ReplyPromise> {
+        let deadline = Deadline::new(self.ask_timeout(&opts));
+        let promise = self.request(value, opts, &deadline).await?;
+        Ok(promise)
+    }
+
+    /// The ask deadline of a call with these options.
+    fn ask_timeout(&self, opts: &SendOptions) -> Duration {
+        opts.timeout.unwrap_or(self.app().config().ask_timeout)
+    }
+
+    /// Register a promise and produce the request, within `deadline`. On
+    /// any failure the promise is unregistered.
+    async fn request<V: Serialize + ?Sized>(
+        &self,
+        value: &V,
+        opts: SendOptions,
+        deadline: &Deadline,
     ) -> Result<ReplyPromise> {
         let app = self.app();
         let reply_to = opts
@@ -175,13 +261,19 @@ impl Agent {
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let record = self.request_record(value, &opts, &reply_to, &cid)?;
-        app.replies().start(&app, &reply_to).await?;
+        let call = format!("ask to agent `{}`", self.name());
+        deadline
+            .run(&call, app.replies().start(&app, &reply_to))
+            .await?;
         let promise = ReplyPromise::new(reply_to, cid.clone())?;
-        app.replies().add(cid.clone(), Arc::new(promise.clone()));
-        if let Err(e) = app.send_record(record).await {
-            app.replies().remove(&cid);
-            return Err(e);
-        }
+        let mut guard = Registration {
+            agent: self,
+            cids: vec![cid.clone()],
+        };
+        app.replies().add(cid, Arc::new(promise.clone()));
+        deadline.step(PRODUCING);
+        deadline.run(&call, app.send_record(record)).await?;
+        guard.cids.clear();
         Ok(promise)
     }
 
@@ -196,33 +288,32 @@ impl Agent {
     }
 
     /// [`ask`](Self::ask) with options (key, partition, headers, timeout...).
+    ///
+    /// The whole call (starting the reply consumer, producing the request,
+    /// waiting for the reply) ends within `opts.timeout` (default the app's
+    /// `ask_timeout`); past it the error is [`Error::Timeout`] with the
+    /// step it was in and the time spent.
     pub async fn ask_with<V, R>(&self, value: &V, opts: SendOptions) -> Result<R>
     where
         V: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        let started = std::time::Instant::now();
-        let timeout = opts.timeout.unwrap_or(self.app().config().ask_timeout);
-        let promise = self.ask_nowait(value, opts).await?;
+        let deadline = Deadline::new(self.ask_timeout(&opts));
+        let promise = self.request(value, opts, &deadline).await?;
         let guard = Registration {
             agent: self,
             cids: vec![promise.correlation_id().to_string()],
         };
-        let reply = tokio::time::timeout(timeout, promise.wait())
-            .await
-            .map_err(|_| self.timeout_error(timeout))?;
+        deadline.step(WAITING);
+        let call = format!("ask to agent `{}`", self.name());
+        let reply = deadline
+            .run(&call, async { Ok(promise.wait().await) })
+            .await?;
         drop(guard);
         if reply.is_ok() {
-            self.stats().record_ask(started.elapsed());
+            self.stats().record_ask(deadline.started.elapsed());
         }
         self.decode_reply(reply)
-    }
-
-    fn timeout_error(&self, after: Duration) -> Error {
-        Error::Timeout {
-            what: format!("ask to agent `{}`", self.name()),
-            after,
-        }
     }
 
     fn decode_reply<R: DeserializeOwned>(&self, reply: Result<serde_json::Value>) -> Result<R> {
@@ -239,11 +330,31 @@ impl Agent {
         }
     }
 
+    /// Produce a request per item for `barrier`, within `deadline`.
     async fn send_all<K, V, I>(
         &self,
         items: I,
         barrier: &BarrierState,
         reg: &mut Registration<'_>,
+        deadline: &Deadline,
+        call: &str,
+    ) -> Result<Vec<String>>
+    where
+        K: Serialize,
+        V: Serialize,
+        I: IntoIterator<Item = (Option<K>, V)>,
+    {
+        deadline
+            .run(call, self.produce_all(items, barrier, reg, deadline))
+            .await
+    }
+
+    async fn produce_all<K, V, I>(
+        &self,
+        items: I,
+        barrier: &BarrierState,
+        reg: &mut Registration<'_>,
+        deadline: &Deadline,
     ) -> Result<Vec<String>>
     where
         K: Serialize,
@@ -253,6 +364,7 @@ impl Agent {
         let app = self.app();
         let reply_to = barrier.reply_to().to_string();
         app.replies().start(&app, &reply_to).await?;
+        deadline.step(PRODUCING);
         let waiter: Arc<BarrierState> = Arc::new(barrier.clone());
         let mut order = Vec::new();
         let mut deliveries = Vec::new();
@@ -304,23 +416,33 @@ impl Agent {
         I: IntoIterator<Item = (Option<K>, V)>,
     {
         let app = self.app();
-        let timeout = app.config().ask_timeout;
+        let deadline = Deadline::new(app.config().ask_timeout);
         let barrier = BarrierState::new(app.config().reply_to.clone());
         let mut reg = Registration {
             agent: self,
             cids: Vec::new(),
         };
-        let order = self.send_all(items, &barrier, &mut reg).await?;
-        tokio::time::timeout(timeout, barrier.wait())
+        let call = format!("join on agent `{}`", self.name());
+        let order = self
+            .send_all(items, &barrier, &mut reg, &deadline, &call)
+            .await?;
+        deadline.step(WAITING);
+        deadline
+            .run(&call, async {
+                barrier.wait().await;
+                Ok(())
+            })
             .await
-            .map_err(|_| Error::Timeout {
-                what: format!(
-                    "join on agent `{}` ({} of {} replies)",
-                    self.name(),
-                    barrier.fulfilled(),
-                    barrier.total()
-                ),
-                after: timeout,
+            .map_err(|e| match e {
+                Error::Timeout { what, after } => Error::Timeout {
+                    what: format!(
+                        "{what} ({} of {} replies)",
+                        barrier.fulfilled(),
+                        barrier.total()
+                    ),
+                    after,
+                },
+                other => other,
             })?;
         let mut by_cid: std::collections::HashMap<String, ReplyTuple> = barrier
             .drain()
@@ -352,7 +474,7 @@ impl Agent {
 
 enum MapState<'a, I> {
     Init(I),
-    Running(BarrierState, Registration<'a>, Duration),
+    Running(BarrierState, Registration<'a>, Deadline),
     Done,
 }
 
@@ -370,37 +492,49 @@ where
         match st {
             MapState::Init(items) => {
                 let app = agent.app();
-                let timeout = app.config().ask_timeout;
+                let deadline = Deadline::new(app.config().ask_timeout);
                 let barrier = BarrierState::new(app.config().reply_to.clone());
                 let mut reg = Registration {
                     agent,
                     cids: Vec::new(),
                 };
-                match agent.send_all(items, &barrier, &mut reg).await {
-                    Ok(_) => next_result(agent, barrier, reg, timeout).await,
+                let call = format!("map on agent `{}`", agent.name());
+                match agent
+                    .send_all(items, &barrier, &mut reg, &deadline, &call)
+                    .await
+                {
+                    Ok(_) => {
+                        deadline.step(WAITING);
+                        next_result(agent, barrier, reg, deadline).await
+                    }
                     Err(e) => Some((Err(e), MapState::Done)),
                 }
             }
-            MapState::Running(barrier, reg, timeout) => {
-                next_result(agent, barrier, reg, timeout).await
+            MapState::Running(barrier, reg, deadline) => {
+                next_result(agent, barrier, reg, deadline).await
             }
             MapState::Done => None,
         }
     })
 }
 
+/// The next reply of a map, within the map's deadline.
 async fn next_result<'a, R: DeserializeOwned, I>(
     agent: &'a Agent,
     barrier: BarrierState,
     reg: Registration<'a>,
-    timeout: Duration,
+    deadline: Deadline,
 ) -> Option<(Result<R>, MapState<'a, I>)> {
-    match tokio::time::timeout(timeout, barrier.next()).await {
+    let call = format!("map on agent `{}`", agent.name());
+    match deadline
+        .run(&call, async { Ok(barrier.next().await) })
+        .await
+    {
         Ok(Some(t)) => Some((
             agent.decode_reply(t.into_result()),
-            MapState::Running(barrier, reg, timeout),
+            MapState::Running(barrier, reg, deadline),
         )),
         Ok(None) => None,
-        Err(_) => Some((Err(agent.timeout_error(timeout)), MapState::Done)),
+        Err(e) => Some((Err(e), MapState::Done)),
     }
 }

@@ -143,11 +143,18 @@ async fn ask_times_out_naming_the_agent_when_a_request_is_skipped() {
         )
         .await
         .unwrap_err();
+    // The error names the agent, the step and the deadline, and states
+    // the time actually spent (at least the deadline).
     assert!(
-        err.to_string()
-            .contains("ask to agent `evens` timed out after 200ms"),
+        err.to_string().contains(
+            "ask to agent `evens` while waiting for the reply (deadline 200ms) timed out after"
+        ),
         "{err}"
     );
+    match err {
+        Error::Timeout { after, .. } => assert!(after >= Duration::from_millis(200), "{after:?}"),
+        other => panic!("expected a timeout, got {other}"),
+    }
     assert_eq!(app.replies().pending(), 0, "the abandoned entry is freed");
     let ok: i64 = agent.ask(&2).await.unwrap();
     assert_eq!(ok, 2);

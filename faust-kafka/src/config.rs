@@ -61,6 +61,10 @@ pub(crate) struct Settings {
     /// `faust.buffer.batches`: batches buffered between the consumer thread
     /// and the runtime before the thread stops fetching (32).
     pub(crate) buffered_batches: usize,
+    /// `faust.delivery.timeout.ms`: how long a record may take to be
+    /// delivered, produced again each time librdkafka gives up on it after
+    /// `message.timeout.ms` (120 s).
+    pub(crate) delivery_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -70,12 +74,14 @@ impl Default for Settings {
             revoke_timeout: Duration::from_secs(15),
             max_batch: 1000,
             buffered_batches: 32,
+            delivery_timeout: Duration::from_secs(120),
         }
     }
 }
 
 const SETTING_NAMES: &str = "faust.operation.timeout.ms, faust.revoke.timeout.ms, \
-                             faust.batch.max.records, faust.buffer.batches";
+                             faust.batch.max.records, faust.buffer.batches, \
+                             faust.delivery.timeout.ms";
 
 /// Builds a [`KafkaTransport`] from a bootstrap server list and settings.
 ///
@@ -91,6 +97,7 @@ const SETTING_NAMES: &str = "faust.operation.timeout.ms, faust.revoke.timeout.ms
 /// | `faust.revoke.timeout.ms` | 15000 | how long a revocation waits for the runtime |
 /// | `faust.batch.max.records` | 1000 | most records per consumer event |
 /// | `faust.buffer.batches` | 32 | batches buffered before the consumer thread stops fetching |
+/// | `faust.delivery.timeout.ms` | 120000 | how long a record may take to be delivered: when librdkafka gives up on it (`message.timeout.ms`, e.g. during a broker outage) it is produced again until then |
 ///
 /// Defaults set unless overridden: `client.id=faust-rs`; producer
 /// `partitioner=murmur2_random` (Java-compatible), `linger.ms=1`,
@@ -247,6 +254,9 @@ impl KafkaBuilder {
             }
             "faust.batch.max.records" => self.settings.max_batch = number()?.max(1) as usize,
             "faust.buffer.batches" => self.settings.buffered_batches = number()?.max(1) as usize,
+            "faust.delivery.timeout.ms" => {
+                self.settings.delivery_timeout = Duration::from_millis(number()?)
+            }
             _ => return Err(format!("unknown setting `{key}`; known: {SETTING_NAMES}")),
         }
         Ok(())
@@ -268,6 +278,15 @@ impl KafkaBuilder {
     /// Most records in one consumer event (1000).
     pub fn max_batch(mut self, records: usize) -> Self {
         self.settings.max_batch = records.max(1);
+        self
+    }
+
+    /// How long a record may take to be delivered (120 s). librdkafka
+    /// retries a record until its `message.timeout.ms` (30 s here); a record
+    /// it gives up on with a transient error (a broker outage) is produced
+    /// again, until this deadline. Then its delivery fails.
+    pub fn delivery_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.delivery_timeout = timeout;
         self
     }
 

@@ -78,12 +78,24 @@ pub struct KafkaTransport {
     url: String,
     bootstrap: String,
     /// `None` only while dropping.
-    clients: Option<Clients>,
+    clients: Option<Arc<Clients>>,
     consumer_config: ClientConfig,
     settings: Settings,
     producer_error: LastError,
     admin_error: LastError,
-    room: Arc<Room>,
+    deliveries: Arc<Deliveries>,
+}
+
+/// What every delivery future of a transport shares.
+struct Deliveries {
+    /// The producer, to produce again a record librdkafka gave up on (weak:
+    /// a pending delivery does not keep the clients open).
+    clients: std::sync::Weak<Clients>,
+    room: Room,
+    last_error: LastError,
+    timeout: Duration,
+    /// Records produced again so far (logged now and then).
+    reproduced: std::sync::atomic::AtomicU64,
 }
 
 struct Clients {
@@ -142,18 +154,26 @@ impl KafkaTransport {
             ClientCtx::new("admin", admin_error.clone()),
         )
         .map_err(|e| invalid("admin client", e))?;
+        let clients = Arc::new(Clients {
+            producer,
+            admin: Arc::new(admin),
+        });
+        let deliveries = Arc::new(Deliveries {
+            clients: Arc::downgrade(&clients),
+            room: Room::default(),
+            last_error: producer_error.clone(),
+            timeout: settings.delivery_timeout,
+            reproduced: std::sync::atomic::AtomicU64::new(0),
+        });
         Ok(Self {
             url: url.clone(),
             bootstrap,
-            clients: Some(Clients {
-                producer,
-                admin: Arc::new(admin),
-            }),
+            clients: Some(clients),
             consumer_config: configs.consumer,
             settings,
             producer_error,
             admin_error,
-            room: Arc::default(),
+            deliveries,
         })
     }
 
@@ -170,7 +190,7 @@ impl KafkaTransport {
     async fn topic_state(&self, topic: &str, timeout: Duration) -> Result<Option<TopicState>> {
         let admin = self.clients().admin.clone();
         let name = topic.to_string();
-        let lookup = tokio::task::spawn_blocking(move || {
+        let lookup = off_runtime("kafka-metadata", move || {
             let md = admin.inner().fetch_metadata(Some(&name), timeout)?;
             Ok::<_, KafkaError>(md.topics().iter().find(|t| t.name() == name).and_then(|t| {
                 if t.partitions().is_empty() {
@@ -193,7 +213,7 @@ impl KafkaTransport {
                 self.bootstrap,
                 self.admin_error.suffix()
             ))),
-            Ok(Err(join)) => Err(Error::Broker(format!("metadata lookup failed: {join}"))),
+            Ok(Err(gone)) => Err(Error::Broker(format!("metadata lookup failed: {gone}"))),
             Err(_) => {
                 Err(self.timeout(format!("reading the metadata of topic `{topic}`"), timeout))
             }
@@ -264,6 +284,116 @@ impl KafkaTransport {
             self.settings.operation_timeout,
             last_error,
         ))
+    }
+}
+
+/// Run a blocking librdkafka call on a thread of its own and wait for its
+/// result. Not on the runtime's blocking pool: a caller that gives up at its
+/// deadline must not leave the runtime's shutdown waiting for the call.
+fn off_runtime<T: Send + 'static>(
+    name: &str,
+    call: impl FnOnce() -> T + Send + 'static,
+) -> impl std::future::Future<Output = std::result::Result<T, String>> {
+    let (tx, rx) = oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || {
+            let _ = tx.send(call());
+        });
+    async move {
+        spawned.map_err(|e| format!("cannot start a thread: {e}"))?;
+        rx.await.map_err(|_| "the call's thread ended".to_string())
+    }
+}
+
+/// Pause before trying again to produce a record the producer had no room for.
+const REPRODUCE_RETRY: Duration = Duration::from_millis(10);
+
+/// Delivery errors that say nothing about the record itself: the broker
+/// was unreachable or not ready, so the same record may go through later.
+fn transient(err: &KafkaError) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        err.rdkafka_error_code(),
+        Some(
+            C::MessageTimedOut
+                | C::RequestTimedOut
+                | C::BrokerTransportFailure
+                | C::AllBrokersDown
+                | C::NetworkException
+                | C::LeaderNotAvailable
+                | C::NotLeaderForPartition
+                | C::NotEnoughReplicas
+                | C::NotEnoughReplicasAfterAppend
+                | C::NotCoordinator
+                | C::KafkaStorageError
+                | C::QueueFull
+        )
+    )
+}
+
+impl Deliveries {
+    /// Produce again a record librdkafka gave up on with a transient error
+    /// (`why`), unless the record's delivery deadline (counted from
+    /// `enqueued`) has passed. Returns its new delivery, or why not.
+    async fn produce_again(
+        &self,
+        message: &rdkafka::message::OwnedMessage,
+        why: &KafkaError,
+        enqueued: coarsetime::Instant,
+    ) -> std::result::Result<rdkafka::producer::DeliveryFuture, String> {
+        use rdkafka::message::Message as _;
+        let deadline = enqueued + coarsetime::Duration::from(self.timeout);
+        loop {
+            if coarsetime::Instant::now() >= deadline {
+                return Err(format!(
+                    "{why}; not delivered within faust.delivery.timeout.ms ({} ms)",
+                    self.timeout.as_millis()
+                ));
+            }
+            let Some(clients) = self.clients.upgrade() else {
+                return Err(format!("{why}; the transport was closed"));
+            };
+            let mut out: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(message.topic());
+            if let Some(key) = message.key() {
+                out = out.key(key);
+            }
+            if let Some(value) = message.payload() {
+                out = out.payload(value);
+            }
+            // The partition it was given (explicitly or by the partitioner),
+            // so a keyed record stays where its key belongs.
+            if message.partition() >= 0 {
+                out = out.partition(message.partition());
+            }
+            if let Some(ts) = message.timestamp().to_millis() {
+                out = out.timestamp(ts);
+            }
+            if let Some(headers) = message.headers() {
+                out = out.headers(headers.clone());
+            }
+            match clients.producer.send_result(out) {
+                Ok(delivery) => {
+                    let n = self
+                        .reproduced
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if n.is_power_of_two() || n == 0 {
+                        tracing::warn!(
+                            topic = message.topic(),
+                            error = %why,
+                            reproduced = n + 1,
+                            "producing again records the producer gave up on"
+                        );
+                    }
+                    return Ok(delivery);
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    drop(clients);
+                    tokio::time::sleep(REPRODUCE_RETRY).await;
+                }
+                Err((e, _)) => return Err(format!("{why}; producing it again failed: {e}")),
+            }
+        }
     }
 }
 
@@ -405,7 +535,7 @@ impl Transport for KafkaTransport {
         // wake this send.
         let mut waiting: Option<RoomWaiter<'_>> = None;
         loop {
-            let freed = self.room.freed.notified();
+            let freed = self.deliveries.room.freed.notified();
             tokio::pin!(freed);
             if waiting.is_some() {
                 // Registered before trying, so a report in between is not missed.
@@ -419,7 +549,7 @@ impl Transport for KafkaTransport {
                 Enqueued::WouldWait(back) => back,
             };
             if waiting.is_none() {
-                waiting = Some(RoomWaiter::new(&self.room));
+                waiting = Some(RoomWaiter::new(&self.deliveries.room));
                 continue;
             }
             let now = tokio::time::Instant::now();
@@ -463,12 +593,9 @@ impl Transport for KafkaTransport {
         }
         let delivery = match self.clients().producer.send_result(out) {
             Ok(delivery) => delivery,
-            Err((
-                rdkafka::error::KafkaError::MessageProduction(
-                    rdkafka::types::RDKafkaErrorCode::QueueFull,
-                ),
-                _,
-            )) => return Ok(Enqueued::WouldWait(record)),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                return Ok(Enqueued::WouldWait(record))
+            }
             Err((e, _)) => return Err(self.delivery_error(&record.topic, record.partition, &e)),
         };
         let ProducerRecord {
@@ -477,35 +604,51 @@ impl Transport for KafkaTransport {
             timestamp,
             ..
         } = record;
-        // The error text is only built when a delivery fails.
-        let last_error = self.producer_error.clone();
-        let failure = move |topic: &str, e: &dyn std::fmt::Display| {
-            Error::Broker(describe_delivery_failure(topic, partition, e, &last_error))
-        };
-        let room = self.room.clone();
+        let deliveries = self.deliveries.clone();
+        let enqueued = coarsetime::Instant::now();
         Ok(Enqueued::Queued(Box::pin(async move {
-            let report = delivery.await;
-            room.delivered();
-            match report {
-                Ok(Ok(d)) => Ok(RecordMetadata {
-                    topic,
-                    partition: d.partition,
-                    offset: d.offset,
-                    timestamp: d
-                        .timestamp
-                        .to_millis()
-                        .or(timestamp)
-                        .unwrap_or_else(now_millis),
-                }),
-                Ok(Err((e, _))) => Err(failure(&topic, &e)),
-                Err(_) => Err(failure(&topic, &"the delivery was cancelled")),
+            let mut delivery = delivery;
+            loop {
+                let report = delivery.await;
+                deliveries.room.delivered();
+                let why: String = match report {
+                    Ok(Ok(d)) => {
+                        return Ok(RecordMetadata {
+                            topic,
+                            partition: d.partition,
+                            offset: d.offset,
+                            timestamp: d
+                                .timestamp
+                                .to_millis()
+                                .or(timestamp)
+                                .unwrap_or_else(now_millis),
+                        })
+                    }
+                    Ok(Err((e, message))) if transient(&e) => {
+                        match deliveries.produce_again(&message, &e, enqueued).await {
+                            Ok(again) => {
+                                delivery = again;
+                                continue;
+                            }
+                            Err(why) => why,
+                        }
+                    }
+                    Ok(Err((e, _))) => e.to_string(),
+                    Err(_) => "the delivery was cancelled".to_string(),
+                };
+                return Err(Error::Broker(describe_delivery_failure(
+                    &topic,
+                    partition,
+                    &why,
+                    &deliveries.last_error,
+                )));
             }
         })))
     }
 
     async fn flush(&self, timeout: Duration) -> Result<()> {
         let producer = self.clients().producer.clone();
-        let flushed = tokio::task::spawn_blocking(move || producer.flush(timeout));
+        let flushed = off_runtime("kafka-flush", move || producer.flush(timeout));
         match tokio::time::timeout(timeout + Duration::from_secs(1), flushed).await {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut)))) | Err(_) => {
@@ -519,7 +662,7 @@ impl Transport for KafkaTransport {
                 })
             }
             Ok(Ok(Err(e))) => Err(Error::Broker(format!("flush failed: {e}"))),
-            Ok(Err(join)) => Err(Error::Broker(format!("flush failed: {join}"))),
+            Ok(Err(gone)) => Err(Error::Broker(format!("flush failed: {gone}"))),
         }
     }
 
