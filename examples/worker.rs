@@ -20,6 +20,7 @@
 //! | `WORKER_STALL_FILE` | none | while this file exists, the agent holds the event it is on (a stalled agent: back-pressure builds up) |
 //! | `WORKER_BUFFER` | `4096` | capacity of the agent's queue (`stream_buffer_maxsize`); a full queue pauses consumption |
 //! | `WORKER_OUTPUT` | none | file to which each processed event is appended as one line |
+//! | `WORKER_SINK_TOPIC` | none | topic to which each event's answer is also produced (a topic sink) |
 //! | `WORKER_READY_TIMEOUT_S` | `60` | how long to wait for a first assignment before saying so |
 //! | `RUST_LOG` | `info` | log filter (logs go to stderr) |
 //!
@@ -54,7 +55,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use faust::{Agent, AgentSpec, Stream, Yield};
+use faust::{Agent, AgentSpec, Sink, Stream, Yield};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -91,6 +92,7 @@ struct Config {
     stall_file: Option<PathBuf>,
     buffer: usize,
     output: Option<String>,
+    sink_topic: Option<String>,
     ready_timeout: Duration,
 }
 
@@ -130,6 +132,7 @@ impl Config {
             stall_file: var("WORKER_STALL_FILE").map(PathBuf::from),
             buffer: parsed("WORKER_BUFFER", 4096)?,
             output: var("WORKER_OUTPUT"),
+            sink_topic: var("WORKER_SINK_TOPIC"),
             ready_timeout: Duration::from_secs(parsed("WORKER_READY_TIMEOUT_S", 60)?),
             app_id,
         })
@@ -219,6 +222,10 @@ fn agent_spec(cfg: &Config, output: Arc<Output>) -> AgentSpec {
     .topic(cfg.topic.clone())
     .partitions(cfg.partitions)
     .help("records each event and answers it with where it was processed");
+    let spec = match &cfg.sink_topic {
+        Some(topic) => spec.sink(Sink::<Reply>::topic(topic.clone())),
+        None => spec,
+    };
     match cfg.mode {
         Mode::Shared => spec.concurrency(cfg.concurrency),
         Mode::Isolated => spec.isolated_partitions(true),

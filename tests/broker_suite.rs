@@ -1164,3 +1164,217 @@ async fn a_slow_agent_with_a_backlog_does_not_delay_a_rebalance() -> Result<()> 
     ctx.pass();
     Ok(())
 }
+
+// ---- 8. broker faults --------------------------------------------------------------
+
+/// The broker process of the suite, frozen with SIGSTOP until dropped (or
+/// [`thaw`](Frozen::thaw)ed): a broker that hangs without closing its
+/// connections, the hardest outage for a client.
+struct Frozen {
+    pid: u32,
+    thawed: bool,
+}
+
+impl Frozen {
+    /// Freeze the broker of `scripts/kafka.sh` that serves `FAUST_TEST_KAFKA`.
+    fn broker() -> Result<Self> {
+        let bootstrap = std::env::var("FAUST_TEST_KAFKA")?;
+        let port = bootstrap.rsplit(':').next().unwrap_or("9092").to_string();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let status = Command::new(root.join("scripts/kafka.sh"))
+            .arg("status")
+            .env("KAFKA_PORT", &port)
+            .output()?;
+        let text = String::from_utf8_lossy(&status.stdout);
+        // "running: pid N, bootstrap ..."
+        let pid: u32 = text
+            .split("pid ")
+            .nth(1)
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| anyhow!("no broker pid in `scripts/kafka.sh status`: {text}"))?;
+        signal(pid, "-STOP")?;
+        Ok(Self { pid, thawed: false })
+    }
+
+    fn thaw(&mut self) -> Result<()> {
+        if !self.thawed {
+            signal(self.pid, "-CONT")?;
+            self.thawed = true;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = self.thaw();
+    }
+}
+
+fn signal(pid: u32, sig: &str) -> Result<()> {
+    let status = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()?;
+    ensure!(status.success(), "kill {sig} {pid} failed");
+    Ok(())
+}
+
+/// Every distinct `value` of the replies in `topic` (all partitions), read
+/// from the start, until `want` are there or `within` passed.
+async fn relayed_values(
+    app: &App,
+    topic: &str,
+    want: usize,
+    within: Duration,
+) -> Result<BTreeSet<i64>> {
+    let tps = (0..PARTITIONS)
+        .map(|p| faust::TopicPartition::new(topic, p))
+        .collect();
+    let mut reader = app.transport().assign(tps).await?;
+    let mut seen = BTreeSet::new();
+    let deadline = Instant::now() + within;
+    while seen.len() < want && Instant::now() < deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, reader.poll()).await {
+            Ok(Ok(faust::transport::ConsumerEvent::Records(records))) => {
+                for r in records {
+                    let reply: Reply =
+                        serde_json::from_slice(r.value.as_deref().unwrap_or(b"null"))?;
+                    if let Some(v) = reply.value.as_i64() {
+                        seen.insert(v);
+                    }
+                }
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => bail!("reading {topic}: {e}"),
+            Err(_) => break,
+        }
+    }
+    let _ = reader.close(Duration::from_secs(5)).await;
+    Ok(seen)
+}
+
+/// Data loss under an outage longer than the producer's message timeout:
+/// a worker relays every event to a topic sink with
+/// `message.timeout.ms=3000` while the broker is frozen for 10 s. Records
+/// librdkafka gives up on are produced again; no event is committed before
+/// its output is on the broker. Every value reaches the output topic
+/// (counted value by value), and the worker never stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_longer_than_the_message_timeout_loses_nothing() -> Result<()> {
+    let Some(ctx) = Ctx::new("outage") else {
+        return Ok(());
+    };
+    const N: i64 = 30_000;
+    const FROZEN: Duration = Duration::from_secs(10);
+    let (client, agent) = ctx.client().await?;
+    let relayed = format!("{}-relayed", ctx.name);
+    client
+        .transport()
+        .create_topic(&TopicSpec::new(relayed.clone(), PARTITIONS))
+        .await?;
+    // The group session (45 s by default) outlasts the outage.
+    let url = format!(
+        "kafka://{}?producer.message.timeout.ms=3000",
+        std::env::var("FAUST_TEST_KAFKA")?
+    );
+    let w = ctx.worker(
+        "w1",
+        &[
+            ("FAUST_BROKER", url.as_str()),
+            ("WORKER_SINK_TOPIC", relayed.as_str()),
+        ],
+    )?;
+    w.ready().await?;
+    let sending = {
+        let agent = agent.clone();
+        tokio::spawn(async move { send_many(&agent, 0..N).await })
+    };
+    ctx.progress(&[&w], 0, 2_000).await?;
+    let mut frozen = Frozen::broker()?;
+    ctx.note(&format!("broker frozen for {FROZEN:?}"));
+    tokio::time::sleep(FROZEN).await;
+    frozen.thaw()?;
+    ctx.note("broker thawed");
+    tokio::time::timeout(Duration::from_secs(120), sending)
+        .await
+        .context("the client's sends did not finish")???;
+    let seen = relayed_values(&client, &relayed, N as usize, COVERAGE_WITHIN).await?;
+    let missing: Vec<i64> = (0..N).filter(|v| !seen.contains(v)).collect();
+    let reproduced = log_count(
+        &ctx,
+        "w1",
+        "producing again records the producer gave up on",
+    );
+    println!(
+        "SUMMARY outage: {} of {N} values in the output topic, {} missing (e.g. {:?}); the worker produced records again ({reproduced} log lines); {:.1} s",
+        seen.len(),
+        missing.len(),
+        &missing[..missing.len().min(10)],
+        ctx.t0.elapsed().as_secs_f64()
+    );
+    ensure!(missing.is_empty(), "{} values lost", missing.len());
+    ensure!(
+        reproduced > 0,
+        "no output was in flight during the outage: the test did not test it"
+    );
+    let mut w = w;
+    ensure!(
+        w.child.try_wait()?.is_none(),
+        "the worker stopped during the outage"
+    );
+    w.stop(&ctx).await?;
+    ctx.pass();
+    Ok(())
+}
+
+/// `ask` keeps its deadline on a frozen broker: a 2 s ask returns a timeout
+/// after 2 s (not when the broker comes back), and asks work again after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ask_keeps_its_deadline_while_the_broker_is_frozen() -> Result<()> {
+    let Some(ctx) = Ctx::new("ask-deadline") else {
+        return Ok(());
+    };
+    let (_client, agent) = ctx.client().await?;
+    let w = ctx.worker("w1", &[])?;
+    w.ready().await?;
+    let warm: Reply = agent.ask(&json!(1)).await?;
+    ensure!(warm.value == json!(1));
+    let opts = || SendOptions::default().timeout(Duration::from_secs(2));
+    let mut frozen = Frozen::broker()?;
+    let mut spent = Vec::new();
+    for i in 0..3 {
+        let t = Instant::now();
+        let outcome = agent.ask_with::<_, Reply>(&json!(i), opts()).await;
+        let took = t.elapsed();
+        ctx.note(&format!("ask on the frozen broker: {took:?}: {outcome:?}"));
+        ensure!(
+            matches!(outcome, Err(faust::Error::Timeout { .. })),
+            "expected a timeout, got {outcome:?}"
+        );
+        ensure!(
+            took >= Duration::from_secs(2) && took < Duration::from_millis(2500),
+            "a 2 s ask took {took:?}"
+        );
+        spent.push(took);
+    }
+    frozen.thaw()?;
+    let t = Instant::now();
+    let back: Reply = agent
+        .ask_with(
+            &json!(7),
+            SendOptions::default().timeout(Duration::from_secs(60)),
+        )
+        .await?;
+    ensure!(back.value == json!(7));
+    println!(
+        "SUMMARY ask-deadline: 2 s asks on a frozen broker took {spent:?}; after thawing, an ask took {:?}",
+        t.elapsed()
+    );
+    drop(frozen);
+    let mut w = w;
+    w.stop(&ctx).await?;
+    ctx.pass();
+    Ok(())
+}
