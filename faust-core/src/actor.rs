@@ -203,8 +203,8 @@ impl ActorCtx {
     }
 
     /// Wait while [`MAX_UNACKED`] events of this actor wait for their
-    /// outputs' delivery (each delivery ends within the producer's message
-    /// timeout). Returns false if the actor is cancelled meanwhile.
+    /// outputs' delivery (each delivery ends within the transport's
+    /// delivery deadline). Returns false if the actor is cancelled meanwhile.
     async fn wait_for_deliveries(&self) -> bool {
         while self.unacked.count.load(Ordering::Acquire) >= MAX_UNACKED {
             let delivered = self.unacked.below.notified();
