@@ -90,7 +90,10 @@ impl Drop for Registration<'_> {
 /// reply consumer, producing the requests and waiting for the replies all
 /// count against it. It remembers which of these it is in, to say so when
 /// it passes.
-struct Deadline {
+struct Deadline<'a> {
+    /// `ask to`, `join on`, `map on`.
+    call: &'static str,
+    agent: &'a str,
     started: tokio::time::Instant,
     at: tokio::time::Instant,
     timeout: Duration,
@@ -107,10 +110,12 @@ const STARTING: u8 = 0;
 const PRODUCING: u8 = 1;
 const WAITING: u8 = 2;
 
-impl Deadline {
-    fn new(timeout: Duration) -> Self {
+impl<'a> Deadline<'a> {
+    fn new(call: &'static str, agent: &'a Agent, timeout: Duration) -> Self {
         let started = tokio::time::Instant::now();
         Self {
+            call,
+            agent: agent.name(),
             started,
             at: started + timeout,
             timeout,
@@ -122,25 +127,23 @@ impl Deadline {
         self.step.store(step, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// `fut`, or a timeout error naming `call` and the step it was in.
-    async fn run<T>(
-        &self,
-        call: &str,
-        fut: impl std::future::Future<Output = Result<T>>,
-    ) -> Result<T> {
+    /// `fut`, or a timeout error naming the call and the step it was in.
+    async fn run<T>(&self, fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
         match tokio::time::timeout_at(self.at, fut).await {
             Ok(result) => result,
-            Err(_) => Err(self.passed(call)),
+            Err(_) => Err(self.passed()),
         }
     }
 
     /// The error of a call whose deadline passed: what it was doing and the
     /// time it actually spent.
-    fn passed(&self, call: &str) -> Error {
+    fn passed(&self) -> Error {
         let step = self.step.load(std::sync::atomic::Ordering::Relaxed);
         Error::Timeout {
             what: format!(
-                "{call} while {} (deadline {:?})",
+                "{} agent `{}` while {} (deadline {:?})",
+                self.call,
+                self.agent,
                 STEPS[usize::from(step).min(STEPS.len() - 1)],
                 self.timeout
             ),
@@ -233,7 +236,7 @@ impl Agent {
         value: &V,
         opts: SendOptions,
     ) -> Result<ReplyPromise> {
-        let deadline = Deadline::new(self.ask_timeout(&opts));
+        let deadline = Deadline::new("ask to", self, self.ask_timeout(&opts));
         let promise = self.request(value, opts, &deadline).await?;
         Ok(promise)
     }
@@ -249,7 +252,7 @@ impl Agent {
         &self,
         value: &V,
         opts: SendOptions,
-        deadline: &Deadline,
+        deadline: &Deadline<'_>,
     ) -> Result<ReplyPromise> {
         let app = self.app();
         let reply_to = opts
@@ -261,10 +264,7 @@ impl Agent {
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let record = self.request_record(value, &opts, &reply_to, &cid)?;
-        let call = format!("ask to agent `{}`", self.name());
-        deadline
-            .run(&call, app.replies().start(&app, &reply_to))
-            .await?;
+        deadline.run(app.replies().start(&app, &reply_to)).await?;
         let promise = ReplyPromise::new(reply_to, cid.clone())?;
         let mut guard = Registration {
             agent: self,
@@ -272,7 +272,7 @@ impl Agent {
         };
         app.replies().add(cid, Arc::new(promise.clone()));
         deadline.step(PRODUCING);
-        deadline.run(&call, app.send_record(record)).await?;
+        deadline.run(app.send_record(record)).await?;
         guard.cids.clear();
         Ok(promise)
     }
@@ -298,17 +298,14 @@ impl Agent {
         V: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        let deadline = Deadline::new(self.ask_timeout(&opts));
+        let deadline = Deadline::new("ask to", self, self.ask_timeout(&opts));
         let promise = self.request(value, opts, &deadline).await?;
         let guard = Registration {
             agent: self,
             cids: vec![promise.correlation_id().to_string()],
         };
         deadline.step(WAITING);
-        let call = format!("ask to agent `{}`", self.name());
-        let reply = deadline
-            .run(&call, async { Ok(promise.wait().await) })
-            .await?;
+        let reply = deadline.run(async { Ok(promise.wait().await) }).await?;
         drop(guard);
         if reply.is_ok() {
             self.stats().record_ask(deadline.started.elapsed());
@@ -336,8 +333,7 @@ impl Agent {
         items: I,
         barrier: &BarrierState,
         reg: &mut Registration<'_>,
-        deadline: &Deadline,
-        call: &str,
+        deadline: &Deadline<'_>,
     ) -> Result<Vec<String>>
     where
         K: Serialize,
@@ -345,7 +341,7 @@ impl Agent {
         I: IntoIterator<Item = (Option<K>, V)>,
     {
         deadline
-            .run(call, self.produce_all(items, barrier, reg, deadline))
+            .run(self.produce_all(items, barrier, reg, deadline))
             .await
     }
 
@@ -354,7 +350,7 @@ impl Agent {
         items: I,
         barrier: &BarrierState,
         reg: &mut Registration<'_>,
-        deadline: &Deadline,
+        deadline: &Deadline<'_>,
     ) -> Result<Vec<String>>
     where
         K: Serialize,
@@ -416,19 +412,16 @@ impl Agent {
         I: IntoIterator<Item = (Option<K>, V)>,
     {
         let app = self.app();
-        let deadline = Deadline::new(app.config().ask_timeout);
+        let deadline = Deadline::new("join on", self, app.config().ask_timeout);
         let barrier = BarrierState::new(app.config().reply_to.clone());
         let mut reg = Registration {
             agent: self,
             cids: Vec::new(),
         };
-        let call = format!("join on agent `{}`", self.name());
-        let order = self
-            .send_all(items, &barrier, &mut reg, &deadline, &call)
-            .await?;
+        let order = self.send_all(items, &barrier, &mut reg, &deadline).await?;
         deadline.step(WAITING);
         deadline
-            .run(&call, async {
+            .run(async {
                 barrier.wait().await;
                 Ok(())
             })
@@ -474,7 +467,7 @@ impl Agent {
 
 enum MapState<'a, I> {
     Init(I),
-    Running(BarrierState, Registration<'a>, Deadline),
+    Running(BarrierState, Registration<'a>, Deadline<'a>),
     Done,
 }
 
@@ -492,17 +485,13 @@ where
         match st {
             MapState::Init(items) => {
                 let app = agent.app();
-                let deadline = Deadline::new(app.config().ask_timeout);
+                let deadline = Deadline::new("map on", agent, app.config().ask_timeout);
                 let barrier = BarrierState::new(app.config().reply_to.clone());
                 let mut reg = Registration {
                     agent,
                     cids: Vec::new(),
                 };
-                let call = format!("map on agent `{}`", agent.name());
-                match agent
-                    .send_all(items, &barrier, &mut reg, &deadline, &call)
-                    .await
-                {
+                match agent.send_all(items, &barrier, &mut reg, &deadline).await {
                     Ok(_) => {
                         deadline.step(WAITING);
                         next_result(agent, barrier, reg, deadline).await
@@ -523,13 +512,9 @@ async fn next_result<'a, R: DeserializeOwned, I>(
     agent: &'a Agent,
     barrier: BarrierState,
     reg: Registration<'a>,
-    deadline: Deadline,
+    deadline: Deadline<'a>,
 ) -> Option<(Result<R>, MapState<'a, I>)> {
-    let call = format!("map on agent `{}`", agent.name());
-    match deadline
-        .run(&call, async { Ok(barrier.next().await) })
-        .await
-    {
+    match deadline.run(async { Ok(barrier.next().await) }).await {
         Ok(Some(t)) => Some((
             agent.decode_reply(t.into_result()),
             MapState::Running(barrier, reg, deadline),
