@@ -130,11 +130,13 @@ impl Conductor {
         let commit_every = self.commit_every();
         let mut failures = 0u32;
         'outer: loop {
-            // Wake for the next commit when there is something to commit.
-            let wait = if self.commit_pending() {
-                commit_every.saturating_sub(self.last_commit.elapsed())
-            } else {
+            // Wake when the next commit is due; a consumer that wants
+            // commits more often than `commit_interval` only while there is
+            // something to commit.
+            let wait = if commit_every < interval && !self.commit_pending() {
                 interval
+            } else {
+                commit_every.saturating_sub(self.last_commit.elapsed())
             };
             let polled = tokio::select! {
                 biased;

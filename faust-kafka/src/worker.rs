@@ -7,7 +7,7 @@
 //! The thread does not sleep inside librdkafka: it drains the consumer
 //! queue with non-blocking polls, then waits on a condition variable that
 //! librdkafka rings when its queue becomes non-empty, and that the runtime
-//! rings for commands, acknowledgements, room in the mailbox or closing.
+//! rings for acknowledgements, room in the mailbox or closing.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
