@@ -508,6 +508,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_started_commit_leaves_the_consumer_free_and_fails_fast_once_stopped() {
+        let shared = Arc::new(Shared::default());
+        let (mut c, _done) = consumer(&shared);
+        let tp = TopicPartition::new("t", 0);
+        let mut commit = c.start_commit(&[(tp.clone(), 3)]).expect("started");
+        let pending = tokio::time::timeout(Duration::from_millis(20), &mut commit).await;
+        assert!(pending.is_err(), "waits for the committer");
+        // Polls go on while the commit is pending.
+        shared.push(Item::Records {
+            epoch: 0,
+            records: vec![rec("t", 0, 3)],
+        });
+        assert_eq!(
+            c.poll().await.unwrap(),
+            ConsumerEvent::Records(vec![rec("t", 0, 3)])
+        );
+        // The committer answers.
+        let Some(Command::Commit { offsets, reply }) = shared.lock().commands.pop_front() else {
+            panic!("no commit queued");
+        };
+        assert_eq!(offsets, vec![(tp.clone(), 3)]);
+        let _ = reply.send(Ok(()));
+        commit.await.unwrap();
+        // Once the thread ended, a commit fails at once.
+        shared.lock().finished = Some("closed".into());
+        let err = c.start_commit(&[(tp, 4)]).expect("started").await;
+        assert!(matches!(err, Err(Error::Broker(m)) if m.contains("stopped")));
+    }
+
+    #[tokio::test]
     async fn commands_time_out_and_close_is_bounded() {
         let shared = Arc::new(Shared::default());
         let (mut c, _done) = consumer(&shared);
