@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::message::{Delivery, Message, MessageRef, PartitionAcks};
 use crate::queue::{Push, Queue};
 use crate::record::{Record, TopicPartition};
-use crate::transport::{Consumer, ConsumerEvent};
+use crate::transport::{CommitFuture, Consumer, ConsumerEvent};
 
 /// While the conductor is busy delivering (a full agent queue, a long
 /// batch), the consumer is still polled this often, so a rebalance is
@@ -25,6 +25,9 @@ const SIDE_POLL: Duration = Duration::from_millis(50);
 const TICK_EVERY: u32 = 64;
 /// Records read ahead by side polls, at most.
 const BACKLOG_LIMIT: usize = 4096;
+
+/// Offsets being committed.
+type Offsets = Vec<(TopicPartition, i64)>;
 
 /// The agents reading a topic.
 type Agents = Arc<Vec<crate::agent::Agent>>;
@@ -89,6 +92,9 @@ pub(crate) struct Conductor {
     /// Messages left in the run being delivered (it is out of `backlog`).
     in_hand: usize,
     last_commit: Instant,
+    /// The commit started on the cadence and not finished yet (at most
+    /// one), with its offsets.
+    in_flight: Option<(CommitFuture, Offsets)>,
     last_tick: Instant,
     /// Records delivered since the clock was last read.
     since_tick: u32,
@@ -109,6 +115,7 @@ impl Conductor {
             backlog: VecDeque::new(),
             in_hand: 0,
             last_commit: Instant::now(),
+            in_flight: None,
             last_tick: Instant::now(),
             since_tick: 0,
             side_timer: Box::pin(tokio::time::sleep(SIDE_POLL)),
@@ -123,10 +130,18 @@ impl Conductor {
         let commit_every = self.commit_every();
         let mut failures = 0u32;
         'outer: loop {
+            // Wake when the next commit is due; a consumer that wants
+            // commits more often than `commit_interval` only while there is
+            // something to commit.
+            let wait = if commit_every < interval && !self.commit_pending() {
+                interval
+            } else {
+                commit_every.saturating_sub(self.last_commit.elapsed())
+            };
             let polled = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
-                r = tokio::time::timeout(interval, self.consumer.poll()) => r,
+                r = tokio::time::timeout(wait, self.consumer.poll()) => r,
             };
             match polled {
                 Err(_idle) => {}
@@ -164,7 +179,7 @@ impl Conductor {
                 }
             }
             if self.last_commit.elapsed() >= commit_every {
-                self.commit(false).await;
+                self.commit_due().await;
             }
         }
         self
@@ -319,7 +334,7 @@ impl Conductor {
             false
         };
         if self.last_commit.elapsed() >= self.commit_every() {
-            self.commit(false).await;
+            self.commit_due().await;
         }
         revoked
     }
@@ -390,33 +405,91 @@ impl Conductor {
         }
     }
 
-    /// Commit every partition's contiguous acked prefix.
-    pub(crate) async fn commit(&mut self, all: bool) {
+    /// Whether a commit is in flight or a partition has offsets not yet
+    /// committed.
+    fn commit_pending(&self) -> bool {
+        self.in_flight.is_some() || self.parts.values().any(|acks| acks.uncommitted())
+    }
+
+    /// On the commit cadence: look at the commit in flight, and if none is
+    /// (any more), start committing every partition's acked prefix that
+    /// moved since its last commit. Never waits for a commit, unless the
+    /// consumer cannot start one (see [`Consumer::start_commit`]).
+    async fn commit_due(&mut self) {
         self.last_commit = Instant::now();
-        let offsets: Vec<(TopicPartition, i64)> = self
+        if !self.commit_finished() {
+            return;
+        }
+        let offsets: Offsets = self
             .parts
             .iter()
-            .filter_map(|(tp, acks)| {
-                let o = if all {
-                    acks.current_commit()
-                } else {
-                    acks.take_commit()
-                };
-                o.map(|o| (tp.clone(), o))
-            })
+            .filter_map(|(tp, acks)| acks.take_commit().map(|o| (tp.clone(), o)))
             .collect();
         if offsets.is_empty() {
             return;
         }
         tracing::trace!(?offsets, "commit");
+        match self.consumer.start_commit(&offsets) {
+            Some(commit) => {
+                self.in_flight = Some((commit, offsets));
+                self.commit_finished();
+            }
+            None => {
+                let result = self.consumer.commit(&offsets).await;
+                self.committed(&offsets, result);
+            }
+        }
+    }
+
+    /// Whether no commit is in flight (any more): one that finished is
+    /// accounted for.
+    fn commit_finished(&mut self) -> bool {
+        let Some((commit, _)) = &mut self.in_flight else {
+            return true;
+        };
+        let Some(result) = commit.now_or_never() else {
+            return false;
+        };
+        if let Some((_, offsets)) = self.in_flight.take() {
+            self.committed(&offsets, result);
+        }
+        true
+    }
+
+    /// A commit of `offsets` ended: after a failure their partitions offer
+    /// their (newest) offsets again at the next commit.
+    fn committed(&self, offsets: &Offsets, result: Result<()>) {
+        if let Err(e) = result {
+            tracing::error!(error = %e, "commit failed; retried at the next commit");
+            for (tp, offset) in offsets {
+                if let Some(acks) = self.parts.get(tp) {
+                    acks.commit_failed(*offset);
+                }
+            }
+        }
+    }
+
+    /// Commit every partition's contiguous acked prefix now and wait for it
+    /// (a commit in flight has older offsets: it is not waited for).
+    async fn commit_all(&mut self) {
+        self.in_flight = None;
+        let offsets: Offsets = self
+            .parts
+            .iter()
+            .filter_map(|(tp, acks)| acks.current_commit().map(|o| (tp.clone(), o)))
+            .collect();
+        if offsets.is_empty() {
+            return;
+        }
+        tracing::trace!(?offsets, "final commit");
         if let Err(e) = self.consumer.commit(&offsets).await {
-            tracing::error!(error = %e, "commit failed");
+            tracing::error!(error = %e, "final commit failed");
         }
     }
 
     /// Final commit and leave the group.
     pub(crate) async fn close(mut self) -> Result<()> {
-        self.commit(true).await;
+        self.commit_all().await;
         let timeout = self.app.config().stop_timeout;
         self.consumer.close(timeout).await
     }

@@ -240,6 +240,24 @@ impl PartitionAcks {
         }
     }
 
+    /// A commit of `offset` (from [`take_commit`](Self::take_commit))
+    /// failed: the next `take_commit` offers the partition's offset again
+    /// (the newest one by then), even if it did not move.
+    pub(crate) fn commit_failed(&self, offset: i64) {
+        let mut st = self.lock();
+        if st.committed == Some(offset) {
+            st.committed = None;
+        }
+    }
+
+    /// Whether something is delivered but not committed yet (unacked, or
+    /// acked since the last commit).
+    pub(crate) fn uncommitted(&self) -> bool {
+        let mut st = self.lock();
+        st.advance();
+        !st.pending.is_empty() || (st.commit.is_some() && st.commit != st.committed)
+    }
+
     /// The offset to commit now, whether or not it was committed before.
     pub(crate) fn current_commit(&self) -> Option<i64> {
         let mut st = self.lock();
@@ -411,6 +429,25 @@ mod tests {
         assert_eq!(acks.take_commit(), Some(13));
         drop(d3);
         assert_eq!(acks.take_commit(), Some(14));
+        assert_eq!(acks.take_commit(), None);
+    }
+
+    #[test]
+    fn a_failed_commit_is_offered_again() {
+        let acks = PartitionAcks::new();
+        let m = msg(&acks, 3, 1);
+        assert!(acks.uncommitted());
+        let mut d = Delivery::new(m);
+        assert!(d.start());
+        drop(d);
+        assert_eq!(acks.take_commit(), Some(4));
+        assert!(!acks.uncommitted());
+        assert_eq!(acks.take_commit(), None);
+        acks.commit_failed(4);
+        assert!(acks.uncommitted());
+        assert_eq!(acks.take_commit(), Some(4));
+        // A failure of an older offset does not undo a newer commit.
+        acks.commit_failed(2);
         assert_eq!(acks.take_commit(), None);
     }
 

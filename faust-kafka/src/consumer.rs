@@ -10,15 +10,18 @@
 //!   (`faust.buffer.batches`): when it is reached the thread stops fetching,
 //!   which is the backpressure.
 //! - **commands** (runtime → thread): commits and committed-offset lookups,
-//!   run synchronously on the thread, also while it waits inside a
-//!   revocation.
+//!   run synchronously, one at a time, on a second thread of the consumer
+//!   (the committer), so that a commit waiting for the broker never holds
+//!   up fetching and forwarding records. The runtime starts a commit
+//!   without waiting for it ([`Consumer::start_commit`]).
 //! - **the revocation handshake**: on revoke the thread registers the
 //!   revoked partitions under a new epoch, queues `Revoked` and blocks inside
 //!   the callback until the runtime acknowledges by calling
 //!   [`Consumer::poll`] again (or closes or drops the consumer), or until
-//!   `faust.revoke.timeout.ms`. Commits made meanwhile run on the thread
-//!   before the callback returns, so they land in the generation that owned
-//!   the partitions. Batches fetched before a revocation (still queued when
+//!   `faust.revoke.timeout.ms`. The runtime commits the revoked partitions
+//!   and waits for that commit before it polls again, so the commit lands
+//!   before the callback returns, in the generation that owned the
+//!   partitions. Batches fetched before a revocation (still queued when
 //!   it happens) lose the records of the revoked partitions when they are
 //!   taken out, so nothing of a revoked partition reaches the runtime after
 //!   `Revoked`.
@@ -28,7 +31,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use faust_core::transport::{Consumer, ConsumerEvent};
+use faust_core::transport::{CommitFuture, Consumer, ConsumerEvent};
 use faust_core::{Error, Record, Result, TopicPartition};
 use tokio::sync::{oneshot, Notify};
 
@@ -53,7 +56,7 @@ pub(crate) enum Item {
 /// What the runtime asks the thread to do.
 #[derive(Debug)]
 pub(crate) enum Command {
-    /// Commit these offsets synchronously.
+    /// Commit these offsets (synchronously, on the committer thread).
     Commit {
         offsets: Vec<(TopicPartition, i64)>,
         reply: oneshot::Sender<Result<()>>,
@@ -89,8 +92,10 @@ pub(crate) struct State {
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
     state: Mutex<State>,
-    /// Wakes the thread: doorbell, command, ack, room in the queue, closing.
+    /// Wakes the thread: doorbell, ack, room in the queue, closing.
     pub(crate) wake_thread: Condvar,
+    /// Wakes the committer thread: a command, closing.
+    pub(crate) wake_committer: Condvar,
     /// Wakes the async side: a new item, or the thread ended.
     pub(crate) wake_async: Notify,
 }
@@ -109,6 +114,18 @@ impl Shared {
         timeout: Duration,
     ) -> MutexGuard<'a, State> {
         match self.wake_thread.wait_timeout(guard, timeout) {
+            Ok((g, _)) => g,
+            Err(e) => e.into_inner().0,
+        }
+    }
+
+    /// Wait on the committer's condition variable for at most `timeout`.
+    pub(crate) fn wait_committer<'a>(
+        &self,
+        guard: MutexGuard<'a, State>,
+        timeout: Duration,
+    ) -> MutexGuard<'a, State> {
+        match self.wake_committer.wait_timeout(guard, timeout) {
             Ok((g, _)) => g,
             Err(e) => e.into_inner().0,
         }
@@ -135,6 +152,7 @@ impl Shared {
     pub(crate) fn close(&self) {
         self.lock().closing = true;
         self.wake_thread.notify_all();
+        self.wake_committer.notify_all();
     }
 }
 
@@ -191,12 +209,13 @@ impl KafkaConsumer {
         }
     }
 
-    /// Send a command to the thread and wait for its answer.
-    async fn command<T>(
+    /// Send a command to the committer thread (failing at once if the
+    /// consumer stopped); its answer comes on the receiver.
+    fn send<T>(
         &self,
         what: &str,
         make: impl FnOnce(oneshot::Sender<Result<T>>) -> Command,
-    ) -> Result<T> {
+    ) -> Result<oneshot::Receiver<Result<T>>> {
         let (tx, rx) = oneshot::channel();
         {
             let mut st = self.shared.lock();
@@ -207,17 +226,31 @@ impl KafkaConsumer {
             }
             st.commands.push_back(make(tx));
         }
-        self.shared.wake_thread.notify_all();
-        match tokio::time::timeout(self.operation_timeout, rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(Error::Broker(format!(
-                "cannot {what}: the consumer stopped"
-            ))),
-            Err(_) => Err(Error::Timeout {
-                what: format!("{what}{}", self.last_error.suffix()),
-                after: self.operation_timeout,
-            }),
-        }
+        self.shared.wake_committer.notify_all();
+        Ok(rx)
+    }
+
+    /// Send a command and return its answer (within `faust.operation.timeout.ms`),
+    /// as a future that does not borrow the consumer.
+    fn command<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        make: impl FnOnce(oneshot::Sender<Result<T>>) -> Command,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + Send>> {
+        let sent = self.send(what, make);
+        let (timeout, last_error) = (self.operation_timeout, self.last_error.clone());
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, sent?).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err(Error::Broker(format!(
+                    "cannot {what}: the consumer stopped"
+                ))),
+                Err(_) => Err(Error::Timeout {
+                    what: format!("{what}{}", last_error.suffix()),
+                    after: timeout,
+                }),
+            }
+        })
     }
 }
 
@@ -311,12 +344,18 @@ impl Consumer for KafkaConsumer {
     }
 
     async fn commit(&mut self, offsets: &[(TopicPartition, i64)]) -> Result<()> {
+        match self.start_commit(offsets) {
+            Some(commit) => commit.await,
+            None => Ok(()),
+        }
+    }
+
+    fn start_commit(&mut self, offsets: &[(TopicPartition, i64)]) -> Option<CommitFuture> {
         if self.group.is_none() || offsets.is_empty() {
-            return Ok(());
+            return Some(Box::pin(std::future::ready(Ok(()))));
         }
         let offsets = offsets.to_vec();
-        self.command("commit offsets", |reply| Command::Commit { offsets, reply })
-            .await
+        Some(self.command("commit offsets", |reply| Command::Commit { offsets, reply }))
     }
 
     async fn committed(&mut self, tp: &TopicPartition) -> Result<Option<i64>> {
@@ -466,6 +505,36 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("stopped"), "{err}");
         Box::new(c).close(Duration::from_secs(1)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_started_commit_leaves_the_consumer_free_and_fails_fast_once_stopped() {
+        let shared = Arc::new(Shared::default());
+        let (mut c, _done) = consumer(&shared);
+        let tp = TopicPartition::new("t", 0);
+        let mut commit = c.start_commit(&[(tp.clone(), 3)]).expect("started");
+        let pending = tokio::time::timeout(Duration::from_millis(20), &mut commit).await;
+        assert!(pending.is_err(), "waits for the committer");
+        // Polls go on while the commit is pending.
+        shared.push(Item::Records {
+            epoch: 0,
+            records: vec![rec("t", 0, 3)],
+        });
+        assert_eq!(
+            c.poll().await.unwrap(),
+            ConsumerEvent::Records(vec![rec("t", 0, 3)])
+        );
+        // The committer answers.
+        let Some(Command::Commit { offsets, reply }) = shared.lock().commands.pop_front() else {
+            panic!("no commit queued");
+        };
+        assert_eq!(offsets, vec![(tp.clone(), 3)]);
+        let _ = reply.send(Ok(()));
+        commit.await.unwrap();
+        // Once the thread ended, a commit fails at once.
+        shared.lock().finished = Some("closed".into());
+        let err = c.start_commit(&[(tp, 4)]).expect("started").await;
+        assert!(matches!(err, Err(Error::Broker(m)) if m.contains("stopped")));
     }
 
     #[tokio::test]

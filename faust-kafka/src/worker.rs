@@ -1,11 +1,13 @@
 //! The consumer thread: owns a librdkafka consumer, polls it, runs its
-//! rebalance callbacks, forwards records in batches and runs the runtime's
-//! commands. See [`crate::consumer`] for the protocol with the async side.
+//! rebalance callbacks and forwards records in batches; a second thread
+//! (the committer) runs the runtime's commands (commits, committed-offset
+//! lookups), which may wait for the broker. See [`crate::consumer`] for the
+//! protocol with the async side.
 //!
 //! The thread does not sleep inside librdkafka: it drains the consumer
 //! queue with non-blocking polls, then waits on a condition variable that
 //! librdkafka rings when its queue becomes non-empty, and that the runtime
-//! rings for commands, acknowledgements, room in the mailbox or closing.
+//! rings for acknowledgements, room in the mailbox or closing.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -106,31 +108,24 @@ impl ConsumerCtx {
             st.items.push_back(Item::Revoked { epoch, partitions });
         }
         self.shared.wake_async.notify_one();
-        // Wait until the runtime has released the partitions (it polls again),
-        // running its commits here so they land before the partitions move.
+        // Wait until the runtime has released the partitions (it polls
+        // again). It commits them first, on the committer thread, and polls
+        // only once that commit is done: it lands before the partitions move.
         let deadline = Instant::now() + self.revoke_timeout;
+        let mut st = self.shared.lock();
         loop {
-            let commands = {
-                let mut st = self.shared.lock();
-                loop {
-                    if st.acked >= epoch || st.closing {
-                        return;
-                    }
-                    if !st.commands.is_empty() {
-                        break st.commands.drain(..).collect::<Vec<_>>();
-                    }
-                    let now = Instant::now();
-                    if now >= deadline {
-                        tracing::warn!(
-                            timeout = ?self.revoke_timeout,
-                            "Kafka consumer: the runtime did not release revoked partitions in time; handing them over anyway"
-                        );
-                        return;
-                    }
-                    st = self.shared.wait(st, deadline - now);
-                }
-            };
-            serve(consumer, commands, self.operation_timeout);
+            if st.acked >= epoch || st.closing {
+                return;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                tracing::warn!(
+                    timeout = ?self.revoke_timeout,
+                    "Kafka consumer: the runtime did not release revoked partitions in time; handing them over anyway"
+                );
+                return;
+            }
+            st = self.shared.wait(st, deadline - now);
         }
     }
 }
@@ -190,10 +185,37 @@ fn to_partitions(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
     v
 }
 
+/// The committer thread: runs the runtime's commands one at a time until
+/// closing. A synchronous commit waits for the broker here, never on the
+/// consumer thread, so fetching and forwarding go on meanwhile (librdkafka
+/// handles are thread-safe; the commit is served by its own threads).
+fn run_commands(consumer: &BaseConsumer<ConsumerCtx>) {
+    let ctx = consumer.context();
+    loop {
+        let commands = {
+            let mut st = ctx.shared.lock();
+            loop {
+                if st.closing {
+                    // Dropping the reply senders fails the waiting commands.
+                    st.commands.clear();
+                    return;
+                }
+                if !st.commands.is_empty() {
+                    break st.commands.drain(..).collect::<Vec<_>>();
+                }
+                st = ctx.shared.wait_committer(st, IDLE_WAIT);
+            }
+        };
+        serve(consumer, commands, ctx.operation_timeout);
+    }
+}
+
 /// Run commands on the consumer (outside the mailbox lock).
 fn serve(consumer: &BaseConsumer<ConsumerCtx>, commands: Vec<Command>, timeout: Duration) {
     for command in commands {
         match command {
+            // The runtime gave up on it (a newer one follows).
+            Command::Commit { reply, .. } if reply.is_closed() => {}
             Command::Commit { offsets, reply } => {
                 let mut tpl = TopicPartitionList::with_capacity(offsets.len());
                 let mut result = Ok(());
@@ -311,15 +333,6 @@ impl Worker<'_> {
 
     fn ctx(&self) -> &ConsumerCtx {
         self.consumer.context()
-    }
-
-    /// Take what the runtime asked for, or `None` when closing.
-    fn commands(&self) -> Option<Vec<Command>> {
-        let mut st = self.ctx().shared.lock();
-        if st.closing {
-            return None;
-        }
-        Some(st.commands.drain(..).collect())
     }
 
     /// After a poll: a revocation inside it takes its partitions out of
@@ -477,7 +490,7 @@ impl Worker<'_> {
     fn wait_until(&self, ready: impl Fn(&crate::consumer::State) -> bool) {
         let shared = &self.ctx().shared;
         let st = shared.lock();
-        if !ready(&st) && !st.closing && st.commands.is_empty() {
+        if !ready(&st) && !st.closing {
             drop(shared.wait(st, IDLE_WAIT));
         }
     }
@@ -485,7 +498,7 @@ impl Worker<'_> {
     /// Poll, batch and hand out records until closing.
     ///
     /// When the mailbox is full the thread stops fetching: at first it only
-    /// waits (serving commands); if the mailbox stays full for
+    /// waits; if the mailbox stays full for
     /// [`PAUSE_AFTER`] it pauses the assigned partitions and polls again,
     /// so that a stalled runtime never holds up a rebalance. It resumes them
     /// once the runtime has taken half the mailbox (librdkafka fetches a
@@ -493,10 +506,9 @@ impl Worker<'_> {
     fn run(&mut self) -> std::result::Result<(), String> {
         let mut full_since: Option<Instant> = None;
         loop {
-            let Some(commands) = self.commands() else {
+            if self.ctx().shared.lock().closing {
                 return Ok(());
-            };
-            serve(self.consumer, commands, self.ctx().operation_timeout);
+            }
             let mut more = false;
             if self.pending.is_empty() {
                 more = self.drain()?;
@@ -615,6 +627,7 @@ pub(crate) fn spawn(
 ) -> Result<()> {
     let shared = consumer.context().shared.clone();
     let ring = shared.clone();
+    let committer_name = format!("{name}-commit");
     consumer.set_nonempty_callback(move || ring.ring());
     let start = move || {
         let mut finish = Finish {
@@ -649,7 +662,23 @@ pub(crate) fn spawn(
                     .map(|()| shared.push(Item::Assigned(partitions.clone())))
             }
         };
-        let outcome = started.and_then(|()| Worker::new(&consumer, max_batch, capacity).run());
+        let outcome = started.and_then(|()| {
+            std::thread::scope(|scope| {
+                std::thread::Builder::new()
+                    .name(committer_name)
+                    .spawn_scoped(scope, || run_commands(&consumer))
+                    .map_err(|e| format!("cannot start the committer thread: {e}"))?;
+                let outcome = Worker::new(&consumer, max_batch, capacity).run();
+                if let Err(why) = &outcome {
+                    if !shared.lock().closing {
+                        shared.push(Item::Failed(why.clone()));
+                    }
+                }
+                // Ends the committer.
+                shared.close();
+                outcome
+            })
+        });
         if let Err(why) = outcome {
             tracing::error!(error = %why, "Kafka consumer failed");
             if !shared.lock().closing {

@@ -52,7 +52,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::{
-    Consumer, ConsumerEvent, Enqueued, OffsetReset, SubscribeOptions, TopicSpec, Transport,
+    CommitFuture, Consumer, ConsumerEvent, Enqueued, OffsetReset, SubscribeOptions, TopicSpec,
+    Transport,
 };
 use crate::error::{Error, Result};
 use crate::record::{
@@ -1216,6 +1217,30 @@ impl Consumer for MemoryConsumer {
     }
 
     async fn commit(&mut self, offsets: &[(TopicPartition, i64)]) -> Result<()> {
+        self.commit_now(offsets)
+    }
+
+    /// Commits here are immediate: the outcome is ready at once.
+    fn start_commit(&mut self, offsets: &[(TopicPartition, i64)]) -> Option<CommitFuture> {
+        Some(Box::pin(std::future::ready(self.commit_now(offsets))))
+    }
+
+    async fn committed(&mut self, tp: &TopicPartition) -> Result<Option<i64>> {
+        Ok(self
+            .group
+            .as_ref()
+            .and_then(|g| lock(g).committed.get(tp).copied()))
+    }
+
+    async fn close(mut self: Box<Self>, _timeout: Duration) -> Result<()> {
+        self.leave();
+        Ok(())
+    }
+}
+
+impl MemoryConsumer {
+    /// Commit `offsets` for the group (synchronous: nothing waits).
+    fn commit_now(&mut self, offsets: &[(TopicPartition, i64)]) -> Result<()> {
         let Some(group) = &self.group else {
             return Ok(());
         };
@@ -1251,18 +1276,6 @@ impl Consumer for MemoryConsumer {
                 g.name
             )))
         }
-    }
-
-    async fn committed(&mut self, tp: &TopicPartition) -> Result<Option<i64>> {
-        Ok(self
-            .group
-            .as_ref()
-            .and_then(|g| lock(g).committed.get(tp).copied()))
-    }
-
-    async fn close(mut self: Box<Self>, _timeout: Duration) -> Result<()> {
-        self.leave();
-        Ok(())
     }
 }
 

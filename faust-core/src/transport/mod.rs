@@ -20,6 +20,10 @@ pub mod memory;
 pub type DeliveryFuture =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<RecordMetadata>> + Send>>;
 
+/// A commit started by [`Consumer::start_commit`]; it does not borrow the
+/// consumer, so the consumer can be polled while it runs.
+pub type CommitFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>;
+
 /// What [`Transport::try_enqueue`] did with a record.
 pub enum Enqueued {
     /// The broker has it already (a transport that produces synchronously,
@@ -186,8 +190,20 @@ pub trait Consumer: Send + 'static {
         None
     }
 
-    /// Commit these offsets (the offset of the *next* record to read) for the group.
+    /// Commit these offsets (the offset of the *next* record to read) for
+    /// the group, and wait until the broker has them. The runtime uses it
+    /// where a commit must land before it goes on (on revoke, on close).
     async fn commit(&mut self, offsets: &[(TopicPartition, i64)]) -> Result<()>;
+
+    /// Start committing these offsets (like [`commit`](Consumer::commit))
+    /// and return at once with the commit's outcome, so that records keep
+    /// being polled meanwhile. The runtime starts one at a time, on its
+    /// commit cadence. `None` (the default): this consumer only commits with
+    /// `commit`, which the runtime then awaits.
+    fn start_commit(&mut self, offsets: &[(TopicPartition, i64)]) -> Option<CommitFuture> {
+        let _ = offsets;
+        None
+    }
 
     /// Committed offset of a partition for this consumer's group.
     async fn committed(&mut self, tp: &TopicPartition) -> Result<Option<i64>>;
