@@ -1255,29 +1255,36 @@ async fn relayed_values(
     Ok(seen)
 }
 
+/// How a test takes the broker away.
+#[derive(Clone, Copy, Debug)]
+enum Outage {
+    /// SIGSTOP for this long: connections stay open, requests hang.
+    Frozen(Duration),
+    /// `scripts/kafka.sh stop`, this long, then `start`: connections are refused.
+    Stopped(Duration),
+}
+
 /// Data loss under an outage longer than the producer's message timeout:
 /// a worker relays every event to a topic sink with
-/// `message.timeout.ms=3000` while the broker is frozen for 10 s. Records
+/// `message.timeout.ms=3000` while the broker is away for longer. Records
 /// librdkafka gives up on are produced again; no event is committed before
 /// its output is on the broker. Every value reaches the output topic
 /// (counted value by value), and the worker never stops.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn outage_longer_than_the_message_timeout_loses_nothing() -> Result<()> {
-    let Some(ctx) = Ctx::new("outage") else {
+async fn relay_through(test: &'static str, outage: Outage) -> Result<()> {
+    let Some(ctx) = Ctx::new(test) else {
         return Ok(());
     };
     const N: i64 = 30_000;
-    const FROZEN: Duration = Duration::from_secs(10);
     let (client, agent) = ctx.client().await?;
     let relayed = format!("{}-relayed", ctx.name);
     client
         .transport()
         .create_topic(&TopicSpec::new(relayed.clone(), PARTITIONS))
         .await?;
-    // The group session (45 s by default) outlasts the outage.
-    let url = format!(
-        "kafka://{}?producer.message.timeout.ms=3000",
-        std::env::var("FAUST_TEST_KAFKA")?
+    // The group session outlasts the outage.
+    let url = ctx.url.replace(
+        SESSION,
+        "consumer.session.timeout.ms=45000&producer.message.timeout.ms=3000",
     );
     let w = ctx.worker(
         "w1",
@@ -1291,12 +1298,32 @@ async fn outage_longer_than_the_message_timeout_loses_nothing() -> Result<()> {
         let agent = agent.clone();
         tokio::spawn(async move { send_many(&agent, 0..N).await })
     };
-    ctx.progress(&[&w], 0, 2_000).await?;
-    let mut frozen = Frozen::broker()?;
-    ctx.note(&format!("broker frozen for {FROZEN:?}"));
-    tokio::time::sleep(FROZEN).await;
-    frozen.thaw()?;
-    ctx.note("broker thawed");
+    let before = ctx.progress(&[&w], 0, 2_000).await?;
+    match outage {
+        Outage::Frozen(long) => {
+            let mut frozen = Frozen::broker()?;
+            ctx.note(&format!(
+                "{before} events processed; broker frozen for {long:?}"
+            ));
+            tokio::time::sleep(long).await;
+            frozen.thaw()?;
+            ctx.note("broker thawed");
+        }
+        Outage::Stopped(long) => {
+            let Some(broker) = Broker::ours() else {
+                eprintln!("skipping {test}: the broker was not started by scripts/kafka.sh");
+                ctx.pass();
+                return Ok(());
+            };
+            ctx.note(&format!(
+                "{before} events processed; stopping the broker for {long:?}"
+            ));
+            broker.run("stop")?;
+            tokio::time::sleep(long).await;
+            broker.run("start")?;
+            ctx.note("broker started again");
+        }
+    }
     tokio::time::timeout(Duration::from_secs(120), sending)
         .await
         .context("the client's sends did not finish")???;
@@ -1308,7 +1335,7 @@ async fn outage_longer_than_the_message_timeout_loses_nothing() -> Result<()> {
         "producing again records the producer gave up on",
     );
     println!(
-        "SUMMARY outage: {} of {N} values in the output topic, {} missing (e.g. {:?}); the worker produced records again ({reproduced} log lines); {:.1} s",
+        "SUMMARY {test}: {outage:?}; {} of {N} values in the output topic, {} missing (e.g. {:?}); the worker produced records again ({reproduced} log lines); {:.1} s",
         seen.len(),
         missing.len(),
         &missing[..missing.len().min(10)],
@@ -1327,6 +1354,19 @@ async fn outage_longer_than_the_message_timeout_loses_nothing() -> Result<()> {
     w.stop(&ctx).await?;
     ctx.pass();
     Ok(())
+}
+
+/// A broker frozen (SIGSTOP) for 10 s, over three message timeouts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_broker_loses_no_output() -> Result<()> {
+    relay_through("outage_frozen", Outage::Frozen(Duration::from_secs(10))).await
+}
+
+/// A broker stopped and started again, down for over 8 s (the stop and the
+/// start take a few seconds more).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_broker_loses_no_output() -> Result<()> {
+    relay_through("outage_stopped", Outage::Stopped(Duration::from_secs(8))).await
 }
 
 /// `ask` keeps its deadline on a frozen broker: a 2 s ask returns a timeout
