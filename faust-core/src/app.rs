@@ -372,7 +372,7 @@ impl App {
             shutdown,
             conductor,
         });
-        tracing::info!(app = %cfg.id, broker = %cfg.broker, agents = self.agents().len(), "app started");
+        tracing::info!(app = %cfg.id, broker = %crate::redact::redact_url(&cfg.broker), agents = self.agents().len(), "app started");
         Ok(())
     }
 
@@ -385,7 +385,10 @@ impl App {
         tokio::time::timeout(after, fut)
             .await
             .map_err(|_| Error::Timeout {
-                what: format!("{what} on {}", self.config().broker),
+                what: format!(
+                    "{what} on {}",
+                    crate::redact::redact_url(&self.config().broker)
+                ),
                 after,
             })?
     }
@@ -611,7 +614,7 @@ impl fmt::Debug for App {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("App")
             .field("id", &self.id())
-            .field("broker", &self.config().broker)
+            .field("broker", &crate::redact::redact_url(&self.config().broker))
             .finish_non_exhaustive()
     }
 }

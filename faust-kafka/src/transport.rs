@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use faust_core::record::now_millis;
+use faust_core::redact::redact_url;
 use faust_core::transport::{Consumer, OffsetReset, SubscribeOptions, TopicSpec, Transport};
 use faust_core::transport::{DeliveryFuture, Enqueued};
 use faust_core::{Error, ProducerRecord, RecordMetadata, Result, TopicPartition};
@@ -19,7 +20,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::ClientConfig;
 use tokio::sync::oneshot;
 
-use crate::config::{ClientConfigs, KafkaBuilder, Settings};
+use crate::config::{describe_config_error, ClientConfigs, KafkaBuilder, Settings};
 use crate::consumer::{KafkaConsumer, Shared};
 use crate::context::{ClientCtx, LastError};
 use crate::worker::{self, ConsumerCtx, Mode};
@@ -129,8 +130,8 @@ impl KafkaTransport {
         let producer_error = LastError::default();
         let admin_error = LastError::default();
         let invalid = |what: &str, e: KafkaError| Error::BrokerUrl {
-            url: url.clone(),
-            reason: format!("invalid {what} configuration: {e}"),
+            url: redact_url(&url),
+            reason: describe_config_error(what, &e),
         };
         let producer = FutureProducer::from_config_and_context(
             &configs.producer,
