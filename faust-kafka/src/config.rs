@@ -317,6 +317,9 @@ impl KafkaBuilder {
                 reason: "no bootstrap server given".into(),
             });
         }
+        if let Some(reason) = self.missing_feature() {
+            return Err(Error::BrokerUrl { url, reason });
+        }
         let configs = ClientConfigs {
             producer: self.client_config(PRODUCER_DEFAULTS, &self.producer, &[]),
             consumer: self.client_config(CONSUMER_DEFAULTS, &self.consumer, CONSUMER_FORCED),
@@ -331,6 +334,52 @@ impl KafkaBuilder {
                 reason: describe_config_error("consumer", &e),
             })?;
         KafkaTransport::new(url, self.bootstrap, configs, self.settings)
+    }
+
+    /// What the properties need that this build lacks: TLS and SCRAM need
+    /// the `ssl` feature (OpenSSL), GSSAPI the `gssapi` feature.
+    fn missing_feature(&self) -> Option<String> {
+        let properties = || {
+            [&self.common, &self.producer, &self.consumer, &self.admin]
+                .into_iter()
+                .flat_map(|m| m.iter())
+        };
+        let value_of = |names: &[&str]| {
+            properties()
+                .filter(|(k, _)| names.contains(&k.as_str()))
+                .map(|(_, v)| v.trim().to_ascii_uppercase())
+                .collect::<Vec<_>>()
+        };
+        let mechanisms = value_of(&["sasl.mechanism", "sasl.mechanisms"]);
+        let protocols = value_of(&["security.protocol"]);
+        let needs = |feature: &str, what: String| {
+            Some(format!(
+                "{what} needs the `{feature}` feature: faust = {{ version = \"{}\", features = [\"{feature}\"] }} \
+                 (faust-kafka's feature of the same name; see the Security section of docs/kafka.md)",
+                env!("CARGO_PKG_VERSION")
+            ))
+        };
+        if !cfg!(feature = "gssapi") && mechanisms.iter().any(|m| m == "GSSAPI") {
+            return needs("gssapi", "SASL/GSSAPI (Kerberos)".into());
+        }
+        if cfg!(feature = "ssl") {
+            return None;
+        }
+        if let Some(p) = protocols.iter().find(|p| *p == "SSL" || *p == "SASL_SSL") {
+            return needs(
+                "ssl",
+                format!("TLS (`security.protocol={}`)", p.to_lowercase()),
+            );
+        }
+        if let Some(m) = mechanisms.iter().find(|m| m.starts_with("SCRAM-")) {
+            return needs("ssl", format!("SASL/{m}"));
+        }
+        if let Some((k, _)) =
+            properties().find(|(k, _)| k.starts_with("ssl.") || k.starts_with("ssl_"))
+        {
+            return needs("ssl", format!("TLS (`{k}`)"));
+        }
+        None
     }
 
     fn client_config(
