@@ -82,8 +82,8 @@ pub struct KafkaTransport {
     clients: Option<Clients>,
     consumer_config: ClientConfig,
     settings: Settings,
-    producer_error: LastError,
-    admin_error: LastError,
+    /// What every client of this transport reported (one record for all).
+    errors: LastError,
     room: Arc<Room>,
 }
 
@@ -127,20 +127,19 @@ impl KafkaTransport {
         configs: ClientConfigs,
         settings: Settings,
     ) -> Result<Self> {
-        let producer_error = LastError::default();
-        let admin_error = LastError::default();
+        let errors = LastError::default();
         let invalid = |what: &str, e: KafkaError| Error::BrokerUrl {
             url: redact_url(&url),
             reason: describe_config_error(what, &e),
         };
         let producer = FutureProducer::from_config_and_context(
             &configs.producer,
-            ClientCtx::new("producer", producer_error.clone()),
+            ClientCtx::new("producer", errors.clone()),
         )
         .map_err(|e| invalid("producer", e))?;
         let admin = AdminClient::from_config_and_context(
             &configs.admin,
-            ClientCtx::new("admin", admin_error.clone()),
+            ClientCtx::new("admin", errors.clone()),
         )
         .map_err(|e| invalid("admin client", e))?;
         Ok(Self {
@@ -152,8 +151,7 @@ impl KafkaTransport {
             }),
             consumer_config: configs.consumer,
             settings,
-            producer_error,
-            admin_error,
+            errors,
             room: Arc::default(),
         })
     }
@@ -187,12 +185,19 @@ impl KafkaTransport {
                 })
             }))
         });
-        match tokio::time::timeout(timeout + Duration::from_secs(1), lookup).await {
+        let looked_up = tokio::select! {
+            biased;
+            looked_up = tokio::time::timeout(timeout + Duration::from_secs(1), lookup) => looked_up,
+            why = self.errors.wait_fatal() => {
+                return Err(self.fatal_error(&format!("cannot read the metadata of topic `{topic}`"), &why));
+            }
+        };
+        match looked_up {
             Ok(Ok(Ok(state))) => Ok(state),
             Ok(Ok(Err(e))) => Err(Error::Broker(format!(
                 "cannot read the metadata of topic `{topic}` from {}: {e}{}",
                 self.bootstrap,
-                self.admin_error.suffix()
+                self.errors.suffix()
             ))),
             Ok(Err(join)) => Err(Error::Broker(format!("metadata lookup failed: {join}"))),
             Err(_) => {
@@ -203,9 +208,14 @@ impl KafkaTransport {
 
     fn timeout(&self, what: String, after: Duration) -> Error {
         Error::Timeout {
-            what: format!("{what} on {}{}", self.bootstrap, self.admin_error.suffix()),
+            what: format!("{what} on {}{}", self.bootstrap, self.errors.suffix()),
             after,
         }
+    }
+
+    /// `<what> on <servers>: <a fatal client error>`.
+    fn fatal_error(&self, what: &str, why: &str) -> Error {
+        Error::Broker(format!("{what} on {}: {why}", self.bootstrap))
     }
 
     /// Wait until the metadata shows the topic with a leader for every
@@ -236,7 +246,7 @@ impl KafkaTransport {
         group: Option<String>,
     ) -> Result<KafkaConsumer> {
         let shared = Arc::new(Shared::default());
-        let last_error = LastError::default();
+        let last_error = self.errors.clone();
         let ctx = ConsumerCtx::new(
             shared.clone(),
             last_error.clone(),
@@ -295,7 +305,7 @@ impl KafkaTransport {
             topic,
             partition,
             why,
-            &self.producer_error,
+            &self.errors,
         ))
     }
 }
@@ -352,11 +362,16 @@ impl Transport for KafkaTransport {
         let opts = AdminOptions::new()
             .request_timeout(Some(left))
             .operation_timeout(Some(left));
-        let created = tokio::time::timeout(
-            left + Duration::from_secs(1),
-            self.clients().admin.create_topics([&topic], &opts),
-        )
-        .await
+        let created = tokio::select! {
+            biased;
+            created = tokio::time::timeout(
+                left + Duration::from_secs(1),
+                self.clients().admin.create_topics([&topic], &opts),
+            ) => created,
+            why = self.errors.wait_fatal() => {
+                return Err(self.fatal_error(&format!("cannot create topic `{}`", spec.name), &why));
+            }
+        }
         .map_err(|_| self.timeout(format!("creating topic `{}`", spec.name), op))?;
         let failure = match created {
             Ok(results) => results.into_iter().find_map(|r| match r {
@@ -382,7 +397,7 @@ impl Transport for KafkaTransport {
                 "cannot create topic `{}` with {} partitions: {failure}{hint}{}",
                 spec.name,
                 spec.partitions,
-                self.admin_error.suffix()
+                self.errors.suffix()
             )));
         }
         self.await_topic(&spec.name, deadline).await
@@ -395,8 +410,22 @@ impl Transport for KafkaTransport {
             .map(|s| s.partitions))
     }
 
+    /// Enqueue the record and wait for its delivery report, or for a fatal
+    /// client error (failed authentication), whichever comes first.
     async fn send(&self, record: ProducerRecord) -> Result<RecordMetadata> {
-        self.enqueue(record).await?.await
+        let (topic, partition) = (record.topic.clone(), record.partition);
+        let delivery = self.enqueue(record).await?;
+        tokio::select! {
+            biased;
+            delivered = delivery => delivered,
+            why = self.errors.wait_fatal() => Err(self.fatal_error(
+                &format!(
+                    "cannot deliver a record to topic `{topic}`{}",
+                    partition.map(|p| format!(" partition {p}")).unwrap_or_default()
+                ),
+                &why,
+            )),
+        }
     }
 
     async fn enqueue(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
@@ -479,7 +508,7 @@ impl Transport for KafkaTransport {
             ..
         } = record;
         // The error text is only built when a delivery fails.
-        let last_error = self.producer_error.clone();
+        let last_error = self.errors.clone();
         let failure = move |topic: &str, e: &dyn std::fmt::Display| {
             Error::Broker(describe_delivery_failure(topic, partition, e, &last_error))
         };
@@ -505,6 +534,13 @@ impl Transport for KafkaTransport {
     }
 
     async fn flush(&self, timeout: Duration) -> Result<()> {
+        // Records that cannot be delivered (failed authentication) are not
+        // waited for.
+        if let Some(why) = self.errors.fatal() {
+            if self.clients().producer.in_flight_count() > 0 {
+                return Err(self.fatal_error("cannot deliver the records sent", &why));
+            }
+        }
         let producer = self.clients().producer.clone();
         let flushed = tokio::task::spawn_blocking(move || producer.flush(timeout));
         match tokio::time::timeout(timeout + Duration::from_secs(1), flushed).await {
@@ -514,7 +550,7 @@ impl Transport for KafkaTransport {
                     what: format!(
                         "delivering the records sent to {}{}",
                         self.bootstrap,
-                        self.producer_error.suffix()
+                        self.errors.suffix()
                     ),
                     after: timeout,
                 })
