@@ -5,7 +5,7 @@
 //! and as a bare transport failure or a timeout elsewhere).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
@@ -27,6 +27,29 @@ struct ErrorState {
     /// Rung once, when a fatal error is first recorded.
     fatal_set: tokio::sync::Notify,
     logs: Mutex<RateLimit>,
+    /// Run (once) when the producer reports a fatal error.
+    on_producer_fatal: Hook,
+    /// Set when the transport is dropped.
+    closed: Mutex<bool>,
+    closed_cv: Condvar,
+}
+
+/// What to run when the producer reports a fatal error.
+pub(crate) type FatalHook = Box<dyn FnOnce() + Send>;
+
+#[derive(Default)]
+struct Hook(Mutex<Option<FatalHook>>);
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hook")
+    }
+}
+
+impl Hook {
+    fn take(&self) -> Option<FatalHook> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -53,8 +76,10 @@ impl LastError {
     }
 
     /// Record an error a client reported through librdkafka's error
-    /// callback; a fatal one wakes [`wait_fatal`](Self::wait_fatal).
-    pub(crate) fn record(&self, error: &KafkaError, reason: &str) {
+    /// callback; a fatal one wakes [`wait_fatal`](Self::wait_fatal), and if
+    /// the producer reported it, runs the hook of
+    /// [`on_producer_fatal`](Self::on_producer_fatal).
+    pub(crate) fn record(&self, client: &str, error: &KafkaError, reason: &str) {
         let text = format!("{reason} ({error})");
         let fatal = is_fatal(error.rdkafka_error_code(), reason);
         let mut errors = self.lock();
@@ -68,7 +93,44 @@ impl LastError {
             errors.fatal = Some(text);
             drop(errors);
             self.0.fatal_set.notify_waiters();
+        } else {
+            drop(errors);
         }
+        if fatal && client == "producer" {
+            if let Some(hook) = self.0.on_producer_fatal.take() {
+                hook();
+            }
+        }
+    }
+
+    /// Run `hook` (once, on the reporting thread) when the producer reports
+    /// a fatal error. Dropped unrun by [`close`](Self::close).
+    pub(crate) fn on_producer_fatal(&self, hook: FatalHook) {
+        *self
+            .0
+            .on_producer_fatal
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(hook);
+    }
+
+    /// The transport is gone: drop the hook, wake
+    /// [`wait_closed`](Self::wait_closed).
+    pub(crate) fn close(&self) {
+        drop(self.0.on_producer_fatal.take());
+        *self.0.closed.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.0.closed_cv.notify_all();
+    }
+
+    /// Wait until [`close`](Self::close), at most `timeout`; `true` if closed.
+    pub(crate) fn wait_closed(&self, timeout: Duration) -> bool {
+        let closed = self.0.closed.lock().unwrap_or_else(|e| e.into_inner());
+        let (closed, _) = self
+            .0
+            .closed_cv
+            .wait_timeout_while(closed, timeout, |closed| !*closed)
+            .unwrap_or_else(|e| e.into_inner());
+        *closed
     }
 
     /// The best explanation: the fatal error, or the last one that says
@@ -158,7 +220,7 @@ impl LastError {
     /// What a client's error callback does: record the error, and log it
     /// (rate-limited).
     pub(crate) fn client_error(&self, client: &str, error: &KafkaError, reason: &str) {
-        self.record(error, reason);
+        self.record(client, error, reason);
         let logged = self
             .0
             .logs
@@ -296,10 +358,12 @@ mod tests {
         let errors = LastError::default();
         let clone = errors.clone();
         clone.record(
+            "admin",
             &KafkaError::Global(RDKafkaErrorCode::Resolve),
             "Failed to resolve 'x:9092'",
         );
         errors.record(
+            "admin",
             &KafkaError::Global(RDKafkaErrorCode::AllBrokersDown),
             "1/1 brokers are down",
         );
@@ -310,10 +374,12 @@ mod tests {
         );
         assert_eq!(errors.fatal(), None);
         clone.record(
+            "admin",
             &KafkaError::Global(RDKafkaErrorCode::Authentication),
             "SASL authentication error: Authentication failed",
         );
         errors.record(
+            "admin",
             &KafkaError::Global(RDKafkaErrorCode::BrokerTransportFailure),
             "Connection refused",
         );
@@ -339,6 +405,7 @@ mod tests {
         });
         tokio::task::yield_now().await;
         errors.record(
+            "admin",
             &KafkaError::Global(RDKafkaErrorCode::Authentication),
             "bad password",
         );
@@ -349,5 +416,29 @@ mod tests {
         assert!(fatal.contains("bad password"), "{fatal}");
         // Once set, at once.
         assert!(errors.wait_fatal().await.contains("bad password"));
+    }
+
+    #[test]
+    fn the_producer_hook_runs_once_on_a_fatal_producer_error() {
+        let errors = LastError::default();
+        let runs = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counted = runs.clone();
+        errors.on_producer_fatal(Box::new(move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }));
+        let auth = KafkaError::Global(RDKafkaErrorCode::Authentication);
+        errors.record(
+            "producer",
+            &KafkaError::Global(RDKafkaErrorCode::Resolve),
+            "x",
+        );
+        errors.record("admin", &auth, "bad password");
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 0);
+        errors.record("producer", &auth, "bad password");
+        errors.record("producer", &auth, "bad password");
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(!errors.wait_closed(Duration::from_millis(1)));
+        errors.close();
+        assert!(errors.wait_closed(Duration::from_secs(5)));
     }
 }

@@ -16,7 +16,7 @@ use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer, PurgeConfig};
 use rdkafka::ClientConfig;
 use tokio::sync::oneshot;
 
@@ -27,6 +27,10 @@ use crate::worker::{self, ConsumerCtx, Mode};
 
 /// Pause between two metadata lookups while waiting for a new topic.
 const METADATA_RETRY: Duration = Duration::from_millis(50);
+
+/// After the producer failed to authenticate, how often records still
+/// queued are failed (their delivery reports then name the cause).
+const PURGE_EVERY: Duration = Duration::from_millis(200);
 
 /// While the producer queue is full, a send waits for one of our delivery
 /// reports, or this long at most: a record whose delivery future was
@@ -137,6 +141,7 @@ impl KafkaTransport {
             ClientCtx::new("producer", errors.clone()),
         )
         .map_err(|e| invalid("producer", e))?;
+        fail_queued_records_after_a_fatal_error(&producer, &errors);
         let admin = AdminClient::from_config_and_context(
             &configs.admin,
             ClientCtx::new("admin", errors.clone()),
@@ -606,8 +611,39 @@ impl Transport for KafkaTransport {
     }
 }
 
+/// Once the producer reports a fatal error (failed authentication, a broker
+/// certificate that does not verify), nothing queued can be delivered: a
+/// thread fails the queued records at once, and then every
+/// [`PURGE_EVERY`] until the transport is dropped, instead of letting each
+/// wait out `message.timeout.ms`.
+fn fail_queued_records_after_a_fatal_error(
+    producer: &FutureProducer<ClientCtx>,
+    errors: &LastError,
+) {
+    let producer = producer.clone();
+    let errors_ = errors.clone();
+    errors.on_producer_fatal(Box::new(move || {
+        let errors = errors_;
+        let purging = std::thread::Builder::new()
+            .name("kafka-purge".into())
+            .spawn(move || loop {
+                if producer.in_flight_count() > 0 {
+                    producer.purge(PurgeConfig::default().queue().inflight());
+                }
+                if errors.wait_closed(PURGE_EVERY) {
+                    break;
+                }
+            });
+        if let Err(e) = purging {
+            tracing::debug!(error = %e, "cannot start the thread failing queued records");
+        }
+    }));
+}
+
 impl Drop for KafkaTransport {
     fn drop(&mut self) {
+        // Ends the purging thread, if any, and drops what it holds.
+        self.errors.close();
         // Closing librdkafka clients joins their threads and may wait for
         // in-flight requests: do it off the caller's thread.
         if let Some(clients) = self.clients.take() {

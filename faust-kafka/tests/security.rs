@@ -179,6 +179,30 @@ mod broker {
         assert!(started.elapsed() < FAST, "{:?}", started.elapsed());
         assert_names_authentication(&err);
 
+        // A record enqueued after the failure: its delivery fails at once too.
+        let started = Instant::now();
+        let delivery = t
+            .enqueue(ProducerRecord::new(unique("t"), "x"))
+            .await
+            .unwrap();
+        let err = within(30, "delivery", delivery).await.unwrap_err();
+        eprintln!("delivery failed after {:?}: {err}", started.elapsed());
+        assert!(started.elapsed() < FAST, "{:?}", started.elapsed());
+        assert_names_authentication(&err);
+        drop(t);
+
+        // A fresh transport: the record is queued before the failure.
+        let t = KafkaTransport::from_url(&b.sasl_ssl_url("wrong-secret")).unwrap();
+        let started = Instant::now();
+        let delivery = t
+            .enqueue(ProducerRecord::new(unique("t"), "x"))
+            .await
+            .unwrap();
+        let err = within(30, "delivery", delivery).await.unwrap_err();
+        eprintln!("first delivery failed after {:?}: {err}", started.elapsed());
+        assert!(started.elapsed() < FAST, "{:?}", started.elapsed());
+        assert_names_authentication(&err);
+
         // A consumer of a fresh transport: its own client meets the failure.
         let t = KafkaTransport::from_url(&b.sasl_ssl_url("wrong-secret")).unwrap();
         let started = Instant::now();
