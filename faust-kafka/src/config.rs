@@ -299,6 +299,10 @@ impl KafkaBuilder {
 
     /// Check the properties and create the producer and admin clients. No
     /// connection is made yet: an unreachable broker shows on first use.
+    ///
+    /// Fails with [`Error::BrokerUrl`] on an invalid property (named), and
+    /// on TLS, SCRAM or GSSAPI settings in a build without the `ssl` (or
+    /// `gssapi`) feature (the error names the feature to enable).
     pub fn build(self) -> Result<KafkaTransport> {
         let url = redact_url(
             self.url
