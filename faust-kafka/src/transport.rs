@@ -174,7 +174,11 @@ impl KafkaTransport {
     async fn topic_state(&self, topic: &str, timeout: Duration) -> Result<Option<TopicState>> {
         let admin = self.clients().admin.clone();
         let name = topic.to_string();
-        let lookup = tokio::task::spawn_blocking(move || {
+        // On a thread of its own, not tokio's blocking pool: a lookup given
+        // up on (fatal error) may block until its timeout, and the runtime
+        // waits for its blocking tasks when it shuts down.
+        let (looked_up_tx, lookup) = oneshot::channel();
+        let lookup_thread = move || {
             let md = admin.inner().fetch_metadata(Some(&name), timeout)?;
             Ok::<_, KafkaError>(md.topics().iter().find(|t| t.name() == name).and_then(|t| {
                 if t.partitions().is_empty() {
@@ -189,7 +193,13 @@ impl KafkaTransport {
                     ready,
                 })
             }))
-        });
+        };
+        std::thread::Builder::new()
+            .name("kafka-metadata".into())
+            .spawn(move || {
+                let _ = looked_up_tx.send(lookup_thread());
+            })
+            .map_err(|e| Error::Broker(format!("cannot start a metadata lookup: {e}")))?;
         let looked_up = tokio::select! {
             biased;
             looked_up = tokio::time::timeout(timeout + Duration::from_secs(1), lookup) => looked_up,
@@ -204,7 +214,9 @@ impl KafkaTransport {
                 self.bootstrap,
                 self.errors.suffix()
             ))),
-            Ok(Err(join)) => Err(Error::Broker(format!("metadata lookup failed: {join}"))),
+            Ok(Err(_)) => Err(Error::Broker(
+                "metadata lookup failed: the lookup thread ended without an answer".into(),
+            )),
             Err(_) => {
                 Err(self.timeout(format!("reading the metadata of topic `{topic}`"), timeout))
             }
@@ -539,13 +551,9 @@ impl Transport for KafkaTransport {
     }
 
     async fn flush(&self, timeout: Duration) -> Result<()> {
-        // Records that cannot be delivered (failed authentication) are not
-        // waited for.
-        if let Some(why) = self.errors.fatal() {
-            if self.clients().producer.in_flight_count() > 0 {
-                return Err(self.fatal_error("cannot deliver the records sent", &why));
-            }
-        }
+        // After a fatal producer error queued records are failed within
+        // PURGE_EVERY (see `fail_queued_records_after_a_fatal_error`): this
+        // does not wait for them long.
         let producer = self.clients().producer.clone();
         let flushed = tokio::task::spawn_blocking(move || producer.flush(timeout));
         match tokio::time::timeout(timeout + Duration::from_secs(1), flushed).await {

@@ -221,6 +221,30 @@ mod broker {
         let _ = c.close(Duration::from_secs(5)).await;
     }
 
+    /// A worker whose start failed this way exits at once: nothing of the
+    /// abandoned lookups holds up the runtime's shutdown.
+    #[test]
+    fn after_a_wrong_password_the_runtime_shuts_down_at_once() {
+        let Some(b) = broker() else { return };
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let started = Instant::now();
+        let err = rt
+            .block_on(async {
+                let t = KafkaTransport::from_url(&b.sasl_ssl_url("wrong-secret")).unwrap();
+                within(
+                    30,
+                    "create",
+                    t.create_topic(&TopicSpec::new(unique("t"), 1)),
+                )
+                .await
+            })
+            .unwrap_err();
+        assert_names_authentication(&err);
+        drop(rt);
+        eprintln!("failed and shut down after {:?}", started.elapsed());
+        assert!(started.elapsed() < FAST, "{:?}", started.elapsed());
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_missing_or_unrelated_ca_names_the_certificate_verification() {
         let Some(b) = broker() else { return };
