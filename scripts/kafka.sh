@@ -19,6 +19,8 @@
 #               scripts/kafka.sh tool org.apache.kafka.tools.TopicCommand \
 #                   --bootstrap-server 127.0.0.1:9092 --list
 #   bootstrap print the bootstrap address (127.0.0.1:PORT)
+#   tls-dir   print the directory of the generated CA and certificates
+#             (KAFKA_SECURE=1)
 #
 # Environment:
 #   KAFKA_PORT             client port (default 9092)
@@ -26,6 +28,18 @@
 #   KAFKA_HEAP             JVM heap flags (default "-Xms256m -Xmx1g")
 #   KAFKA_START_TIMEOUT    seconds to wait for the broker (default 90)
 #   KAFKA_HOME_DIR         state directory (default <repo>/.kafka)
+#   KAFKA_SECURE=1         a broker for TLS and SCRAM tests instead: listeners
+#                          SASL_SSL (SCRAM-SHA-256) on KAFKA_PORT, SSL on
+#                          KAFKA_SSL_PORT (default KAFKA_PORT+2), PLAINTEXT
+#                          between brokers on KAFKA_INTERNAL_PORT (default
+#                          KAFKA_PORT+3); a throwaway CA (tls/ca.pem), a broker
+#                          certificate for 127.0.0.1 signed by it, and an
+#                          unrelated CA (tls/other-ca.pem) are generated with
+#                          openssl at every start; the SCRAM user
+#                          KAFKA_SCRAM_USER (alice) with the password
+#                          KAFKA_SCRAM_PASSWORD (alice-secret) is created when
+#                          the storage is formatted. State in
+#                          .kafka/instance-secure-<port>/.
 #
 # Layout (default port): .kafka/libs/ (jars), .kafka/server.properties,
 # .kafka/log4j.properties, .kafka/data/ (log dirs), .kafka/kafka.log,
@@ -43,9 +57,17 @@ KAFKA_HEAP="${KAFKA_HEAP:--Xms256m -Xmx1g}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
 HOST=127.0.0.1
 
+KAFKA_SECURE="${KAFKA_SECURE:-0}"
+KAFKA_SSL_PORT="${KAFKA_SSL_PORT:-$((KAFKA_PORT + 2))}"
+KAFKA_INTERNAL_PORT="${KAFKA_INTERNAL_PORT:-$((KAFKA_PORT + 3))}"
+KAFKA_SCRAM_USER="${KAFKA_SCRAM_USER:-alice}"
+KAFKA_SCRAM_PASSWORD="${KAFKA_SCRAM_PASSWORD:-alice-secret}"
+
 KAFKA_HOME_DIR="${KAFKA_HOME_DIR:-$ROOT/.kafka}"
 LIBS="$KAFKA_HOME_DIR/libs"
-if [[ "$KAFKA_PORT" == 9092 ]]; then
+if [[ "$KAFKA_SECURE" == 1 ]]; then
+  INST="$KAFKA_HOME_DIR/instance-secure-$KAFKA_PORT"
+elif [[ "$KAFKA_PORT" == 9092 ]]; then
   INST="$KAFKA_HOME_DIR"
 else
   INST="$KAFKA_HOME_DIR/instance-$KAFKA_PORT"
@@ -55,6 +77,9 @@ LOG4J="$INST/log4j.properties"
 DATA="$INST/data"
 LOG="$INST/kafka.log"
 PIDFILE="$INST/kafka.pid"
+TLS="$INST/tls"
+# Password of the generated broker keystore (a throwaway, like the CA).
+KEYSTORE_PASSWORD=faust-test-keystore
 
 log() { echo "kafka.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -115,17 +140,54 @@ cmd_install() {
   log "installed $(find "$LIBS" -name '*.jar' | wc -l) jars"
 }
 
+# A throwaway CA, a broker certificate for 127.0.0.1 signed by it (PKCS12
+# keystore), and an unrelated CA, in $TLS.
+gen_certs() {
+  command -v openssl >/dev/null || die "openssl not found (needed by KAFKA_SECURE=1)"
+  rm -rf "$TLS"
+  mkdir -p "$TLS"
+  (
+    cd "$TLS"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=faust test CA" \
+      -keyout ca.key -out ca.pem
+    openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=faust other CA" \
+      -keyout other-ca.key -out other-ca.pem
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=$HOST" -keyout broker.key -out broker.csr
+    printf 'subjectAltName=IP:%s,DNS:localhost\n' "$HOST" >broker.ext
+    openssl x509 -req -days 30 -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+      -extfile broker.ext -out broker.pem
+    openssl pkcs12 -export -name broker -in broker.pem -inkey broker.key -certfile ca.pem \
+      -passout "pass:$KEYSTORE_PASSWORD" -out broker.p12
+  ) >"$INST/tls.log" 2>&1 || { cat "$INST/tls.log" >&2; die "certificate generation failed"; }
+}
+
 write_config() {
   mkdir -p "$INST" "$DATA"
+  local listeners
+  if [[ "$KAFKA_SECURE" == 1 ]]; then
+    listeners="listeners=SASL_SSL://$HOST:$KAFKA_PORT,SSL://$HOST:$KAFKA_SSL_PORT,INTERNAL://$HOST:$KAFKA_INTERNAL_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
+advertised.listeners=SASL_SSL://$HOST:$KAFKA_PORT,SSL://$HOST:$KAFKA_SSL_PORT,INTERNAL://$HOST:$KAFKA_INTERNAL_PORT
+listener.security.protocol.map=SASL_SSL:SASL_SSL,SSL:SSL,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=INTERNAL
+sasl.enabled.mechanisms=SCRAM-SHA-256
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$TLS/broker.p12
+ssl.keystore.password=$KEYSTORE_PASSWORD
+ssl.key.password=$KEYSTORE_PASSWORD
+ssl.client.auth=none"
+  else
+    listeners="listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT"
+  fi
   cat >"$PROPS" <<EOF
 # Generated by scripts/kafka.sh -- edits are overwritten on every start.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@$HOST:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
+$listeners
 controller.listener.names=CONTROLLER
 log.dirs=$DATA
 num.partitions=8
@@ -185,6 +247,7 @@ cmd_start() {
     die "controller port $HOST:$KAFKA_CONTROLLER_PORT is already in use (set KAFKA_CONTROLLER_PORT)"
 
   cmd_install
+  [[ "$KAFKA_SECURE" == 1 ]] && gen_certs
   write_config
 
   if [[ ! -f "$DATA/meta.properties" ]]; then
@@ -197,8 +260,12 @@ cmd_start() {
       cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
     done
     log "formatting storage in $DATA (cluster id $cluster_id)"
+    local scram=()
+    [[ "$KAFKA_SECURE" == 1 ]] &&
+      scram=(--add-scram "SCRAM-SHA-256=[name=$KAFKA_SCRAM_USER,password=$KAFKA_SCRAM_PASSWORD]")
     java_cmd kafka.tools.StorageTool format -t "$cluster_id" -c "$PROPS" --ignore-formatted \
-      >"$INST/format.log" 2>&1 || { cat "$INST/format.log" >&2; die "storage format failed"; }
+      "${scram[@]}" >"$INST/format.log" 2>&1 ||
+      { cat "$INST/format.log" >&2; die "storage format failed"; }
   fi
 
   [[ -f "$LOG" ]] && mv -f "$LOG" "$LOG.prev"
@@ -323,6 +390,7 @@ case "${1:-}" in
   logs) tail -n "${2:-100}" "$LOG" ;;
   tool) shift; cmd_tool "$@" ;;
   bootstrap) echo "$HOST:$KAFKA_PORT" ;;
+  tls-dir) echo "$TLS" ;;
   *)
     sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2
     exit 2

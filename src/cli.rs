@@ -1,6 +1,6 @@
 //! The command line: `worker`, `agents`, `send`, `ask`.
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
@@ -79,6 +79,7 @@ fn init_logging(level: Option<&str>, default: &str) {
     };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -153,7 +154,7 @@ fn banner(app: &App) -> String {
         "faust for Rust v{}\napp id:  {}\nbroker:  {}\nagents:\n",
         env!("CARGO_PKG_VERSION"),
         app.id(),
-        app.config().broker
+        faust_core::redact::redact_url(&app.config().broker)
     );
     for a in app.agents().all() {
         out.push_str(&format!(

@@ -173,3 +173,115 @@ fn ask_without_a_broker_exits_at_its_timeout() {
         "the process exited {spent:?} after it started"
     );
 }
+
+/// Run the quickstart binary with stdout and stderr piped, killing it after
+/// `secs` seconds.
+fn quickstart_within(args: &[&str], secs: u64) -> Output {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .map(|d| d.join("examples").join("quickstart"))
+        .unwrap();
+    let mut child = Command::new(bin)
+        .args(args)
+        .env_remove("FAUST_BROKER")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("still running after {secs} s: {out:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn all_output(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn logs_have_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let out = quickstart_within(
+        &[
+            "-l",
+            "info",
+            "ask",
+            "@quote",
+            r#"{"id":1,"item":"tea","quantity":2}"#,
+        ],
+        60,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("app started"), "{err}");
+    assert!(!err.contains("\x1b["), "ANSI codes in piped logs: {err:?}");
+}
+
+/// A known password, as given (percent-encoded) and as decoded.
+const PASSWORD: &str = "S3cr3t@pw-4711";
+const PASSWORD_ENCODED: &str = "S3cr3t%40pw-4711";
+
+fn assert_no_password(out: &Output) {
+    let text = all_output(out);
+    for secret in [PASSWORD, PASSWORD_ENCODED, "S3cr3t"] {
+        assert!(!text.contains(secret), "`{secret}` printed:\n{text}");
+    }
+}
+
+#[test]
+fn the_broker_password_is_never_printed() {
+    let url = format!(
+        "kafka://no-such-host.invalid:9092?security.protocol=sasl_plaintext&sasl.mechanisms=PLAIN\
+         &sasl.username=alice&sasl.password={PASSWORD_ENCODED}&producer.sasl.password={PASSWORD_ENCODED}\
+         &faust.operation.timeout.ms=3000&producer.message.timeout.ms=3000"
+    );
+    // Banner, logs and the final error of a worker that cannot reach its broker.
+    let out = quickstart_within(&["--broker", &url, "-l", "debug", "worker"], 90);
+    assert!(!out.status.success(), "{out:?}");
+    let text = all_output(&out);
+    assert!(
+        text.contains("broker:  kafka://no-such-host.invalid:9092?"),
+        "{text}"
+    );
+    assert!(text.contains("sasl.password=***"), "{text}");
+    assert_no_password(&out);
+    // `send`: its delivery error.
+    let out = quickstart_within(&["--broker", &url, "send", "@totals", "1"], 90);
+    assert!(!out.status.success(), "{out:?}");
+    assert_no_password(&out);
+    // Credentials in the host part are rejected without being echoed.
+    let out = quickstart_within(
+        &[
+            "--broker",
+            &format!("kafka://alice:{PASSWORD_ENCODED}@no-such-host.invalid:9092"),
+            "agents",
+        ],
+        30,
+    );
+    assert!(!out.status.success(), "{out:?}");
+    assert!(all_output(&out).contains("sasl.password"), "{out:?}");
+    assert_no_password(&out);
+    // An invalid property next to the password.
+    let out = quickstart_within(
+        &[
+            "--broker",
+            &format!("kafka://127.0.0.1:1?sasl.password={PASSWORD_ENCODED}&no.such.property=1"),
+            "agents",
+        ],
+        30,
+    );
+    assert!(!out.status.success(), "{out:?}");
+    assert_no_password(&out);
+}

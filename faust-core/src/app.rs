@@ -28,7 +28,7 @@ use crate::wire;
 pub const BROKER_ENV: &str = "FAUST_BROKER";
 
 /// App settings. Build with [`App::builder`].
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct AppConfig {
     /// App id: the consumer group and the prefix of default topic names.
@@ -67,6 +67,32 @@ pub struct AppConfig {
     pub reply_expires: Duration,
     /// Default deadline of `ask` (30 s).
     pub ask_timeout: Duration,
+}
+
+impl fmt::Debug for AppConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The broker URL may carry secrets (`sasl.password=...`).
+        f.debug_struct("AppConfig")
+            .field("id", &self.id)
+            .field("broker", &crate::redact::redact_url(&self.broker))
+            .field("value_codec", &self.value_codec)
+            .field("topic_partitions", &self.topic_partitions)
+            .field("topic_replication", &self.topic_replication)
+            .field("stream_buffer_maxsize", &self.stream_buffer_maxsize)
+            .field("commit_interval", &self.commit_interval)
+            .field("stop_timeout", &self.stop_timeout)
+            .field("rebalance_timeout", &self.rebalance_timeout)
+            .field("broker_timeout", &self.broker_timeout)
+            .field("max_restarts", &self.max_restarts)
+            .field("restart_window", &self.restart_window)
+            .field("dead_letter_topic", &self.dead_letter_topic)
+            .field("offset_reset", &self.offset_reset)
+            .field("reply_to_prefix", &self.reply_to_prefix)
+            .field("reply_to", &self.reply_to)
+            .field("reply_expires", &self.reply_expires)
+            .field("ask_timeout", &self.ask_timeout)
+            .finish()
+    }
 }
 
 impl AppConfig {
@@ -372,7 +398,7 @@ impl App {
             shutdown,
             conductor,
         });
-        tracing::info!(app = %cfg.id, broker = %cfg.broker, agents = self.agents().len(), "app started");
+        tracing::info!(app = %cfg.id, broker = %crate::redact::redact_url(&cfg.broker), agents = self.agents().len(), "app started");
         Ok(())
     }
 
@@ -385,7 +411,10 @@ impl App {
         tokio::time::timeout(after, fut)
             .await
             .map_err(|_| Error::Timeout {
-                what: format!("{what} on {}", self.config().broker),
+                what: format!(
+                    "{what} on {}",
+                    crate::redact::redact_url(&self.config().broker)
+                ),
                 after,
             })?
     }
@@ -622,7 +651,7 @@ impl fmt::Debug for App {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("App")
             .field("id", &self.id())
-            .field("broker", &self.config().broker)
+            .field("broker", &crate::redact::redact_url(&self.config().broker))
             .finish_non_exhaustive()
     }
 }

@@ -16,10 +16,11 @@ pub enum Error {
     /// The application or agent configuration is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
-    /// The broker URL has a scheme no transport handles.
-    #[error("unsupported broker URL `{url}`: {reason}")]
+    /// The broker URL is malformed, has a scheme no transport handles, or
+    /// sets an invalid client property.
+    #[error("invalid broker URL `{url}`: {reason}")]
     BrokerUrl {
-        /// The URL as given.
+        /// The URL as given, secrets redacted.
         url: String,
         /// Why it was rejected and what to use instead.
         reason: String,

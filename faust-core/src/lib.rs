@@ -13,6 +13,7 @@ pub mod manager;
 pub mod message;
 mod queue;
 pub mod record;
+pub mod redact;
 pub mod registry;
 pub mod replies;
 mod rpc;

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use faust_core::redact::{is_secret_property, redact_url, REDACTED};
 use faust_core::{Error, Result};
+use rdkafka::error::KafkaError;
 use rdkafka::ClientConfig;
 
 use crate::transport::KafkaTransport;
@@ -167,7 +169,7 @@ impl KafkaBuilder {
     /// percent-encoded.
     pub fn from_url(url: &str) -> Result<Self> {
         let bad = |reason: String| Error::BrokerUrl {
-            url: url.to_string(),
+            url: redact_url(url),
             reason,
         };
         let rest = url
@@ -189,7 +191,20 @@ impl KafkaBuilder {
                     "expected `kafka://host:port[,host:port...]`: a host is empty".into(),
                 ));
             }
-            if host.contains(['/', '?', '#', '@', ' ']) {
+            if host.contains('@')
+                || rest.split('?').nth(1).is_some_and(|q| {
+                    q.split(['&', '?'])
+                        .next()
+                        .is_some_and(|p| p.contains('@') && !p.contains('='))
+                })
+            {
+                return Err(bad(
+                    "credentials in the host part (`user:password@host`) are not supported: \
+                     set `sasl.username` and `sasl.password` as query parameters"
+                        .into(),
+                ));
+            }
+            if host.contains(['/', '?', '#', ' ']) {
                 return Err(bad(format!("invalid host `{host}`")));
             }
             servers.push(host.to_string());
@@ -200,11 +215,16 @@ impl KafkaBuilder {
             if pair.is_empty() {
                 continue;
             }
-            let (key, value) = pair
-                .split_once('=')
-                .ok_or_else(|| bad(format!("query parameter `{pair}` has no `=value`")))?;
-            let key = percent_decode(key).map_err(&bad)?;
-            let value = percent_decode(value).map_err(&bad)?;
+            let (key, value) = pair.split_once('=').ok_or_else(|| {
+                bad(format!(
+                    "query parameter `{}` has no `=value`",
+                    if pair.contains('@') { REDACTED } else { pair }
+                ))
+            })?;
+            let key = percent_decode(key)
+                .map_err(|why| bad(format!("{why} in the parameter name `{key}`")))?;
+            let value = percent_decode(value)
+                .map_err(|why| bad(format!("{why} in the value of `{key}`")))?;
             if key.is_empty() {
                 return Err(bad("a query parameter has an empty name".into()));
             }
@@ -298,11 +318,16 @@ impl KafkaBuilder {
 
     /// Check the properties and create the producer and admin clients. No
     /// connection is made yet: an unreachable broker shows on first use.
+    ///
+    /// Fails with [`Error::BrokerUrl`] on an invalid property (named), and
+    /// on TLS, SCRAM or GSSAPI settings in a build without the `ssl` (or
+    /// `gssapi`) feature (the error names the feature to enable).
     pub fn build(self) -> Result<KafkaTransport> {
-        let url = self
-            .url
-            .clone()
-            .unwrap_or_else(|| format!("{SCHEME}{}", self.bootstrap));
+        let url = redact_url(
+            self.url
+                .as_deref()
+                .unwrap_or(&format!("{SCHEME}{}", self.bootstrap)),
+        );
         if let Some(err) = self.errors.first() {
             return Err(Error::BrokerUrl {
                 url,
@@ -315,6 +340,9 @@ impl KafkaBuilder {
                 reason: "no bootstrap server given".into(),
             });
         }
+        if let Some(reason) = self.missing_feature() {
+            return Err(Error::BrokerUrl { url, reason });
+        }
         let configs = ClientConfigs {
             producer: self.client_config(PRODUCER_DEFAULTS, &self.producer, &[]),
             consumer: self.client_config(CONSUMER_DEFAULTS, &self.consumer, CONSUMER_FORCED),
@@ -326,9 +354,55 @@ impl KafkaBuilder {
             .create_native_config()
             .map_err(|e| Error::BrokerUrl {
                 url: url.clone(),
-                reason: format!("invalid consumer configuration: {e}"),
+                reason: describe_config_error("consumer", &e),
             })?;
         KafkaTransport::new(url, self.bootstrap, configs, self.settings)
+    }
+
+    /// What the properties need that this build lacks: TLS and SCRAM need
+    /// the `ssl` feature (OpenSSL), GSSAPI the `gssapi` feature.
+    fn missing_feature(&self) -> Option<String> {
+        let properties = || {
+            [&self.common, &self.producer, &self.consumer, &self.admin]
+                .into_iter()
+                .flat_map(|m| m.iter())
+        };
+        let value_of = |names: &[&str]| {
+            properties()
+                .filter(|(k, _)| names.contains(&k.as_str()))
+                .map(|(_, v)| v.trim().to_ascii_uppercase())
+                .collect::<Vec<_>>()
+        };
+        let mechanisms = value_of(&["sasl.mechanism", "sasl.mechanisms"]);
+        let protocols = value_of(&["security.protocol"]);
+        let needs = |feature: &str, what: String| {
+            Some(format!(
+                "{what} needs the `{feature}` feature: faust = {{ version = \"{}\", features = [\"{feature}\"] }} \
+                 (faust-kafka's feature of the same name; see the Security section of docs/kafka.md)",
+                env!("CARGO_PKG_VERSION")
+            ))
+        };
+        if !cfg!(feature = "gssapi") && mechanisms.iter().any(|m| m == "GSSAPI") {
+            return needs("gssapi", "SASL/GSSAPI (Kerberos)".into());
+        }
+        if cfg!(feature = "ssl") {
+            return None;
+        }
+        if let Some(p) = protocols.iter().find(|p| *p == "SSL" || *p == "SASL_SSL") {
+            return needs(
+                "ssl",
+                format!("TLS (`security.protocol={}`)", p.to_lowercase()),
+            );
+        }
+        if let Some(m) = mechanisms.iter().find(|m| m.starts_with("SCRAM-")) {
+            return needs("ssl", format!("SASL/{m}"));
+        }
+        if let Some((k, _)) =
+            properties().find(|(k, _)| k.starts_with("ssl.") || k.starts_with("ssl_"))
+        {
+            return needs("ssl", format!("TLS (`{k}`)"));
+        }
+        None
     }
 
     fn client_config(
@@ -361,7 +435,25 @@ pub(crate) struct ClientConfigs {
     pub(crate) admin: ClientConfig,
 }
 
-fn percent_decode(s: &str) -> std::result::Result<String, String> {
+/// Why librdkafka refused a configuration, naming the property, without the
+/// value of a secret one.
+pub(crate) fn describe_config_error(client: &str, e: &KafkaError) -> String {
+    match e {
+        KafkaError::ClientConfig(_, desc, key, _) if !key.is_empty() => {
+            let desc = if is_secret_property(key) {
+                "invalid value"
+            } else {
+                desc.as_str()
+            };
+            format!("invalid client property `{key}` ({client} configuration): {desc}")
+        }
+        other => format!("invalid {client} configuration: {other}"),
+    }
+}
+
+/// Percent-decode `s`; the error names the problem, not `s` (it may be a
+/// secret).
+fn percent_decode(s: &str) -> std::result::Result<String, &'static str> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -371,7 +463,7 @@ fn percent_decode(s: &str) -> std::result::Result<String, String> {
                 .get(i + 1..i + 3)
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| format!("invalid percent-encoding in `{s}`"))?;
+                .ok_or("invalid percent-encoding")?;
             out.push(hex);
             i += 3;
         } else {
@@ -379,7 +471,7 @@ fn percent_decode(s: &str) -> std::result::Result<String, String> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| format!("`{s}` is not UTF-8 once decoded"))
+    String::from_utf8(out).map_err(|_| "text that is not UTF-8 once decoded")
 }
 
 #[cfg(test)]
@@ -437,6 +529,46 @@ mod tests {
             .unwrap()
             .build()
             .unwrap_err();
-        assert!(err.to_string().contains("no.such.property"), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("invalid client property `no.such.property`"),
+            "{text}"
+        );
+        assert!(!text.contains("unsupported"), "{text}");
+        let err = KafkaBuilder::from_url("kafka://127.0.0.1:1?producer.linger.ms=soon")
+            .unwrap()
+            .build()
+            .unwrap_err();
+        assert!(matches!(err, Error::BrokerUrl { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("invalid client property `linger.ms`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn errors_never_echo_secrets() {
+        for url in [
+            "kafka://alice:hunter2@a:1",
+            "kafka://a:1?sasl.password=hunter2%zz",
+            "kafka://a:1?sasl.password=hunter2&x",
+            "kafka://a:1?sasl.password=hunter2&faust.nope=1",
+            "kafka://alice:hunt?er2@a:1",
+        ] {
+            let err = KafkaBuilder::from_url(url).unwrap_err();
+            assert!(matches!(err, Error::BrokerUrl { .. }), "{url}: {err}");
+            for part in ["hunter2", "hunt", "er2"] {
+                assert!(!err.to_string().contains(part), "{url}: {err}");
+            }
+        }
+        let err = KafkaBuilder::from_url("kafka://alice:hunter2@a:1").unwrap_err();
+        assert!(err.to_string().contains("sasl.password"), "{err}");
+        // librdkafka echoes invalid values; not those of secret properties.
+        let err = KafkaBuilder::from_url("kafka://a:1?sasl.password=hunter2&no.such=1")
+            .unwrap()
+            .build()
+            .unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 }

@@ -339,7 +339,14 @@ impl Consumer for KafkaConsumer {
                 }
                 self.shared.wake_async.notified()
             };
-            notified.await;
+            // Nothing left to hand out: a fatal client error (failed
+            // authentication) ends the wait at once.
+            tokio::select! {
+                _ = notified => {}
+                why = self.last_error.wait_fatal() => {
+                    return Err(Error::Broker(format!("Kafka consumer: {why}")));
+                }
+            }
         }
     }
 

@@ -56,7 +56,15 @@
 //!   500 ms heartbeat in tests.
 //!
 //! The crate's real-broker tests (`tests/real_broker.rs`) run when
-//! `FAUST_TEST_KAFKA=host:port` is set.
+//! `FAUST_TEST_KAFKA=host:port` is set; the TLS and SCRAM tests
+//! (`tests/security.rs`, with the `ssl` feature) when
+//! `FAUST_TEST_KAFKA_SASL_SSL`, `FAUST_TEST_KAFKA_SSL` and
+//! `FAUST_TEST_KAFKA_CA` are (`scripts/suites/15-security.sh` sets them).
+//!
+//! Features: `ssl` (TLS, SASL/SCRAM; the system's OpenSSL), `ssl-vendored`
+//! (OpenSSL built from source), `gssapi` (Kerberos, through Cyrus SASL),
+//! `zstd`. Without `ssl`, [`KafkaBuilder::build`] refuses TLS and SCRAM
+//! settings with an error naming the feature.
 
 mod config;
 mod consumer;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use faust_core::record::now_millis;
+use faust_core::redact::redact_url;
 use faust_core::transport::{Consumer, OffsetReset, SubscribeOptions, TopicSpec, Transport};
 use faust_core::transport::{DeliveryFuture, Enqueued};
 use faust_core::{Error, ProducerRecord, RecordMetadata, Result, TopicPartition};
@@ -15,17 +16,21 @@ use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer, PurgeConfig};
 use rdkafka::ClientConfig;
 use tokio::sync::oneshot;
 
-use crate::config::{ClientConfigs, KafkaBuilder, Settings};
+use crate::config::{describe_config_error, ClientConfigs, KafkaBuilder, Settings};
 use crate::consumer::{KafkaConsumer, Shared};
 use crate::context::{ClientCtx, LastError};
 use crate::worker::{self, ConsumerCtx, Mode};
 
 /// Pause between two metadata lookups while waiting for a new topic.
 const METADATA_RETRY: Duration = Duration::from_millis(50);
+
+/// After the producer failed to authenticate, how often records still
+/// queued are failed (their delivery reports then name the cause).
+const PURGE_EVERY: Duration = Duration::from_millis(200);
 
 /// While the producer queue is full, a send waits for one of our delivery
 /// reports, or this long at most: a record whose delivery future was
@@ -81,8 +86,8 @@ pub struct KafkaTransport {
     clients: Option<Arc<Clients>>,
     consumer_config: ClientConfig,
     settings: Settings,
-    producer_error: LastError,
-    admin_error: LastError,
+    /// What every client of this transport reported (one record for all).
+    errors: LastError,
     deliveries: Arc<Deliveries>,
 }
 
@@ -138,20 +143,20 @@ impl KafkaTransport {
         configs: ClientConfigs,
         settings: Settings,
     ) -> Result<Self> {
-        let producer_error = LastError::default();
-        let admin_error = LastError::default();
+        let errors = LastError::default();
         let invalid = |what: &str, e: KafkaError| Error::BrokerUrl {
-            url: url.clone(),
-            reason: format!("invalid {what} configuration: {e}"),
+            url: redact_url(&url),
+            reason: describe_config_error(what, &e),
         };
         let producer = FutureProducer::from_config_and_context(
             &configs.producer,
-            ClientCtx::new("producer", producer_error.clone()),
+            ClientCtx::new("producer", errors.clone()),
         )
         .map_err(|e| invalid("producer", e))?;
+        fail_queued_records_after_a_fatal_error(&producer, &errors);
         let admin = AdminClient::from_config_and_context(
             &configs.admin,
-            ClientCtx::new("admin", admin_error.clone()),
+            ClientCtx::new("admin", errors.clone()),
         )
         .map_err(|e| invalid("admin client", e))?;
         let clients = Arc::new(Clients {
@@ -161,7 +166,7 @@ impl KafkaTransport {
         let deliveries = Arc::new(Deliveries {
             clients: Arc::downgrade(&clients),
             room: Room::default(),
-            last_error: producer_error.clone(),
+            last_error: errors.clone(),
             timeout: settings.delivery_timeout,
             reproduced: std::sync::atomic::AtomicU64::new(0),
         });
@@ -171,8 +176,7 @@ impl KafkaTransport {
             clients: Some(clients),
             consumer_config: configs.consumer,
             settings,
-            producer_error,
-            admin_error,
+            errors,
             deliveries,
         })
     }
@@ -206,12 +210,19 @@ impl KafkaTransport {
                 })
             }))
         });
-        match tokio::time::timeout(timeout + Duration::from_secs(1), lookup).await {
+        let looked_up = tokio::select! {
+            biased;
+            looked_up = tokio::time::timeout(timeout + Duration::from_secs(1), lookup) => looked_up,
+            why = self.errors.wait_fatal() => {
+                return Err(self.fatal_error(&format!("cannot read the metadata of topic `{topic}`"), &why));
+            }
+        };
+        match looked_up {
             Ok(Ok(Ok(state))) => Ok(state),
             Ok(Ok(Err(e))) => Err(Error::Broker(format!(
                 "cannot read the metadata of topic `{topic}` from {}: {e}{}",
                 self.bootstrap,
-                self.admin_error.suffix()
+                self.errors.suffix()
             ))),
             Ok(Err(gone)) => Err(Error::Broker(format!("metadata lookup failed: {gone}"))),
             Err(_) => {
@@ -222,9 +233,14 @@ impl KafkaTransport {
 
     fn timeout(&self, what: String, after: Duration) -> Error {
         Error::Timeout {
-            what: format!("{what} on {}{}", self.bootstrap, self.admin_error.suffix()),
+            what: format!("{what} on {}{}", self.bootstrap, self.errors.suffix()),
             after,
         }
+    }
+
+    /// `<what> on <servers>: <a fatal client error>`.
+    fn fatal_error(&self, what: &str, why: &str) -> Error {
+        Error::Broker(format!("{what} on {}: {why}", self.bootstrap))
     }
 
     /// Wait until the metadata shows the topic with a leader for every
@@ -255,7 +271,7 @@ impl KafkaTransport {
         group: Option<String>,
     ) -> Result<KafkaConsumer> {
         let shared = Arc::new(Shared::default());
-        let last_error = LastError::default();
+        let last_error = self.errors.clone();
         let ctx = ConsumerCtx::new(
             shared.clone(),
             last_error.clone(),
@@ -424,7 +440,7 @@ impl KafkaTransport {
             topic,
             partition,
             why,
-            &self.producer_error,
+            &self.errors,
         ))
     }
 }
@@ -481,11 +497,16 @@ impl Transport for KafkaTransport {
         let opts = AdminOptions::new()
             .request_timeout(Some(left))
             .operation_timeout(Some(left));
-        let created = tokio::time::timeout(
-            left + Duration::from_secs(1),
-            self.clients().admin.create_topics([&topic], &opts),
-        )
-        .await
+        let created = tokio::select! {
+            biased;
+            created = tokio::time::timeout(
+                left + Duration::from_secs(1),
+                self.clients().admin.create_topics([&topic], &opts),
+            ) => created,
+            why = self.errors.wait_fatal() => {
+                return Err(self.fatal_error(&format!("cannot create topic `{}`", spec.name), &why));
+            }
+        }
         .map_err(|_| self.timeout(format!("creating topic `{}`", spec.name), op))?;
         let failure = match created {
             Ok(results) => results.into_iter().find_map(|r| match r {
@@ -511,7 +532,7 @@ impl Transport for KafkaTransport {
                 "cannot create topic `{}` with {} partitions: {failure}{hint}{}",
                 spec.name,
                 spec.partitions,
-                self.admin_error.suffix()
+                self.errors.suffix()
             )));
         }
         self.await_topic(&spec.name, deadline).await
@@ -524,8 +545,22 @@ impl Transport for KafkaTransport {
             .map(|s| s.partitions))
     }
 
+    /// Enqueue the record and wait for its delivery report, or for a fatal
+    /// client error (failed authentication), whichever comes first.
     async fn send(&self, record: ProducerRecord) -> Result<RecordMetadata> {
-        self.enqueue(record).await?.await
+        let (topic, partition) = (record.topic.clone(), record.partition);
+        let delivery = self.enqueue(record).await?;
+        tokio::select! {
+            biased;
+            delivered = delivery => delivered,
+            why = self.errors.wait_fatal() => Err(self.fatal_error(
+                &format!(
+                    "cannot deliver a record to topic `{topic}`{}",
+                    partition.map(|p| format!(" partition {p}")).unwrap_or_default()
+                ),
+                &why,
+            )),
+        }
     }
 
     async fn enqueue(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
@@ -647,6 +682,9 @@ impl Transport for KafkaTransport {
     }
 
     async fn flush(&self, timeout: Duration) -> Result<()> {
+        // After a fatal producer error queued records are failed within
+        // PURGE_EVERY (see `fail_queued_records_after_a_fatal_error`): this
+        // does not wait for them long.
         let producer = self.clients().producer.clone();
         let flushed = off_runtime("kafka-flush", move || producer.flush(timeout));
         match tokio::time::timeout(timeout + Duration::from_secs(1), flushed).await {
@@ -656,7 +694,7 @@ impl Transport for KafkaTransport {
                     what: format!(
                         "delivering the records sent to {}{}",
                         self.bootstrap,
-                        self.producer_error.suffix()
+                        self.errors.suffix()
                     ),
                     after: timeout,
                 })
@@ -712,8 +750,39 @@ impl Transport for KafkaTransport {
     }
 }
 
+/// Once the producer reports a fatal error (failed authentication, a broker
+/// certificate that does not verify), nothing queued can be delivered: a
+/// thread fails the queued records at once, and then every
+/// [`PURGE_EVERY`] until the transport is dropped, instead of letting each
+/// wait out `message.timeout.ms`.
+fn fail_queued_records_after_a_fatal_error(
+    producer: &FutureProducer<ClientCtx>,
+    errors: &LastError,
+) {
+    let producer = producer.clone();
+    let errors_ = errors.clone();
+    errors.on_producer_fatal(Box::new(move || {
+        let errors = errors_;
+        let purging = std::thread::Builder::new()
+            .name("kafka-purge".into())
+            .spawn(move || loop {
+                if producer.in_flight_count() > 0 {
+                    producer.purge(PurgeConfig::default().queue().inflight());
+                }
+                if errors.wait_closed(PURGE_EVERY) {
+                    break;
+                }
+            });
+        if let Err(e) = purging {
+            tracing::debug!(error = %e, "cannot start the thread failing queued records");
+        }
+    }));
+}
+
 impl Drop for KafkaTransport {
     fn drop(&mut self) {
+        // Ends the purging thread, if any, and drops what it holds.
+        self.errors.close();
         // Closing librdkafka clients joins their threads and may wait for
         // in-flight requests: do it off the caller's thread.
         if let Some(clients) = self.clients.take() {

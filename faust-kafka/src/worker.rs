@@ -26,7 +26,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::oneshot;
 
 use crate::consumer::{drop_revoked, Command, Item, Shared};
-use crate::context::{forward_log, LastError};
+use crate::context::LastError;
 
 /// Longest wait without looking at librdkafka's queue, in case a wake-up
 /// was missed (librdkafka only rings on the empty → non-empty edge).
@@ -133,7 +133,8 @@ impl ConsumerCtx {
 impl ClientContext for ConsumerCtx {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
         self.served.fetch_add(1, Ordering::Relaxed);
-        forward_log("consumer", level, fac, log_message);
+        self.last_error
+            .forward_log("consumer", level, fac, log_message);
     }
 
     fn stats_raw(&self, _statistics: &[u8]) {
@@ -141,8 +142,7 @@ impl ClientContext for ConsumerCtx {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(target: "librdkafka", client = "consumer", %error, "{reason}");
-        self.last_error.set(format!("{error}: {reason}"));
+        self.last_error.client_error("consumer", &error, reason);
     }
 }
 

@@ -131,3 +131,34 @@ async fn a_producer_queue_that_stays_full_fails_the_send_at_the_deadline() {
     assert!(started.elapsed() < Duration::from_secs(5));
     drop(first);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unresolvable_host_is_named_in_every_error() {
+    init_tracing();
+    let t = KafkaTransport::from_url(
+        "kafka://no-such-host.invalid:9092?faust.operation.timeout.ms=1500&producer.message.timeout.ms=1500",
+    )
+    .unwrap();
+    let named = |err: &Error| {
+        let text = err.to_string();
+        assert!(
+            text.contains("Failed to resolve 'no-such-host.invalid:9092'"),
+            "{text}"
+        );
+    };
+    let err = within(10, "create_topic", t.create_topic(&TopicSpec::new("t", 1)))
+        .await
+        .unwrap_err();
+    named(&err);
+    let err = within(10, "partition_count", t.partition_count("t"))
+        .await
+        .unwrap_err();
+    named(&err);
+    let err = within(10, "send", t.send(ProducerRecord::new("t", "x")))
+        .await
+        .unwrap_err();
+    named(&err);
+    let mut a = t.assign(vec![tp("t", 0)]).await.unwrap();
+    let err = within(10, "assign", a.poll()).await.unwrap_err();
+    named(&err);
+}

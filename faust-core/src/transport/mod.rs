@@ -223,7 +223,7 @@ pub fn connect(url: &str, factories: &[(&str, TransportFactory)]) -> Result<Arc<
     let scheme = url.split("://").next().unwrap_or_default();
     if !url.contains("://") {
         return Err(crate::Error::BrokerUrl {
-            url: url.to_string(),
+            url: crate::redact::redact_url(url),
             reason: "expected `memory://` or `kafka://host:port`".into(),
         });
     }
@@ -233,7 +233,7 @@ pub fn connect(url: &str, factories: &[(&str, TransportFactory)]) -> Result<Arc<
     match factories.iter().find(|(s, _)| *s == scheme) {
         Some((_, factory)) => factory(url),
         None => Err(crate::Error::BrokerUrl {
-            url: url.to_string(),
+            url: crate::redact::redact_url(url),
             reason: format!(
                 "no transport for scheme `{scheme}`; available: memory{}",
                 factories
