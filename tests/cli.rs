@@ -245,7 +245,7 @@ fn the_broker_password_is_never_printed() {
     let url = format!(
         "kafka://no-such-host.invalid:9092?security.protocol=sasl_plaintext&sasl.mechanisms=PLAIN\
          &sasl.username=alice&sasl.password={PASSWORD_ENCODED}&producer.sasl.password={PASSWORD_ENCODED}\
-         &faust.operation.timeout.ms=3000&producer.message.timeout.ms=3000"
+         &faust.operation.timeout.ms=3000&producer.message.timeout.ms=3000&faust.delivery.timeout.ms=3000"
     );
     // Banner, logs and the final error of a worker that cannot reach its broker.
     let out = quickstart_within(&["--broker", &url, "-l", "debug", "worker"], 90);

@@ -361,6 +361,10 @@ impl Deliveries {
         use rdkafka::message::Message as _;
         let deadline = enqueued + coarsetime::Duration::from(self.timeout);
         loop {
+            if let Some(fatal) = self.last_error.fatal() {
+                // Authentication or certificate failure: waiting will not help.
+                return Err(format!("{why}; {fatal}"));
+            }
             if coarsetime::Instant::now() >= deadline {
                 return Err(format!(
                     "{why}; not delivered within faust.delivery.timeout.ms ({} ms)",

@@ -136,7 +136,7 @@ async fn a_producer_queue_that_stays_full_fails_the_send_at_the_deadline() {
 async fn an_unresolvable_host_is_named_in_every_error() {
     init_tracing();
     let t = KafkaTransport::from_url(
-        "kafka://no-such-host.invalid:9092?faust.operation.timeout.ms=1500&producer.message.timeout.ms=1500",
+        "kafka://no-such-host.invalid:9092?faust.operation.timeout.ms=1500&producer.message.timeout.ms=1500&faust.delivery.timeout.ms=1500",
     )
     .unwrap();
     let named = |err: &Error| {
