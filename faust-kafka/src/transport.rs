@@ -348,7 +348,32 @@ fn transient(err: &KafkaError) -> bool {
     )
 }
 
+/// What librdkafka's delivery future of a record gives.
+type Report = <rdkafka::producer::DeliveryFuture as std::future::Future>::Output;
+
 impl Deliveries {
+    /// A delivery failed (`report`): produce the record again while the
+    /// failure is transient and its deadline (from `enqueued`) allows, until
+    /// it is delivered. Returns the delivery, or why it failed.
+    async fn after_failure(
+        &self,
+        mut report: Report,
+        enqueued: coarsetime::Instant,
+    ) -> std::result::Result<rdkafka::producer::future_producer::Delivery, String> {
+        loop {
+            let again = match report {
+                Ok(Ok(delivered)) => return Ok(delivered),
+                Ok(Err((e, message))) if transient(&e) => {
+                    self.produce_again(&message, &e, enqueued).await?
+                }
+                Ok(Err((e, _))) => return Err(e.to_string()),
+                Err(_) => return Err("the delivery was cancelled".to_string()),
+            };
+            report = again.await;
+            self.room.delivered();
+        }
+    }
+
     /// Produce again a record librdkafka gave up on with a transient error
     /// (`why`), unless the record's delivery deadline (counted from
     /// `enqueued`) has passed. Returns its new delivery, or why not.
@@ -646,14 +671,26 @@ impl Transport for KafkaTransport {
         let deliveries = self.deliveries.clone();
         let enqueued = coarsetime::Instant::now();
         Ok(Enqueued::Queued(Box::pin(async move {
-            let mut delivery = delivery;
-            loop {
-                let report = delivery.await;
-                deliveries.room.delivered();
-                let why: String = match report {
-                    Ok(Ok(d)) => {
-                        return Ok(RecordMetadata {
-                            topic,
+            let report = delivery.await;
+            deliveries.room.delivered();
+            match report {
+                Ok(Ok(d)) => Ok(RecordMetadata {
+                    topic,
+                    partition: d.partition,
+                    offset: d.offset,
+                    timestamp: d
+                        .timestamp
+                        .to_millis()
+                        .or(timestamp)
+                        .unwrap_or_else(now_millis),
+                }),
+                // Out of line (and boxed): the common case stays small.
+                failed => {
+                    let again = Box::pin(deliveries.after_failure(failed, enqueued));
+                    let delivered = again.await;
+                    delivered
+                        .map(|d| RecordMetadata {
+                            topic: topic.clone(),
                             partition: d.partition,
                             offset: d.offset,
                             timestamp: d
@@ -662,25 +699,15 @@ impl Transport for KafkaTransport {
                                 .or(timestamp)
                                 .unwrap_or_else(now_millis),
                         })
-                    }
-                    Ok(Err((e, message))) if transient(&e) => {
-                        match deliveries.produce_again(&message, &e, enqueued).await {
-                            Ok(again) => {
-                                delivery = again;
-                                continue;
-                            }
-                            Err(why) => why,
-                        }
-                    }
-                    Ok(Err((e, _))) => e.to_string(),
-                    Err(_) => "the delivery was cancelled".to_string(),
-                };
-                return Err(Error::Broker(describe_delivery_failure(
-                    &topic,
-                    partition,
-                    &why,
-                    &deliveries.last_error,
-                )));
+                        .map_err(|why| {
+                            Error::Broker(describe_delivery_failure(
+                                &topic,
+                                partition,
+                                &why,
+                                &deliveries.last_error,
+                            ))
+                        })
+                }
             }
         })))
     }
