@@ -341,45 +341,32 @@ impl Agent {
         I: IntoIterator<Item = (Option<K>, V)>,
     {
         deadline
-            .run(self.produce_all(items, barrier, reg, deadline))
+            .run(async {
+                let app = self.app();
+                let reply_to = barrier.reply_to().to_string();
+                app.replies().start(&app, &reply_to).await?;
+                deadline.step(PRODUCING);
+                let waiter: Arc<BarrierState> = Arc::new(barrier.clone());
+                let mut order = Vec::new();
+                let mut deliveries = Vec::new();
+                for (key, value) in items {
+                    let cid = uuid::Uuid::new_v4().to_string();
+                    let mut opts = SendOptions::default();
+                    if let Some(k) = &key {
+                        opts.key = Some(self.key_bytes(k)?);
+                    }
+                    let record = self.request_record(&value, &opts, &reply_to, &cid)?;
+                    barrier.add_correlation_id(cid.clone())?;
+                    app.replies().add(cid.clone(), waiter.clone());
+                    reg.cids.push(cid.clone());
+                    deliveries.extend(app.enqueue_record(record).await?);
+                    order.push(cid);
+                }
+                barrier.finalize();
+                futures::future::try_join_all(deliveries).await?;
+                Ok(order)
+            })
             .await
-    }
-
-    async fn produce_all<K, V, I>(
-        &self,
-        items: I,
-        barrier: &BarrierState,
-        reg: &mut Registration<'_>,
-        deadline: &Deadline<'_>,
-    ) -> Result<Vec<String>>
-    where
-        K: Serialize,
-        V: Serialize,
-        I: IntoIterator<Item = (Option<K>, V)>,
-    {
-        let app = self.app();
-        let reply_to = barrier.reply_to().to_string();
-        app.replies().start(&app, &reply_to).await?;
-        deadline.step(PRODUCING);
-        let waiter: Arc<BarrierState> = Arc::new(barrier.clone());
-        let mut order = Vec::new();
-        let mut deliveries = Vec::new();
-        for (key, value) in items {
-            let cid = uuid::Uuid::new_v4().to_string();
-            let mut opts = SendOptions::default();
-            if let Some(k) = &key {
-                opts.key = Some(self.key_bytes(k)?);
-            }
-            let record = self.request_record(&value, &opts, &reply_to, &cid)?;
-            barrier.add_correlation_id(cid.clone())?;
-            app.replies().add(cid.clone(), waiter.clone());
-            reg.cids.push(cid.clone());
-            deliveries.extend(app.enqueue_record(record).await?);
-            order.push(cid);
-        }
-        barrier.finalize();
-        futures::future::try_join_all(deliveries).await?;
-        Ok(order)
     }
 
     /// RPC map over (key, value) pairs: results as they arrive.

@@ -348,6 +348,25 @@ fn transient(err: &KafkaError) -> bool {
     )
 }
 
+/// The metadata of a record librdkafka delivered; its timestamp is the
+/// broker's, else the one it was produced with, else now.
+fn delivered(
+    topic: Arc<str>,
+    d: &rdkafka::producer::future_producer::Delivery,
+    timestamp: Option<i64>,
+) -> RecordMetadata {
+    RecordMetadata {
+        topic,
+        partition: d.partition,
+        offset: d.offset,
+        timestamp: d
+            .timestamp
+            .to_millis()
+            .or(timestamp)
+            .unwrap_or_else(now_millis),
+    }
+}
+
 /// What librdkafka's delivery future of a record gives.
 type Report = <rdkafka::producer::DeliveryFuture as std::future::Future>::Output;
 
@@ -674,31 +693,13 @@ impl Transport for KafkaTransport {
             let report = delivery.await;
             deliveries.room.delivered();
             match report {
-                Ok(Ok(d)) => Ok(RecordMetadata {
-                    topic,
-                    partition: d.partition,
-                    offset: d.offset,
-                    timestamp: d
-                        .timestamp
-                        .to_millis()
-                        .or(timestamp)
-                        .unwrap_or_else(now_millis),
-                }),
+                Ok(Ok(d)) => Ok(delivered(topic, &d, timestamp)),
                 // Out of line (and boxed): the common case stays small.
                 failed => {
                     let again = Box::pin(deliveries.after_failure(failed, enqueued));
                     let delivered = again.await;
                     delivered
-                        .map(|d| RecordMetadata {
-                            topic: topic.clone(),
-                            partition: d.partition,
-                            offset: d.offset,
-                            timestamp: d
-                                .timestamp
-                                .to_millis()
-                                .or(timestamp)
-                                .unwrap_or_else(now_millis),
-                        })
+                        .map(|d| self::delivered(topic.clone(), &d, timestamp))
                         .map_err(|why| {
                             Error::Broker(describe_delivery_failure(
                                 &topic,
