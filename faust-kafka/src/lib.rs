@@ -11,7 +11,10 @@
 //!   same in code.
 //! - **Producing**: one idempotent producer (`acks=all`, `linger.ms=1`);
 //!   keys, values, headers, timestamps and explicit partitions; `send`
-//!   waits for the delivery report.
+//!   waits for the delivery report. A record librdkafka gives up on with a
+//!   transient error (after `message.timeout.ms`, in a broker outage) is
+//!   produced again until `faust.delivery.timeout.ms` (2 min); only then
+//!   does its delivery fail.
 //! - **Topics**: created with the admin API (partitions, replication,
 //!   `retention.ms`, `cleanup.policy`); an existing topic is success; the
 //!   call returns once the metadata shows the topic.
@@ -22,8 +25,9 @@
 //!   blocks inside librdkafka's callback until the runtime polls again, so
 //!   the runtime's commits for the revoked partitions land before the
 //!   partitions move; records of revoked partitions still buffered are
-//!   dropped, never delivered after `Revoked`. Commits are synchronous and
-//!   exact (the offsets the runtime passes). With
+//!   dropped, never delivered after `Revoked`. Commits are exact (the
+//!   offsets the runtime passes) and run on a committer thread of the
+//!   consumer, so a commit waiting for the broker never holds up fetching. With
 //!   `consumer.partition.assignment.strategy=cooperative-sticky` the same
 //!   handshake runs for the partitions that move only.
 //! - **Backpressure**: when the runtime leaves `faust.buffer.batches`
