@@ -20,7 +20,6 @@ use crate::codec::Value;
 use crate::error::{Error, Result};
 use crate::message::{Delivery, Message, MessageRef};
 use crate::queue::Queue;
-use crate::record::header;
 use crate::sink::SinkSend;
 use crate::stream::{Event, Stream, Yield};
 use crate::transport::DeliveryFuture;
@@ -512,18 +511,14 @@ fn reply_message(err: &Error) -> String {
     }
 }
 
+/// The reply address of a request in headers mode, by Faust's rule (see
+/// [`wire::request_from_headers`]); a request without a correlation id is
+/// answered with an empty one.
 fn reply_address(msg: &Message) -> Option<ReplyAddr> {
-    let reply_to = header(msg.headers(), wire::REPLY_TO_HEADER)?;
-    let reply_to = std::str::from_utf8(reply_to).ok()?;
-    if reply_to.is_empty() {
-        return None;
-    }
-    let correlation_id = header(msg.headers(), wire::CORRELATION_ID_HEADER)
-        .and_then(|c| std::str::from_utf8(c).ok())
-        .unwrap_or_default();
+    let (reply_to, correlation_id) = wire::request_from_headers(msg.headers())?;
     Some(ReplyAddr {
-        reply_to: reply_to.to_string(),
-        correlation_id: correlation_id.to_string(),
+        reply_to,
+        correlation_id: correlation_id.unwrap_or_default(),
     })
 }
 

@@ -479,3 +479,46 @@ async fn a_remote_agent_is_called_but_never_consumed_here() {
     client.stop().await.unwrap();
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn repeated_reply_headers_follow_faust_last_one_wins() {
+    // Faust reads headers into a dict: when a name repeats, the last value
+    // wins. The server side here reads them by the same rule as the wire
+    // module's parser.
+    let app = app("repeated-headers").build().unwrap();
+    let agent = doubler(&app, true);
+    app.start().await.unwrap();
+    let headers = vec![
+        (
+            wire::REPLY_TO_HEADER.to_owned(),
+            bytes::Bytes::from_static(b"first-reply"),
+        ),
+        (
+            wire::CORRELATION_ID_HEADER.to_owned(),
+            bytes::Bytes::from_static(b"old"),
+        ),
+        (
+            wire::REPLY_TO_HEADER.to_owned(),
+            bytes::Bytes::from_static(b"last-reply"),
+        ),
+        (
+            wire::CORRELATION_ID_HEADER.to_owned(),
+            bytes::Bytes::from_static(b"new"),
+        ),
+    ];
+    app.send_bytes(
+        agent.topic(),
+        None,
+        Some(bytes::Bytes::from_static(b"21")),
+        headers,
+    )
+    .await
+    .unwrap();
+    let reply = records(&app, "last-reply", 1).await;
+    let response = ReqRepResponse::decode(reply[0].value.as_deref().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(response.correlation_id, "new");
+    assert_eq!(response.value, serde_json::json!(42));
+    app.stop().await.unwrap();
+}
