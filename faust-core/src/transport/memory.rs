@@ -52,8 +52,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::{
-    CommitFuture, Consumer, ConsumerEvent, Enqueued, OffsetReset, SubscribeOptions, TopicSpec,
-    Transport,
+    dedup_partitions, validate_topic_name, CommitFuture, Consumer, ConsumerEvent, Enqueued,
+    OffsetReset, SubscribeOptions, TopicSpec, Transport,
 };
 use crate::error::{Error, Result};
 use crate::record::{
@@ -541,9 +541,7 @@ impl Inner {
         if let Some(t) = self.topic(name) {
             return Ok(t);
         }
-        if name.is_empty() {
-            return Err(Error::Broker("invalid topic name: empty".into()));
-        }
+        validate_topic_name(name)?;
         let partitions = self
             .default_partitions
             .load(Ordering::Relaxed)
@@ -754,15 +752,7 @@ impl Transport for MemoryBroker {
     }
 
     async fn create_topic(&self, spec: &TopicSpec) -> Result<()> {
-        if spec.partitions < 1 {
-            return Err(Error::Broker(format!(
-                "cannot create topic `{}` with {} partitions: at least 1 is needed",
-                spec.name, spec.partitions
-            )));
-        }
-        if spec.name.is_empty() {
-            return Err(Error::Broker("invalid topic name: empty".into()));
-        }
+        spec.validate()?;
         let mut topics = self.inner.topics.write().unwrap_or_else(|e| e.into_inner());
         topics
             .entry(spec.name.clone())
@@ -844,12 +834,7 @@ impl Transport for MemoryBroker {
     }
 
     async fn assign(&self, partitions: Vec<TopicPartition>) -> Result<Box<dyn Consumer>> {
-        let mut tps: Vec<TopicPartition> = Vec::with_capacity(partitions.len());
-        for tp in partitions {
-            if !tps.contains(&tp) {
-                tps.push(tp);
-            }
-        }
+        let tps = dedup_partitions(partitions)?;
         let mut fetch = Vec::with_capacity(tps.len());
         for tp in &tps {
             let needed = tps
