@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::record::{ProducerRecord, Record, RecordMetadata, TopicPartition};
 
 pub mod memory;
+pub mod partitioner;
 
 /// The delivery of an enqueued record.
 pub type DeliveryFuture =
