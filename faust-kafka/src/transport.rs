@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use faust_core::record::now_millis;
 use faust_core::redact::redact_url;
-use faust_core::transport::{Consumer, OffsetReset, SubscribeOptions, TopicSpec, Transport};
+use faust_core::transport::{
+    dedup_partitions, Consumer, OffsetReset, SubscribeOptions, TopicSpec, Transport,
+};
 use faust_core::transport::{DeliveryFuture, Enqueued};
 use faust_core::{Error, ProducerRecord, RecordMetadata, Result, TopicPartition};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -507,15 +509,7 @@ impl Transport for KafkaTransport {
     /// (librdkafka's mock cluster) a missing topic is an error naming the
     /// fix: create it beforehand.
     async fn create_topic(&self, spec: &TopicSpec) -> Result<()> {
-        if spec.name.is_empty() {
-            return Err(Error::Broker("invalid topic name: empty".into()));
-        }
-        if spec.partitions < 1 {
-            return Err(Error::Broker(format!(
-                "cannot create topic `{}` with {} partitions: at least 1 is needed",
-                spec.name, spec.partitions
-            )));
-        }
+        spec.validate()?;
         let op = self.settings.operation_timeout;
         let deadline = Instant::now() + op;
         // An existing topic needs no admin request (and a broker without
@@ -765,15 +759,7 @@ impl Transport for KafkaTransport {
     /// throwaway `group.id` that never commits). The first event is
     /// `Assigned(partitions)`, once the metadata shows every partition.
     async fn assign(&self, partitions: Vec<TopicPartition>) -> Result<Box<dyn Consumer>> {
-        let mut tps: Vec<TopicPartition> = Vec::with_capacity(partitions.len());
-        for tp in partitions {
-            if !tps.contains(&tp) {
-                tps.push(tp);
-            }
-        }
-        if tps.is_empty() {
-            return Err(Error::config("assign needs at least one partition"));
-        }
+        let tps = dedup_partitions(partitions)?;
         let mut config = self.consumer_config.clone();
         config.set("group.id", format!("faust-assign-{}", uuid::Uuid::new_v4()));
         config.set("auto.offset.reset", "earliest");

@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::record::{ProducerRecord, Record, RecordMetadata, TopicPartition};
 
 pub mod memory;
+pub mod partitioner;
 
 /// The delivery of an enqueued record.
 pub type DeliveryFuture =
@@ -89,6 +90,42 @@ impl TopicSpec {
             deleting: true,
         }
     }
+
+    /// The checks every transport makes before creating a topic: a
+    /// non-empty name and at least one partition.
+    pub fn validate(&self) -> Result<()> {
+        validate_topic_name(&self.name)?;
+        if self.partitions < 1 {
+            return Err(Error::Broker(format!(
+                "cannot create topic `{}` with {} partitions: at least 1 is needed",
+                self.name, self.partitions
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A topic name a transport accepts: not empty.
+pub(crate) fn validate_topic_name(name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::Broker("invalid topic name: empty".into()));
+    }
+    Ok(())
+}
+
+/// The partitions of a [`Transport::assign`] call without repetitions, in
+/// their first order; an error if there are none.
+pub fn dedup_partitions(partitions: Vec<TopicPartition>) -> Result<Vec<TopicPartition>> {
+    let mut tps: Vec<TopicPartition> = Vec::with_capacity(partitions.len());
+    for tp in partitions {
+        if !tps.contains(&tp) {
+            tps.push(tp);
+        }
+    }
+    if tps.is_empty() {
+        return Err(Error::config("assign needs at least one partition"));
+    }
+    Ok(tps)
 }
 
 /// Where a consumer without committed offsets starts reading.

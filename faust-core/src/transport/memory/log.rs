@@ -1,0 +1,262 @@
+//! Partition log storage of the embedded broker: topics, chunked partition
+//! logs, appending and fetching records, retention by reader, and the
+//! wake-up of consumers sleeping on a partition.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use super::{lock, RETENTION_CHUNK};
+use crate::record::{Headers, Record, TopicPartition};
+
+const CHUNK: usize = RETENTION_CHUNK;
+
+/// A record as stored in a partition log (topic, partition and offset are
+/// implied by where it is stored).
+pub(super) struct Stored {
+    pub(super) timestamp: i64,
+    pub(super) key: Option<Bytes>,
+    pub(super) value: Option<Bytes>,
+    pub(super) headers: Headers,
+}
+
+/// A consumer waiting for appends to a partition.
+struct Watcher {
+    consumer: u64,
+    notify: Arc<Notify>,
+    /// The consumer waits for records: only then do appends wake it (a
+    /// wake-up is a read-modify-write on a line the consumer also writes).
+    sleeping: Arc<AtomicBool>,
+}
+
+/// The records of a partition and who reads them.
+struct Log {
+    /// Records in chunks of [`CHUNK`], so appending never moves old records.
+    chunks: VecDeque<Vec<Stored>>,
+    /// Offset of the first record of `chunks[0]` (a multiple of [`CHUNK`]).
+    base: i64,
+    /// Consumers reading this partition, woken on every append.
+    watchers: Vec<Watcher>,
+    /// Who still needs records, by id: groups (their committed offset) and
+    /// assigned consumers (their position). Records below the lowest are freed.
+    readers: Vec<(u64, i64)>,
+}
+
+/// One partition: its log and its offsets.
+pub(super) struct Partition {
+    /// Number of records (the offset of the next one); written under the log
+    /// lock, readable without it.
+    end: AtomicI64,
+    /// Offset of the oldest retained record; written under the log lock.
+    start: AtomicI64,
+    log: Mutex<Log>,
+}
+
+impl Partition {
+    fn new() -> Self {
+        Self {
+            end: AtomicI64::new(0),
+            start: AtomicI64::new(0),
+            log: Mutex::new(Log {
+                chunks: VecDeque::new(),
+                base: 0,
+                watchers: Vec::new(),
+                readers: Vec::new(),
+            }),
+        }
+    }
+
+    /// Offset of the next record.
+    #[inline]
+    pub(super) fn end(&self) -> i64 {
+        self.end.load(Ordering::Acquire)
+    }
+
+    /// Offset of the oldest retained record.
+    #[inline]
+    pub(super) fn start(&self) -> i64 {
+        self.start.load(Ordering::Acquire)
+    }
+
+    /// Register a reader that needs records from `low` on, unless known.
+    pub(super) fn add_reader(&self, id: u64, low: i64) {
+        let mut log = lock(&self.log);
+        if !log.readers.iter().any(|(r, _)| *r == id) {
+            log.readers.push((id, low));
+        }
+    }
+
+    /// Reader `id` needs nothing below `low` any more: free what no reader needs.
+    pub(super) fn advance_reader(&self, id: u64, low: i64) {
+        let mut log = lock(&self.log);
+        match log.readers.iter_mut().find(|(r, _)| *r == id) {
+            Some((_, l)) if *l >= low => return,
+            Some((_, l)) => *l = low,
+            None => log.readers.push((id, low)),
+        }
+        self.trim(&mut log);
+    }
+
+    /// Forget reader `id` (an assigned consumer that closed).
+    pub(super) fn remove_reader(&self, id: u64) {
+        let mut log = lock(&self.log);
+        log.readers.retain(|(r, _)| *r != id);
+        self.trim(&mut log);
+    }
+
+    fn trim(&self, log: &mut Log) {
+        let Some(low) = log.readers.iter().map(|(_, l)| *l).min() else {
+            return;
+        };
+        let mut freed = false;
+        while log.chunks.len() > 1 && log.base + CHUNK as i64 <= low {
+            log.chunks.pop_front();
+            log.base += CHUNK as i64;
+            freed = true;
+        }
+        if freed {
+            self.start.store(log.base, Ordering::Release);
+        }
+    }
+
+    /// Append a record, wake the readers and return its offset.
+    #[inline]
+    pub(super) fn append(&self, stored: Stored) -> i64 {
+        let mut log = lock(&self.log);
+        let offset = self.end.load(Ordering::Relaxed);
+        match log.chunks.back_mut() {
+            Some(chunk) if chunk.len() < CHUNK => chunk.push(stored),
+            _ => {
+                let mut chunk = Vec::with_capacity(CHUNK);
+                chunk.push(stored);
+                log.chunks.push_back(chunk);
+            }
+        }
+        self.end.store(offset + 1, Ordering::Release);
+        // Under the log lock, which a consumer going to sleep takes after
+        // saying so: either it sees the new end, or this sees it sleeping.
+        for w in &log.watchers {
+            if w.sleeping.load(Ordering::Relaxed) {
+                w.notify.notify_one();
+            }
+        }
+        offset
+    }
+
+    /// Append `count` records from offset `from` (at or above `start()`,
+    /// below `end()`) to `out`.
+    #[inline]
+    pub(super) fn read_into(
+        &self,
+        topic: &Arc<str>,
+        partition: i32,
+        from: i64,
+        count: usize,
+        out: &mut Vec<Record>,
+    ) {
+        let log = lock(&self.log);
+        let base = log.base as usize;
+        let mut offset = (from.max(0) as usize).max(base);
+        let end = offset + count;
+        while offset < end {
+            let Some(chunk) = log.chunks.get((offset - base) / CHUNK) else {
+                break;
+            };
+            let start = offset % CHUNK;
+            let n = (chunk.len().saturating_sub(start)).min(end - offset);
+            if n == 0 {
+                break;
+            }
+            out.extend(
+                chunk[start..start + n]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| Record {
+                        topic: topic.clone(),
+                        partition,
+                        offset: (offset + i) as i64,
+                        timestamp: s.timestamp,
+                        key: s.key.clone(),
+                        value: s.value.clone(),
+                        headers: s.headers.clone(),
+                    }),
+            );
+            offset += n;
+        }
+    }
+
+    /// Whether records at or above `position` exist, read under the log
+    /// lock (so an append either is seen or sees the reader's state).
+    #[inline]
+    pub(super) fn has_records_from(&self, position: i64) -> bool {
+        let _log = lock(&self.log);
+        self.end.load(Ordering::Acquire) > position
+    }
+
+    /// Wake `consumer` on appends while it sleeps.
+    pub(super) fn watch(&self, consumer: u64, notify: &Arc<Notify>, sleeping: &Arc<AtomicBool>) {
+        let mut log = lock(&self.log);
+        if !log.watchers.iter().any(|w| w.consumer == consumer) {
+            log.watchers.push(Watcher {
+                consumer,
+                notify: notify.clone(),
+                sleeping: sleeping.clone(),
+            });
+        }
+    }
+
+    /// Stop waking `consumer`.
+    pub(super) fn unwatch(&self, consumer: u64) {
+        lock(&self.log).watchers.retain(|w| w.consumer != consumer);
+    }
+}
+
+/// A topic: its partitions.
+pub(super) struct Topic {
+    pub(super) name: Arc<str>,
+    pub(super) partitions: Box<[Partition]>,
+    /// Next partition for records without key and partition.
+    pub(super) round_robin: AtomicUsize,
+}
+
+impl Topic {
+    /// A topic of `partitions` empty partitions (at least 1).
+    pub(super) fn new(name: &str, partitions: i32) -> Self {
+        Self {
+            name: name.into(),
+            partitions: (0..partitions.max(1)).map(|_| Partition::new()).collect(),
+            round_robin: AtomicUsize::new(0),
+        }
+    }
+
+    /// Number of partitions.
+    #[inline]
+    pub(super) fn count(&self) -> i32 {
+        self.partitions.len() as i32
+    }
+
+    /// Partition `p`, if it exists.
+    #[inline]
+    pub(super) fn partition(&self, p: i32) -> Option<&Partition> {
+        usize::try_from(p).ok().and_then(|p| self.partitions.get(p))
+    }
+}
+
+/// A partition a consumer reads.
+pub(super) struct Fetch {
+    pub(super) tp: TopicPartition,
+    pub(super) topic: Arc<Topic>,
+    /// Offset of the next record to return.
+    pub(super) position: i64,
+}
+
+impl Fetch {
+    /// The partition read.
+    #[inline]
+    pub(super) fn partition(&self) -> &Partition {
+        &self.topic.partitions[self.tp.partition as usize]
+    }
+}

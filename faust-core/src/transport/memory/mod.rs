@@ -1,0 +1,439 @@
+//! The embedded in-memory broker (`memory://` and `memory://<name>`).
+//!
+//! It behaves like a single Kafka broker so that tests written against it
+//! stay true on Kafka:
+//!
+//! - **Topics** have a fixed number of partitions. They are created by
+//!   [`Transport::create_topic`] (idempotent) or automatically, with
+//!   [`DEFAULT_PARTITIONS`] partitions unless configured otherwise, on the
+//!   first `send`, `subscribe` or `assign` naming them.
+//! - **Producing** appends to a partition log with consecutive offsets from 0.
+//!   The partition is the explicit one, else Kafka's default partitioner for
+//!   keyed records (`murmur2(key) & 0x7fffffff % partitions`, see
+//!   [`partition_for_key`]), else round-robin per topic. Headers and
+//!   timestamps are kept exactly; a record sent without a timestamp is
+//!   stamped from the kernel's coarse clock (resolution 1 to 4 ms).
+//!   Sending is synchronous, so `flush` has nothing to do.
+//! - **Retention**: a record is kept until every consumer group that
+//!   subscribed to its topic has committed past it and every assigned
+//!   consumer reading its partition has read it; records of a partition no
+//!   consumer has read yet are all kept. Memory is freed in chunks of
+//!   [`RETENTION_CHUNK`] records. A group that joins later starts at the
+//!   oldest retained record (as with Kafka's retention). Group consumers
+//!   ask the runtime to commit every [`COMMIT_INTERVAL`], so a steady stream holds
+//!   only a few milliseconds of records. `TopicSpec::retention` is ignored.
+//! - **Consumer groups** use range assignment per topic over the members
+//!   ordered by join order, and an eager rebalance whenever a member joins or
+//!   leaves: a member whose assignment changes first gets
+//!   [`ConsumerEvent::Revoked`](super::ConsumerEvent::Revoked) with the partitions it loses, then
+//!   [`ConsumerEvent::Assigned`](super::ConsumerEvent::Assigned) with the ones it gains. A partition moving
+//!   from A to B is handed to B only once A has finished its revocation (A
+//!   called `poll` again after `Revoked`, or closed or dropped its consumer),
+//!   or after the rebalance deadline ([`DEFAULT_REBALANCE_TIMEOUT`]); A is
+//!   then fenced: its later commits for that partition fail. B starts at the
+//!   group's committed offset, or per [`OffsetReset`](super::OffsetReset) without one.
+//! - **Polling** returns rebalance events first, then batches of at most
+//!   [`MAX_BATCH`] records shared fairly among the assigned partitions, and
+//!   otherwise waits without busy polling: appends wake the consumers
+//!   reading the partition. `poll` is cancel-safe.
+//! - **Assigned consumers** ([`Transport::assign`]) have no group, read their
+//!   partitions from the oldest retained record, and do not commit.
+//!
+//! This file is the broker itself (topics, producing, the named-broker
+//! registry); the partition logs are in `log`, the group coordinator in
+//! `group` and the consumer in `consumer`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rustc_hash::FxHashMap;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::{
+    dedup_partitions, validate_topic_name, Consumer, Enqueued, SubscribeOptions, TopicSpec,
+    Transport,
+};
+use crate::error::{Error, Result};
+use crate::record::{coarse_now_millis, ProducerRecord, RecordMetadata, TopicPartition};
+
+mod consumer;
+mod group;
+mod log;
+#[cfg(test)]
+mod tests;
+
+pub use super::partitioner::{murmur2, partition_for_key};
+use consumer::MemoryConsumer;
+use group::Group;
+use log::{Fetch, Partition, Stored, Topic};
+
+/// Partitions of a topic created automatically (by `send`, `subscribe` or
+/// `assign` naming an unknown topic), unless set with
+/// [`MemoryBroker::with_default_partitions`].
+pub const DEFAULT_PARTITIONS: i32 = 8;
+
+/// How long a rebalance waits for a member to release a revoked partition
+/// before handing it to its new owner anyway, unless set with
+/// [`MemoryBroker::with_rebalance_timeout`].
+pub const DEFAULT_REBALANCE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Most records one [`Consumer::poll`] returns.
+pub const MAX_BATCH: usize = 512;
+
+/// Records per storage chunk of a partition log (appends never move
+/// records; retention frees whole chunks).
+pub const RETENTION_CHUNK: usize = 1024;
+
+/// How often consumers of this broker want the runtime to commit (see
+/// [`Consumer::commit_interval`]): commits are cheap here and free memory.
+pub const COMMIT_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Lock a mutex, recovering it if a thread panicked while holding it: no
+/// critical section of this broker panics halfway through an update.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The state of one broker, shared by its handle and its consumers.
+struct Inner {
+    url: String,
+    default_partitions: AtomicI32,
+    rebalance_timeout_ns: AtomicU64,
+    topics: RwLock<FxHashMap<String, Arc<Topic>>>,
+    groups: Mutex<HashMap<String, Arc<Mutex<Group>>>>,
+    next_consumer: AtomicU64,
+}
+
+impl Inner {
+    fn rebalance_timeout(&self) -> Duration {
+        Duration::from_nanos(self.rebalance_timeout_ns.load(Ordering::Relaxed))
+    }
+
+    fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// The topic, created with at least `min_partitions` (and the default
+    /// count) partitions if it does not exist.
+    fn topic_or_create(&self, name: &str, min_partitions: i32) -> Result<Arc<Topic>> {
+        if let Some(t) = self.topic(name) {
+            return Ok(t);
+        }
+        validate_topic_name(name)?;
+        let partitions = self
+            .default_partitions
+            .load(Ordering::Relaxed)
+            .max(min_partitions)
+            .max(1);
+        let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
+        let topic = topics
+            .entry(name.to_string())
+            .or_insert_with(|| {
+                tracing::debug!(
+                    topic = name,
+                    partitions,
+                    "memory broker: auto-created topic"
+                );
+                Arc::new(Topic::new(name, partitions))
+            })
+            .clone();
+        Ok(topic)
+    }
+}
+
+/// The embedded in-memory broker: a [`Transport`] for `memory://` URLs.
+///
+/// See the [module documentation](self) for its semantics. Clones of the
+/// `Arc` returned by [`MemoryBroker::named`] share one broker; separate
+/// brokers share nothing.
+pub struct MemoryBroker {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for MemoryBroker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let topics = self
+            .inner
+            .topics
+            .read()
+            .map(|t| t.len())
+            .unwrap_or_else(|e| e.into_inner().len());
+        f.debug_struct("MemoryBroker")
+            .field("url", &self.inner.url)
+            .field("topics", &topics)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for MemoryBroker {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+static REGISTRY: OnceLock<Mutex<HashMap<String, Arc<MemoryBroker>>>> = OnceLock::new();
+static PRIVATE: AtomicU64 = AtomicU64::new(1);
+
+impl MemoryBroker {
+    /// Append a record to its partition (synchronous: nothing waits).
+    fn append(&self, record: ProducerRecord) -> Result<RecordMetadata> {
+        {
+            // Existing topic (the common case): no reference count to touch.
+            let topics = self.inner.topics.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(topic) = topics.get(&*record.topic) {
+                return Self::append_to(topic, record);
+            }
+        }
+        let topic = self.inner.topic_or_create(&record.topic, 1)?;
+        Self::append_to(&topic, record)
+    }
+
+    fn append_to(topic: &Topic, record: ProducerRecord) -> Result<RecordMetadata> {
+        let count = topic.count();
+        let partition = match (record.partition, &record.key) {
+            (Some(p), _) => {
+                if p < 0 || p >= count {
+                    return Err(Error::Broker(format!(
+                        "partition {p} of topic `{}` does not exist (it has {count})",
+                        record.topic
+                    )));
+                }
+                p
+            }
+            (None, Some(key)) => partition_for_key(key, count),
+            (None, None) => {
+                (topic.round_robin.fetch_add(1, Ordering::Relaxed) % topic.partitions.len()) as i32
+            }
+        };
+        let timestamp = record.timestamp.unwrap_or_else(coarse_now_millis);
+        let offset = topic.partitions[partition as usize].append(Stored {
+            timestamp,
+            key: record.key,
+            value: record.value,
+            headers: record.headers,
+        });
+        Ok(RecordMetadata {
+            topic: record.topic,
+            partition,
+            offset,
+            timestamp,
+        })
+    }
+
+    fn with_url(url: String) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                url,
+                default_partitions: AtomicI32::new(DEFAULT_PARTITIONS),
+                rebalance_timeout_ns: AtomicU64::new(DEFAULT_REBALANCE_TIMEOUT.as_nanos() as u64),
+                topics: RwLock::new(FxHashMap::default()),
+                groups: Mutex::new(HashMap::new()),
+                next_consumer: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    /// A private broker, shared with nobody (its URL, `memory://<private-N>`,
+    /// is for display only: connecting to it does not reach this broker).
+    pub fn new() -> Self {
+        let n = PRIVATE.fetch_add(1, Ordering::Relaxed);
+        Self::with_url(format!("memory://<private-{n}>"))
+    }
+
+    /// The process-wide broker called `name` (URL `memory://<name>`; the
+    /// empty name is the default broker of `memory://`). The same name
+    /// always returns the same broker.
+    pub fn named(name: &str) -> Arc<dyn Transport> {
+        Self::shared(name)
+    }
+
+    /// [`named`](Self::named), as the concrete type (for its settings and
+    /// inspection methods).
+    pub fn shared(name: &str) -> Arc<MemoryBroker> {
+        let registry = REGISTRY.get_or_init(|| Mutex::new(HashMap::new()));
+        lock(registry)
+            .entry(name.to_string())
+            .or_insert_with(|| Arc::new(Self::with_url(format!("memory://{name}"))))
+            .clone()
+    }
+
+    /// Set the partition count of automatically created topics.
+    pub fn with_default_partitions(self, partitions: i32) -> Self {
+        self.set_default_partitions(partitions);
+        self
+    }
+
+    /// Set how long a rebalance waits for a member to release a revoked
+    /// partition before giving it to its new owner anyway.
+    pub fn with_rebalance_timeout(self, timeout: Duration) -> Self {
+        self.set_rebalance_timeout(timeout);
+        self
+    }
+
+    /// Like [`with_default_partitions`](Self::with_default_partitions), for a
+    /// shared broker; affects topics created afterwards.
+    pub fn set_default_partitions(&self, partitions: i32) {
+        self.inner
+            .default_partitions
+            .store(partitions.max(1), Ordering::Relaxed);
+    }
+
+    /// Like [`with_rebalance_timeout`](Self::with_rebalance_timeout), for a
+    /// shared broker; affects rebalances started afterwards.
+    pub fn set_rebalance_timeout(&self, timeout: Duration) {
+        let ns = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+        self.inner.rebalance_timeout_ns.store(ns, Ordering::Relaxed);
+    }
+
+    /// Names of the existing topics, sorted.
+    pub fn topics(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .inner
+            .topics
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Offset the next record of this partition will get (its record count),
+    /// or `None` if the partition does not exist.
+    pub fn end_offset(&self, tp: &TopicPartition) -> Option<i64> {
+        self.inner
+            .topic(&tp.topic)
+            .and_then(|t| t.partition(tp.partition).map(Partition::end))
+    }
+
+    /// Offset of the oldest retained record of this partition (records
+    /// below it were freed), or `None` if the partition does not exist.
+    pub fn start_offset(&self, tp: &TopicPartition) -> Option<i64> {
+        self.inner
+            .topic(&tp.topic)
+            .and_then(|t| t.partition(tp.partition).map(|p| p.start()))
+    }
+
+    /// Offset committed by `group` for this partition.
+    pub fn committed_offset(&self, group: &str, tp: &TopicPartition) -> Option<i64> {
+        let group = lock(&self.inner.groups).get(group).cloned()?;
+        let offset = lock(&group).committed(tp);
+        offset
+    }
+}
+
+#[async_trait]
+impl Transport for MemoryBroker {
+    fn url(&self) -> &str {
+        &self.inner.url
+    }
+
+    async fn create_topic(&self, spec: &TopicSpec) -> Result<()> {
+        spec.validate()?;
+        let mut topics = self.inner.topics.write().unwrap_or_else(|e| e.into_inner());
+        topics
+            .entry(spec.name.clone())
+            .or_insert_with(|| Arc::new(Topic::new(&spec.name, spec.partitions)));
+        Ok(())
+    }
+
+    async fn partition_count(&self, topic: &str) -> Result<Option<i32>> {
+        Ok(self.inner.topic(topic).map(|t| t.count()))
+    }
+
+    async fn send(&self, record: ProducerRecord) -> Result<RecordMetadata> {
+        // Appending never waits; a loop of sends still yields to the other
+        // tasks of its thread now and then (tokio's cooperative budget),
+        // as a send to Kafka would. Without this, a producer loop starves
+        // the agents woken on its thread until it ends.
+        tokio::task::consume_budget().await;
+        self.append(record)
+    }
+
+    fn try_enqueue(&self, record: ProducerRecord) -> Result<Enqueued> {
+        // Appending never waits: the record is delivered already.
+        Ok(Enqueued::Delivered(self.append(record)?))
+    }
+
+    async fn flush(&self, _timeout: Duration) -> Result<()> {
+        Ok(())
+    }
+
+    async fn subscribe(&self, options: SubscribeOptions) -> Result<Box<dyn Consumer>> {
+        let mut topics: Vec<Arc<Topic>> = Vec::with_capacity(options.topics.len());
+        for name in &options.topics {
+            if topics.iter().all(|t| &*t.name != name.as_str()) {
+                topics.push(self.inner.topic_or_create(name, 1)?);
+            }
+        }
+        let group = lock(&self.inner.groups)
+            .entry(options.group.clone())
+            .or_insert_with(|| {
+                let id = self.inner.next_consumer.fetch_add(1, Ordering::Relaxed);
+                Arc::new(Mutex::new(Group::new(id, &options.group)))
+            })
+            .clone();
+        let id = self.inner.next_consumer.fetch_add(1, Ordering::Relaxed);
+        let notify = Arc::new(Notify::new());
+        lock(&group).join(
+            id,
+            topics,
+            notify.clone(),
+            options.offset_reset,
+            Instant::now(),
+            self.inner.rebalance_timeout(),
+        );
+        tracing::debug!(group = %options.group, member = id, topics = ?options.topics, "memory broker: member joined");
+        Ok(Box::new(MemoryConsumer::new(
+            self.inner.clone(),
+            id,
+            notify,
+            Some(group),
+            None,
+        )))
+    }
+
+    async fn assign(&self, partitions: Vec<TopicPartition>) -> Result<Box<dyn Consumer>> {
+        let tps = dedup_partitions(partitions)?;
+        let mut fetch = Vec::with_capacity(tps.len());
+        for tp in &tps {
+            let needed = tps
+                .iter()
+                .filter(|t| t.topic == tp.topic)
+                .map(|t| t.partition + 1)
+                .max()
+                .unwrap_or(1);
+            let topic = self.inner.topic_or_create(&tp.topic, needed)?;
+            if tp.partition < 0 || tp.partition >= topic.count() {
+                return Err(Error::Broker(format!(
+                    "cannot assign {tp}: topic `{}` has {} partitions",
+                    tp.topic,
+                    topic.count()
+                )));
+            }
+            fetch.push(Fetch {
+                tp: tp.clone(),
+                topic,
+                position: 0,
+            });
+        }
+        let id = self.inner.next_consumer.fetch_add(1, Ordering::Relaxed);
+        let notify = Arc::new(Notify::new());
+        let mut consumer = MemoryConsumer::new(self.inner.clone(), id, notify, None, Some(tps));
+        for f in fetch {
+            f.partition().add_reader(id, f.position);
+            consumer.start_fetch(f);
+        }
+        Ok(Box::new(consumer))
+    }
+}
