@@ -50,6 +50,8 @@ pub(crate) struct Agent {
     /// Variant of `Codec`.
     pub(crate) key_codec: Option<Ident>,
     pub(crate) help: String,
+    /// `crate = "..."`: the path of the faust crate, if not `::faust`.
+    pub(crate) krate: Option<syn::Path>,
     /// `#[cfg]` attributes of the function, repeated on the registration.
     pub(crate) cfgs: Vec<Attribute>,
 }
@@ -183,6 +185,7 @@ pub(crate) fn validate(args: Args, func: &ItemFn, mut errors: Errors) -> Result<
         value_codec,
         key_codec,
         help,
+        krate: args.krate.map(|a| a.value),
         cfgs: func
             .attrs
             .iter()
