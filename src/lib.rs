@@ -35,7 +35,8 @@ pub use faust_macros::agent;
 mod cli;
 mod run;
 
-pub use run::{app_builder, registered_agents, registered_app, run, run_with, Registry};
+pub use faust_core::registry::Registry;
+pub use run::{app_builder, registered_agents, registered_app, run, run_with};
 
 #[doc(hidden)]
 pub mod __private {
