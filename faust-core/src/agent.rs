@@ -1026,7 +1026,7 @@ impl Agent {
     }
 
     /// Stop (for good) the actors of revoked partitions. They are not
-    /// restarted: no zombie actors (Faust's QUIRK in reference §3.3).
+    /// restarted: no zombie actors (Python Faust leaves them running).
     pub async fn on_isolated_partitions_revoked(&self, revoked: &[TopicPartition]) -> Result<()> {
         let actors = {
             let mut st = self.state();

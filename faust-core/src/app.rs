@@ -218,7 +218,8 @@ impl AppBuilder {
         max_restarts: u32;
         /// Restart budget window.
         restart_window: Duration;
-        /// Offset reset policy.
+        /// Where a new consumer group starts reading: [`OffsetReset`]
+        /// (`Earliest` by default).
         offset_reset: OffsetReset;
         /// Reply topic retention.
         reply_expires: Duration;

@@ -38,3 +38,4 @@ pub use sink::Sink;
 pub use stream::{Event, Stream, Yield};
 pub use supervisor::{RestartBudget, SupervisorStrategy};
 pub use testing::{PutOptions, TestContext, TestEvent};
+pub use transport::OffsetReset;
