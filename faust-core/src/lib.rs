@@ -1,7 +1,8 @@
 //! Runtime of faust for Rust: apps, agents, actors, streams, replies and the
 //! embedded in-memory broker. No Kafka and no macros live here.
 //!
-//! Users depend on the `faust` facade crate, which re-exports this one.
+//! Users depend on the `faust` facade crate, which re-exports this one; the
+//! examples here are written with its paths (`faust::App`).
 
 mod actor;
 pub mod agent;
