@@ -256,21 +256,25 @@ impl Assignment {
         owned.iter().copied().collect()
     }
 
-    /// The partitions of our topic in a `[TopicPartition { topic: "t",
-    /// partition: 3 }, ...]` debug string.
-    fn parse(&self, debug: &str) -> Vec<i32> {
+    /// The partitions of our topic in the runtime's compact form:
+    /// `orders[0-3,6] other[0-7]` (topics apart by spaces, ranges by commas).
+    fn parse(&self, compact: &str) -> Vec<i32> {
         let mut found = Vec::new();
-        for item in debug.split("topic: \"").skip(1) {
-            let Some((topic, rest)) = item.split_once('"') else {
+        for item in compact.split_whitespace() {
+            let Some((topic, ranges)) = item.split_once('[') else {
                 continue;
             };
-            let number = rest.split_once("partition: ").map(|(_, r)| {
-                r.chars()
-                    .take_while(char::is_ascii_digit)
-                    .collect::<String>()
-            });
-            if let (true, Some(Ok(p))) = (topic == self.topic, number.map(|n| n.parse())) {
-                found.push(p);
+            let Some(ranges) = ranges.strip_suffix(']') else {
+                continue;
+            };
+            if topic != self.topic {
+                continue;
+            }
+            for range in ranges.split(',') {
+                let (start, end) = range.split_once('-').unwrap_or((range, range));
+                if let (Ok(start), Ok(end)) = (start.parse::<i32>(), end.parse::<i32>()) {
+                    found.extend(start..=end);
+                }
             }
         }
         found
@@ -449,4 +453,19 @@ async fn main() -> anyhow::Result<()> {
         stats.crashes()
     ));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Assignment;
+
+    #[test]
+    fn parses_the_runtime_compact_partitions() {
+        let a = Assignment::new("orders");
+        assert_eq!(
+            a.parse("orders[0-2,5,7-8] orders-dlq[0-7]"),
+            [0, 1, 2, 5, 7, 8]
+        );
+        assert_eq!(a.parse("none"), Vec::<i32>::new());
+    }
 }

@@ -5,9 +5,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
+use faust_core::registry::Registry;
 use faust_core::{App, AppBuilder, Codec, SendOptions};
-
-use crate::run::Registry;
 
 /// A faust for Rust app.
 #[derive(Debug, Parser)]
@@ -95,7 +94,12 @@ fn parse_value(raw: &str) -> serde_json::Value {
     serde_json::from_str(raw).unwrap_or_else(|_| serde_json::Value::String(raw.to_string()))
 }
 
-pub(crate) async fn main(builder: Option<AppBuilder>) -> anyhow::Result<()> {
+/// Parse the command line and run it; `new_builder` makes the app's builder
+/// (from the app id) when the caller gave none.
+pub(crate) async fn main(
+    builder: Option<AppBuilder>,
+    new_builder: fn(String) -> AppBuilder,
+) -> anyhow::Result<()> {
     let cli = Cli::parse();
     let is_worker = matches!(cli.command, None | Some(Command::Worker));
     init_logging(
@@ -113,7 +117,7 @@ pub(crate) async fn main(builder: Option<AppBuilder>) -> anyhow::Result<()> {
     }
     let mut builder = match builder {
         Some(b) => b,
-        None => crate::app_builder(cli.app_id.clone().unwrap_or_else(default_app_id)),
+        None => new_builder(cli.app_id.clone().unwrap_or_else(default_app_id)),
     };
     if let Some(b) = &cli.broker {
         builder = builder.broker(b.clone());

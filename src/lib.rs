@@ -26,16 +26,17 @@ pub use faust_core::{
     agent as agents, codec, current_agent, error, manager, message, record, redact, replies,
     stream, supervisor, testing, transport, wire, Agent, AgentInfo, AgentManager, AgentManagerT,
     AgentSpec, AgentStats, AgentT, App, AppBuilder, AppConfig, BarrierState, Codec, Error, Event,
-    Message, MessageRef, PutOptions, RecordMetadata, ReplyConsumer, ReplyPromise, ReplyTuple,
-    Result, SendOptions, Sink, Stream, SupervisorStrategy, TestContext, TestEvent, TopicPartition,
-    Value, Yield,
+    Message, MessageRef, OffsetReset, PutOptions, RecordMetadata, ReplyConsumer, ReplyPromise,
+    ReplyTuple, Result, SendOptions, Sink, Stream, SupervisorStrategy, TestContext, TestEvent,
+    TopicPartition, Value, Yield,
 };
 pub use faust_macros::agent;
 
 mod cli;
 mod run;
 
-pub use run::{app_builder, registered_agents, registered_app, run, run_with, Registry};
+pub use faust_core::registry::Registry;
+pub use run::{app_builder, registered_agents, registered_app, run, run_with};
 
 #[doc(hidden)]
 pub mod __private {

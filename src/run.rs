@@ -1,40 +1,12 @@
 //! `faust::run()`: collect the registered agents, build the app, run the CLI.
 
-use faust_core::registry::{self, AgentDescriptor};
+use faust_core::registry::{self, AgentDescriptor, Registry};
 use faust_core::{App, AppBuilder};
 
 /// The agents registered with `#[agent]` in every linked crate, sorted by
 /// name. A duplicate name is an error naming both declarations.
 pub fn registered_agents() -> faust_core::Result<Vec<&'static AgentDescriptor>> {
     registry::descriptors()
-}
-
-/// The registered agents as a lookup table.
-#[derive(Debug)]
-pub struct Registry {
-    descriptors: Vec<&'static AgentDescriptor>,
-}
-
-impl Registry {
-    /// Collect every registered agent. Errors on duplicate names.
-    pub fn collect() -> faust_core::Result<Self> {
-        Ok(Self {
-            descriptors: registered_agents()?,
-        })
-    }
-
-    /// Descriptors sorted by name.
-    pub fn descriptors(&self) -> &[&'static AgentDescriptor] {
-        &self.descriptors
-    }
-
-    /// Add every registered agent to `app`.
-    pub fn add_all(&self, app: &App) -> faust_core::Result<()> {
-        for d in &self.descriptors {
-            app.add_agent((d.build)())?;
-        }
-        Ok(())
-    }
 }
 
 /// An app builder with every transport this build supports registered
@@ -58,11 +30,11 @@ pub fn registered_app(id: impl Into<String>) -> faust_core::Result<App> {
 /// The app id is `FAUST_APP_ID`, or `--app-id`, or the executable's name.
 /// See `--help` for the commands (`worker` is the default).
 pub async fn run() -> anyhow::Result<()> {
-    crate::cli::main(None).await
+    crate::cli::main(None, app_builder).await
 }
 
 /// Like [`run`], with an app configured by the caller (the registered
 /// agents are added to it).
 pub async fn run_with(builder: AppBuilder) -> anyhow::Result<()> {
-    crate::cli::main(Some(builder)).await
+    crate::cli::main(Some(builder), app_builder).await
 }

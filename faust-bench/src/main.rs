@@ -109,7 +109,7 @@ struct Args {
     join: Option<u64>,
     /// Values joined by Python Faust [default: 1000; smoke: same as --join].
     /// Faust's join cannot go beyond 1000: its barrier queue has
-    /// `maxsize=1000` and overflows (a QUIRK of the reference).
+    /// `maxsize=1000` and overflows.
     #[arg(long)]
     python_join: Option<u64>,
     /// Unmeasured asks before the measured ones [default: 100; smoke 10].

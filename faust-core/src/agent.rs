@@ -42,19 +42,20 @@ pub type OnError = Arc<dyn Fn(&Agent, &Error) + Send + Sync>;
 /// Build one with a constructor per function form, then set options:
 ///
 /// ```
-/// use faust_core::{AgentSpec, Stream, Yield};
+/// # use faust_core as faust;
+/// use faust::{AgentSpec, Stream, Yield};
 ///
 /// // A consumer: reads events, produces nothing.
 /// let log = AgentSpec::consumer("log", |mut s: Stream<String>| async move {
 ///     while let Some(line) = s.next().await {
 ///         println!("{line}");
 ///     }
-///     Ok::<_, faust_core::Error>(())
+///     Ok::<_, faust::Error>(())
 /// })
 /// .topic("lines");
 ///
 /// // A per-event handler: its result answers the request and feeds sinks.
-/// let double = AgentSpec::handler("double", |x: i64| async move { Ok::<_, faust_core::Error>(x * 2) })
+/// let double = AgentSpec::handler("double", |x: i64| async move { Ok::<_, faust::Error>(x * 2) })
 ///     .concurrency(4);
 /// ```
 #[derive(Clone)]
@@ -1026,7 +1027,7 @@ impl Agent {
     }
 
     /// Stop (for good) the actors of revoked partitions. They are not
-    /// restarted: no zombie actors (Faust's QUIRK in reference §3.3).
+    /// restarted: no zombie actors (Python Faust leaves them running).
     pub async fn on_isolated_partitions_revoked(&self, revoked: &[TopicPartition]) -> Result<()> {
         let actors = {
             let mut st = self.state();

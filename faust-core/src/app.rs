@@ -218,7 +218,8 @@ impl AppBuilder {
         max_restarts: u32;
         /// Restart budget window.
         restart_window: Duration;
-        /// Offset reset policy.
+        /// Where a new consumer group starts reading: [`OffsetReset`]
+        /// (`Earliest` by default).
         offset_reset: OffsetReset;
         /// Reply topic retention.
         reply_expires: Duration;
@@ -254,10 +255,11 @@ impl AppBuilder {
 /// An app: agents on a broker. Cheap to clone (a shared handle).
 ///
 /// ```
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> faust_core::Result<()> {
-/// use faust_core::{App, AgentSpec};
+/// # use faust_core as faust;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> faust::Result<()> {
+/// use faust::{App, AgentSpec};
 /// let app = App::builder("demo").broker("memory://doc-app").build()?;
-/// app.add_agent(AgentSpec::handler("double", |x: i64| async move { Ok::<_, faust_core::Error>(x * 2) }))?;
+/// app.add_agent(AgentSpec::handler("double", |x: i64| async move { Ok::<_, faust::Error>(x * 2) }))?;
 /// app.start().await?;
 /// app.stop().await?;
 /// # Ok(()) }

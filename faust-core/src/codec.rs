@@ -28,6 +28,13 @@ pub enum Codec {
 }
 
 impl Codec {
+    /// Every codec with its name; `#[agent(codec = ...)]` accepts these names.
+    pub const ALL: [(&'static str, Codec); 3] = [
+        ("json", Codec::Json),
+        ("bincode", Codec::Bincode),
+        ("raw", Codec::Raw),
+    ];
+
     /// The codec's name: `json`, `bincode` or `raw`.
     pub fn name(self) -> &'static str {
         match self {
@@ -39,14 +46,16 @@ impl Codec {
 
     /// Parse a codec name (`json`, `bincode`, `raw`).
     pub fn from_name(name: &str) -> Result<Self> {
-        match name {
-            "json" => Ok(Codec::Json),
-            "bincode" => Ok(Codec::Bincode),
-            "raw" => Ok(Codec::Raw),
-            other => Err(Error::config(format!(
-                "unknown codec `{other}`; expected one of: json, bincode, raw"
-            ))),
-        }
+        Self::ALL
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, c)| *c)
+            .ok_or_else(|| {
+                Error::config(format!(
+                    "unknown codec `{name}`; expected one of: {}",
+                    Self::ALL.map(|(n, _)| n).join(", ")
+                ))
+            })
     }
 
     /// Encode a value.

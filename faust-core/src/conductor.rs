@@ -13,7 +13,7 @@ use crate::app::App;
 use crate::error::Result;
 use crate::message::{Delivery, Message, MessageRef, PartitionAcks};
 use crate::queue::{Push, Queue};
-use crate::record::{Record, TopicPartition};
+use crate::record::{self, Record, TopicPartition};
 use crate::transport::{CommitFuture, Consumer, ConsumerEvent};
 
 /// While the conductor is busy delivering (a full agent queue, a long
@@ -360,7 +360,7 @@ impl Conductor {
     }
 
     async fn on_revoked(&mut self, tps: Vec<TopicPartition>) {
-        tracing::info!(partitions = ?tps, "partitions revoked");
+        tracing::info!(partitions = %record::compact(&tps), "partitions revoked");
         self.last = None;
         // Records read ahead for these partitions are dropped: their new
         // owner reads them from the committed offset.
@@ -394,7 +394,7 @@ impl Conductor {
 
     async fn on_assigned(&mut self, tps: Vec<TopicPartition>) {
         self.last = None;
-        tracing::info!(partitions = ?tps, "partitions assigned");
+        tracing::info!(partitions = %record::compact(&tps), "partitions assigned");
         for tp in &tps {
             self.parts
                 .entry(tp.clone())

@@ -7,9 +7,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in faust.
 ///
-/// Agent functions return this type too: any error converts into
-/// [`Error::Agent`] through [`Error::agent`] or the `?` operator on a
-/// `Box<dyn std::error::Error>`.
+/// Agent functions return this type, or a `Result` with any error that
+/// converts into `Box<dyn std::error::Error + Send + Sync>`; the runtime
+/// reports a failure as [`Error::Agent`]. In a function returning this type,
+/// wrap another error with [`Error::user`]: `.map_err(Error::user)?`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

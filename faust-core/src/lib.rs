@@ -1,7 +1,8 @@
 //! Runtime of faust for Rust: apps, agents, actors, streams, replies and the
 //! embedded in-memory broker. No Kafka and no macros live here.
 //!
-//! Users depend on the `faust` facade crate, which re-exports this one.
+//! Users depend on the `faust` facade crate, which re-exports this one; the
+//! examples here are written with its paths (`faust::App`).
 
 mod actor;
 pub mod agent;
@@ -38,3 +39,4 @@ pub use sink::Sink;
 pub use stream::{Event, Stream, Yield};
 pub use supervisor::{RestartBudget, SupervisorStrategy};
 pub use testing::{PutOptions, TestContext, TestEvent};
+pub use transport::OffsetReset;

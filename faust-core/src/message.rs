@@ -96,9 +96,8 @@ impl Message {
 /// clone.
 ///
 /// The messages of one polled batch share one allocation: a handle keeps
-/// its whole batch (one poll: up to 512 records on `memory://`, 1 000 by
-/// default on Kafka) in memory, so keep the values
-/// you need rather than the handles.
+/// its whole batch (every record of one poll of the transport) in memory, so
+/// keep the values you need rather than the handles.
 #[derive(Clone)]
 pub struct MessageRef {
     batch: Arc<[Message]>,

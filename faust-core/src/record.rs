@@ -31,6 +31,55 @@ impl fmt::Display for TopicPartition {
     }
 }
 
+/// Topic partitions for a log line: each topic once, with its partitions as
+/// ranges (`orders[0-3,6] quote[0-7]`), topics sorted; `none` when empty.
+pub(crate) fn compact(tps: &[TopicPartition]) -> impl fmt::Display + '_ {
+    Compact(tps)
+}
+
+struct Compact<'a>(&'a [TopicPartition]);
+
+impl fmt::Display for Compact<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("none");
+        }
+        let mut sorted: Vec<(&str, i32)> =
+            self.0.iter().map(|tp| (&*tp.topic, tp.partition)).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut i = 0;
+        while i < sorted.len() {
+            let topic = sorted[i].0;
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{topic}[")?;
+            let mut first = true;
+            while i < sorted.len() && sorted[i].0 == topic {
+                let start = sorted[i].1;
+                let mut end = start;
+                while i + 1 < sorted.len() && sorted[i + 1] == (topic, end + 1) {
+                    i += 1;
+                    end += 1;
+                }
+                if !first {
+                    f.write_str(",")?;
+                }
+                first = false;
+                if start == end {
+                    write!(f, "{start}")?;
+                } else {
+                    write!(f, "{start}-{end}")?;
+                }
+                i += 1;
+            }
+            f.write_str("]")?;
+        }
+        Ok(())
+    }
+}
+
 /// Message headers: ordered name/value pairs, names may repeat (as in Kafka).
 pub type Headers = Vec<(String, Bytes)>;
 
@@ -144,3 +193,22 @@ pub(crate) fn coarse_now_millis() -> i64 {
 /// How often [`coarse_now_millis`] reads the wall clock again (so it
 /// follows clock adjustments).
 const COARSE_RESYNC_MS: i64 = 1000;
+
+#[cfg(test)]
+mod tests {
+    use super::{compact, TopicPartition};
+
+    #[test]
+    fn topics_sorted_with_partition_ranges() {
+        let mut tps: Vec<TopicPartition> = (0..8)
+            .map(|p| TopicPartition::new("quickstart.quote", p))
+            .collect();
+        tps.extend([0, 1, 2, 3, 6, 8, 9, 3].map(|p| TopicPartition::new("orders", p)));
+        assert_eq!(
+            compact(&tps).to_string(),
+            "orders[0-3,6,8-9] quickstart.quote[0-7]"
+        );
+        assert_eq!(compact(&[TopicPartition::new("t", 5)]).to_string(), "t[5]");
+        assert_eq!(compact(&[]).to_string(), "none");
+    }
+}

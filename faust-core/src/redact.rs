@@ -30,7 +30,8 @@ pub fn is_secret_property(name: &str) -> bool {
 /// returned as it is.
 ///
 /// ```
-/// use faust_core::redact::redact_url;
+/// # use faust_core as faust;
+/// use faust::redact::redact_url;
 /// assert_eq!(
 ///     redact_url("kafka://a:9092?sasl.username=app&sasl.password=p%40ss&linger.ms=5"),
 ///     "kafka://a:9092?sasl.username=app&sasl.password=***&linger.ms=5"

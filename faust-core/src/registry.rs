@@ -1,7 +1,9 @@
 //! Registration of agents declared with `#[agent]`: each submits one
-//! [`AgentDescriptor`] through `inventory`; [`descriptors`] collects them.
+//! [`AgentDescriptor`] through `inventory`; [`descriptors`] collects them and
+//! [`Registry`] adds them to an app.
 
 use crate::agent::AgentSpec;
+use crate::app::App;
 use crate::error::{Error, Result};
 
 /// A compile-time description of an agent, submitted by the `#[agent]` macro.
@@ -38,4 +40,32 @@ pub fn descriptors() -> Result<Vec<&'static AgentDescriptor>> {
         }
     }
     Ok(all)
+}
+
+/// The registered agents as a lookup table.
+#[derive(Debug)]
+pub struct Registry {
+    descriptors: Vec<&'static AgentDescriptor>,
+}
+
+impl Registry {
+    /// Collect every registered agent. Errors on duplicate names.
+    pub fn collect() -> Result<Self> {
+        Ok(Self {
+            descriptors: descriptors()?,
+        })
+    }
+
+    /// Descriptors sorted by name.
+    pub fn descriptors(&self) -> &[&'static AgentDescriptor] {
+        &self.descriptors
+    }
+
+    /// Add every registered agent to `app`.
+    pub fn add_all(&self, app: &App) -> Result<()> {
+        for d in &self.descriptors {
+            app.add_agent((d.build)())?;
+        }
+        Ok(())
+    }
 }

@@ -36,8 +36,8 @@ pub struct SendOptions {
 }
 
 impl SendOptions {
-    /// Options with a key encoded by the agent's key codec later; see
-    /// [`Agent::key_bytes`]. Here the key is given raw.
+    /// Send with this key, as raw bytes: nothing encodes it. To encode a
+    /// key with the agent's key codec, pass [`Agent::key_bytes`]'s result.
     pub fn key(mut self, key: impl Into<Bytes>) -> Self {
         self.key = Some(key.into());
         self

@@ -30,7 +30,8 @@ pub enum SupervisorStrategy {
 }
 
 impl SupervisorStrategy {
-    /// Every strategy with its configuration name.
+    /// Every strategy with its configuration name; `#[agent(supervisor = ...)]`
+    /// accepts these names.
     pub const ALL: [(&'static str, SupervisorStrategy); 5] = [
         ("one_for_one", SupervisorStrategy::OneForOne),
         ("one_for_all", SupervisorStrategy::OneForAll),

@@ -1,5 +1,5 @@
-//! Agents, actors and streams through the public API (reference §11.1,
-//! §11.2 and the functional tests of §11.5).
+//! Agents, actors and streams through the public API, with the ported
+//! Faust agent tests (docs/faust-tests.md).
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! The agent manager (reference §11.3).
+//! The agent manager.
 
 mod common;
 

@@ -1,5 +1,4 @@
-//! Agent RPC on the embedded broker (reference §4 and §11.4, and the RPC
-//! tests of §11.2), including the Faust faults we fix.
+//! Agent RPC on the embedded broker, including the Faust faults we fix.
 
 mod common;
 

@@ -1,5 +1,4 @@
-//! `test_context()`: the agent test harness (reference §9 and the
-//! `test_context*` tests of §11.2).
+//! `test_context()`: the agent test harness.
 
 mod common;
 

@@ -43,6 +43,7 @@ pub(crate) const KEYS: &[&str] = &[
     "key_codec",
     "use_reply_headers",
     "help",
+    "crate",
 ];
 
 /// One argument: where its key is, and its value.
@@ -84,6 +85,8 @@ pub(crate) struct Args {
     pub(crate) key_codec: Option<Arg<Name>>,
     pub(crate) use_reply_headers: Option<Arg<bool>>,
     pub(crate) help: Option<Arg<LitStr>>,
+    /// `crate = "path"`: where the faust crate is, for users who re-export it.
+    pub(crate) krate: Option<Arg<syn::Path>>,
 }
 
 /// Collected errors, combined into one `syn::Error`.
@@ -229,6 +232,10 @@ impl Args {
             let key = input.parse::<kw::help>()?.span;
             let value = str_value(input, key, "help", "help = \"Price each order.\"")?;
             set(&mut self.help, "help", key, value, errors);
+        } else if input.peek(Token![crate]) {
+            let key = input.parse::<Token![crate]>()?.span;
+            let value = path_value(input, key)?;
+            set(&mut self.krate, "crate", key, value, errors);
         } else if input.peek(Ident::peek_any) {
             let unknown = input.call(Ident::parse_any)?;
             let text = unknown.unraw().to_string();
@@ -336,6 +343,20 @@ fn flag_value(input: ParseStream<'_>, key: &str) -> syn::Result<bool> {
             format!("`{key}` takes `true` or `false`: write `{key}` or `{key} = false`"),
         ))
     }
+}
+
+/// `= "path::to::faust"`: a path without generic arguments.
+fn path_value(input: ParseStream<'_>, at: Span) -> syn::Result<syn::Path> {
+    let usage = "crate = \"my_crate::faust\"";
+    let lit = str_value(input, at, "crate", usage)?;
+    lit.parse_with(syn::Path::parse_mod_style).map_err(|_| {
+        syn::Error::new(
+            lit.span(),
+            format!(
+                "`crate` takes the path the faust crate is reachable at, as a string: write `{usage}`"
+            ),
+        )
+    })
 }
 
 /// `= ident` or `= "string"`.

@@ -10,6 +10,8 @@
 //! }
 //! ```
 //!
+//! With `crate = "my::faust"`, `my::faust` replaces `::faust` throughout.
+//!
 //! On any error the function is still emitted, next to the `compile_error!`s,
 //! so code calling it keeps compiling and only the real mistakes show.
 
@@ -65,6 +67,7 @@ fn with_errors(item: TokenStream, errors: Errors) -> TokenStream {
 /// One `inventory::submit!` of the agent's descriptor.
 fn registration(agent: &Agent) -> TokenStream {
     let ident = &agent.ident;
+    let krate = krate_path(agent, Span::call_site());
     // Spanned at the function's name: a failed bound of the constructor
     // (a future that is not `Send`, a value type that is not serde) points
     // at the user's function rather than at the attribute.
@@ -75,8 +78,9 @@ fn registration(agent: &Agent) -> TokenStream {
         Form::Handler { .. } => quote_spanned!(at_fn=> handler),
     };
     let name = &agent.name;
+    let krate_at_fn = krate_path(agent, at_fn);
     let spec = quote_spanned! {at_fn=>
-        ::faust::__private::AgentSpec::#ctor(#name, #ident)
+        #krate_at_fn::__private::AgentSpec::#ctor(#name, #ident)
     };
     // With the name's own span (not the attribute's context), `line!()`
     // gives the line of the function's name rather than of `#[agent]`.
@@ -86,13 +90,13 @@ fn registration(agent: &Agent) -> TokenStream {
 
     quote! {
         #(#cfgs)*
-        ::faust::__private::inventory::submit! {
-            ::faust::__private::AgentDescriptor {
+        #krate::__private::inventory::submit! {
+            #krate::__private::AgentDescriptor {
                 name: #name,
                 file: ::core::file!(),
                 line: #line,
                 build: {
-                    fn __faust_build() -> ::faust::__private::AgentSpec {
+                    fn __faust_build() -> #krate::__private::AgentSpec {
                         #spec #options
                     }
                     __faust_build
@@ -102,8 +106,24 @@ fn registration(agent: &Agent) -> TokenStream {
     }
 }
 
+/// The path of the faust crate (`::faust`, or `crate = "..."`), every token
+/// at `span` so that errors point where they did without `crate`.
+fn krate_path(agent: &Agent, span: Span) -> TokenStream {
+    let path = match &agent.krate {
+        Some(path) => path.to_token_stream(),
+        None => quote!(::faust),
+    };
+    path.into_iter()
+        .map(|mut t| {
+            t.set_span(span);
+            t
+        })
+        .collect()
+}
+
 /// The builder calls after the constructor, one per option given.
 fn options(agent: &Agent) -> TokenStream {
+    let krate = krate_path(agent, Span::call_site());
     let mut out = TokenStream::new();
     let qual = agent.ident.unraw().to_string();
     out.extend(quote! {
@@ -131,13 +151,13 @@ fn options(agent: &Agent) -> TokenStream {
         out.extend(quote!(.help(#help)));
     }
     if let Some(codec) = &agent.value_codec {
-        out.extend(quote!(.value_codec(::faust::__private::Codec::#codec)));
+        out.extend(quote!(.value_codec(#krate::__private::Codec::#codec)));
     }
     if let Some(codec) = &agent.key_codec {
-        out.extend(quote!(.key_codec(::faust::__private::Codec::#codec)));
+        out.extend(quote!(.key_codec(#krate::__private::Codec::#codec)));
     }
     if let Some(strategy) = &agent.supervisor {
-        out.extend(quote!(.supervisor(::faust::__private::SupervisorStrategy::#strategy)));
+        out.extend(quote!(.supervisor(#krate::__private::SupervisorStrategy::#strategy)));
     }
     if let Some(f) = &agent.on_error {
         let at = Span::call_site().located_at(f.span());
@@ -148,15 +168,24 @@ fn options(agent: &Agent) -> TokenStream {
             let sink = match sink {
                 SinkArg::Topic(topic) => {
                     let at = Span::call_site().located_at(topic.span());
-                    quote_spanned!(at=> ::faust::__private::Sink::<#r>::topic(#topic))
+                    {
+                        let krate = krate_path(agent, at);
+                        quote_spanned!(at=> #krate::__private::Sink::<#r>::topic(#topic))
+                    }
                 }
                 SinkArg::Agent(lit, name) => {
                     let at = Span::call_site().located_at(lit.span());
-                    quote_spanned!(at=> ::faust::__private::Sink::<#r>::agent(#name))
+                    {
+                        let krate = krate_path(agent, at);
+                        quote_spanned!(at=> #krate::__private::Sink::<#r>::agent(#name))
+                    }
                 }
                 SinkArg::Callback(f) => {
                     let at = Span::call_site().located_at(f.span());
-                    quote_spanned!(at=> ::faust::__private::Sink::<#r>::callback(#f))
+                    {
+                        let krate = krate_path(agent, at);
+                        quote_spanned!(at=> #krate::__private::Sink::<#r>::callback(#f))
+                    }
                 }
             };
             out.extend(quote!(.sink(#sink)));
@@ -229,6 +258,26 @@ mod tests {
             out.contains("Sink :: < i64 > :: agent (\"audit\")"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn crate_path_replaces_faust_everywhere() {
+        let out = agent(
+            quote!(
+                crate = "my::faust",
+                sink = ["out"],
+                codec = "json",
+                supervisor = crashing
+            ),
+            quote!(
+                async fn f(x: i64) -> my::faust::Result<i64> {
+                    Ok(x)
+                }
+            ),
+        )
+        .to_string();
+        assert_eq!(out.matches("my :: faust :: __private").count(), 7, "{out}");
+        assert_eq!(out.matches("faust :: __private").count(), 7, "{out}");
     }
 
     #[test]

@@ -93,6 +93,7 @@ use proc_macro::TokenStream;
 /// | `key_codec` | `"json"`, `"bincode"` or `"raw"`: codec of keys | `"raw"` |
 /// | `use_reply_headers` | `true`/`false`: reply address in headers, or in a `ReqRepRequest` envelope | `true` |
 /// | `help` | `"text"`: shown by the CLI's `agents` command | the doc comment (lines trimmed and joined), or empty |
+/// | `crate` | `"path"`: where faust is, for a crate that re-exports it (`crate = "my_runtime::faust"`) | `::faust` |
 ///
 /// ## Sinks
 ///

@@ -50,10 +50,14 @@ pub(crate) struct Agent {
     /// Variant of `Codec`.
     pub(crate) key_codec: Option<Ident>,
     pub(crate) help: String,
+    /// `crate = "..."`: the path of the faust crate, if not `::faust`.
+    pub(crate) krate: Option<syn::Path>,
     /// `#[cfg]` attributes of the function, repeated on the registration.
     pub(crate) cfgs: Vec<Attribute>,
 }
 
+/// `supervisor = ...` names and their `SupervisorStrategy` variants; a test
+/// checks them against `SupervisorStrategy::ALL`.
 const SUPERVISORS: &[(&str, &str)] = &[
     ("one_for_one", "OneForOne"),
     ("one_for_all", "OneForAll"),
@@ -62,6 +66,8 @@ const SUPERVISORS: &[(&str, &str)] = &[
     ("crashing", "Crashing"),
 ];
 
+/// Codec names and their `Codec` variants; a test checks them against
+/// `Codec::ALL`.
 const CODECS: &[(&str, &str)] = &[("json", "Json"), ("bincode", "Bincode"), ("raw", "Raw")];
 
 const FORMS: &str = "an agent function is one of: `async fn f(stream: Stream<T>) -> Result<()>` \
@@ -179,6 +185,7 @@ pub(crate) fn validate(args: Args, func: &ItemFn, mut errors: Errors) -> Result<
         value_codec,
         key_codec,
         help,
+        krate: args.krate.map(|a| a.value),
         cfgs: func
             .attrs
             .iter()
@@ -488,5 +495,37 @@ fn owned(ty: &Type) -> String {
         Type::Path(p) if p.path.is_ident("str") => "String".to_string(),
         Type::Slice(s) => format!("Vec<{}>", s.elem.to_token_stream()),
         other => other.to_token_stream().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use faust_core::{Codec, SupervisorStrategy};
+
+    /// `(name, variant)` pairs as the runtime lists them.
+    fn runtime<T: std::fmt::Debug>(all: &[(&'static str, T)]) -> Vec<(String, String)> {
+        all.iter()
+            .map(|(n, v)| (n.to_string(), format!("{v:?}")))
+            .collect()
+    }
+
+    fn macro_table(table: &[(&str, &str)]) -> Vec<(String, String)> {
+        table
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn supervisor_names_match_the_runtime() {
+        assert_eq!(
+            macro_table(super::SUPERVISORS),
+            runtime(&SupervisorStrategy::ALL)
+        );
+    }
+
+    #[test]
+    fn codec_names_match_the_runtime() {
+        assert_eq!(macro_table(super::CODECS), runtime(&Codec::ALL));
     }
 }
