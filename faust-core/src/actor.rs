@@ -18,12 +18,12 @@ use tokio_util::sync::CancellationToken;
 use crate::agent::Agent;
 use crate::codec::Value;
 use crate::error::{Error, Result};
-use crate::message::{Delivery, Message, MessageRef};
-use crate::queue::Queue;
+use crate::rpc::wire;
+use crate::runtime::acks::{Delivery, Message, MessageRef};
+use crate::runtime::queue::Queue;
 use crate::sink::SinkSend;
 use crate::stream::{Event, Stream, Yield};
 use crate::transport::DeliveryFuture;
-use crate::wire;
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 

@@ -27,9 +27,9 @@ use crate::actor::{
 use crate::app::{App, AppInner};
 use crate::codec::{Codec, Value};
 use crate::error::{Error, Result};
-use crate::message::Message;
-use crate::queue::{AgentQueue, Queue};
 use crate::record::{Headers, RecordMetadata, TopicPartition};
+use crate::runtime::acks::Message;
+use crate::runtime::queue::{AgentQueue, Queue};
 use crate::sink::{ErasedSink, Sink};
 use crate::stream::{Stream, Yield};
 use crate::supervisor::{Decision, RestartBudget, SupervisorStrategy};

@@ -13,16 +13,16 @@ use tokio_util::sync::CancellationToken;
 use crate::actor::ReplyAddr;
 use crate::agent::{Agent, AgentSpec};
 use crate::codec::Codec;
-use crate::conductor::Conductor;
 use crate::error::{Error, Result};
 use crate::manager::AgentManager;
-use crate::message::Message;
 use crate::record::{Headers, ProducerRecord, RecordMetadata};
+use crate::rpc::wire;
+use crate::runtime::acks::Message;
+use crate::runtime::conductor::Conductor;
 use crate::transport::{
     self, DeliveryFuture, Enqueued, OffsetReset, SubscribeOptions, TopicSpec, Transport,
     TransportFactory,
 };
-use crate::wire;
 
 /// Environment variable naming the broker URL.
 pub const BROKER_ENV: &str = "FAUST_BROKER";
@@ -245,7 +245,7 @@ impl AppBuilder {
             registry: await_tree::Registry::new(await_tree::Config::default()),
             running: tokio::sync::Mutex::new(None),
             crashed: watch::Sender::new(None),
-            replies: crate::replies::ReplyConsumer::default(),
+            replies: crate::rpc::ReplyConsumer::default(),
             ack_tasks: tokio_util::task::TaskTracker::new(),
             instance: NEXT_INSTANCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })))
@@ -276,7 +276,7 @@ pub(crate) struct AppInner {
     registry: await_tree::Registry,
     running: tokio::sync::Mutex<Option<Running>>,
     crashed: watch::Sender<Option<Arc<Error>>>,
-    pub(crate) replies: crate::replies::ReplyConsumer,
+    pub(crate) replies: crate::rpc::ReplyConsumer,
     ack_tasks: tokio_util::task::TaskTracker,
     /// Unique among the apps of this process (caches keyed by app use it).
     instance: u64,
@@ -691,7 +691,7 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
 
 impl App {
     /// The reply consumer of this app.
-    pub fn replies(&self) -> &crate::replies::ReplyConsumer {
+    pub fn replies(&self) -> &crate::rpc::ReplyConsumer {
         &self.inner.replies
     }
 }

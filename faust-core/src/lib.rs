@@ -8,22 +8,28 @@ mod actor;
 pub mod agent;
 pub mod app;
 pub mod codec;
-mod conductor;
 pub mod error;
 pub mod manager;
-pub mod message;
-mod queue;
 pub mod record;
 pub mod redact;
 pub mod registry;
-pub mod replies;
 mod rpc;
+mod runtime;
 pub mod sink;
 pub mod stream;
 pub mod supervisor;
 pub mod testing;
 pub mod transport;
-pub mod wire;
+
+pub use rpc::wire;
+pub use runtime::acks as message;
+
+pub mod replies {
+    //! Request/reply: promises for one reply, barriers for many, and the
+    //! consumer that reads reply topics and fulfils them.
+
+    pub use crate::rpc::{BarrierState, ReplyConsumer, ReplyPromise, ReplyTuple, ReplyWaiter};
+}
 
 pub use actor::current_agent;
 pub use agent::{Agent, AgentInfo, AgentSpec, AgentStats, AgentT, OnError};
@@ -31,10 +37,10 @@ pub use app::{App, AppBuilder, AppConfig};
 pub use codec::{Codec, Value};
 pub use error::{Error, Result};
 pub use manager::{AgentManager, AgentManagerT};
+#[doc(no_inline)]
 pub use message::{Message, MessageRef};
 pub use record::{Headers, ProducerRecord, Record, RecordMetadata, TopicPartition};
-pub use replies::{BarrierState, ReplyConsumer, ReplyPromise, ReplyTuple};
-pub use rpc::SendOptions;
+pub use rpc::{BarrierState, ReplyConsumer, ReplyPromise, ReplyTuple, SendOptions};
 pub use sink::Sink;
 pub use stream::{Event, Stream, Yield};
 pub use supervisor::{RestartBudget, SupervisorStrategy};

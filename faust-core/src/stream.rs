@@ -13,7 +13,7 @@ use futures::FutureExt;
 use crate::actor::ActorCtx;
 use crate::codec::Value;
 use crate::error::Result;
-use crate::message::MessageRef;
+use crate::runtime::acks::MessageRef;
 
 /// One event: a decoded value plus the message it came from.
 pub struct Event<T> {

@@ -10,8 +10,8 @@ use super::ReplyWaiter;
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::record::TopicPartition;
+use crate::rpc::wire::{self, ReqRepResponse};
 use crate::transport::{ConsumerEvent, TopicSpec};
-use crate::wire::{self, ReqRepResponse};
 
 type Waiting = Arc<Mutex<HashMap<String, Arc<dyn ReplyWaiter>>>>;
 

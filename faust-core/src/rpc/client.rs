@@ -12,8 +12,8 @@ use serde::Serialize;
 use crate::agent::Agent;
 use crate::error::{Error, Result};
 use crate::record::{Headers, ProducerRecord, RecordMetadata};
-use crate::replies::{BarrierState, ReplyPromise, ReplyTuple};
-use crate::wire::{self, ReqRepRequest};
+use crate::rpc::wire::{self, ReqRepRequest};
+use crate::rpc::{BarrierState, ReplyPromise, ReplyTuple};
 
 /// Options of [`Agent::send_with`] and the `ask` family.
 #[derive(Clone, Debug, Default)]

@@ -11,9 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::error::Result;
-use crate::message::{Delivery, Message, MessageRef, PartitionAcks};
-use crate::queue::{Push, Queue};
 use crate::record::{self, Record, TopicPartition};
+use crate::runtime::acks::{Delivery, Message, MessageRef, PartitionAcks};
+use crate::runtime::queue::{Push, Queue};
 use crate::transport::{CommitFuture, Consumer, ConsumerEvent};
 
 /// While the conductor is busy delivering (a full agent queue, a long

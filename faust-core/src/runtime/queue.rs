@@ -17,7 +17,7 @@ use std::task::{Context, Poll, Waker};
 
 use tokio::sync::Notify;
 
-use crate::message::Delivery;
+use crate::runtime::acks::Delivery;
 
 /// Events a single reader takes at once.
 const READ_BATCH: usize = 64;
@@ -286,7 +286,7 @@ impl Drop for Take<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::{Message, MessageRef, PartitionAcks};
+    use crate::runtime::acks::{Message, MessageRef, PartitionAcks};
     use std::time::Duration;
 
     fn delivery(offset: i64) -> Delivery {
