@@ -10,11 +10,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::actor::ReplyAddr;
+use crate::agent::actor::ReplyAddr;
+use crate::agent::manager::AgentManager;
 use crate::agent::{Agent, AgentSpec};
 use crate::codec::Codec;
 use crate::error::{Error, Result};
-use crate::manager::AgentManager;
 use crate::record::{Headers, ProducerRecord, RecordMetadata};
 use crate::rpc::wire;
 use crate::runtime::acks::Message;

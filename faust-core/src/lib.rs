@@ -4,23 +4,19 @@
 //! Users depend on the `faust` facade crate, which re-exports this one; the
 //! examples here are written with its paths (`faust::App`).
 
-mod actor;
 pub mod agent;
 pub mod app;
 pub mod codec;
 pub mod error;
-pub mod manager;
 pub mod record;
 pub mod redact;
 pub mod registry;
 mod rpc;
 mod runtime;
-pub mod sink;
-pub mod stream;
-pub mod supervisor;
 pub mod testing;
 pub mod transport;
 
+pub use agent::{manager, sink, stream, supervisor};
 pub use rpc::wire;
 pub use runtime::acks as message;
 
@@ -31,7 +27,7 @@ pub mod replies {
     pub use crate::rpc::{BarrierState, ReplyConsumer, ReplyPromise, ReplyTuple, ReplyWaiter};
 }
 
-pub use actor::current_agent;
+pub use agent::actor::current_agent;
 pub use agent::{Agent, AgentInfo, AgentSpec, AgentStats, AgentT, OnError};
 pub use app::{App, AppBuilder, AppConfig};
 pub use codec::{Codec, Value};

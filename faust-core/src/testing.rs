@@ -14,12 +14,12 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use crate::agent::sink::ErasedSink;
 use crate::agent::{Agent, Processed};
 use crate::app::{App, AppBuilder};
 use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::record::Headers;
-use crate::sink::ErasedSink;
 
 /// Options of [`TestContext::put_with`].
 #[derive(Clone, Debug, Default)]

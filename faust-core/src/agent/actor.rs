@@ -15,15 +15,16 @@ use futures::FutureExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::Agent;
 use crate::codec::Value;
 use crate::error::{Error, Result};
 use crate::rpc::wire;
 use crate::runtime::acks::{Delivery, Message, MessageRef};
 use crate::runtime::queue::Queue;
-use crate::sink::SinkSend;
-use crate::stream::{Event, Stream, Yield};
 use crate::transport::DeliveryFuture;
+
+use super::sink::SinkSend;
+use super::stream::{Event, Stream, Yield};
+use super::Agent;
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 

@@ -10,10 +10,11 @@ use std::task::{Context, Poll};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
-use crate::actor::ActorCtx;
 use crate::codec::Value;
 use crate::error::Result;
 use crate::runtime::acks::MessageRef;
+
+use super::actor::ActorCtx;
 
 /// One event: a decoded value plus the message it came from.
 pub struct Event<T> {

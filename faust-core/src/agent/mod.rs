@@ -4,6 +4,12 @@
 //! to an [`App`] gives an [`Agent`], the running handle. The [`AgentT`] trait
 //! is the object-safe part of the agent API, as in Faust's `AgentT`.
 
+pub(crate) mod actor;
+pub mod manager;
+pub mod sink;
+pub mod stream;
+pub mod supervisor;
+
 use std::any::TypeId;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -19,20 +25,21 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use crate::actor::MAX_UNACKED;
-use crate::actor::{
-    run_actor, ActorBody, ActorCtx, BoxError, ConsumerBody, HandlerBody, Outcome, ProducerBody,
-    YieldingBody,
-};
 use crate::app::{App, AppInner};
 use crate::codec::{Codec, Value};
 use crate::error::{Error, Result};
 use crate::record::{Headers, RecordMetadata, TopicPartition};
 use crate::runtime::acks::Message;
 use crate::runtime::queue::{AgentQueue, Queue};
-use crate::sink::{ErasedSink, Sink};
-use crate::stream::{Stream, Yield};
-use crate::supervisor::{Decision, RestartBudget, SupervisorStrategy};
+
+pub use self::actor::MAX_UNACKED;
+use self::actor::{
+    run_actor, ActorBody, ActorCtx, BoxError, ConsumerBody, HandlerBody, Outcome, ProducerBody,
+    YieldingBody,
+};
+use self::sink::{ErasedSink, Sink};
+use self::stream::{Stream, Yield};
+use self::supervisor::{Decision, RestartBudget, SupervisorStrategy};
 
 /// Called with the agent and the error when an agent function fails.
 pub type OnError = Arc<dyn Fn(&Agent, &Error) + Send + Sync>;

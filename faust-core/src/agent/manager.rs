@@ -8,9 +8,10 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use tokio::sync::watch;
 
-use crate::agent::Agent;
 use crate::error::{Error, Result};
 use crate::record::TopicPartition;
+
+use super::Agent;
 
 /// Header of [`AgentManager::human_tracebacks`].
 pub const TRACEBACK_HEADER: &str =
