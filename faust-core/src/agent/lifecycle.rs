@@ -1,0 +1,304 @@
+//! The agent's lifecycle: starting and stopping its actors, the supervisor
+//! that restarts (or forfeits) crashed ones, and what the live actors show
+//! (count, tracebacks).
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+use crate::codec::Value;
+use crate::error::{Error, Result};
+use crate::runtime::queue::{AgentQueue, Queue};
+
+use super::actor::{run_actor, ActorCtx, Outcome};
+use super::stream::Stream;
+use super::supervisor::{Decision, RestartBudget};
+use super::{ActorHandle, Agent, Exit, QueueTx, Slot, State};
+
+impl Agent {
+    /// Start the agent: its supervisor and, unless partitions are isolated,
+    /// its actors. Isolated actors start on partition assignment.
+    pub async fn on_start(&self) -> Result<()> {
+        if self.is_remote() {
+            return Ok(());
+        }
+        let app = self.app();
+        let capacity = app.config().stream_buffer_maxsize;
+        let (tx, mut rx) = mpsc::unbounded_channel::<Exit>();
+        {
+            let mut st = self.state();
+            if st.started {
+                return Ok(());
+            }
+            st.started = true;
+            st.stopping = false;
+            st.budget = Some(RestartBudget::new(
+                app.config().max_restarts,
+                app.config().restart_window,
+            ));
+            st.exits = Some(tx);
+            if !self.isolated_partitions() {
+                st.shared = Some(QueueTx(AgentQueue::new(capacity, self.concurrency() > 1)));
+            }
+        }
+        if !self.isolated_partitions() {
+            let n = self.concurrency();
+            for i in 0..n {
+                let index = (n > 1).then_some(i);
+                self.spawn_actor(Slot::Index(index));
+            }
+        }
+        let agent = self.clone();
+        let supervisor = tokio::spawn(async move {
+            while let Some(exit) = rx.recv().await {
+                agent.on_actor_exit(exit).await;
+            }
+        });
+        self.state().supervisor = Some(supervisor);
+        Ok(())
+    }
+
+    fn queue_for(&self, st: &State, slot: Slot) -> Option<Queue> {
+        match slot {
+            Slot::Index(_) => st.queue(None),
+            Slot::Partition(p) => st.queue(Some(p)),
+        }
+    }
+
+    pub(super) fn spawn_actor(&self, slot: Slot) {
+        let Some(app) = self.try_app() else { return };
+        let mut st = self.state();
+        if st.stopping {
+            return;
+        }
+        let (Some(queue), Some(exits)) = (self.queue_for(&st, slot), st.exits.clone()) else {
+            return;
+        };
+        let (index, partition) = match slot {
+            Slot::Index(i) => (i, None),
+            Slot::Partition(p) => (None, Some(p)),
+        };
+        let id = st.next_id;
+        st.next_id += 1;
+        let ctx = ActorCtx::new(
+            self.clone(),
+            index,
+            partition,
+            queue,
+            CancellationToken::new(),
+        );
+        let root = app
+            .tree_registry()
+            .register((self.name().to_string(), id), ctx.label().to_string());
+        let body = self.inner.spec.body.clone();
+        let run_ctx = ctx.clone();
+        let join = tokio::spawn(async move {
+            let outcome = run_actor(run_ctx, body, root).await;
+            let _ = exits.send(Exit { id, outcome });
+        });
+        st.actors.insert(id, ActorHandle { slot, ctx, join });
+    }
+
+    async fn on_actor_exit(&self, exit: Exit) {
+        let (handle, decision) = {
+            let mut st = self.state();
+            let Some(handle) = st.actors.remove(&exit.id) else {
+                return; // stopped on purpose (revoked, stopped, restarted as a group)
+            };
+            if st.stopping {
+                return;
+            }
+            match &exit.outcome {
+                Outcome::Finished => {
+                    st.finished.push(handle.ctx.label().to_string());
+                    return;
+                }
+                Outcome::Crashed(_) => {}
+            }
+            (handle, self.supervisor_strategy().decide())
+        };
+        let Outcome::Crashed(err) = exit.outcome else {
+            return;
+        };
+        tracing::warn!(agent = %self.name(), actor = %handle.ctx.label(), error = %err, ?decision, "actor crashed");
+        let app = self.app();
+        match decision {
+            Decision::RestartOne => {
+                if self.spend_restart(&app) {
+                    self.spawn_actor(handle.slot);
+                }
+            }
+            Decision::RestartAll => {
+                let others = self.take_actors();
+                let mut slots: Vec<Slot> = others.iter().map(|h| h.slot).collect();
+                self.stop_actors(others, app.config().stop_timeout).await;
+                slots.push(handle.slot);
+                slots.sort_by_key(|s| match s {
+                    Slot::Index(i) => i.unwrap_or(0) as i64,
+                    Slot::Partition(p) => *p as i64,
+                });
+                if self.spend_restart(&app) {
+                    for slot in slots {
+                        self.spawn_actor(slot);
+                    }
+                }
+            }
+            Decision::ForfeitOne => {
+                tracing::error!(agent = %self.name(), "actor forfeited after crash; not restarted");
+                self.state()
+                    .finished
+                    .push(format!("{} (forfeited)", handle.ctx.label()));
+            }
+            Decision::ForfeitAll => {
+                let others = self.take_actors();
+                self.stop_actors(others, app.config().stop_timeout).await;
+                tracing::error!(agent = %self.name(), "all actors forfeited after crash");
+            }
+            Decision::CrashApp => app.crash(Error::Crashed(format!(
+                "agent `{}` crashed: {err}",
+                self.name()
+            ))),
+        }
+    }
+
+    fn spend_restart(&self, app: &App) -> bool {
+        let ok = {
+            let mut st = self.state();
+            st.budget.as_mut().is_none_or(|b| b.try_restart())
+        };
+        if ok {
+            self.inner.stats.restarts.fetch_add(1, Ordering::Relaxed);
+        } else {
+            let err = Error::MaxRestartsExceeded {
+                agent: self.name().to_string(),
+                max: app.config().max_restarts,
+                over: app.config().restart_window,
+            };
+            tracing::error!(error = %err, "supervisor gives up");
+            app.crash(err);
+        }
+        ok
+    }
+
+    fn take_actors(&self) -> Vec<ActorHandle> {
+        self.state().actors.drain().map(|(_, h)| h).collect()
+    }
+
+    /// Cancel actors, let them finish their current event, abort them after `deadline`.
+    pub(super) async fn stop_actors(&self, actors: Vec<ActorHandle>, deadline: Duration) {
+        for h in &actors {
+            h.ctx.cancel_token().cancel();
+        }
+        let until = tokio::time::Instant::now() + deadline;
+        for mut h in actors {
+            if tokio::time::timeout_at(until, &mut h.join).await.is_err() {
+                tracing::warn!(actor = %h.ctx.label(), "actor did not stop in time; aborting it (its event stays uncommitted)");
+                h.join.abort();
+                let _ = h.join.await;
+                h.ctx.abandon_current();
+            }
+        }
+    }
+
+    /// Stop every actor: each finishes its current event (up to the app's
+    /// stop timeout; after that it is aborted and its event left uncommitted).
+    pub async fn on_stop(&self) -> Result<()> {
+        let (actors, supervisor) = {
+            let mut st = self.state();
+            if !st.started {
+                return Ok(());
+            }
+            st.stopping = true;
+            st.started = false;
+            st.shared = None;
+            st.isolated.clear();
+            st.exits = None;
+            (
+                st.actors.drain().map(|(_, h)| h).collect::<Vec<_>>(),
+                st.supervisor.take(),
+            )
+        };
+        let timeout = self
+            .try_app()
+            .map(|a| a.config().stop_timeout)
+            .unwrap_or(Duration::from_secs(10));
+        self.stop_actors(actors, timeout).await;
+        if let Some(s) = supervisor {
+            s.abort();
+        }
+        Ok(())
+    }
+
+    /// Ask every actor to stop after its current event, without waiting.
+    /// A busy agent function is not interrupted.
+    pub fn cancel(&self) {
+        for h in self.state().actors.values() {
+            h.ctx.cancel_token().cancel();
+        }
+    }
+
+    /// Reset state so the agent can be started again.
+    pub fn service_reset(&self) {
+        let mut st = self.state();
+        st.finished.clear();
+        st.budget = None;
+    }
+
+    /// Number of live actors.
+    pub fn actor_count(&self) -> usize {
+        self.state().actors.len()
+    }
+
+    /// Where each actor is suspended right now, one entry per actor
+    /// (finished actors give a placeholder).
+    pub fn actor_tracebacks(&self) -> Vec<String> {
+        let Some(app) = self.try_app() else {
+            return Vec::new();
+        };
+        let st = self.state();
+        let mut ids: Vec<&u64> = st.actors.keys().collect();
+        ids.sort();
+        let mut out: Vec<String> = ids
+            .into_iter()
+            .map(|id| {
+                let h = &st.actors[id];
+                match app.tree_registry().get((self.name().to_string(), *id)) {
+                    Some(tree) => tree.to_string(),
+                    None => format!(
+                        "Could not extract traceback for actor {}: not running",
+                        h.ctx.label()
+                    ),
+                }
+            })
+            .collect();
+        out.extend(
+            st.finished
+                .iter()
+                .map(|l| format!("Could not extract traceback for actor {l}: finished")),
+        );
+        out
+    }
+
+    /// Start an unsupervised actor running the agent function on `stream`
+    /// (it shares the stream's queue). Faust's `actor_from_stream`.
+    pub fn actor_from_stream<T: Value>(&self, stream: Stream<T>) -> JoinHandle<Result<()>> {
+        let ctx = stream.into_ctx();
+        let body = self.inner.spec.body.clone();
+        let agent = self.clone();
+        tokio::spawn(async move {
+            let app = agent.app();
+            let root = app.tree_registry().register(
+                (agent.name().to_string(), u64::MAX),
+                ctx.label().to_string(),
+            );
+            match run_actor(ctx, body, root).await {
+                Outcome::Finished => Ok(()),
+                Outcome::Crashed(e) => Err(e),
+            }
+        })
+    }
+}

@@ -1,0 +1,332 @@
+//! The declaration of an agent: [`AgentSpec`], its constructors (one per
+//! function form) and its options.
+
+use std::any::TypeId;
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crate::codec::{Codec, Value};
+use crate::error::{Error, Result};
+
+use super::actor::{ActorBody, BoxError, ConsumerBody, HandlerBody, ProducerBody, YieldingBody};
+use super::sink::{ErasedSink, Sink};
+use super::stream::{Stream, Yield};
+use super::supervisor::SupervisorStrategy;
+use super::Agent;
+
+/// Called with the agent and the error when an agent function fails.
+pub type OnError = Arc<dyn Fn(&Agent, &Error) + Send + Sync>;
+
+/// The declaration of an agent: its function and options.
+///
+/// Build one with a constructor per function form, then set options:
+///
+/// ```
+/// # use faust_core as faust;
+/// use faust::{AgentSpec, Stream, Yield};
+///
+/// // A consumer: reads events, produces nothing.
+/// let log = AgentSpec::consumer("log", |mut s: Stream<String>| async move {
+///     while let Some(line) = s.next().await {
+///         println!("{line}");
+///     }
+///     Ok::<_, faust::Error>(())
+/// })
+/// .topic("lines");
+///
+/// // A per-event handler: its result answers the request and feeds sinks.
+/// let double = AgentSpec::handler("double", |x: i64| async move { Ok::<_, faust::Error>(x * 2) })
+///     .concurrency(4);
+/// ```
+#[derive(Clone)]
+pub struct AgentSpec {
+    pub(crate) name: String,
+    pub(crate) qualname: Option<String>,
+    pub(crate) topic: Option<String>,
+    pub(crate) partitions: Option<i32>,
+    pub(crate) concurrency: usize,
+    pub(crate) isolated_partitions: bool,
+    pub(crate) use_reply_headers: bool,
+    pub(crate) help: String,
+    pub(crate) value_codec: Option<Codec>,
+    pub(crate) key_codec: Codec,
+    pub(crate) supervisor: SupervisorStrategy,
+    pub(crate) on_error: Option<OnError>,
+    pub(crate) sinks: Vec<ErasedSink>,
+    pub(crate) body: Arc<dyn ActorBody>,
+    pub(crate) output: Option<(TypeId, &'static str)>,
+    pub(crate) output_json: Option<OutputJson>,
+    pub(crate) value_type: &'static str,
+    pub(crate) remote: bool,
+}
+
+/// Turns a produced value (type-erased) into JSON, for the test harness.
+pub(crate) type OutputJson = fn(&(dyn std::any::Any + Send + Sync)) -> Option<serde_json::Value>;
+
+fn output_json<R: Value>(v: &(dyn std::any::Any + Send + Sync)) -> Option<serde_json::Value> {
+    v.downcast_ref::<R>()
+        .and_then(|r| serde_json::to_value(r).ok())
+}
+
+impl AgentSpec {
+    fn with_body(
+        name: impl Into<String>,
+        body: Arc<dyn ActorBody>,
+        value_type: &'static str,
+        output: Option<(TypeId, &'static str)>,
+        output_json: Option<OutputJson>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            qualname: None,
+            topic: None,
+            partitions: None,
+            concurrency: 1,
+            isolated_partitions: false,
+            use_reply_headers: true,
+            help: String::new(),
+            value_codec: None,
+            key_codec: Codec::Raw,
+            supervisor: SupervisorStrategy::OneForOne,
+            on_error: None,
+            sinks: Vec::new(),
+            body,
+            output,
+            output_json,
+            value_type,
+            remote: false,
+        }
+    }
+
+    /// An agent that consumes its stream and produces nothing:
+    /// `async fn(Stream<T>) -> Result<(), E>`.
+    pub fn consumer<T, F, Fut, E>(name: impl Into<String>, f: F) -> Self
+    where
+        T: Value,
+        F: Fn(Stream<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
+        E: Into<BoxError> + Send + 'static,
+    {
+        let body = ConsumerBody::<T, F>(f, PhantomData);
+        Self::with_body(name, Arc::new(body), std::any::type_name::<T>(), None, None)
+    }
+
+    /// An agent that produces values with [`Yield::send`] (Faust's `yield`):
+    /// `async fn(Stream<T>, Yield<R>) -> Result<(), E>`.
+    pub fn yielding<T, R, F, Fut, E>(name: impl Into<String>, f: F) -> Self
+    where
+        T: Value,
+        R: Value,
+        F: Fn(Stream<T>, Yield<R>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
+        E: Into<BoxError> + Send + 'static,
+    {
+        let body = YieldingBody::<T, R, F>(f, PhantomData);
+        Self::with_body(
+            name,
+            Arc::new(body),
+            std::any::type_name::<T>(),
+            Some(output::<R>()),
+            Some(output_json::<R>),
+        )
+    }
+
+    /// An agent whose function turns its stream into a stream of results:
+    /// `fn(Stream<T>) -> impl futures::Stream<Item = Result<R, E>>`.
+    pub fn producer<T, R, F, S, E>(name: impl Into<String>, f: F) -> Self
+    where
+        T: Value,
+        R: Value,
+        F: Fn(Stream<T>) -> S + Send + Sync + 'static,
+        S: futures::Stream<Item = std::result::Result<R, E>> + Send + 'static,
+        E: Into<BoxError> + Send + 'static,
+    {
+        let body = ProducerBody::<T, R, F>(f, PhantomData);
+        Self::with_body(
+            name,
+            Arc::new(body),
+            std::any::type_name::<T>(),
+            Some(output::<R>()),
+            Some(output_json::<R>),
+        )
+    }
+
+    /// An agent called once per event: `async fn(T) -> Result<R, E>`. Its
+    /// result answers the event and goes to the sinks; an error fails that
+    /// event only and the actor carries on.
+    pub fn handler<T, R, F, Fut, E>(name: impl Into<String>, f: F) -> Self
+    where
+        T: Value,
+        R: Value,
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<R, E>> + Send + 'static,
+        E: Into<BoxError> + Send + 'static,
+    {
+        let body = HandlerBody::<T, R, F>(Arc::new(f), PhantomData);
+        Self::with_body(
+            name,
+            Arc::new(body),
+            std::any::type_name::<T>(),
+            Some(output::<R>()),
+            Some(output_json::<R>),
+        )
+    }
+
+    /// An agent that runs elsewhere (another process, a Python Faust app):
+    /// this app only calls it (`send`, `ask`, `join`...), never consumes its
+    /// topic. Set `topic`, `value_codec` and `use_reply_headers` to match it.
+    pub fn remote(name: impl Into<String>) -> Self {
+        let mut spec = Self::consumer(name, |_: Stream<serde_json::Value>| async {
+            Err::<(), Error>(Error::config("a remote agent does not run here"))
+        });
+        spec.remote = true;
+        spec
+    }
+
+    /// The agent's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Rename the agent.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The qualified name used for the default topic `<app id>-<qualname>`
+    /// (the macro passes `module::path::fn`; default: the agent name).
+    pub fn qualname(mut self, qualname: impl Into<String>) -> Self {
+        self.qualname = Some(qualname.into());
+        self
+    }
+
+    /// The topic to consume (default `<app id>-<qualname>`).
+    pub fn topic(mut self, topic: impl Into<String>) -> Self {
+        self.topic = Some(topic.into());
+        self
+    }
+
+    /// Partitions of the topic when the app creates it (default: the app's).
+    pub fn partitions(mut self, partitions: i32) -> Self {
+        self.partitions = Some(partitions);
+        self
+    }
+
+    /// Number of actors sharing the agent's queue (default 1).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n;
+        self
+    }
+
+    /// Run one actor per assigned partition (requires concurrency 1).
+    pub fn isolated_partitions(mut self, on: bool) -> Self {
+        self.isolated_partitions = on;
+        self
+    }
+
+    /// Send the reply address of requests in headers (true, the default)
+    /// or in a `ReqRepRequest` JSON envelope (false).
+    pub fn use_reply_headers(mut self, on: bool) -> Self {
+        self.use_reply_headers = on;
+        self
+    }
+
+    /// Help text shown by the CLI.
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = help.into();
+        self
+    }
+
+    /// Codec of values (default: the app's, JSON unless configured).
+    pub fn value_codec(mut self, codec: Codec) -> Self {
+        self.value_codec = Some(codec);
+        self
+    }
+
+    /// Codec of keys (default: raw bytes, as in Faust).
+    pub fn key_codec(mut self, codec: Codec) -> Self {
+        self.key_codec = codec;
+        self
+    }
+
+    /// Supervisor strategy (default: one-for-one).
+    pub fn supervisor(mut self, strategy: SupervisorStrategy) -> Self {
+        self.supervisor = strategy;
+        self
+    }
+
+    /// Called when the agent function fails (error, panic, undecodable event).
+    pub fn on_error<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&Agent, &Error) + Send + Sync + 'static,
+    {
+        self.on_error = Some(Arc::new(f));
+        self
+    }
+
+    /// Add a sink for the values the agent produces. Only value-producing
+    /// forms may have sinks; the value type must match (checked when the
+    /// agent is added to an app).
+    pub fn sink<R: Value>(mut self, sink: Sink<R>) -> Self {
+        let erased = sink.erase();
+        if erased.key.is_none() || !self.sinks.iter().any(|s| s.key == erased.key) {
+            self.sinks.push(erased);
+        }
+        self
+    }
+
+    /// Check the options; errors name the fix.
+    pub fn validate(&self) -> Result<()> {
+        if self.name.is_empty() {
+            return Err(Error::config("agent name must not be empty"));
+        }
+        if self.concurrency == 0 {
+            return Err(Error::config(format!(
+                "agent `{}`: concurrency must be at least 1",
+                self.name
+            )));
+        }
+        if self.isolated_partitions && self.concurrency > 1 {
+            return Err(Error::config(format!(
+                "agent `{}`: concurrency must be 1 when using isolated partitions",
+                self.name
+            )));
+        }
+        match self.output {
+            None if !self.sinks.is_empty() => {
+                return Err(Error::config(format!(
+                    "agent `{}` must produce values to use sinks (use the yielding, producer or handler form)",
+                    self.name
+                )))
+            }
+            Some((tid, out)) => {
+                if let Some(bad) = self.sinks.iter().find(|s| s.type_id != tid) {
+                    return Err(Error::config(format!(
+                        "agent `{}` produces `{out}` but sink {} takes `{}`",
+                        self.name, bad.label, bad.type_name
+                    )));
+                }
+            }
+            None => {}
+        }
+        Ok(())
+    }
+}
+
+fn output<R: 'static>() -> (TypeId, &'static str) {
+    (TypeId::of::<R>(), std::any::type_name::<R>())
+}
+
+impl fmt::Debug for AgentSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AgentSpec")
+            .field("name", &self.name)
+            .field("topic", &self.topic)
+            .field("concurrency", &self.concurrency)
+            .field("isolated_partitions", &self.isolated_partitions)
+            .finish_non_exhaustive()
+    }
+}
