@@ -15,7 +15,13 @@ use crate::transport::KafkaTransport;
 pub const SCHEME: &str = "kafka://";
 
 /// librdkafka properties set on every client unless overridden.
-const COMMON_DEFAULTS: &[(&str, &str)] = &[("client.id", "faust-rs")];
+/// The reconnect back-off is capped at 1 s, the Java client's default:
+/// librdkafka's 10 s cap made processing resume up to several seconds
+/// after a broker came back from an outage.
+const COMMON_DEFAULTS: &[(&str, &str)] = &[
+    ("client.id", "faust-rs"),
+    ("reconnect.backoff.max.ms", "1000"),
+];
 
 /// Producer defaults, tuned for low-latency request/reply. The partitioner
 /// is the Java client's (murmur2 of the key, as Python Faust and the
@@ -101,7 +107,8 @@ const SETTING_NAMES: &str = "faust.operation.timeout.ms, faust.revoke.timeout.ms
 /// | `faust.buffer.batches` | 32 | batches buffered before the consumer thread stops fetching |
 /// | `faust.delivery.timeout.ms` | 120000 | how long a record may take to be delivered: when librdkafka gives up on it (`message.timeout.ms`, e.g. during a broker outage) it is produced again until then |
 ///
-/// Defaults set unless overridden: `client.id=faust-rs`; producer
+/// Defaults set unless overridden: `client.id=faust-rs`,
+/// `reconnect.backoff.max.ms=1000` (Java's; librdkafka's is 10 s); producer
 /// `partitioner=murmur2_random` (Java-compatible), `linger.ms=1`,
 /// `acks=all`, `enable.idempotence=true`,
 /// `message.timeout.ms=30000`; consumer `fetch.wait.max.ms=10`,
