@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::codec::Value;
 use crate::error::{Error, Result};
 use crate::rpc::wire;
-use crate::runtime::acks::{Delivery, Message, MessageRef};
+use crate::runtime::acks::{Lease, Message, MessageRef};
 use crate::runtime::queue::Queue;
 use crate::transport::DeliveryFuture;
 
@@ -48,7 +48,7 @@ pub(crate) struct ReplyAddr {
 }
 
 struct Current {
-    delivery: Delivery,
+    lease: Lease,
     reply: Option<ReplyAddr>,
     /// Deliveries of the replies and sink records produced for this event:
     /// the event is acked when they are all delivered.
@@ -133,7 +133,7 @@ impl ActorCtx {
     }
 
     pub(crate) fn current_message(&self) -> Option<MessageRef> {
-        self.lock().as_ref().map(|c| c.delivery.message().clone())
+        self.lock().as_ref().map(|c| c.lease.message().clone())
     }
 
     /// Ack the current event (the actor moved on or ended).
@@ -142,13 +142,13 @@ impl ActorCtx {
             return;
         };
         if cur.pending.is_empty() {
-            self.agent.observe(cur.delivery.message(), None);
+            self.agent.observe(cur.lease.message(), None);
             return;
         }
         // Ack once every output of the event is delivered; the actor goes on.
         let Some(app) = self.agent.try_app() else {
             // Nothing can wait for the outputs any more: never acked.
-            cur.delivery.abandon();
+            cur.lease.abandon();
             return;
         };
         let acker = self.acker.get_or_init(|| {
@@ -169,25 +169,25 @@ impl ActorCtx {
             self.unacked.done();
             // The acker is gone (its runtime is shutting down): nothing
             // will deliver the outputs, so the event stays unacked.
-            waiting.current.delivery.abandon();
+            waiting.current.lease.abandon();
         }
     }
 
     /// Drop the current event without acking it (aborted actor).
     pub(crate) fn abandon_current(&self) {
         if let Some(cur) = self.lock().take() {
-            cur.delivery.abandon();
+            cur.lease.abandon();
         }
     }
 
     /// Wait for the next message this actor may process.
-    async fn recv(&self) -> Option<Delivery> {
+    async fn recv(&self) -> Option<Lease> {
         loop {
             let taken = self.since_check.fetch_add(1, Ordering::Relaxed);
             if taken % CANCEL_CHECK_EVERY == 0 && self.cancel.is_cancelled() {
                 return None;
             }
-            let mut delivery = match self.queue.try_next() {
+            let mut lease = match self.queue.try_next() {
                 Some(d) => d,
                 None => tokio::select! {
                     biased;
@@ -195,8 +195,8 @@ impl ActorCtx {
                     d = self.queue.next().instrument_await(waiting_span()) => d?,
                 },
             };
-            if delivery.start() {
-                return Some(delivery);
+            if lease.start() {
+                return Some(lease);
             }
             // The partition was revoked while the message sat in the queue.
         }
@@ -229,21 +229,21 @@ impl ActorCtx {
             return None;
         }
         loop {
-            let delivery = self.recv().await?;
-            let msg = delivery.message().clone();
+            let lease = self.recv().await?;
+            let msg = lease.message().clone();
             let (decoded, reply) = self.decode::<T>(&msg);
             match decoded {
                 Ok(value) => {
                     self.agent.stats().record_in();
                     *self.lock() = Some(Current {
-                        delivery,
+                        lease,
                         reply,
                         pending: Vec::new(),
                     });
                     return Some(Event::new(value, msg, self.agent.key_codec()));
                 }
                 Err(err) => {
-                    self.fail_event(delivery, reply, &err).await;
+                    self.fail_event(lease, reply, &err).await;
                 }
             }
         }
@@ -292,7 +292,7 @@ impl ActorCtx {
             cur.as_ref().and_then(|c| {
                 c.reply
                     .clone()
-                    .map(|r| (r, c.delivery.message().key().cloned()))
+                    .map(|r| (r, c.lease.message().key().cloned()))
             })
         };
         let mut pending = Vec::new();
@@ -343,11 +343,11 @@ impl ActorCtx {
     /// answer its asker with the error, dead-letter it, then ack it.
     pub(crate) async fn fail_event(
         &self,
-        delivery: Delivery,
+        lease: Lease,
         reply: Option<ReplyAddr>,
         err: &Error,
     ) {
-        let msg = delivery.message().clone();
+        let msg = lease.message().clone();
         tracing::error!(
             agent = %self.agent.name(),
             topic = %msg.topic(),
@@ -358,7 +358,7 @@ impl ActorCtx {
         );
         self.agent.report_error(err);
         let Some(app) = self.agent.try_app() else {
-            delivery.abandon();
+            lease.abandon();
             return;
         };
         // The error reply and the dead-letter copy are outputs of the
@@ -379,18 +379,18 @@ impl ActorCtx {
             undelivered = app.dead_letter(&msg, err).await.err();
         }
         if let Some(e) = undelivered {
-            not_delivered(&self.agent, delivery, &e);
+            not_delivered(&self.agent, lease, &e);
             return;
         }
         self.agent.observe(&msg, Some(err));
-        drop(delivery);
+        drop(lease);
     }
 
     /// The actor crashed: the current event (if any) is the failing one.
     async fn crash_current(&self, err: &Error) {
         let cur = self.lock().take();
         match cur {
-            Some(cur) => self.fail_event(cur.delivery, cur.reply, err).await,
+            Some(cur) => self.fail_event(cur.lease, cur.reply, err).await,
             None => self.agent.report_error(err),
         }
     }
@@ -421,10 +421,10 @@ impl Waiting {
                 .find_map(|r| r.err())
         };
         match failed {
-            Some(err) => not_delivered(agent, current.delivery, &err),
+            Some(err) => not_delivered(agent, current.lease, &err),
             None => {
-                agent.observe(current.delivery.message(), None);
-                drop(current.delivery);
+                agent.observe(current.lease.message(), None);
+                drop(current.lease);
             }
         }
     }
@@ -435,9 +435,9 @@ impl Waiting {
 /// its partition is never committed past it, and the app crashes, so that
 /// the event is processed again wherever its partition goes next (this
 /// worker restarted, or another member of the group).
-fn not_delivered(agent: &Agent, delivery: Delivery, err: &Error) {
-    let msg = delivery.message().clone();
-    delivery.abandon();
+fn not_delivered(agent: &Agent, lease: Lease, err: &Error) {
+    let msg = lease.message().clone();
+    lease.abandon();
     let err = Error::Undelivered {
         topic: msg.topic().to_string(),
         partition: msg.partition(),
@@ -633,7 +633,7 @@ where
                         let err = user_error(ctx.agent(), e);
                         let cur = ctx.lock().take();
                         if let Some(cur) = cur {
-                            ctx.fail_event(cur.delivery, cur.reply, &err).await;
+                            ctx.fail_event(cur.lease, cur.reply, &err).await;
                         }
                     }
                 }

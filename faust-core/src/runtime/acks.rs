@@ -317,15 +317,16 @@ impl PartitionAcks {
     }
 }
 
-/// A message handed to one agent. Dropping it after [`Delivery::start`] acks
-/// the agent's share of the message.
+/// One agent's hold on a message handed to it: the agent's share of the
+/// message is acked when the lease is dropped after [`Lease::start`], and
+/// never acked if it is [abandoned](Lease::abandon).
 #[derive(Debug)]
-pub(crate) struct Delivery {
+pub(crate) struct Lease {
     msg: MessageRef,
     started: bool,
 }
 
-impl Delivery {
+impl Lease {
     pub(crate) fn new(msg: MessageRef) -> Self {
         Self {
             msg,
@@ -353,7 +354,7 @@ impl Delivery {
     }
 }
 
-impl Drop for Delivery {
+impl Drop for Lease {
     fn drop(&mut self) {
         if self.started {
             if self.msg.refs.fetch_sub(1, Ordering::AcqRel) == 1 {
@@ -383,7 +384,7 @@ mod tests {
         // Offsets 6..9 of the batch are delivered; 5 was not for us.
         acks.register_run(&batch, 1..4);
         let mut d: Vec<_> = (1..4)
-            .map(|i| Delivery::new(MessageRef::new(batch.clone(), i)))
+            .map(|i| Lease::new(MessageRef::new(batch.clone(), i)))
             .collect();
         for x in &mut d {
             assert!(x.start());
@@ -413,7 +414,7 @@ mod tests {
         let acks = PartitionAcks::new();
         let m: Vec<_> = (10..14).map(|o| msg(&acks, o, 1)).collect();
         assert_eq!(acks.take_commit(), Some(10));
-        let mut d: Vec<_> = m.iter().map(|m| Delivery::new(m.clone())).collect();
+        let mut d: Vec<_> = m.iter().map(|m| Lease::new(m.clone())).collect();
         for x in &mut d {
             assert!(x.start());
         }
@@ -436,7 +437,7 @@ mod tests {
         let acks = PartitionAcks::new();
         let m = msg(&acks, 3, 1);
         assert!(acks.uncommitted());
-        let mut d = Delivery::new(m);
+        let mut d = Lease::new(m);
         assert!(d.start());
         drop(d);
         assert_eq!(acks.take_commit(), Some(4));
@@ -455,8 +456,8 @@ mod tests {
         let acks = PartitionAcks::new();
         let m = msg(&acks, 0, 2);
         let _ = acks.take_commit();
-        let mut a = Delivery::new(m.clone());
-        let mut b = Delivery::new(m);
+        let mut a = Lease::new(m.clone());
+        let mut b = Lease::new(m);
         assert!(a.start() && b.start());
         drop(a);
         assert_eq!(acks.take_commit(), None);
@@ -469,7 +470,7 @@ mod tests {
         let acks = PartitionAcks::new();
         let m = msg(&acks, 0, 1);
         let _ = acks.take_commit();
-        let mut d = Delivery::new(m);
+        let mut d = Lease::new(m);
         assert!(d.start());
         d.abandon();
         assert_eq!(acks.take_commit(), None);
@@ -479,9 +480,9 @@ mod tests {
     #[tokio::test]
     async fn revoke_waits_for_in_flight_and_refuses_new_work() {
         let acks = PartitionAcks::new();
-        let mut d = Delivery::new(msg(&acks, 0, 1));
+        let mut d = Lease::new(msg(&acks, 0, 1));
         assert!(d.start());
-        let mut queued = Delivery::new(msg(&acks, 1, 1));
+        let mut queued = Lease::new(msg(&acks, 1, 1));
         let a2 = acks.clone();
         let h = tokio::spawn(async move { a2.revoke(Duration::from_secs(5)).await });
         tokio::task::yield_now().await;

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::App;
 use crate::error::Result;
 use crate::record::{self, Record, TopicPartition};
-use crate::runtime::acks::{Delivery, Message, MessageRef, PartitionAcks};
+use crate::runtime::acks::{Lease, Message, MessageRef, PartitionAcks};
 use crate::runtime::queue::{Push, Queue};
 use crate::transport::{CommitFuture, Consumer, ConsumerEvent};
 
@@ -279,16 +279,16 @@ impl Conductor {
         }
         let partition = msg.partition();
         for (agent, queue) in run.agents.iter().zip(run.queues.iter_mut()) {
-            let Some(mut delivery) = try_hand(agent, partition, queue, Delivery::new(msg.clone()))
+            let Some(mut lease) = try_hand(agent, partition, queue, Lease::new(msg.clone()))
             else {
                 continue;
             };
             let Some(q) = queue.clone() else {
                 // No queue for it (agent stopped or partition not routed): ack its share.
-                let _ = delivery.start();
+                let _ = lease.start();
                 continue;
             };
-            let push = q.push(delivery);
+            let push = q.push(lease);
             tokio::pin!(push);
             if self.side_timer.is_elapsed() {
                 let next = Instant::now() + SIDE_POLL;
@@ -503,20 +503,20 @@ fn try_hand(
     agent: &crate::agent::Agent,
     partition: i32,
     queue: &mut Option<Queue>,
-    mut delivery: Delivery,
-) -> Option<Delivery> {
+    mut lease: Lease,
+) -> Option<Lease> {
     for look_again in [false, true] {
         if look_again || queue.is_none() {
             *queue = agent.queue(partition);
         }
         let Some(q) = queue.as_ref() else {
-            return Some(delivery);
+            return Some(lease);
         };
-        match q.try_push(delivery) {
+        match q.try_push(lease) {
             Push::Queued => return None,
             Push::Full(d) => return Some(d),
-            Push::Closed(d) => delivery = d,
+            Push::Closed(d) => lease = d,
         }
     }
-    Some(delivery)
+    Some(lease)
 }

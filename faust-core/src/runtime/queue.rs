@@ -17,7 +17,7 @@ use std::task::{Context, Poll, Waker};
 
 use tokio::sync::Notify;
 
-use crate::runtime::acks::Delivery;
+use crate::runtime::acks::Lease;
 
 /// Events a single reader takes at once.
 const READ_BATCH: usize = 64;
@@ -30,15 +30,15 @@ pub(crate) enum Push {
     /// The event is queued (or handed to a waiting reader).
     Queued,
     /// The queue is full; the event is given back.
-    Full(Delivery),
+    Full(Lease),
     /// The queue is closed; the event is given back.
-    Closed(Delivery),
+    Closed(Lease),
 }
 
 pub(crate) struct AgentQueue {
     state: Mutex<State>,
     /// Events a single reader took in a batch and has not processed yet.
-    ready: Mutex<VecDeque<Delivery>>,
+    ready: Mutex<VecDeque<Lease>>,
     /// Events taken at once: 1 when several actors share the queue.
     batch: usize,
     capacity: usize,
@@ -48,7 +48,7 @@ pub(crate) struct AgentQueue {
 
 #[derive(Default)]
 struct State {
-    items: VecDeque<Delivery>,
+    items: VecDeque<Lease>,
     /// Readers waiting for an event, in the order they began waiting.
     waiting: VecDeque<(u64, Waker)>,
     /// Readers woken with an event promised to them: that many events at
@@ -86,21 +86,21 @@ impl AgentQueue {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn lock_ready(&self) -> MutexGuard<'_, VecDeque<Delivery>> {
+    fn lock_ready(&self) -> MutexGuard<'_, VecDeque<Lease>> {
         self.ready.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Queue an event if there is room, without waiting.
-    pub(crate) fn try_push(&self, delivery: Delivery) -> Push {
+    pub(crate) fn try_push(&self, lease: Lease) -> Push {
         let mut st = self.lock();
         if st.closed {
-            return Push::Closed(delivery);
+            return Push::Closed(lease);
         }
         if st.items.len() >= self.capacity {
             st.wants_room = true;
-            return Push::Full(delivery);
+            return Push::Full(lease);
         }
-        st.items.push_back(delivery);
+        st.items.push_back(lease);
         let woken = st.hand_to_next_reader();
         drop(st);
         if let Some(w) = woken {
@@ -110,16 +110,16 @@ impl AgentQueue {
     }
 
     /// Queue an event, waiting for room; gives it back if the queue closes.
-    pub(crate) async fn push(&self, mut delivery: Delivery) -> Result<(), Delivery> {
+    pub(crate) async fn push(&self, mut lease: Lease) -> Result<(), Lease> {
         loop {
             let notified = self.room.notified();
             tokio::pin!(notified);
             // Registered before looking, so a wake-up in between is kept.
             notified.as_mut().enable();
-            match self.try_push(delivery) {
+            match self.try_push(lease) {
                 Push::Queued => return Ok(()),
                 Push::Closed(d) => return Err(d),
-                Push::Full(d) => delivery = d,
+                Push::Full(d) => lease = d,
             }
             notified.await;
         }
@@ -153,7 +153,7 @@ impl AgentQueue {
     }
 
     /// The next event if one is there, without waiting.
-    pub(crate) fn try_next(&self) -> Option<Delivery> {
+    pub(crate) fn try_next(&self) -> Option<Lease> {
         if self.batch > 1 {
             let mut ready = self.lock_ready();
             if let Some(d) = ready.pop_front() {
@@ -181,7 +181,7 @@ impl AgentQueue {
     /// The next event; `None` once the queue is closed and empty.
     /// Cancel-safe: an event promised to a dropped wait goes to the next
     /// reader.
-    pub(crate) async fn next(&self) -> Option<Delivery> {
+    pub(crate) async fn next(&self) -> Option<Lease> {
         loop {
             if let Some(d) = self.try_next() {
                 return Some(d);
@@ -201,7 +201,7 @@ impl AgentQueue {
 }
 
 enum Taken {
-    Event(Delivery),
+    Event(Lease),
     Closed,
     /// Events arrived before this reader began waiting: look again.
     Retry,
@@ -289,13 +289,13 @@ mod tests {
     use crate::runtime::acks::{Message, MessageRef, PartitionAcks};
     use std::time::Duration;
 
-    fn delivery(offset: i64) -> Delivery {
+    fn lease(offset: i64) -> Lease {
         let message = Message::for_test(offset, PartitionAcks::new(), 1);
-        Delivery::new(MessageRef::single(message))
+        Lease::new(MessageRef::single(message))
     }
 
     fn pushed(q: &AgentQueue, offset: i64) {
-        assert!(matches!(q.try_push(delivery(offset)), Push::Queued));
+        assert!(matches!(q.try_push(lease(offset)), Push::Queued));
     }
 
     #[tokio::test]
@@ -355,9 +355,9 @@ mod tests {
         for o in 0..4 {
             pushed(&q, o);
         }
-        assert!(matches!(q.try_push(delivery(4)), Push::Full(_)));
+        assert!(matches!(q.try_push(lease(4)), Push::Full(_)));
         let p = q.clone();
-        let mut push = tokio::spawn(async move { p.push(delivery(4)).await.is_ok() });
+        let mut push = tokio::spawn(async move { p.push(lease(4)).await.is_ok() });
         tokio::task::yield_now().await;
         assert!(!push.is_finished());
         // A single reader takes the whole queue as one batch.
@@ -378,7 +378,7 @@ mod tests {
         let q = AgentQueue::new(4, true);
         pushed(&q, 0);
         q.close();
-        assert!(matches!(q.try_push(delivery(1)), Push::Closed(_)));
+        assert!(matches!(q.try_push(lease(1)), Push::Closed(_)));
         assert_eq!(q.next().await.unwrap().message().offset(), 0);
         assert!(q.next().await.is_none());
         let waiter = AgentQueue::new(4, true);
@@ -393,7 +393,7 @@ mod tests {
         let full = AgentQueue::new(1, false);
         pushed(&full, 0);
         let f = full.clone();
-        let p = tokio::spawn(async move { f.push(delivery(1)).await.is_err() });
+        let p = tokio::spawn(async move { f.push(lease(1)).await.is_err() });
         tokio::task::yield_now().await;
         full.close();
         assert!(tokio::time::timeout(Duration::from_secs(5), p)
