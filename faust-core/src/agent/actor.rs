@@ -430,7 +430,7 @@ impl Waiting {
     }
 }
 
-/// An output of the event in `delivery` was not delivered (the transport
+/// An output of the event of `lease` was not delivered (the transport
 /// gave up on it at its delivery deadline): the event is never acked, so
 /// its partition is never committed past it, and the app crashes, so that
 /// the event is processed again wherever its partition goes next (this
