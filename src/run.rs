@@ -14,7 +14,7 @@ pub fn registered_agents() -> faust_core::Result<Vec<&'static AgentDescriptor>> 
 pub fn app_builder(id: impl Into<String>) -> AppBuilder {
     let builder = App::builder(id);
     #[cfg(feature = "kafka")]
-    let builder = builder.transport("kafka", faust_kafka::factory);
+    let builder = builder.scheme("kafka", faust_kafka::factory);
     builder
 }
 

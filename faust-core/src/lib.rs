@@ -7,6 +7,8 @@
 pub mod agent;
 pub mod app;
 pub mod codec;
+mod config;
+mod context;
 pub mod error;
 pub mod record;
 pub mod redact;

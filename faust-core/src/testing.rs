@@ -15,11 +15,14 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::agent::sink::ErasedSink;
-use crate::agent::{Agent, Processed};
+use crate::agent::Agent;
 use crate::app::{App, AppBuilder};
 use crate::codec::Codec;
+use crate::context::EventHook;
 use crate::error::{Error, Result};
 use crate::record::Headers;
+use crate::runtime::acks::Message;
+use crate::transport::memory::MemoryBroker;
 
 /// Options of [`TestContext::put_with`].
 #[derive(Clone, Debug, Default)]
@@ -94,6 +97,29 @@ enum Entry {
     Raw(Bytes, Codec),
 }
 
+/// What the harness learns about each event the agent is done with.
+#[derive(Debug)]
+struct Processed {
+    partition: i32,
+    offset: i64,
+    error: Option<String>,
+    value: Option<Bytes>,
+}
+
+/// The harness's hook in the private app: every finished event, in order.
+struct Observer(mpsc::UnboundedSender<Processed>);
+
+impl EventHook for Observer {
+    fn done(&self, _agent: &str, msg: &Message, error: Option<&Error>) {
+        let _ = self.0.send(Processed {
+            partition: msg.partition(),
+            offset: msg.offset(),
+            error: error.map(|e| e.to_string()),
+            value: msg.value().cloned(),
+        });
+    }
+}
+
 /// A running copy of an agent on a private embedded broker.
 #[derive(Debug)]
 pub struct TestContext {
@@ -106,11 +132,16 @@ pub struct TestContext {
 
 impl TestContext {
     pub(crate) async fn start(original: &Agent) -> Result<Self> {
-        let mut config = original.app().config().clone();
-        config.broker = format!("memory://test-context-{}", uuid::Uuid::new_v4());
+        let mut config = original.context().config.clone();
+        config.broker = "memory://test-context".to_string();
         config.reply_to = format!("{}{}", config.reply_to_prefix, uuid::Uuid::new_v4());
         config.commit_interval = Duration::from_millis(100);
-        let app = AppBuilder::from_config(config).build()?;
+        // The context owns its broker: it is freed with the context.
+        let (tx, rx) = mpsc::unbounded_channel();
+        let app = AppBuilder::from_config(config)
+            .transport(Arc::new(MemoryBroker::new()))
+            .event_hook(Arc::new(Observer(tx)))
+            .build()?;
         let mut spec = original.to_spec();
         let results: Arc<Mutex<Vec<Entry>>> = Arc::default();
         if let (Some((tid, tname)), Some(to_json)) = (spec.output, spec.output_json) {
@@ -133,8 +164,6 @@ impl TestContext {
             ));
         }
         let agent = app.add_agent(spec)?;
-        let (tx, rx) = mpsc::unbounded_channel();
-        agent.set_observer(tx);
         app.start().await?;
         Ok(Self {
             app,

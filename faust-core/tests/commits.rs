@@ -167,7 +167,7 @@ async fn counting_app(
     let scheme: &'static str = Box::leak(url.split("://").next().unwrap().to_string().into());
     let app = App::builder(id)
         .broker(url)
-        .transport(scheme, wrapped)
+        .scheme(scheme, wrapped)
         .commit_interval(commit_interval)
         .stop_timeout(Duration::from_secs(1))
         .build()

@@ -70,7 +70,7 @@ async fn an_actor_waits_once_too_many_events_wait_for_their_outputs() {
     const WAIT: Duration = Duration::from_secs(20);
     let app = App::builder("deliveries")
         .broker("gated://")
-        .transport("gated", gated)
+        .scheme("gated", gated)
         .build()
         .unwrap();
     // Events the handler has seen.

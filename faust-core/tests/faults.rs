@@ -132,7 +132,7 @@ fn faulty(name: &str) -> (Arc<Faulty>, impl Fn(&str) -> faust_core::AppBuilder) 
     let builder = move |id: &str| {
         App::builder(id)
             .broker(url.clone())
-            .transport("faulty", factory)
+            .scheme("faulty", factory)
             .commit_interval(Duration::from_millis(20))
     };
     (broker, builder)

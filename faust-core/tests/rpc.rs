@@ -370,7 +370,7 @@ async fn send_with_reply_to_and_an_envelope_from_a_faust_client() {
     // Like a Python client: an envelope with our own reply topic.
     let reply_to = "my-replies";
     let promise = faust_core::ReplyPromise::new(reply_to, "abc").unwrap();
-    app.replies().start(&app, reply_to).await.unwrap();
+    app.replies().start(reply_to).await.unwrap();
     app.replies().add("abc", Arc::new(promise.clone()));
     let req = ReqRepRequest::new(7.into(), reply_to, "abc").encode();
     agent

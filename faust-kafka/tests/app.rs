@@ -17,7 +17,7 @@ async fn app_with_agents_runs_on_kafka() {
     mock.create_topic(&reply_to, 1, 1).unwrap();
     let app = App::builder(unique("app"))
         .broker(url(&mock))
-        .transport("kafka", faust_kafka::factory)
+        .scheme("kafka", faust_kafka::factory)
         .reply_to(&reply_to)
         .topic_partitions(4)
         .commit_interval(Duration::from_millis(200))
@@ -83,7 +83,7 @@ async fn app_with_agents_runs_on_kafka() {
     // Committed on stop: a new app in the same group gets nothing again.
     let again = App::builder(app.id())
         .broker(url(&mock))
-        .transport("kafka", faust_kafka::factory)
+        .scheme("kafka", faust_kafka::factory)
         .reply_to(&reply_to)
         .build()
         .unwrap();

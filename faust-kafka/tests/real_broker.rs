@@ -254,7 +254,7 @@ async fn app_creates_its_topics_and_answers_asks() {
     let Some(b) = broker() else { return };
     let app = App::builder(unique("app"))
         .broker(url(&b))
-        .transport("kafka", faust_kafka::factory)
+        .scheme("kafka", faust_kafka::factory)
         .topic_partitions(4)
         .build()
         .unwrap();

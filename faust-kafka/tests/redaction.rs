@@ -46,7 +46,7 @@ async fn the_app_logs_and_shows_its_broker_without_the_password() {
             "{}&sasl.username=alice&sasl.password=Pw%2Dknown-4711",
             url(&mock)
         ))
-        .transport("kafka", faust_kafka::factory)
+        .scheme("kafka", faust_kafka::factory)
         .reply_to(&reply_to)
         .build()
         .unwrap();

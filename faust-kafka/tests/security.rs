@@ -272,7 +272,7 @@ mod broker {
         let Some(b) = broker() else { return };
         let app = App::builder(unique("secure-app"))
             .broker(b.sasl_ssl_url("alice-secret"))
-            .transport("kafka", faust_kafka::factory)
+            .scheme("kafka", faust_kafka::factory)
             .topic_partitions(2)
             .build()
             .unwrap();

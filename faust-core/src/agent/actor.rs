@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::codec::Value;
 use crate::error::{Error, Result};
-use crate::rpc::wire;
+use crate::rpc::server::{self, ReplyAddr, Request};
 use crate::runtime::acks::{Lease, Message, MessageRef};
 use crate::runtime::queue::Queue;
 use crate::transport::DeliveryFuture;
@@ -38,13 +38,6 @@ tokio::task_local! {
 /// included). Tasks spawned from an agent do not inherit it.
 pub fn current_agent() -> Option<Agent> {
     CURRENT_AGENT.try_with(|a| a.clone()).ok()
-}
-
-/// Where a request wants its reply.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct ReplyAddr {
-    pub(crate) reply_to: String,
-    pub(crate) correlation_id: String,
 }
 
 struct Current {
@@ -142,15 +135,10 @@ impl ActorCtx {
             return;
         };
         if cur.pending.is_empty() {
-            self.agent.observe(cur.lease.message(), None);
+            self.agent.event_done(cur.lease.message(), None);
             return;
         }
         // Ack once every output of the event is delivered; the actor goes on.
-        let Some(app) = self.agent.try_app() else {
-            // Nothing can wait for the outputs any more: never acked.
-            cur.lease.abandon();
-            return;
-        };
         let acker = self.acker.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
             tokio::spawn(ack_when_delivered(
@@ -162,7 +150,7 @@ impl ActorCtx {
         });
         let waiting = Waiting {
             current: cur,
-            _stop_waits: app.ack_tasks().token(),
+            _stop_waits: self.agent.context().ack_tasks.token(),
         };
         self.unacked.count.fetch_add(1, Ordering::AcqRel);
         if let Err(mpsc::error::SendError(waiting)) = acker.send(waiting) {
@@ -264,23 +252,15 @@ impl ActorCtx {
             },
             other => other,
         };
-        if wire::looks_like_request(raw) {
+        match server::read_request(raw, msg.headers()) {
             // The envelope is JSON whatever the agent's codec (Faust's format).
-            match wire::ReqRepRequest::decode(raw) {
-                Ok(Some(req)) => {
-                    let value =
-                        serde_json::from_value(req.value).map_err(|e| located(Error::from(e)));
-                    let reply = Some(ReplyAddr {
-                        reply_to: req.reply_to,
-                        correlation_id: req.correlation_id,
-                    });
-                    return (value, reply);
-                }
-                Ok(None) => {}
-                Err(e) => return (Err(located(e)), reply_address(msg)),
-            }
+            Request::Envelope(value, reply) => (
+                serde_json::from_value(value).map_err(|e| located(Error::from(e))),
+                Some(reply),
+            ),
+            Request::Plain(raw, reply) => (codec.decode(raw).map_err(located), reply),
+            Request::Malformed(err, reply) => (Err(located(err)), reply),
         }
-        (codec.decode(raw).map_err(located), reply_address(msg))
     }
 
     /// Produce a value for the current event: reply, then every sink, each
@@ -296,19 +276,19 @@ impl ActorCtx {
             })
         };
         let mut pending = Vec::new();
-        let app = self.agent.app();
+        let ctx = self.agent.context();
         if let Some((addr, key)) = target {
-            let json = serde_json::to_value(&value).map_err(Error::json_encode)?;
-            pending.extend(app.send_reply(&addr, key.as_ref(), Ok(json)).await?);
+            let reply = server::reply_record(&addr, key.as_ref(), Ok(server::reply_value(&value)?));
+            pending.extend(ctx.producer.enqueue(reply).await?);
         }
         let sinks = self.agent.sinks();
         let any: &(dyn Any + Send + Sync) = &value;
         for sink in sinks.iter() {
             // Most sinks finish at once: only one that waits gets a span in
             // the actor's traceback.
-            let queued = match sink.send(&app, any) {
-                SinkSend::Done(queued) => queued?,
-                SinkSend::Pending(mut sending) => match futures::poll!(&mut sending) {
+            let queued = match sink.send(ctx, any) {
+                SinkSend::Now(queued) => queued?,
+                SinkSend::Later(mut sending) => match futures::poll!(&mut sending) {
                     std::task::Poll::Ready(queued) => queued?,
                     std::task::Poll::Pending => sending.instrument_await(sink.span()).await?,
                 },
@@ -341,12 +321,7 @@ impl ActorCtx {
 
     /// The event failed (decode error, handler error or crash): report it,
     /// answer its asker with the error, dead-letter it, then ack it.
-    pub(crate) async fn fail_event(
-        &self,
-        lease: Lease,
-        reply: Option<ReplyAddr>,
-        err: &Error,
-    ) {
+    pub(crate) async fn fail_event(&self, lease: Lease, reply: Option<ReplyAddr>, err: &Error) {
         let msg = lease.message().clone();
         tracing::error!(
             agent = %self.agent.name(),
@@ -357,18 +332,13 @@ impl ActorCtx {
             "event failed"
         );
         self.agent.report_error(err);
-        let Some(app) = self.agent.try_app() else {
-            lease.abandon();
-            return;
-        };
+        let ctx = self.agent.context();
         // The error reply and the dead-letter copy are outputs of the
         // event like any other: it is acked only once both are delivered.
         let mut undelivered = None;
         if let Some(addr) = reply {
-            let sent = match app
-                .send_reply(&addr, msg.key(), Err(reply_message(err)))
-                .await
-            {
+            let reply = server::reply_record(&addr, msg.key(), Err(server::error_message(err)));
+            let sent = match ctx.producer.enqueue(reply).await {
                 Ok(Some(delivery)) => delivery.await.map(|_| ()),
                 Ok(None) => Ok(()),
                 Err(e) => Err(e),
@@ -376,13 +346,13 @@ impl ActorCtx {
             undelivered = sent.err();
         }
         if undelivered.is_none() {
-            undelivered = app.dead_letter(&msg, err).await.err();
+            undelivered = ctx.dead_letter(&msg, err).await.err();
         }
         if let Some(e) = undelivered {
             not_delivered(&self.agent, lease, &e);
             return;
         }
-        self.agent.observe(&msg, Some(err));
+        self.agent.event_done(&msg, Some(err));
         drop(lease);
     }
 
@@ -423,7 +393,7 @@ impl Waiting {
         match failed {
             Some(err) => not_delivered(agent, current.lease, &err),
             None => {
-                agent.observe(current.lease.message(), None);
+                agent.event_done(current.lease.message(), None);
                 drop(current.lease);
             }
         }
@@ -445,10 +415,8 @@ fn not_delivered(agent: &Agent, lease: Lease, err: &Error) {
         reason: err.to_string(),
     };
     agent.report_error(&err);
-    agent.observe(&msg, Some(&err));
-    if let Some(app) = agent.try_app() {
-        app.crash(err);
-    }
+    agent.event_done(&msg, Some(&err));
+    agent.context().crash(err);
 }
 
 /// One task per actor acks its events as their outputs are delivered, in
@@ -502,25 +470,6 @@ impl fmt::Debug for ActorCtx {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.label)
     }
-}
-
-/// The message an error reply carries (the asker adds the agent name).
-fn reply_message(err: &Error) -> String {
-    match err {
-        Error::Agent { message, .. } | Error::Panic { message, .. } => message.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// The reply address of a request in headers mode, by Faust's rule (see
-/// [`wire::request_from_headers`]); a request without a correlation id is
-/// answered with an empty one.
-fn reply_address(msg: &Message) -> Option<ReplyAddr> {
-    let (reply_to, correlation_id) = wire::request_from_headers(msg.headers())?;
-    Some(ReplyAddr {
-        reply_to,
-        correlation_id: correlation_id.unwrap_or_default(),
-    })
 }
 
 /// How an actor ended.

@@ -9,8 +9,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::App;
 use crate::codec::Value;
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::runtime::queue::{AgentQueue, Queue};
 
@@ -26,8 +26,8 @@ impl Agent {
         if self.is_remote() {
             return Ok(());
         }
-        let app = self.app();
-        let capacity = app.config().stream_buffer_maxsize;
+        let cfg = &self.context().config;
+        let capacity = cfg.stream_buffer_maxsize;
         let (tx, mut rx) = mpsc::unbounded_channel::<Exit>();
         {
             let mut st = self.state();
@@ -36,10 +36,7 @@ impl Agent {
             }
             st.started = true;
             st.stopping = false;
-            st.budget = Some(RestartBudget::new(
-                app.config().max_restarts,
-                app.config().restart_window,
-            ));
+            st.budget = Some(RestartBudget::new(cfg.max_restarts, cfg.restart_window));
             st.exits = Some(tx);
             if !self.isolated_partitions() {
                 st.shared = Some(QueueTx(AgentQueue::new(capacity, self.concurrency() > 1)));
@@ -70,7 +67,6 @@ impl Agent {
     }
 
     pub(super) fn spawn_actor(&self, slot: Slot) {
-        let Some(app) = self.try_app() else { return };
         let mut st = self.state();
         if st.stopping {
             return;
@@ -91,8 +87,9 @@ impl Agent {
             queue,
             CancellationToken::new(),
         );
-        let root = app
-            .tree_registry()
+        let root = self
+            .context()
+            .tracebacks
             .register((self.name().to_string(), id), ctx.label().to_string());
         let body = self.inner.spec.body.clone();
         let run_ctx = ctx.clone();
@@ -125,23 +122,23 @@ impl Agent {
             return;
         };
         tracing::warn!(agent = %self.name(), actor = %handle.ctx.label(), error = %err, ?decision, "actor crashed");
-        let app = self.app();
+        let ctx = self.context();
         match decision {
             Decision::RestartOne => {
-                if self.spend_restart(&app) {
+                if self.spend_restart(ctx) {
                     self.spawn_actor(handle.slot);
                 }
             }
             Decision::RestartAll => {
                 let others = self.take_actors();
                 let mut slots: Vec<Slot> = others.iter().map(|h| h.slot).collect();
-                self.stop_actors(others, app.config().stop_timeout).await;
+                self.stop_actors(others, ctx.config.stop_timeout).await;
                 slots.push(handle.slot);
                 slots.sort_by_key(|s| match s {
                     Slot::Index(i) => i.unwrap_or(0) as i64,
                     Slot::Partition(p) => *p as i64,
                 });
-                if self.spend_restart(&app) {
+                if self.spend_restart(ctx) {
                     for slot in slots {
                         self.spawn_actor(slot);
                     }
@@ -155,17 +152,17 @@ impl Agent {
             }
             Decision::ForfeitAll => {
                 let others = self.take_actors();
-                self.stop_actors(others, app.config().stop_timeout).await;
+                self.stop_actors(others, ctx.config.stop_timeout).await;
                 tracing::error!(agent = %self.name(), "all actors forfeited after crash");
             }
-            Decision::CrashApp => app.crash(Error::Crashed(format!(
+            Decision::CrashApp => ctx.crash(Error::Crashed(format!(
                 "agent `{}` crashed: {err}",
                 self.name()
             ))),
         }
     }
 
-    fn spend_restart(&self, app: &App) -> bool {
+    fn spend_restart(&self, ctx: &Context) -> bool {
         let ok = {
             let mut st = self.state();
             st.budget.as_mut().is_none_or(|b| b.try_restart())
@@ -175,11 +172,11 @@ impl Agent {
         } else {
             let err = Error::MaxRestartsExceeded {
                 agent: self.name().to_string(),
-                max: app.config().max_restarts,
-                over: app.config().restart_window,
+                max: ctx.config.max_restarts,
+                over: ctx.config.restart_window,
             };
             tracing::error!(error = %err, "supervisor gives up");
-            app.crash(err);
+            ctx.crash(err);
         }
         ok
     }
@@ -222,11 +219,8 @@ impl Agent {
                 st.supervisor.take(),
             )
         };
-        let timeout = self
-            .try_app()
-            .map(|a| a.config().stop_timeout)
-            .unwrap_or(Duration::from_secs(10));
-        self.stop_actors(actors, timeout).await;
+        self.stop_actors(actors, self.context().config.stop_timeout)
+            .await;
         if let Some(s) = supervisor {
             s.abort();
         }
@@ -256,9 +250,7 @@ impl Agent {
     /// Where each actor is suspended right now, one entry per actor
     /// (finished actors give a placeholder).
     pub fn actor_tracebacks(&self) -> Vec<String> {
-        let Some(app) = self.try_app() else {
-            return Vec::new();
-        };
+        let tracebacks = &self.context().tracebacks;
         let st = self.state();
         let mut ids: Vec<&u64> = st.actors.keys().collect();
         ids.sort();
@@ -266,7 +258,7 @@ impl Agent {
             .into_iter()
             .map(|id| {
                 let h = &st.actors[id];
-                match app.tree_registry().get((self.name().to_string(), *id)) {
+                match tracebacks.get((self.name().to_string(), *id)) {
                     Some(tree) => tree.to_string(),
                     None => format!(
                         "Could not extract traceback for actor {}: not running",
@@ -290,8 +282,7 @@ impl Agent {
         let body = self.inner.spec.body.clone();
         let agent = self.clone();
         tokio::spawn(async move {
-            let app = agent.app();
-            let root = app.tree_registry().register(
+            let root = agent.context().tracebacks.register(
                 (agent.name().to_string(), u64::MAX),
                 ctx.label().to_string(),
             );

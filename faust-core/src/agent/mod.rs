@@ -8,6 +8,7 @@
 //! counters, the lifecycle and the isolated partitions have their own files.
 
 pub(crate) mod actor;
+mod ask;
 mod lifecycle;
 pub mod manager;
 mod partitions;
@@ -20,7 +21,7 @@ pub mod supervisor;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -28,8 +29,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{App, AppInner};
 use crate::codec::{Codec, Value};
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::record::{Headers, RecordMetadata, TopicPartition};
 use crate::runtime::acks::Message;
@@ -43,15 +44,6 @@ pub use self::stats::{AgentInfo, AgentStats};
 use self::stream::Stream;
 use self::supervisor::{RestartBudget, SupervisorStrategy};
 
-/// What an observer (the test harness) learns about each finished event.
-#[derive(Debug)]
-pub(crate) struct Processed {
-    pub(crate) partition: i32,
-    pub(crate) offset: i64,
-    pub(crate) error: Option<String>,
-    pub(crate) value: Option<Bytes>,
-}
-
 /// A running agent. Cheap to clone (a shared handle).
 #[derive(Clone)]
 pub struct Agent {
@@ -62,12 +54,10 @@ pub(crate) struct AgentInner {
     spec: AgentSpec,
     topic: Arc<str>,
     value_codec: Codec,
-    app: Weak<AppInner>,
-    /// The app's transport: sending needs no upgrade of `app`.
-    transport: Arc<dyn crate::transport::Transport>,
+    /// The app's shared services.
+    ctx: Arc<Context>,
     sinks: RwLock<Arc<Vec<ErasedSink>>>,
     stats: AgentStats,
-    observer: OnceLock<mpsc::UnboundedSender<Processed>>,
     state: Mutex<State>,
 }
 
@@ -124,27 +114,25 @@ struct State {
 }
 
 impl Agent {
-    pub(crate) fn new(spec: AgentSpec, app: &Arc<AppInner>) -> Result<Self> {
+    pub(crate) fn new(spec: AgentSpec, ctx: Arc<Context>) -> Result<Self> {
         spec.validate()?;
         let topic: Arc<str> = match &spec.topic {
             Some(topic) => topic.as_str().into(),
             None => {
                 let qual = spec.qualname.as_deref().unwrap_or(&spec.name);
-                format!("{}-{}", app.config.id, qual.replace("::", ".")).into()
+                format!("{}-{}", ctx.config.id, qual.replace("::", ".")).into()
             }
         };
-        let value_codec = spec.value_codec.unwrap_or(app.config.value_codec);
+        let value_codec = spec.value_codec.unwrap_or(ctx.config.value_codec);
         let sinks = RwLock::new(Arc::new(spec.sinks.clone()));
         Ok(Agent {
             inner: Arc::new(AgentInner {
                 spec,
                 topic,
                 value_codec,
-                app: Arc::downgrade(app),
-                transport: app.transport.clone(),
+                ctx,
                 sinks,
                 stats: AgentStats::default(),
-                observer: OnceLock::new(),
                 state: Mutex::new(State::default()),
             }),
         })
@@ -232,21 +220,9 @@ impl Agent {
         self.label()
     }
 
-    /// The app this agent belongs to.
-    ///
-    /// # Panics
-    /// If the app was dropped while the agent handle is still used.
-    pub fn app(&self) -> App {
-        App::from_inner(
-            self.inner
-                .app
-                .upgrade()
-                .expect("the agent's app was dropped"),
-        )
-    }
-
-    pub(crate) fn try_app(&self) -> Option<App> {
-        self.inner.app.upgrade().map(App::from_inner)
+    /// The app's shared services.
+    pub(crate) fn context(&self) -> &Arc<Context> {
+        &self.inner.ctx
     }
 
     /// The agent's attributes.
@@ -321,19 +297,9 @@ impl Agent {
         }
     }
 
-    pub(crate) fn set_observer(&self, tx: mpsc::UnboundedSender<Processed>) {
-        let _ = self.inner.observer.set(tx);
-    }
-
-    pub(crate) fn observe(&self, msg: &Message, error: Option<&Error>) {
-        if let Some(tx) = self.inner.observer.get() {
-            let _ = tx.send(Processed {
-                partition: msg.partition(),
-                offset: msg.offset(),
-                error: error.map(|e| e.to_string()),
-                value: msg.value().cloned(),
-            });
-        }
+    /// The agent is done with `msg` (acked, or failed with `error`).
+    pub(crate) fn event_done(&self, msg: &Message, error: Option<&Error>) {
+        self.inner.ctx.event_done(self.name(), msg, error);
     }
 
     /// A new stream reading the agent's shared queue, alongside its actors
@@ -370,7 +336,7 @@ impl Agent {
             headers,
             timestamp: None,
         };
-        crate::app::send_via(&self.inner.transport, record).await
+        self.inner.ctx.producer.send(record).await
     }
 
     /// Send a value to the agent (no reply expected).

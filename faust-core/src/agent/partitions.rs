@@ -44,7 +44,7 @@ impl Agent {
 
     /// Start one actor per newly assigned partition, in partition order.
     pub async fn on_isolated_partitions_assigned(&self, assigned: &[TopicPartition]) -> Result<()> {
-        let capacity = self.app().config().stream_buffer_maxsize;
+        let capacity = self.context().config.stream_buffer_maxsize;
         let mut parts: Vec<i32> = assigned
             .iter()
             .filter(|tp| &*tp.topic == self.topic())
@@ -93,7 +93,7 @@ impl Agent {
                 .filter_map(|id| st.actors.remove(&id))
                 .collect::<Vec<_>>()
         };
-        let timeout = self.app().config().stop_timeout;
+        let timeout = self.context().config.stop_timeout;
         self.stop_actors(actors, timeout).await;
         Ok(())
     }

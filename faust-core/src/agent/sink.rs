@@ -14,11 +14,11 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
-use crate::app::App;
 use crate::codec::{Codec, Value};
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::record::ProducerRecord;
-use crate::transport::{DeliveryFuture, Enqueued};
+use crate::transport::producer::Queued;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 type CallFn<R> = Arc<dyn Fn(&R) -> SinkCall + Send + Sync>;
@@ -42,11 +42,8 @@ impl fmt::Debug for SinkCall {
 }
 
 /// What sending one value to an erased sink gives: topic and agent sinks
-/// return the delivery of the record they queued.
-pub(crate) enum SinkSend {
-    Done(Result<Option<DeliveryFuture>>),
-    Pending(BoxFuture<'static, Result<Option<DeliveryFuture>>>),
-}
+/// give the delivery of the record they queued.
+pub(crate) type SinkSend = Queued;
 
 /// The codec and topic of a sink's target agent, looked up by name once
 /// per app (agents are never removed from an app).
@@ -54,36 +51,16 @@ pub(crate) enum SinkSend {
 struct AgentTarget(std::sync::OnceLock<(u64, Codec, Arc<str>)>);
 
 impl AgentTarget {
-    fn resolve(&self, app: &App, name: &str) -> Result<(Codec, Arc<str>)> {
+    fn resolve(&self, ctx: &Context, name: &str) -> Result<(Codec, Arc<str>)> {
         if let Some((instance, codec, topic)) = self.0.get() {
-            if *instance == app.instance() {
+            if *instance == ctx.instance {
                 return Ok((*codec, topic.clone()));
             }
         }
-        let agent = app.agent(name)?;
-        let found = (agent.value_codec(), agent.topic_name().clone());
+        let found = ctx.agent_target(name)?;
         // The first app to use the sink keeps the cache; others look up.
-        let _ = self.0.set((app.instance(), found.0, found.1.clone()));
+        let _ = self.0.set((ctx.instance, found.0, found.1.clone()));
         Ok(found)
-    }
-}
-
-/// Queue a record, without a future of the queueing unless the producer
-/// makes us wait.
-fn queue(app: &App, record: ProducerRecord) -> SinkSend {
-    match app
-        .transport()
-        .try_enqueue(record)
-        .map(Enqueued::into_delivery)
-    {
-        Ok(Ok(delivery)) => SinkSend::Done(Ok(delivery)),
-        Ok(Err(record)) => {
-            let app = app.clone();
-            SinkSend::Pending(
-                async move { app.transport().enqueue(record).await.map(Some) }.boxed(),
-            )
-        }
-        Err(e) => SinkSend::Done(Err(e)),
     }
 }
 
@@ -173,30 +150,32 @@ impl<R: Value> Sink<R> {
             SinkKind::Agent(a) => ErasedKind::Agent(a, AgentTarget::default()),
             SinkKind::Callback(f) => ErasedKind::Callback(f),
         };
-        let send: ErasedSendFn = Arc::new(move |app: &App, value: &(dyn Any + Send + Sync)| {
+        let send: ErasedSendFn = Arc::new(move |ctx: &Context, value: &(dyn Any + Send + Sync)| {
             let Some(value) = value.downcast_ref::<R>() else {
-                return SinkSend::Done(Err(Error::config(
+                return SinkSend::Now(Err(Error::config(
                     "sink received a value of the wrong type",
                 )));
             };
             match &kind {
                 ErasedKind::Agent(name, target) => {
                     let encoded = target
-                        .resolve(app, name)
+                        .resolve(ctx, name)
                         .and_then(|(codec, topic)| Ok((codec.encode_bytes(value)?, topic)));
                     match encoded {
-                        Ok((bytes, topic)) => queue(app, ProducerRecord::new(topic, bytes)),
-                        Err(e) => SinkSend::Done(Err(e)),
+                        Ok((bytes, topic)) => ctx.producer.queue(ProducerRecord::new(topic, bytes)),
+                        Err(e) => SinkSend::Now(Err(e)),
                     }
                 }
-                ErasedKind::Topic(topic) => match app.config().value_codec.encode_bytes(value) {
-                    Ok(bytes) => queue(app, ProducerRecord::new(topic.clone(), bytes)),
-                    Err(e) => SinkSend::Done(Err(e)),
+                ErasedKind::Topic(topic) => match ctx.config.value_codec.encode_bytes(value) {
+                    Ok(bytes) => ctx
+                        .producer
+                        .queue(ProducerRecord::new(topic.clone(), bytes)),
+                    Err(e) => SinkSend::Now(Err(e)),
                 },
                 ErasedKind::Callback(f) => match f(value) {
-                    SinkCall::Done(r) => SinkSend::Done(r.map(|()| None)),
+                    SinkCall::Done(r) => SinkSend::Now(r.map(|()| None)),
                     SinkCall::Pending(fut) => {
-                        SinkSend::Pending(fut.map(|r| r.map(|()| None)).boxed())
+                        SinkSend::Later(fut.map(|r| r.map(|()| None)).boxed())
                     }
                 },
             }
@@ -214,7 +193,7 @@ impl<R: Value> Sink<R> {
 
 /// Sends one value; topic and agent sinks return the delivery of the
 /// record they queued.
-type ErasedSendFn = Arc<dyn Fn(&App, &(dyn Any + Send + Sync)) -> SinkSend + Send + Sync>;
+type ErasedSendFn = Arc<dyn Fn(&Context, &(dyn Any + Send + Sync)) -> SinkSend + Send + Sync>;
 
 /// A sink with its value type erased, as stored by an agent.
 #[derive(Clone)]
@@ -243,8 +222,8 @@ impl ErasedSink {
             span: format!("sink {label}").into(),
             label: label.to_string(),
             key: None,
-            send: Arc::new(move |_app: &App, v: &(dyn Any + Send + Sync)| {
-                SinkSend::Done(f(v).map(|()| None))
+            send: Arc::new(move |_ctx: &Context, v: &(dyn Any + Send + Sync)| {
+                SinkSend::Now(f(v).map(|()| None))
             }),
         }
     }
@@ -254,8 +233,8 @@ impl ErasedSink {
         self.span.clone()
     }
 
-    pub(crate) fn send(&self, app: &App, value: &(dyn Any + Send + Sync)) -> SinkSend {
-        (self.send)(app, value)
+    pub(crate) fn send(&self, ctx: &Context, value: &(dyn Any + Send + Sync)) -> SinkSend {
+        (self.send)(ctx, value)
     }
 }
 

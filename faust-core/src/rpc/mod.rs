@@ -1,15 +1,75 @@
-//! Everything of request/reply: the wire format, the agent RPC client
-//! (`send` with a reply address, `ask`, `map`, `join`, ...), promises for
-//! one reply, barriers for many, and the consumer that reads reply topics
-//! and fulfils them.
+//! Everything of request/reply below the agent API (`Agent::ask` and its
+//! family live in the agent folder): the wire format, the answering side,
+//! promises for one reply, barriers for many, the consumer that reads reply
+//! topics and fulfils them, and the deadline of a call.
 
 mod barrier;
-mod client;
+pub(crate) mod deadline;
 mod promise;
-mod reply_consumer;
+pub(crate) mod reply_consumer;
+pub(crate) mod server;
 pub mod wire;
 
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::record::Headers;
+
 pub use barrier::{BarrierState, ReplyTuple};
-pub use client::SendOptions;
 pub use promise::{ReplyPromise, ReplyWaiter};
 pub use reply_consumer::ReplyConsumer;
+
+/// Options of [`Agent::send_with`](crate::Agent::send_with) and the `ask` family.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct SendOptions {
+    /// Raw key of the record (already encoded).
+    pub key: Option<Bytes>,
+    /// Explicit partition.
+    pub partition: Option<i32>,
+    /// Timestamp in milliseconds since the Unix epoch.
+    pub timestamp: Option<i64>,
+    /// Extra headers.
+    pub headers: Headers,
+    /// Reply topic (default for `ask`: the app's reply topic).
+    pub reply_to: Option<String>,
+    /// Correlation id (default: a new uuid4).
+    pub correlation_id: Option<String>,
+    /// Deadline of `ask` (default: the app's `ask_timeout`).
+    pub timeout: Option<Duration>,
+}
+
+impl SendOptions {
+    /// Send with this key, as raw bytes: nothing encodes it. To encode a
+    /// key with the agent's key codec, pass [`Agent::key_bytes`](crate::Agent::key_bytes)'s result.
+    pub fn key(mut self, key: impl Into<Bytes>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+    /// Send to this partition.
+    pub fn partition(mut self, partition: i32) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+    /// Add a header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<Bytes>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+    /// Reply to this topic.
+    pub fn reply_to(mut self, topic: impl Into<String>) -> Self {
+        self.reply_to = Some(topic.into());
+        self
+    }
+    /// Use this correlation id.
+    pub fn correlation_id(mut self, cid: impl Into<String>) -> Self {
+        self.correlation_id = Some(cid.into());
+        self
+    }
+    /// Wait at most this long for the reply.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+}

@@ -3,17 +3,32 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
 use super::ReplyWaiter;
-use crate::app::App;
 use crate::error::{Error, Result};
 use crate::record::TopicPartition;
 use crate::rpc::wire::{self, ReqRepResponse};
-use crate::transport::{ConsumerEvent, TopicSpec};
+use crate::transport::{ConsumerEvent, TopicSpec, Transport};
 
 type Waiting = Arc<Mutex<HashMap<String, Arc<dyn ReplyWaiter>>>>;
+
+/// How reply topics are created and joined.
+#[derive(Clone, Debug)]
+pub(crate) struct ReplyTopics {
+    /// The broker the topics are on.
+    pub(crate) transport: Arc<dyn Transport>,
+    /// Replication factor of a created reply topic.
+    pub(crate) replication: i16,
+    /// Retention of a created reply topic.
+    pub(crate) retention: Duration,
+    /// Deadline of each broker operation of a start.
+    pub(crate) deadline: Duration,
+    /// The broker, for errors (secrets redacted).
+    pub(crate) broker: String,
+}
 
 /// Reads reply topics and fulfils promises (Faust's `ReplyConsumer`).
 ///
@@ -21,10 +36,14 @@ type Waiting = Arc<Mutex<HashMap<String, Arc<dyn ReplyWaiter>>>>;
 /// request is sent (no fixed 3 s sleep, no lost early reply); replies with an
 /// unknown or duplicate correlation id are ignored with a debug log; entries
 /// are removed when fulfilled or when the asker gives up.
-#[derive(Default)]
 pub struct ReplyConsumer {
+    topics: ReplyTopics,
     waiting: Waiting,
-    fetchers: tokio::sync::Mutex<HashMap<String, JoinHandle<()>>>,
+    /// The fetcher of each started reply topic; every ask looks here, so
+    /// it is a lock held for a lookup only.
+    fetchers: Mutex<HashMap<String, JoinHandle<()>>>,
+    /// Held while a fetcher starts, so that concurrent asks start one.
+    starting: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for ReplyConsumer {
@@ -34,36 +53,53 @@ impl std::fmt::Debug for ReplyConsumer {
 }
 
 impl ReplyConsumer {
+    pub(crate) fn new(topics: ReplyTopics) -> Self {
+        Self {
+            topics,
+            waiting: Waiting::default(),
+            fetchers: Mutex::default(),
+            starting: tokio::sync::Mutex::new(()),
+        }
+    }
+
     fn waiting(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<dyn ReplyWaiter>>> {
         self.waiting.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn fetchers(&self) -> std::sync::MutexGuard<'_, HashMap<String, JoinHandle<()>>> {
+        self.fetchers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Start the fetcher of `reply_to` (creating the topic with one
     /// partition and the app's reply retention) and wait until it is
-    /// assigned. A second call for the same topic returns at once.
-    pub async fn start(&self, app: &App, reply_to: &str) -> Result<()> {
-        let mut fetchers = self.fetchers.lock().await;
-        if fetchers.contains_key(reply_to) {
+    /// assigned. A call for a started topic returns at once, without
+    /// waiting on any other call.
+    pub async fn start(&self, reply_to: &str) -> Result<()> {
+        if self.fetchers().contains_key(reply_to) {
             return Ok(());
         }
-        let cfg = app.config();
+        let _starting = self.starting.lock().await;
+        if self.fetchers().contains_key(reply_to) {
+            return Ok(());
+        }
+        let cfg = &self.topics;
         let spec = TopicSpec {
             name: reply_to.to_string(),
             partitions: 1,
-            replication: cfg.topic_replication,
-            retention: Some(cfg.reply_expires),
+            replication: cfg.replication,
+            retention: Some(cfg.retention),
             deleting: true,
         };
-        let deadline = cfg.broker_timeout;
+        let deadline = cfg.deadline;
         let timeout = |what: &str| Error::Timeout {
             what: format!("{what} reply topic `{reply_to}` on {}", cfg.broker),
             after: deadline,
         };
-        tokio::time::timeout(deadline, app.transport().create_topic(&spec))
+        tokio::time::timeout(deadline, cfg.transport.create_topic(&spec))
             .await
             .map_err(|_| timeout("creating"))??;
         let tp = TopicPartition::new(reply_to, 0);
-        let mut consumer = tokio::time::timeout(deadline, app.transport().assign(vec![tp]))
+        let mut consumer = tokio::time::timeout(deadline, cfg.transport.assign(vec![tp]))
             .await
             .map_err(|_| timeout("subscribing to"))??;
         // Wait for the assignment, keeping any records that come with it.
@@ -94,7 +130,7 @@ impl ReplyConsumer {
                 }
             }
         });
-        fetchers.insert(reply_to.to_string(), task);
+        self.fetchers().insert(reply_to.to_string(), task);
         tracing::debug!(topic = %reply_to, "reply consumer assigned");
         Ok(())
     }
@@ -115,8 +151,8 @@ impl ReplyConsumer {
         self.waiting().len()
     }
 
-    pub(crate) async fn stop(&self) {
-        for (_, task) in self.fetchers.lock().await.drain() {
+    pub(crate) fn stop(&self) {
+        for (_, task) in self.fetchers().drain() {
             task.abort();
         }
     }

@@ -16,6 +16,7 @@ use crate::record::{ProducerRecord, Record, RecordMetadata, TopicPartition};
 
 pub mod memory;
 pub mod partitioner;
+pub(crate) mod producer;
 
 /// The delivery of an enqueued record.
 pub type DeliveryFuture =

@@ -279,8 +279,7 @@ impl Conductor {
         }
         let partition = msg.partition();
         for (agent, queue) in run.agents.iter().zip(run.queues.iter_mut()) {
-            let Some(mut lease) = try_hand(agent, partition, queue, Lease::new(msg.clone()))
-            else {
+            let Some(mut lease) = try_hand(agent, partition, queue, Lease::new(msg.clone())) else {
                 continue;
             };
             let Some(q) = queue.clone() else {

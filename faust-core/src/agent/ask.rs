@@ -9,65 +9,13 @@ use futures::Stream;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::agent::Agent;
 use crate::error::{Error, Result};
-use crate::record::{Headers, ProducerRecord, RecordMetadata};
+use crate::record::{ProducerRecord, RecordMetadata};
+use crate::rpc::deadline::{Deadline, PRODUCING, WAITING};
 use crate::rpc::wire::{self, ReqRepRequest};
-use crate::rpc::{BarrierState, ReplyPromise, ReplyTuple};
+use crate::rpc::{BarrierState, ReplyPromise, ReplyTuple, SendOptions};
 
-/// Options of [`Agent::send_with`] and the `ask` family.
-#[derive(Clone, Debug, Default)]
-#[non_exhaustive]
-pub struct SendOptions {
-    /// Raw key of the record (already encoded).
-    pub key: Option<Bytes>,
-    /// Explicit partition.
-    pub partition: Option<i32>,
-    /// Timestamp in milliseconds since the Unix epoch.
-    pub timestamp: Option<i64>,
-    /// Extra headers.
-    pub headers: Headers,
-    /// Reply topic (default for `ask`: the app's reply topic).
-    pub reply_to: Option<String>,
-    /// Correlation id (default: a new uuid4).
-    pub correlation_id: Option<String>,
-    /// Deadline of `ask` (default: the app's `ask_timeout`).
-    pub timeout: Option<Duration>,
-}
-
-impl SendOptions {
-    /// Send with this key, as raw bytes: nothing encodes it. To encode a
-    /// key with the agent's key codec, pass [`Agent::key_bytes`]'s result.
-    pub fn key(mut self, key: impl Into<Bytes>) -> Self {
-        self.key = Some(key.into());
-        self
-    }
-    /// Send to this partition.
-    pub fn partition(mut self, partition: i32) -> Self {
-        self.partition = Some(partition);
-        self
-    }
-    /// Add a header.
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<Bytes>) -> Self {
-        self.headers.push((name.into(), value.into()));
-        self
-    }
-    /// Reply to this topic.
-    pub fn reply_to(mut self, topic: impl Into<String>) -> Self {
-        self.reply_to = Some(topic.into());
-        self
-    }
-    /// Use this correlation id.
-    pub fn correlation_id(mut self, cid: impl Into<String>) -> Self {
-        self.correlation_id = Some(cid.into());
-        self
-    }
-    /// Wait at most this long for the reply.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-}
+use super::Agent;
 
 /// Removes a correlation id from the reply consumer when dropped, so an
 /// asker that gives up (timeout, cancellation) frees its entry.
@@ -78,76 +26,9 @@ struct Registration<'a> {
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
-        if let Some(app) = self.agent.try_app() {
-            for cid in &self.cids {
-                app.replies().remove(cid);
-            }
-        }
-    }
-}
-
-/// The deadline of one RPC call, from its start to its reply: starting the
-/// reply consumer, producing the requests and waiting for the replies all
-/// count against it. It remembers which of these it is in, to say so when
-/// it passes.
-struct Deadline<'a> {
-    /// `ask to`, `join on`, `map on`.
-    call: &'static str,
-    agent: &'a str,
-    started: tokio::time::Instant,
-    at: tokio::time::Instant,
-    timeout: Duration,
-    step: std::sync::atomic::AtomicU8,
-}
-
-/// The steps of an RPC call, as [`Deadline`] names them.
-const STEPS: [&str; 3] = [
-    "starting the reply consumer",
-    "producing the request",
-    "waiting for the reply",
-];
-const STARTING: u8 = 0;
-const PRODUCING: u8 = 1;
-const WAITING: u8 = 2;
-
-impl<'a> Deadline<'a> {
-    fn new(call: &'static str, agent: &'a Agent, timeout: Duration) -> Self {
-        let started = tokio::time::Instant::now();
-        Self {
-            call,
-            agent: agent.name(),
-            started,
-            at: started + timeout,
-            timeout,
-            step: std::sync::atomic::AtomicU8::new(STARTING),
-        }
-    }
-
-    fn step(&self, step: u8) {
-        self.step.store(step, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// `fut`, or a timeout error naming the call and the step it was in.
-    async fn run<T>(&self, fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-        match tokio::time::timeout_at(self.at, fut).await {
-            Ok(result) => result,
-            Err(_) => Err(self.passed()),
-        }
-    }
-
-    /// The error of a call whose deadline passed: what it was doing and the
-    /// time it actually spent.
-    fn passed(&self) -> Error {
-        let step = self.step.load(std::sync::atomic::Ordering::Relaxed);
-        Error::Timeout {
-            what: format!(
-                "{} agent `{}` while {} (deadline {:?})",
-                self.call,
-                self.agent,
-                STEPS[usize::from(step).min(STEPS.len() - 1)],
-                self.timeout
-            ),
-            after: self.started.elapsed(),
+        let replies = &self.agent.context().replies;
+        for cid in &self.cids {
+            replies.remove(cid);
         }
     }
 }
@@ -221,7 +102,7 @@ impl Agent {
         opts: SendOptions,
     ) -> Result<RecordMetadata> {
         let record = self.record_for(value, &opts)?;
-        self.app().send_record(record).await
+        self.context().producer.send(record).await
     }
 
     /// Send a request and return the promise of its reply. The promise is
@@ -236,14 +117,14 @@ impl Agent {
         value: &V,
         opts: SendOptions,
     ) -> Result<ReplyPromise> {
-        let deadline = Deadline::new("ask to", self, self.ask_timeout(&opts));
+        let deadline = Deadline::new("ask to", self.name(), self.ask_timeout(&opts));
         let promise = self.request(value, opts, &deadline).await?;
         Ok(promise)
     }
 
     /// The ask deadline of a call with these options.
     fn ask_timeout(&self, opts: &SendOptions) -> Duration {
-        opts.timeout.unwrap_or(self.app().config().ask_timeout)
+        opts.timeout.unwrap_or(self.context().config.ask_timeout)
     }
 
     /// Register a promise and produce the request, within `deadline`. On
@@ -254,25 +135,25 @@ impl Agent {
         opts: SendOptions,
         deadline: &Deadline<'_>,
     ) -> Result<ReplyPromise> {
-        let app = self.app();
+        let ctx = self.context();
         let reply_to = opts
             .reply_to
             .clone()
-            .unwrap_or_else(|| app.config().reply_to.clone());
+            .unwrap_or_else(|| ctx.config.reply_to.clone());
         let cid = opts
             .correlation_id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let record = self.request_record(value, &opts, &reply_to, &cid)?;
-        deadline.run(app.replies().start(&app, &reply_to)).await?;
+        deadline.run(ctx.replies.start(&reply_to)).await?;
         let promise = ReplyPromise::new(reply_to, cid.clone())?;
         let mut guard = Registration {
             agent: self,
             cids: vec![cid.clone()],
         };
-        app.replies().add(cid, Arc::new(promise.clone()));
+        ctx.replies.add(cid, Arc::new(promise.clone()));
         deadline.step(PRODUCING);
-        deadline.run(app.send_record(record)).await?;
+        deadline.run(ctx.producer.send(record)).await?;
         guard.cids.clear();
         Ok(promise)
     }
@@ -298,7 +179,7 @@ impl Agent {
         V: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        let deadline = Deadline::new("ask to", self, self.ask_timeout(&opts));
+        let deadline = Deadline::new("ask to", self.name(), self.ask_timeout(&opts));
         let promise = self.request(value, opts, &deadline).await?;
         let guard = Registration {
             agent: self,
@@ -342,9 +223,9 @@ impl Agent {
     {
         deadline
             .run(async {
-                let app = self.app();
+                let ctx = self.context();
                 let reply_to = barrier.reply_to().to_string();
-                app.replies().start(&app, &reply_to).await?;
+                ctx.replies.start(&reply_to).await?;
                 deadline.step(PRODUCING);
                 let waiter: Arc<BarrierState> = Arc::new(barrier.clone());
                 let mut order = Vec::new();
@@ -357,9 +238,9 @@ impl Agent {
                     }
                     let record = self.request_record(&value, &opts, &reply_to, &cid)?;
                     barrier.add_correlation_id(cid.clone())?;
-                    app.replies().add(cid.clone(), waiter.clone());
+                    ctx.replies.add(cid.clone(), waiter.clone());
                     reg.cids.push(cid.clone());
-                    deliveries.extend(app.enqueue_record(record).await?);
+                    deliveries.extend(ctx.producer.enqueue(record).await?);
                     order.push(cid);
                 }
                 barrier.finalize();
@@ -398,9 +279,9 @@ impl Agent {
         R: DeserializeOwned,
         I: IntoIterator<Item = (Option<K>, V)>,
     {
-        let app = self.app();
-        let deadline = Deadline::new("join on", self, app.config().ask_timeout);
-        let barrier = BarrierState::new(app.config().reply_to.clone());
+        let cfg = &self.context().config;
+        let deadline = Deadline::new("join on", self.name(), cfg.ask_timeout);
+        let barrier = BarrierState::new(cfg.reply_to.clone());
         let mut reg = Registration {
             agent: self,
             cids: Vec::new(),
@@ -471,9 +352,9 @@ where
     futures::stream::unfold(MapState::Init(items), move |st| async move {
         match st {
             MapState::Init(items) => {
-                let app = agent.app();
-                let deadline = Deadline::new("map on", agent, app.config().ask_timeout);
-                let barrier = BarrierState::new(app.config().reply_to.clone());
+                let cfg = &agent.context().config;
+                let deadline = Deadline::new("map on", agent.name(), cfg.ask_timeout);
+                let barrier = BarrierState::new(cfg.reply_to.clone());
                 let mut reg = Registration {
                     agent,
                     cids: Vec::new(),

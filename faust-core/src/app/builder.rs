@@ -1,0 +1,142 @@
+//! [`AppBuilder`]: settings, transports, then [`build`](AppBuilder::build).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::codec::Codec;
+use crate::config::AppConfig;
+use crate::context::{Context, EventHook};
+use crate::error::Result;
+use crate::transport::{self, OffsetReset, Transport, TransportFactory};
+
+use super::App;
+
+/// Builds an [`App`].
+#[derive(Clone)]
+pub struct AppBuilder {
+    config: AppConfig,
+    schemes: Vec<(&'static str, TransportFactory)>,
+    transport: Option<Arc<dyn Transport>>,
+    hook: Option<Arc<dyn EventHook>>,
+}
+
+impl fmt::Debug for AppBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty;)*) => {
+        $($(#[$doc])* pub fn $name(mut self, value: $ty) -> Self {
+            self.config.$name = value;
+            self
+        })*
+    };
+}
+
+impl AppBuilder {
+    /// A builder starting from a full configuration.
+    pub fn from_config(config: AppConfig) -> Self {
+        Self {
+            config,
+            schemes: Vec::new(),
+            transport: None,
+            hook: None,
+        }
+    }
+
+    /// Broker URL (overrides `FAUST_BROKER`).
+    pub fn broker(mut self, url: impl Into<String>) -> Self {
+        self.config.broker = url.into();
+        self
+    }
+
+    /// Where failed events are copied.
+    pub fn dead_letter_topic(mut self, topic: impl Into<String>) -> Self {
+        self.config.dead_letter_topic = Some(topic.into());
+        self
+    }
+
+    /// Reply topic prefix; also renames the reply topic.
+    pub fn reply_to_prefix(mut self, prefix: impl Into<String>) -> Self {
+        let prefix = prefix.into();
+        self.config.reply_to = format!("{prefix}{}", uuid::Uuid::new_v4());
+        self.config.reply_to_prefix = prefix;
+        self
+    }
+
+    /// Exact reply topic name.
+    pub fn reply_to(mut self, topic: impl Into<String>) -> Self {
+        self.config.reply_to = topic.into();
+        self
+    }
+
+    setters! {
+        /// Default value codec.
+        value_codec: Codec;
+        /// Partitions of created topics.
+        topic_partitions: i32;
+        /// Replication of created topics.
+        topic_replication: i16;
+        /// Agent queue capacity.
+        stream_buffer_maxsize: usize;
+        /// Commit interval.
+        commit_interval: Duration;
+        /// Graceful stop deadline per actor group.
+        stop_timeout: Duration;
+        /// Revocation deadline.
+        rebalance_timeout: Duration;
+        /// Deadline of broker operations at start.
+        broker_timeout: Duration;
+        /// Restart budget size.
+        max_restarts: u32;
+        /// Restart budget window.
+        restart_window: Duration;
+        /// Where a new consumer group starts reading: [`OffsetReset`]
+        /// (`Earliest` by default).
+        offset_reset: OffsetReset;
+        /// Reply topic retention.
+        reply_expires: Duration;
+        /// Default `ask` deadline.
+        ask_timeout: Duration;
+    }
+
+    /// Register a transport for a URL scheme (the facade registers `kafka`).
+    pub fn scheme(mut self, scheme: &'static str, factory: TransportFactory) -> Self {
+        self.schemes.retain(|(s, _)| *s != scheme);
+        self.schemes.push((scheme, factory));
+        self
+    }
+
+    /// Use this transport instead of connecting to the broker URL (which
+    /// then only names the broker in logs and errors). The app holds the
+    /// transport: an embedded broker made for one app is freed with it.
+    pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+
+    /// Tell `hook` each time an agent is done with an event.
+    pub(crate) fn event_hook(mut self, hook: Arc<dyn EventHook>) -> Self {
+        self.hook = Some(hook);
+        self
+    }
+
+    /// Check the configuration, connect the transport and build the app.
+    pub fn build(self) -> Result<App> {
+        self.config.validate()?;
+        let transport = match self.transport {
+            Some(transport) => transport,
+            None => transport::connect(&self.config.broker, &self.schemes)?,
+        };
+        Ok(App::from_context(Context::new(
+            self.config,
+            transport,
+            self.hook,
+        )))
+    }
+}

@@ -1,0 +1,334 @@
+//! The app: its agents on a broker, started together, stopped gracefully,
+//! and crashed as one.
+//!
+//! [`AppBuilder`] (in `builder.rs`) builds the shared
+//! [`Context`](crate::context) and the [`App`] around it; the conductor
+//! (`conductor.rs`) reads the group consumer and hands records to the agents.
+
+mod builder;
+pub(crate) mod conductor;
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::manager::AgentManager;
+use crate::agent::{Agent, AgentSpec};
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::record::{Headers, ProducerRecord, RecordMetadata};
+use crate::transport::{SubscribeOptions, TopicSpec, Transport};
+
+pub use self::builder::AppBuilder;
+use self::conductor::Conductor;
+pub use crate::config::{AppConfig, BROKER_ENV};
+
+/// An app: agents on a broker. Cheap to clone (a shared handle).
+///
+/// ```
+/// # use faust_core as faust;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> faust::Result<()> {
+/// use faust::{App, AgentSpec};
+/// let app = App::builder("demo").broker("memory://doc-app").build()?;
+/// app.add_agent(AgentSpec::handler("double", |x: i64| async move { Ok::<_, faust::Error>(x * 2) }))?;
+/// app.start().await?;
+/// app.stop().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<AppInner>,
+}
+
+struct AppInner {
+    ctx: Arc<Context>,
+    agents: AgentManager,
+    running: tokio::sync::Mutex<Option<Running>>,
+}
+
+struct Running {
+    shutdown: CancellationToken,
+    conductor: Option<JoinHandle<Conductor>>,
+}
+
+impl App {
+    /// Start building an app with this id.
+    pub fn builder(id: impl Into<String>) -> AppBuilder {
+        AppBuilder::from_config(AppConfig::new(id))
+    }
+
+    fn from_context(ctx: Context) -> Self {
+        Self {
+            inner: Arc::new(AppInner {
+                ctx: Arc::new(ctx),
+                agents: AgentManager::default(),
+                running: tokio::sync::Mutex::new(None),
+            }),
+        }
+    }
+
+    pub(crate) fn context(&self) -> &Arc<Context> {
+        &self.inner.ctx
+    }
+
+    /// The app's settings.
+    pub fn config(&self) -> &AppConfig {
+        &self.inner.ctx.config
+    }
+
+    /// The app id.
+    pub fn id(&self) -> &str {
+        &self.config().id
+    }
+
+    /// The broker connection.
+    pub fn transport(&self) -> &Arc<dyn Transport> {
+        self.inner.ctx.transport()
+    }
+
+    /// The agent manager.
+    pub fn agents(&self) -> &AgentManager {
+        &self.inner.agents
+    }
+
+    /// The agent with this name (a leading `@` is ignored).
+    pub fn agent(&self, name: &str) -> Result<Agent> {
+        self.inner.agents.get(name)
+    }
+
+    /// Add an agent. Names must be unique. Agents added after
+    /// [`start`](Self::start) are not started.
+    pub fn add_agent(&self, spec: AgentSpec) -> Result<Agent> {
+        let agent = Agent::new(spec, self.context().clone())?;
+        self.inner.agents.add(agent.clone())?;
+        self.context().add_agent(
+            agent.name(),
+            agent.value_codec(),
+            agent.topic_name().clone(),
+        );
+        Ok(agent)
+    }
+
+    /// The reply consumer of this app.
+    pub fn replies(&self) -> &crate::rpc::ReplyConsumer {
+        &self.inner.ctx.replies
+    }
+
+    /// Whether the app is started.
+    pub async fn is_running(&self) -> bool {
+        self.inner.running.lock().await.is_some()
+    }
+
+    /// Start: create the agents' topics, start the agents, join the
+    /// consumer group and start consuming.
+    pub async fn start(&self) -> Result<()> {
+        let mut running = self.inner.running.lock().await;
+        if running.is_some() {
+            return Ok(());
+        }
+        let ctx = self.context();
+        let cfg = self.config();
+        for agent in self.agents().all().into_iter().filter(|a| !a.is_remote()) {
+            let spec = TopicSpec {
+                name: agent.topic().to_string(),
+                partitions: agent.partitions().unwrap_or(cfg.topic_partitions),
+                replication: cfg.topic_replication,
+                retention: None,
+                deleting: true,
+            };
+            ctx.with_broker_deadline("creating topic", self.transport().create_topic(&spec))
+                .await?;
+        }
+        if let Some(dlq) = &cfg.dead_letter_topic {
+            let spec = TopicSpec::new(dlq.clone(), cfg.topic_partitions);
+            ctx.with_broker_deadline(
+                "creating dead-letter topic",
+                self.transport().create_topic(&spec),
+            )
+            .await?;
+        }
+        ctx.crashed_reset();
+        self.agents().start().await?;
+        let shutdown = CancellationToken::new();
+        let topics = self.agents().topics();
+        let conductor = if topics.is_empty() {
+            None
+        } else {
+            let consumer = ctx
+                .with_broker_deadline(
+                    "joining the consumer group",
+                    self.transport().subscribe(SubscribeOptions {
+                        group: cfg.id.clone(),
+                        topics,
+                        offset_reset: cfg.offset_reset,
+                    }),
+                )
+                .await?;
+            let conductor = Conductor::new(self.clone(), consumer);
+            Some(tokio::spawn(conductor.run(shutdown.clone())))
+        };
+        *running = Some(Running {
+            shutdown,
+            conductor,
+        });
+        tracing::info!(app = %cfg.id, broker = %crate::redact::redact_url(&cfg.broker), agents = self.agents().len(), "app started");
+        Ok(())
+    }
+
+    /// Stop gracefully: stop consuming, let every actor finish its current
+    /// event (up to `stop_timeout`), flush the producer so events waiting for
+    /// their outputs are acked, commit acked offsets, leave the group.
+    /// Events not processed stay uncommitted.
+    pub async fn stop(&self) -> Result<()> {
+        let ctx = self.context();
+        let stop_timeout = self.config().stop_timeout;
+        let running = self.inner.running.lock().await.take();
+        let Some(running) = running else {
+            // Never started (a client that only asks): stop the reply
+            // fetchers and flush what it sent.
+            ctx.replies.stop();
+            return self.transport().flush(stop_timeout).await;
+        };
+        running.shutdown.cancel();
+        let conductor = match running.conductor {
+            Some(handle) => handle.await.ok(),
+            None => None,
+        };
+        let stopped = self.agents().stop().await;
+        // Outputs still in the producer are delivered before the final
+        // commit, and the events waiting for them are acked.
+        let flushed_early = self.transport().flush(stop_timeout).await;
+        ctx.ack_tasks.close();
+        if tokio::time::timeout(stop_timeout, ctx.ack_tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("events still waiting for their outputs' delivery stay uncommitted");
+        }
+        ctx.ack_tasks.reopen();
+        let closed = match conductor {
+            Some(c) => c.close().await,
+            None => Ok(()),
+        };
+        ctx.replies.stop();
+        let flushed = self.transport().flush(stop_timeout).await;
+        self.agents().service_reset();
+        tracing::info!(app = %self.id(), "app stopped");
+        stopped.and(flushed_early).and(closed).and(flushed)
+    }
+
+    /// Crash the app: [`wait_crashed`](Self::wait_crashed) and
+    /// [`run`](Self::run) return this error.
+    pub fn crash(&self, err: Error) {
+        self.context().crash(err);
+    }
+
+    /// The crash reason, if the app crashed.
+    pub fn crash_reason(&self) -> Option<Arc<Error>> {
+        self.context().crash_reason()
+    }
+
+    /// Wait until the app crashes.
+    pub async fn wait_crashed(&self) -> Arc<Error> {
+        self.context().wait_crashed().await
+    }
+
+    /// Start, run until `shutdown` completes or the app crashes, then stop.
+    /// Returns the crash reason as an error.
+    pub async fn run_until(&self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+        self.start().await?;
+        let crashed = tokio::select! {
+            _ = shutdown => None,
+            reason = self.wait_crashed() => Some(reason),
+        };
+        let stopped = self.stop().await;
+        match crashed {
+            Some(reason) => Err(Error::Crashed(reason.to_string())),
+            None => stopped,
+        }
+    }
+
+    /// Start and run until Ctrl-C or SIGTERM, then stop gracefully.
+    pub async fn run(&self) -> Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    // ----- producing ---------------------------------------------------------
+
+    /// Produce a record and wait for its delivery.
+    pub async fn send_record(&self, record: ProducerRecord) -> Result<RecordMetadata> {
+        self.context().producer.send(record).await
+    }
+
+    /// Produce raw bytes to a topic.
+    pub async fn send_bytes(
+        &self,
+        topic: &str,
+        key: Option<Bytes>,
+        value: Option<Bytes>,
+        headers: Headers,
+    ) -> Result<RecordMetadata> {
+        self.send_record(ProducerRecord {
+            topic: topic.into(),
+            partition: None,
+            key,
+            value,
+            headers,
+            timestamp: None,
+        })
+        .await
+    }
+
+    /// Produce a value to a topic with the app's value codec.
+    pub async fn send<V: serde::Serialize + ?Sized>(
+        &self,
+        topic: &str,
+        value: &V,
+    ) -> Result<RecordMetadata> {
+        let bytes = self.config().value_codec.encode_bytes(value)?;
+        self.send_bytes(topic, None, Some(bytes), Vec::new()).await
+    }
+}
+
+impl fmt::Debug for App {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("App")
+            .field("id", &self.id())
+            .field("broker", &crate::redact::redact_url(&self.config().broker))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Completes on Ctrl-C (SIGINT) or, on Unix, SIGTERM. The handlers are
+/// installed when this is called, not when the future is first polled, so
+/// a signal that arrives while the app is still starting is not missed.
+/// Call it inside a tokio runtime.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        async move {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = wait(term) => {}
+                _ = wait(int) => {}
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,215 @@
+//! The app's shared services, handed to every agent, actor, sink and RPC
+//! call: settings, the producer, the reply consumer, the crash signal, the
+//! tracker of events waiting for their outputs, the actors' tracebacks and
+//! the directory of agents by name.
+//!
+//! The context owns no agent, so agents hold it (`Arc<Context>`) without a
+//! reference cycle and without reaching up into the [`App`](crate::App).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
+
+use crate::codec::Codec;
+use crate::config::AppConfig;
+use crate::error::{Error, Result};
+use crate::record::ProducerRecord;
+use crate::redact::redact_url;
+use crate::rpc::reply_consumer::{ReplyConsumer, ReplyTopics};
+use crate::runtime::acks::Message;
+use crate::transport::producer::Producer;
+use crate::transport::Transport;
+
+/// Told when an agent is done with an event: acked, or failed (`error`).
+/// The test harness installs one to wait for the events it sends.
+pub(crate) trait EventHook: Send + Sync + 'static {
+    /// `agent` is done with `msg`.
+    fn done(&self, agent: &str, msg: &Message, error: Option<&Error>);
+}
+
+/// See the [module documentation](self).
+pub(crate) struct Context {
+    pub(crate) config: AppConfig,
+    pub(crate) producer: Producer,
+    pub(crate) replies: ReplyConsumer,
+    crashed: watch::Sender<Option<Arc<Error>>>,
+    /// Events waiting for their outputs' delivery: `App::stop` waits for them.
+    pub(crate) ack_tasks: TaskTracker,
+    /// Where each actor is suspended.
+    pub(crate) tracebacks: await_tree::Registry,
+    /// Each agent's value codec and topic, by name (for agent sinks).
+    agents: RwLock<HashMap<String, (Codec, Arc<str>)>>,
+    hook: Option<Arc<dyn EventHook>>,
+    /// Unique among the contexts of this process (caches keyed by app use it).
+    pub(crate) instance: u64,
+}
+
+static NEXT_INSTANCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+impl Context {
+    pub(crate) fn new(
+        config: AppConfig,
+        transport: Arc<dyn Transport>,
+        hook: Option<Arc<dyn EventHook>>,
+    ) -> Self {
+        let replies = ReplyConsumer::new(ReplyTopics {
+            transport: transport.clone(),
+            replication: config.topic_replication,
+            retention: config.reply_expires,
+            deadline: config.broker_timeout,
+            broker: redact_url(&config.broker),
+        });
+        Self {
+            config,
+            producer: Producer::new(transport),
+            replies,
+            crashed: watch::Sender::new(None),
+            ack_tasks: TaskTracker::new(),
+            tracebacks: await_tree::Registry::new(await_tree::Config::default()),
+            agents: RwLock::default(),
+            hook,
+            instance: NEXT_INSTANCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    /// The broker connection.
+    pub(crate) fn transport(&self) -> &Arc<dyn Transport> {
+        self.producer.transport()
+    }
+
+    // ----- crashing ----------------------------------------------------------
+
+    /// Crash the app with `err` (the first crash wins).
+    pub(crate) fn crash(&self, err: Error) {
+        tracing::error!(app = %self.config.id, error = %err, "app crashed");
+        self.crashed.send_if_modified(|c| {
+            if c.is_none() {
+                *c = Some(Arc::new(err));
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Forget an earlier crash (the app starts again).
+    pub(crate) fn crashed_reset(&self) {
+        self.crashed.send_replace(None);
+    }
+
+    /// The crash reason, if the app crashed.
+    pub(crate) fn crash_reason(&self) -> Option<Arc<Error>> {
+        self.crashed.borrow().clone()
+    }
+
+    /// Wait until the app crashes.
+    pub(crate) async fn wait_crashed(&self) -> Arc<Error> {
+        let mut rx = self.crashed.subscribe();
+        let guard = rx.wait_for(|c| c.is_some()).await;
+        match guard {
+            Ok(c) => c.clone().expect("checked by wait_for"),
+            Err(_) => Arc::new(Error::Stopped("app".into())),
+        }
+    }
+
+    // ----- agents by name ----------------------------------------------------
+
+    /// Make an agent known by name (its sinks' targets are looked up here).
+    pub(crate) fn add_agent(&self, name: &str, codec: Codec, topic: Arc<str>) {
+        self.agents
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string(), (codec, topic));
+    }
+
+    /// The value codec and topic of the agent with this name.
+    pub(crate) fn agent_target(&self, name: &str) -> Result<(Codec, Arc<str>)> {
+        let agents = self.agents.read().unwrap_or_else(|e| e.into_inner());
+        let name = name.strip_prefix('@').unwrap_or(name);
+        if let Some((codec, topic)) = agents.get(name) {
+            return Ok((*codec, topic.clone()));
+        }
+        let mut known: Vec<&str> = agents.keys().map(String::as_str).collect();
+        known.sort_unstable();
+        Err(Error::UnknownAgent {
+            name: name.to_string(),
+            known: if known.is_empty() {
+                "(none)".to_string()
+            } else {
+                known.join(", ")
+            },
+        })
+    }
+
+    // ----- events ------------------------------------------------------------
+
+    /// `agent` is done with `msg` (tells the installed hook, if any).
+    pub(crate) fn event_done(&self, agent: &str, msg: &Message, error: Option<&Error>) {
+        if let Some(hook) = &self.hook {
+            hook.done(agent, msg, error);
+        }
+    }
+
+    /// Copy a failed message to the dead-letter topic, if one is configured
+    /// and the message was not read from it (copying it back would fail it
+    /// again, forever).
+    pub(crate) async fn dead_letter(&self, msg: &Message, err: &Error) -> Result<()> {
+        let Some(topic) = &self.config.dead_letter_topic else {
+            return Ok(());
+        };
+        if msg.topic() == topic {
+            tracing::error!(
+                topic = %topic,
+                partition = msg.partition(),
+                offset = msg.offset(),
+                "a record of the dead-letter topic failed again; it is not copied back to the topic it was read from"
+            );
+            return Ok(());
+        }
+        let mut headers = msg.headers().clone();
+        headers.push(("faust-error".into(), Bytes::from(err.to_string())));
+        headers.push((
+            "faust-source-topic".into(),
+            Bytes::from(msg.topic().to_string()),
+        ));
+        headers.push((
+            "faust-source-partition".into(),
+            Bytes::from(msg.partition().to_string()),
+        ));
+        headers.push((
+            "faust-source-offset".into(),
+            Bytes::from(msg.offset().to_string()),
+        ));
+        self.producer
+            .send(ProducerRecord {
+                topic: topic.as_str().into(),
+                partition: None,
+                key: msg.key().cloned(),
+                value: msg.value().cloned(),
+                headers,
+                timestamp: Some(msg.timestamp()),
+            })
+            .await?;
+        Ok(())
+    }
+
+    // ----- broker deadlines --------------------------------------------------
+
+    /// `fut`, or a timeout error after the broker deadline naming `what`.
+    pub(crate) async fn with_broker_deadline<T>(
+        &self,
+        what: &str,
+        fut: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let after = self.config.broker_timeout;
+        tokio::time::timeout(after, fut)
+            .await
+            .map_err(|_| Error::Timeout {
+                what: format!("{what} on {}", redact_url(&self.config.broker)),
+                after,
+            })?
+    }
+}
