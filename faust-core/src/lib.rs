@@ -29,7 +29,7 @@ pub mod replies {
     pub use crate::rpc::{BarrierState, ReplyConsumer, ReplyPromise, ReplyTuple, ReplyWaiter};
 }
 
-pub use agent::actor::current_agent;
+pub use agent::current_agent;
 pub use agent::{Agent, AgentInfo, AgentSpec, AgentStats, AgentT, OnError};
 pub use app::{App, AppBuilder, AppConfig};
 pub use codec::{Codec, Value};

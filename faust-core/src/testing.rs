@@ -130,8 +130,16 @@ pub struct TestContext {
     timeout: Duration,
 }
 
+impl Agent {
+    /// A test harness running a copy of this agent on a private embedded
+    /// broker; see [`TestContext`].
+    pub async fn test_context(&self) -> Result<TestContext> {
+        TestContext::start(self).await
+    }
+}
+
 impl TestContext {
-    pub(crate) async fn start(original: &Agent) -> Result<Self> {
+    async fn start(original: &Agent) -> Result<Self> {
         let mut config = original.context().config.clone();
         config.broker = "memory://test-context".to_string();
         config.reply_to = format!("{}{}", config.reply_to_prefix, uuid::Uuid::new_v4());
@@ -144,14 +152,14 @@ impl TestContext {
             .build()?;
         let mut spec = original.to_spec();
         let results: Arc<Mutex<Vec<Entry>>> = Arc::default();
-        if let (Some((tid, tname)), Some(to_json)) = (spec.output, spec.output_json) {
+        if let Some(output) = spec.output {
             let sink_results = results.clone();
             spec.sinks.push(ErasedSink::from_fn(
                 "<test results>",
-                tid,
-                tname,
+                output.type_id,
+                output.type_name,
                 move |v| {
-                    let json = to_json(v).ok_or_else(|| Error::Encode {
+                    let json = (output.to_json)(v).ok_or_else(|| Error::Encode {
                         codec: "json",
                         reason: "result is not serializable".into(),
                     })?;

@@ -1,17 +1,13 @@
 //! Actors: one running instance of an agent function, with the state it
-//! shares with its [`Stream`] and [`Yield`]: the current event.
+//! shares with its [`Stream`](super::Stream) and [`Yield`](super::Yield):
+//! the current event, its outputs, and its ack.
 
 use std::any::Any;
 use std::fmt;
-use std::future::Future;
-use std::marker::PhantomData;
-use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use await_tree::InstrumentAwait;
-use futures::future::BoxFuture;
-use futures::FutureExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -22,23 +18,10 @@ use crate::runtime::acks::{Lease, Message, MessageRef};
 use crate::runtime::queue::Queue;
 use crate::transport::DeliveryFuture;
 
+use super::acker::{ack_when_delivered, not_delivered, Unacked, Waiting, MAX_UNACKED};
+use super::event::Event;
 use super::sink::SinkSend;
-use super::stream::{Event, Stream, Yield};
 use super::Agent;
-
-pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
-
-tokio::task_local! {
-    static CURRENT_AGENT: Agent;
-}
-
-/// The agent whose actor is running the current task, or `None` elsewhere.
-///
-/// Set for the agent function and everything it awaits (sinks and replies
-/// included). Tasks spawned from an agent do not inherit it.
-pub fn current_agent() -> Option<Agent> {
-    CURRENT_AGENT.try_with(|a| a.clone()).ok()
-}
 
 struct Current {
     lease: Lease,
@@ -149,7 +132,8 @@ impl ActorCtx {
             tx
         });
         let waiting = Waiting {
-            current: cur,
+            lease: cur.lease,
+            pending: cur.pending,
             _stop_waits: self.agent.context().ack_tasks.token(),
         };
         self.unacked.count.fetch_add(1, Ordering::AcqRel);
@@ -157,7 +141,7 @@ impl ActorCtx {
             self.unacked.done();
             // The acker is gone (its runtime is shutting down): nothing
             // will deliver the outputs, so the event stays unacked.
-            waiting.current.lease.abandon();
+            waiting.lease.abandon();
         }
     }
 
@@ -321,7 +305,7 @@ impl ActorCtx {
 
     /// The event failed (decode error, handler error or crash): report it,
     /// answer its asker with the error, dead-letter it, then ack it.
-    pub(crate) async fn fail_event(&self, lease: Lease, reply: Option<ReplyAddr>, err: &Error) {
+    async fn fail_event(&self, lease: Lease, reply: Option<ReplyAddr>, err: &Error) {
         let msg = lease.message().clone();
         tracing::error!(
             agent = %self.agent.name(),
@@ -356,8 +340,9 @@ impl ActorCtx {
         drop(lease);
     }
 
-    /// The actor crashed: the current event (if any) is the failing one.
-    async fn crash_current(&self, err: &Error) {
+    /// The current event (if any) failed: the function returned an error
+    /// for it, or the actor crashed while it was current.
+    pub(crate) async fn fail_current(&self, err: &Error) {
         let cur = self.lock().take();
         match cur {
             Some(cur) => self.fail_event(cur.lease, cur.reply, err).await,
@@ -366,266 +351,8 @@ impl ActorCtx {
     }
 }
 
-/// An event whose outputs are being delivered.
-struct Waiting {
-    current: Current,
-    /// Makes `App::stop` wait for this event's ack.
-    _stop_waits: tokio_util::task::task_tracker::TaskTrackerToken,
-}
-
-impl Waiting {
-    /// Wait for the outputs, then ack the event (errors are reported).
-    async fn ack(self, agent: &Agent) {
-        let Waiting {
-            current,
-            _stop_waits,
-        } = self;
-        let mut pending = current.pending;
-        // One output (the common case) is awaited without `join_all`'s allocation.
-        let failed = if pending.len() == 1 {
-            pending.swap_remove(0).await.err()
-        } else {
-            futures::future::join_all(pending)
-                .await
-                .into_iter()
-                .find_map(|r| r.err())
-        };
-        match failed {
-            Some(err) => not_delivered(agent, current.lease, &err),
-            None => {
-                agent.event_done(current.lease.message(), None);
-                drop(current.lease);
-            }
-        }
-    }
-}
-
-/// An output of the event of `lease` was not delivered (the transport
-/// gave up on it at its delivery deadline): the event is never acked, so
-/// its partition is never committed past it, and the app crashes, so that
-/// the event is processed again wherever its partition goes next (this
-/// worker restarted, or another member of the group).
-fn not_delivered(agent: &Agent, lease: Lease, err: &Error) {
-    let msg = lease.message().clone();
-    lease.abandon();
-    let err = Error::Undelivered {
-        topic: msg.topic().to_string(),
-        partition: msg.partition(),
-        offset: msg.offset(),
-        reason: err.to_string(),
-    };
-    agent.report_error(&err);
-    agent.event_done(&msg, Some(&err));
-    agent.context().crash(err);
-}
-
-/// One task per actor acks its events as their outputs are delivered, in
-/// whatever order the deliveries complete; a burst of deliveries wakes it
-/// once.
-async fn ack_when_delivered(
-    agent: Agent,
-    mut rx: mpsc::UnboundedReceiver<Waiting>,
-    unacked: Arc<Unacked>,
-) {
-    use futures::stream::{FuturesUnordered, StreamExt};
-    let mut waiting = FuturesUnordered::new();
-    loop {
-        tokio::select! {
-            next = rx.recv() => match next {
-                Some(w) => waiting.push(w.ack(&agent)),
-                None => break,
-            },
-            Some(()) = waiting.next(), if !waiting.is_empty() => unacked.done(),
-        }
-    }
-    while waiting.next().await.is_some() {
-        unacked.done();
-    }
-}
-
-/// Events an actor may have waiting for the delivery of the records they
-/// produced (replies, sink records) before it waits too, taking no new
-/// event: bounds the memory a fast agent with a slower producer holds
-/// (the events, their outputs, the producer's queue).
-pub const MAX_UNACKED: usize = 8192;
-
-/// The count of an actor's events waiting for their outputs' delivery.
-#[derive(Default)]
-struct Unacked {
-    count: std::sync::atomic::AtomicUsize,
-    /// Wakes the actor once the count is below [`MAX_UNACKED`] again.
-    below: tokio::sync::Notify,
-}
-
-impl Unacked {
-    /// One event acked.
-    fn done(&self) {
-        if self.count.fetch_sub(1, Ordering::AcqRel) == MAX_UNACKED {
-            self.below.notify_one();
-        }
-    }
-}
-
 impl fmt::Debug for ActorCtx {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.label)
-    }
-}
-
-/// How an actor ended.
-#[derive(Debug)]
-pub(crate) enum Outcome {
-    /// The function returned `Ok(())` (or its stream ended).
-    Finished,
-    /// The function returned an error or panicked.
-    Crashed(Error),
-}
-
-/// The agent function, with its form erased.
-pub(crate) trait ActorBody: Send + Sync + 'static {
-    /// Run one actor to completion.
-    fn run(&self, ctx: Arc<ActorCtx>) -> BoxFuture<'static, Result<()>>;
-}
-
-fn user_error<E: Into<BoxError>>(agent: &Agent, e: E) -> Error {
-    match e.into().downcast::<Error>() {
-        Ok(own) => *own,
-        Err(other) => Error::Agent {
-            agent: agent.name().to_string(),
-            message: other.to_string(),
-        },
-    }
-}
-
-/// `async fn(Stream<T>) -> Result<(), E>`
-pub(crate) struct ConsumerBody<T, F>(pub(crate) F, pub(crate) PhantomData<fn(T)>);
-
-impl<T, F, Fut, E> ActorBody for ConsumerBody<T, F>
-where
-    T: Value,
-    F: Fn(Stream<T>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
-    E: Into<BoxError> + Send + 'static,
-{
-    fn run(&self, ctx: Arc<ActorCtx>) -> BoxFuture<'static, Result<()>> {
-        let agent = ctx.agent().clone();
-        (self.0)(Stream::new(ctx))
-            .map(move |r| r.map_err(|e| user_error(&agent, e)))
-            .boxed()
-    }
-}
-
-/// `async fn(Stream<T>, Yield<R>) -> Result<(), E>`
-pub(crate) struct YieldingBody<T, R, F>(pub(crate) F, pub(crate) PhantomData<fn(T, R)>);
-
-impl<T, R, F, Fut, E> ActorBody for YieldingBody<T, R, F>
-where
-    T: Value,
-    R: Value,
-    F: Fn(Stream<T>, Yield<R>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
-    E: Into<BoxError> + Send + 'static,
-{
-    fn run(&self, ctx: Arc<ActorCtx>) -> BoxFuture<'static, Result<()>> {
-        let agent = ctx.agent().clone();
-        (self.0)(Stream::new(ctx.clone()), Yield::new(ctx))
-            .map(move |r| r.map_err(|e| user_error(&agent, e)))
-            .boxed()
-    }
-}
-
-/// `fn(Stream<T>) -> impl futures::Stream<Item = Result<R, E>>`
-pub(crate) struct ProducerBody<T, R, F>(pub(crate) F, pub(crate) PhantomData<fn(T, R)>);
-
-impl<T, R, F, S, E> ActorBody for ProducerBody<T, R, F>
-where
-    T: Value,
-    R: Value,
-    F: Fn(Stream<T>) -> S + Send + Sync + 'static,
-    S: futures::Stream<Item = std::result::Result<R, E>> + Send + 'static,
-    E: Into<BoxError> + Send + 'static,
-{
-    fn run(&self, ctx: Arc<ActorCtx>) -> BoxFuture<'static, Result<()>> {
-        let out = (self.0)(Stream::new(ctx.clone()));
-        async move {
-            let mut out = std::pin::pin!(out);
-            while let Some(item) = futures::StreamExt::next(&mut out).await {
-                let value = item.map_err(|e| user_error(ctx.agent(), e))?;
-                ctx.emit(value).await?;
-            }
-            Ok(())
-        }
-        .boxed()
-    }
-}
-
-/// `async fn(T) -> Result<R, E>`: one call per event; an error fails that
-/// event only (reported, answered, dead-lettered, acked) and the actor goes on.
-pub(crate) struct HandlerBody<T, R, F>(pub(crate) Arc<F>, pub(crate) PhantomData<fn(T, R)>);
-
-impl<T, R, F, Fut, E> ActorBody for HandlerBody<T, R, F>
-where
-    T: Value,
-    R: Value,
-    F: Fn(T) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = std::result::Result<R, E>> + Send + 'static,
-    E: Into<BoxError> + Send + 'static,
-{
-    fn run(&self, ctx: Arc<ActorCtx>) -> BoxFuture<'static, Result<()>> {
-        let f = self.0.clone();
-        async move {
-            let mut stream = Stream::<T>::new(ctx.clone());
-            while let Some(value) = stream.next().await {
-                match f(value).await {
-                    Ok(out) => ctx.emit(out).await?,
-                    Err(e) => {
-                        let err = user_error(ctx.agent(), e);
-                        let cur = ctx.lock().take();
-                        if let Some(cur) = cur {
-                            ctx.fail_event(cur.lease, cur.reply, &err).await;
-                        }
-                    }
-                }
-            }
-            Ok(())
-        }
-        .boxed()
-    }
-}
-
-/// Run one actor to its end and report how it ended.
-pub(crate) async fn run_actor(
-    ctx: Arc<ActorCtx>,
-    body: Arc<dyn ActorBody>,
-    root: await_tree::TreeRoot,
-) -> Outcome {
-    let agent = ctx.agent().clone();
-    let fut = CURRENT_AGENT.scope(agent.clone(), body.run(ctx.clone()));
-    let result = AssertUnwindSafe(root.instrument(fut)).catch_unwind().await;
-    let outcome = match result {
-        Ok(Ok(())) => Outcome::Finished,
-        Ok(Err(err)) => Outcome::Crashed(err),
-        Err(panic) => Outcome::Crashed(Error::Panic {
-            agent: agent.name().to_string(),
-            message: panic_message(&panic),
-        }),
-    };
-    match &outcome {
-        Outcome::Finished => ctx.finish_current(),
-        Outcome::Crashed(err) => {
-            agent.stats().record_crash();
-            ctx.crash_current(err).await;
-        }
-    }
-    outcome
-}
-
-fn panic_message(panic: &Box<dyn Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".to_string()
     }
 }

@@ -14,7 +14,8 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::runtime::queue::{AgentQueue, Queue};
 
-use super::actor::{run_actor, ActorCtx, Outcome};
+use super::actor::ActorCtx;
+use super::body::{run_actor, Outcome};
 use super::stream::Stream;
 use super::supervisor::{Decision, RestartBudget};
 use super::{ActorHandle, Agent, Exit, QueueTx, Slot, State};

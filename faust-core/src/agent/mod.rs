@@ -5,10 +5,15 @@
 //! is the object-safe part of the agent API, as in Faust's `AgentT`.
 //!
 //! This file holds the handle, its accessors and sending; the spec, the
-//! counters, the lifecycle and the isolated partitions have their own files.
+//! counters, the lifecycle, the isolated partitions and RPC (`ask.rs`) have
+//! their own files. [`Agent::test_context`] is defined with the test
+//! harness, in [`testing`](crate::testing).
 
+mod acker;
 pub(crate) mod actor;
 mod ask;
+mod body;
+mod event;
 mod lifecycle;
 pub mod manager;
 mod partitions;
@@ -36,8 +41,10 @@ use crate::record::{Headers, RecordMetadata, TopicPartition};
 use crate::runtime::acks::Message;
 use crate::runtime::queue::Queue;
 
-pub use self::actor::MAX_UNACKED;
-use self::actor::{ActorCtx, Outcome};
+pub use self::acker::MAX_UNACKED;
+use self::actor::ActorCtx;
+pub use self::body::current_agent;
+use self::body::Outcome;
 use self::sink::{ErasedSink, Sink};
 pub use self::spec::{AgentSpec, OnError};
 pub use self::stats::{AgentInfo, AgentStats};
@@ -271,10 +278,11 @@ impl Agent {
                     self.name()
                 )))
             }
-            Some((tid, out)) if tid != erased.type_id => {
+            Some(out) if out.type_id != erased.type_id => {
                 return Err(Error::config(format!(
-                    "agent `{}` produces `{out}` but the sink takes `{}`",
+                    "agent `{}` produces `{}` but the sink takes `{}`",
                     self.name(),
+                    out.type_name,
                     erased.type_name
                 )))
             }
@@ -359,12 +367,6 @@ impl Agent {
     /// RPC: deliver a value to the agent without waiting for a reply.
     pub async fn cast<V: serde::Serialize + ?Sized>(&self, value: &V) -> Result<()> {
         self.send(value).await.map(|_| ())
-    }
-
-    /// A test harness running a copy of this agent on a private embedded
-    /// broker; see [`TestContext`](crate::testing::TestContext).
-    pub async fn test_context(&self) -> Result<crate::testing::TestContext> {
-        crate::testing::TestContext::start(self).await
     }
 }
 

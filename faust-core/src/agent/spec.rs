@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::codec::{Codec, Value};
 use crate::error::{Error, Result};
 
-use super::actor::{ActorBody, BoxError, ConsumerBody, HandlerBody, ProducerBody, YieldingBody};
+use super::body::{ActorBody, BoxError, ConsumerBody, HandlerBody, ProducerBody, YieldingBody};
 use super::sink::{ErasedSink, Sink};
 use super::stream::{Stream, Yield};
 use super::supervisor::SupervisorStrategy;
@@ -56,18 +56,32 @@ pub struct AgentSpec {
     pub(crate) on_error: Option<OnError>,
     pub(crate) sinks: Vec<ErasedSink>,
     pub(crate) body: Arc<dyn ActorBody>,
-    pub(crate) output: Option<(TypeId, &'static str)>,
-    pub(crate) output_json: Option<OutputJson>,
+    pub(crate) output: Option<Output>,
     pub(crate) value_type: &'static str,
     pub(crate) remote: bool,
 }
 
-/// Turns a produced value (type-erased) into JSON, for the test harness.
-pub(crate) type OutputJson = fn(&(dyn std::any::Any + Send + Sync)) -> Option<serde_json::Value>;
+/// The type of the values an agent produces: sinks must take it, `info()`
+/// names it, and its values can be shown as JSON (the test harness does).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Output {
+    pub(crate) type_id: TypeId,
+    pub(crate) type_name: &'static str,
+    /// A produced value (type-erased) as JSON; `None` if it is not of this type.
+    pub(crate) to_json: fn(&(dyn std::any::Any + Send + Sync)) -> Option<serde_json::Value>,
+}
 
-fn output_json<R: Value>(v: &(dyn std::any::Any + Send + Sync)) -> Option<serde_json::Value> {
-    v.downcast_ref::<R>()
-        .and_then(|r| serde_json::to_value(r).ok())
+impl Output {
+    fn of<R: Value>() -> Self {
+        Self {
+            type_id: TypeId::of::<R>(),
+            type_name: std::any::type_name::<R>(),
+            to_json: |v| {
+                v.downcast_ref::<R>()
+                    .and_then(|r| serde_json::to_value(r).ok())
+            },
+        }
+    }
 }
 
 impl AgentSpec {
@@ -75,8 +89,7 @@ impl AgentSpec {
         name: impl Into<String>,
         body: Arc<dyn ActorBody>,
         value_type: &'static str,
-        output: Option<(TypeId, &'static str)>,
-        output_json: Option<OutputJson>,
+        output: Option<Output>,
     ) -> Self {
         Self {
             name: name.into(),
@@ -94,7 +107,6 @@ impl AgentSpec {
             sinks: Vec::new(),
             body,
             output,
-            output_json,
             value_type,
             remote: false,
         }
@@ -110,7 +122,7 @@ impl AgentSpec {
         E: Into<BoxError> + Send + 'static,
     {
         let body = ConsumerBody::<T, F>(f, PhantomData);
-        Self::with_body(name, Arc::new(body), std::any::type_name::<T>(), None, None)
+        Self::with_body(name, Arc::new(body), std::any::type_name::<T>(), None)
     }
 
     /// An agent that produces values with [`Yield::send`] (Faust's `yield`):
@@ -128,8 +140,7 @@ impl AgentSpec {
             name,
             Arc::new(body),
             std::any::type_name::<T>(),
-            Some(output::<R>()),
-            Some(output_json::<R>),
+            Some(Output::of::<R>()),
         )
     }
 
@@ -148,8 +159,7 @@ impl AgentSpec {
             name,
             Arc::new(body),
             std::any::type_name::<T>(),
-            Some(output::<R>()),
-            Some(output_json::<R>),
+            Some(Output::of::<R>()),
         )
     }
 
@@ -169,8 +179,7 @@ impl AgentSpec {
             name,
             Arc::new(body),
             std::any::type_name::<T>(),
-            Some(output::<R>()),
-            Some(output_json::<R>),
+            Some(Output::of::<R>()),
         )
     }
 
@@ -302,11 +311,11 @@ impl AgentSpec {
                     self.name
                 )))
             }
-            Some((tid, out)) => {
-                if let Some(bad) = self.sinks.iter().find(|s| s.type_id != tid) {
+            Some(out) => {
+                if let Some(bad) = self.sinks.iter().find(|s| s.type_id != out.type_id) {
                     return Err(Error::config(format!(
-                        "agent `{}` produces `{out}` but sink {} takes `{}`",
-                        self.name, bad.label, bad.type_name
+                        "agent `{}` produces `{}` but sink {} takes `{}`",
+                        self.name, out.type_name, bad.label, bad.type_name
                     )));
                 }
             }
@@ -314,10 +323,6 @@ impl AgentSpec {
         }
         Ok(())
     }
-}
-
-fn output<R: 'static>() -> (TypeId, &'static str) {
-    (TypeId::of::<R>(), std::any::type_name::<R>())
 }
 
 impl fmt::Debug for AgentSpec {

@@ -260,7 +260,7 @@ pub type TransportFactory = fn(&str) -> Result<Arc<dyn Transport>>;
 pub fn connect(url: &str, factories: &[(&str, TransportFactory)]) -> Result<Arc<dyn Transport>> {
     let scheme = url.split("://").next().unwrap_or_default();
     if !url.contains("://") {
-        return Err(crate::Error::BrokerUrl {
+        return Err(Error::BrokerUrl {
             url: crate::redact::redact_url(url),
             reason: "expected `memory://` or `kafka://host:port`".into(),
         });
@@ -270,7 +270,7 @@ pub fn connect(url: &str, factories: &[(&str, TransportFactory)]) -> Result<Arc<
     }
     match factories.iter().find(|(s, _)| *s == scheme) {
         Some((_, factory)) => factory(url),
-        None => Err(crate::Error::BrokerUrl {
+        None => Err(Error::BrokerUrl {
             url: crate::redact::redact_url(url),
             reason: format!(
                 "no transport for scheme `{scheme}`; available: memory{}",
