@@ -384,7 +384,7 @@ impl KafkaBuilder {
         let protocols = value_of(&["security.protocol"]);
         let needs = |feature: &str, what: String| {
             Some(format!(
-                "{what} needs the `{feature}` feature: faust = {{ version = \"{}\", features = [\"{feature}\"] }} \
+                "{what} needs the `{feature}` feature: faust-rs = {{ version = \"{}\", features = [\"{feature}\"] }} \
                  (faust-kafka's feature of the same name; see the Security section of docs/kafka.md)",
                 env!("CARGO_PKG_VERSION")
             ))
