@@ -132,3 +132,72 @@ async fn human_tracebacks_name_every_agent() {
     assert_eq!(map["alpha"].len(), 1);
     app.agents().stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn user_code_cannot_stop_or_rebalance_the_agents_of_a_running_app() {
+    let app = app("mgr-run-by-app").topic_partitions(2).build().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<i64>();
+    let agent = app
+        .add_agent(
+            AgentSpec::consumer("iso", move |mut s: Stream<i64>| {
+                let tx = tx.clone();
+                async move {
+                    while let Some(v) = s.next().await {
+                        let _ = tx.send(v);
+                    }
+                    Ok::<_, Error>(())
+                }
+            })
+            .isolated_partitions(true),
+        )
+        .unwrap();
+    app.start().await.unwrap();
+    let all: Vec<TopicPartition> = (0..2)
+        .map(|p| TopicPartition::new(agent.topic(), p))
+        .collect();
+    within(5, "both partitions assigned", async {
+        while agent.active_partitions() != vec![0, 1] {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    // Each hook that would leave the conductor's records without an actor
+    // is refused, and changes nothing.
+    let refused = [
+        agent.on_partitions_revoked(&all).await.unwrap_err(),
+        agent
+            .on_isolated_partitions_revoked(&all)
+            .await
+            .unwrap_err(),
+        agent.on_partitions_assigned(&all).await.unwrap_err(),
+        agent.on_stop().await.unwrap_err(),
+        app.agents().stop().await.unwrap_err(),
+        app.agents().on_rebalance(&all, &[]).await.unwrap_err(),
+    ];
+    for err in refused {
+        assert!(err.to_string().contains("its app runs it"), "{err}");
+    }
+    assert_eq!(agent.active_partitions(), vec![0, 1]);
+    for v in 0..10_i64 {
+        agent
+            .send_with(
+                &v,
+                faust_core::SendOptions::default().partition((v % 2) as i32),
+            )
+            .await
+            .unwrap();
+    }
+    let mut got = Vec::new();
+    within(5, "every event processed", async {
+        while got.len() < 10 {
+            got.push(rx.recv().await.unwrap());
+        }
+    })
+    .await;
+    got.sort_unstable();
+    assert_eq!(got, (0..10).collect::<Vec<_>>());
+    app.stop().await.unwrap();
+    // Once the app stopped them, the agents are the user's to run again.
+    app.agents().start().await.unwrap();
+    app.agents().stop().await.unwrap();
+}

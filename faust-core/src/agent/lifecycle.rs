@@ -23,7 +23,33 @@ use super::{ActorHandle, Agent, Exit, QueueTx, Slot, State};
 impl Agent {
     /// Start the agent: its supervisor and, unless partitions are isolated,
     /// its actors. Isolated actors start on partition assignment.
+    ///
+    /// [`App::start`](crate::App::start) starts its agents; call this only
+    /// to run an agent without starting its app (its queue then gets
+    /// nothing from a consumer). Starting a started agent does nothing.
     pub async fn on_start(&self) -> Result<()> {
+        self.start(false).await
+    }
+
+    /// Whether the app started this agent (and alone stops and rebalances it).
+    pub(crate) fn run_by_app(&self) -> bool {
+        self.state().run_by_app
+    }
+
+    /// An error if the app runs this agent: `hook` is the app's to call.
+    pub(crate) fn not_run_by_app(&self, hook: &str) -> Result<()> {
+        if self.run_by_app() {
+            return Err(Error::config(format!(
+                "`{hook}` of agent `{}`: its app runs it, and alone stops and rebalances it \
+                 (calling it here would leave records of its partitions without an actor)",
+                self.name()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Start the agent; `by_app`: for a running app, whose conductor feeds it.
+    pub(crate) async fn start(&self, by_app: bool) -> Result<()> {
         if self.is_remote() {
             return Ok(());
         }
@@ -36,6 +62,7 @@ impl Agent {
                 return Ok(());
             }
             st.started = true;
+            st.run_by_app = by_app;
             st.stopping = false;
             st.budget = Some(RestartBudget::new(cfg.max_restarts, cfg.restart_window));
             st.exits = Some(tx);
@@ -204,7 +231,16 @@ impl Agent {
 
     /// Stop every actor: each finishes its current event (up to the app's
     /// stop timeout; after that it is aborted and its event left uncommitted).
+    ///
+    /// An error for an agent its app runs: [`App::stop`](crate::App::stop)
+    /// stops it, after the conductor stopped handing it records.
     pub async fn on_stop(&self) -> Result<()> {
+        self.not_run_by_app("on_stop")?;
+        self.stop().await
+    }
+
+    /// Stop every actor (see [`on_stop`](Self::on_stop)).
+    pub(crate) async fn stop(&self) -> Result<()> {
         let (actors, supervisor) = {
             let mut st = self.state();
             if !st.started {
@@ -212,6 +248,7 @@ impl Agent {
             }
             st.stopping = true;
             st.started = false;
+            st.run_by_app = false;
             st.shared = None;
             st.isolated.clear();
             st.exits = None;

@@ -121,14 +121,28 @@ impl AgentManager {
         t
     }
 
-    /// Start every agent, in registration order.
+    /// Start every agent, in registration order, without starting the app
+    /// (see [`Agent::on_start`]); [`App::start`](crate::App::start) starts
+    /// its agents itself.
     pub async fn start(&self) -> Result<()> {
+        self.start_agents(false).await
+    }
+
+    /// Start every agent; `by_app`: for the running app.
+    pub(crate) async fn start_agents(&self, by_app: bool) -> Result<()> {
         self.update_topic_index();
         for agent in self.all() {
-            agent.on_start().await?;
+            agent.start(by_app).await?;
         }
         self.started.send_replace(true);
         Ok(())
+    }
+
+    /// An error if the app runs the agents: `hook` is the app's to call.
+    fn not_run_by_app(&self, hook: &str) -> Result<()> {
+        self.all()
+            .iter()
+            .try_for_each(|agent| agent.not_run_by_app(hook))
     }
 
     /// Wait until [`start`](Self::start) has started every agent.
@@ -142,12 +156,20 @@ impl AgentManager {
     }
 
     /// Stop every agent (each finishes its current event first, up to the
-    /// app's stop timeout). Every agent is stopped even if one fails.
+    /// app's stop timeout). Every agent is stopped even if one fails. An
+    /// error, stopping nothing, if the app runs them
+    /// ([`App::stop`](crate::App::stop) stops them).
     pub async fn stop(&self) -> Result<()> {
+        self.not_run_by_app("stop")?;
+        self.stop_agents().await
+    }
+
+    /// Stop every agent (see [`stop`](Self::stop)).
+    pub(crate) async fn stop_agents(&self) -> Result<()> {
         self.cancel();
         let mut first_err = None;
         for agent in self.all() {
-            if let Err(e) = agent.on_stop().await {
+            if let Err(e) = agent.stop().await {
                 first_err.get_or_insert(e);
             }
         }
@@ -172,17 +194,29 @@ impl AgentManager {
 
     /// Route a rebalance: first every agent's revoked partitions, then
     /// every agent's newly assigned ones; each agent gets only partitions
-    /// of its own topics, and agents with none are not called.
+    /// of its own topics, and agents with none are not called. The app's
+    /// conductor calls it on every rebalance; an error, routing nothing, if
+    /// the app runs the agents.
     pub async fn on_rebalance(
         &self,
         revoked: &[TopicPartition],
         newly_assigned: &[TopicPartition],
     ) -> Result<()> {
+        self.not_run_by_app("on_rebalance")?;
+        self.rebalance(revoked, newly_assigned).await
+    }
+
+    /// Route a rebalance (see [`on_rebalance`](Self::on_rebalance)).
+    pub(crate) async fn rebalance(
+        &self,
+        revoked: &[TopicPartition],
+        newly_assigned: &[TopicPartition],
+    ) -> Result<()> {
         for (agent, tps) in self.group_by_agent(revoked) {
-            agent.on_partitions_revoked(&tps).await?;
+            agent.revoke(&tps).await?;
         }
         for (agent, tps) in self.group_by_agent(newly_assigned) {
-            agent.on_partitions_assigned(&tps).await?;
+            agent.assign(&tps).await?;
         }
         Ok(())
     }

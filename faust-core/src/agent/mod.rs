@@ -109,6 +109,8 @@ impl State {
 #[derive(Default)]
 struct State {
     started: bool,
+    /// Started by its app (whose conductor feeds it), not by user code.
+    run_by_app: bool,
     stopping: bool,
     shared: Option<QueueTx>,
     isolated: BTreeMap<i32, QueueTx>,

@@ -24,26 +24,55 @@ impl Agent {
     }
 
     /// Partitions were assigned to this app; routes to the isolated or
-    /// shared variant.
+    /// shared variant. The app calls it on every rebalance; an error for
+    /// an agent its app runs.
     pub async fn on_partitions_assigned(&self, assigned: &[TopicPartition]) -> Result<()> {
+        self.not_run_by_app("on_partitions_assigned")?;
+        self.assign(assigned).await
+    }
+
+    /// Partitions were revoked; routes to the isolated or shared variant.
+    /// The app calls it on every rebalance; an error for an agent its app
+    /// runs.
+    pub async fn on_partitions_revoked(&self, revoked: &[TopicPartition]) -> Result<()> {
+        self.not_run_by_app("on_partitions_revoked")?;
+        self.revoke(revoked).await
+    }
+
+    /// Start one actor per newly assigned partition (isolated agents). An
+    /// error for an agent its app runs.
+    pub async fn on_isolated_partitions_assigned(&self, assigned: &[TopicPartition]) -> Result<()> {
+        self.not_run_by_app("on_isolated_partitions_assigned")?;
+        self.assign_isolated(assigned).await
+    }
+
+    /// Stop the actors of revoked partitions (isolated agents). An error for
+    /// an agent its app runs.
+    pub async fn on_isolated_partitions_revoked(&self, revoked: &[TopicPartition]) -> Result<()> {
+        self.not_run_by_app("on_isolated_partitions_revoked")?;
+        self.revoke_isolated(revoked).await
+    }
+
+    /// Partitions were assigned: routes to the isolated or shared case.
+    pub(crate) async fn assign(&self, assigned: &[TopicPartition]) -> Result<()> {
         if self.isolated_partitions() {
-            self.on_isolated_partitions_assigned(assigned).await
+            self.assign_isolated(assigned).await
         } else {
             self.on_shared_partitions_assigned(assigned).await
         }
     }
 
-    /// Partitions were revoked; routes to the isolated or shared variant.
-    pub async fn on_partitions_revoked(&self, revoked: &[TopicPartition]) -> Result<()> {
+    /// Partitions were revoked: routes to the isolated or shared case.
+    pub(crate) async fn revoke(&self, revoked: &[TopicPartition]) -> Result<()> {
         if self.isolated_partitions() {
-            self.on_isolated_partitions_revoked(revoked).await
+            self.revoke_isolated(revoked).await
         } else {
             self.on_shared_partitions_revoked(revoked).await
         }
     }
 
     /// Start one actor per newly assigned partition, in partition order.
-    pub async fn on_isolated_partitions_assigned(&self, assigned: &[TopicPartition]) -> Result<()> {
+    async fn assign_isolated(&self, assigned: &[TopicPartition]) -> Result<()> {
         let capacity = self.context().config.stream_buffer_maxsize;
         let mut parts: Vec<i32> = assigned
             .iter()
@@ -72,7 +101,7 @@ impl Agent {
 
     /// Stop (for good) the actors of revoked partitions. They are not
     /// restarted: no zombie actors (Python Faust leaves them running).
-    pub async fn on_isolated_partitions_revoked(&self, revoked: &[TopicPartition]) -> Result<()> {
+    async fn revoke_isolated(&self, revoked: &[TopicPartition]) -> Result<()> {
         let actors = {
             let mut st = self.state();
             let parts: Vec<i32> = revoked

@@ -368,7 +368,7 @@ impl Conductor {
             !tps.iter()
                 .any(|tp| *tp.topic == *m.topic() && tp.partition == m.partition())
         });
-        if let Err(e) = self.app.agents().on_rebalance(&tps, &[]).await {
+        if let Err(e) = self.app.agents().rebalance(&tps, &[]).await {
             tracing::error!(error = %e, "agents failed to handle revocation");
         }
         let deadline = self.app.config().rebalance_timeout;
@@ -399,7 +399,7 @@ impl Conductor {
                 .entry(tp.clone())
                 .or_insert_with(PartitionAcks::new);
         }
-        if let Err(e) = self.app.agents().on_rebalance(&[], &tps).await {
+        if let Err(e) = self.app.agents().rebalance(&[], &tps).await {
             tracing::error!(error = %e, "agents failed to handle assignment");
         }
     }

@@ -151,7 +151,7 @@ impl App {
             .await?;
         }
         ctx.crashed_reset();
-        self.agents().start().await?;
+        self.agents().start_agents(true).await?;
         let shutdown = CancellationToken::new();
         let topics = self.agents().topics();
         let conductor = if topics.is_empty() {
@@ -197,7 +197,7 @@ impl App {
             Some(handle) => handle.await.ok(),
             None => None,
         };
-        let stopped = self.agents().stop().await;
+        let stopped = self.agents().stop_agents().await;
         // Outputs still in the producer are delivered before the final
         // commit, and the events waiting for them are acked.
         let flushed_early = self.transport().flush(stop_timeout).await;
