@@ -45,3 +45,17 @@ pub mod __private {
     pub use faust_core::{AgentSpec, Codec, Sink, Stream, SupervisorStrategy, Yield};
     pub use inventory;
 }
+
+/// The Rust examples of the README and of `docs/`, compiled as doctests
+/// through this facade, like a user's code.
+#[cfg(doctest)]
+mod doc_examples {
+    #[doc = include_str!("../README.md")]
+    struct Readme;
+    #[doc = include_str!("../docs/guide.md")]
+    struct Guide;
+    #[doc = include_str!("../docs/interop.md")]
+    struct Interop;
+    #[doc = include_str!("../docs/kafka.md")]
+    struct Kafka;
+}
