@@ -419,11 +419,7 @@ impl Conductor {
         if !self.commit_finished() {
             return;
         }
-        let offsets: Offsets = self
-            .parts
-            .iter()
-            .filter_map(|(tp, acks)| acks.take_commit().map(|o| (tp.clone(), o)))
-            .collect();
+        let offsets = self.offsets(PartitionAcks::take_commit);
         if offsets.is_empty() {
             return;
         }
@@ -438,6 +434,14 @@ impl Conductor {
                 self.committed(&offsets, result);
             }
         }
+    }
+
+    /// The offset `pick` gives for each partition that has one.
+    fn offsets(&self, pick: impl Fn(&PartitionAcks) -> Option<i64>) -> Offsets {
+        self.parts
+            .iter()
+            .filter_map(|(tp, acks)| pick(acks).map(|o| (tp.clone(), o)))
+            .collect()
     }
 
     /// Whether no commit is in flight (any more): one that finished is
@@ -472,11 +476,7 @@ impl Conductor {
     /// (a commit in flight has older offsets: it is not waited for).
     async fn commit_all(&mut self) {
         self.in_flight = None;
-        let offsets: Offsets = self
-            .parts
-            .iter()
-            .filter_map(|(tp, acks)| acks.current_commit().map(|o| (tp.clone(), o)))
-            .collect();
+        let offsets = self.offsets(PartitionAcks::current_commit);
         if offsets.is_empty() {
             return;
         }
