@@ -9,8 +9,6 @@ use faust_core::{Error, Result};
 use rdkafka::error::KafkaError;
 use rdkafka::ClientConfig;
 
-use crate::transport::KafkaTransport;
-
 /// Scheme of the URLs this crate handles.
 pub const SCHEME: &str = "kafka://";
 
@@ -91,7 +89,16 @@ const SETTING_NAMES: &str = "faust.operation.timeout.ms, faust.revoke.timeout.ms
                              faust.batch.max.records, faust.buffer.batches, \
                              faust.delivery.timeout.ms";
 
-/// Builds a [`KafkaTransport`] from a bootstrap server list and settings.
+/// A checked [`KafkaBuilder`]: what a transport is made of.
+pub(crate) struct Resolved {
+    /// The broker URL, secrets redacted.
+    pub(crate) url: String,
+    pub(crate) bootstrap: String,
+    pub(crate) configs: ClientConfigs,
+    pub(crate) settings: Settings,
+}
+
+/// Builds a [`KafkaTransport`](crate::KafkaTransport) from a bootstrap server list and settings.
 ///
 /// Every property is a librdkafka property
 /// (see librdkafka's `CONFIGURATION.md`) applied to every client, unless its
@@ -323,13 +330,9 @@ impl KafkaBuilder {
         self
     }
 
-    /// Check the properties and create the producer and admin clients. No
-    /// connection is made yet: an unreachable broker shows on first use.
-    ///
-    /// Fails with [`Error::BrokerUrl`] on an invalid property (named), and
-    /// on TLS, SCRAM or GSSAPI settings in a build without the `ssl` (or
-    /// `gssapi`) feature (the error names the feature to enable).
-    pub fn build(self) -> Result<KafkaTransport> {
+    /// Check the properties and resolve each client's configuration (see
+    /// [`build`](Self::build)).
+    pub(crate) fn resolve(self) -> Result<Resolved> {
         let url = redact_url(
             self.url
                 .as_deref()
@@ -363,7 +366,12 @@ impl KafkaBuilder {
                 url: url.clone(),
                 reason: describe_config_error("consumer", &e),
             })?;
-        KafkaTransport::new(url, self.bootstrap, configs, self.settings)
+        Ok(Resolved {
+            url,
+            bootstrap: self.bootstrap,
+            configs,
+            settings: self.settings,
+        })
     }
 
     /// What the properties need that this build lacks: TLS and SCRAM need

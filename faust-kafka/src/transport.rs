@@ -22,7 +22,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer, PurgeConfig};
 use rdkafka::ClientConfig;
 use tokio::sync::oneshot;
 
-use crate::config::{describe_config_error, ClientConfigs, KafkaBuilder, Settings};
+use crate::config::{describe_config_error, ClientConfigs, KafkaBuilder, Resolved, Settings};
 use crate::consumer::{KafkaConsumer, Shared};
 use crate::context::{ClientCtx, LastError};
 use crate::worker::{self, ConsumerCtx, Mode};
@@ -124,6 +124,24 @@ impl fmt::Debug for KafkaTransport {
         f.debug_struct("KafkaTransport")
             .field("bootstrap", &self.bootstrap)
             .finish_non_exhaustive()
+    }
+}
+
+impl KafkaBuilder {
+    /// Check the properties and create the producer and admin clients. No
+    /// connection is made yet: an unreachable broker shows on first use.
+    ///
+    /// Fails with [`Error::BrokerUrl`] on an invalid property (named), and
+    /// on TLS, SCRAM or GSSAPI settings in a build without the `ssl` (or
+    /// `gssapi`) feature (the error names the feature to enable).
+    pub fn build(self) -> Result<KafkaTransport> {
+        let Resolved {
+            url,
+            bootstrap,
+            configs,
+            settings,
+        } = self.resolve()?;
+        KafkaTransport::new(url, bootstrap, configs, settings)
     }
 }
 
