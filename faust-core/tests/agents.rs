@@ -829,25 +829,46 @@ async fn an_agent_sink_finds_its_target_in_each_app() {
     first.stop().await.unwrap();
     second.stop().await.unwrap();
 
-    // No agent of that name in this app: the event fails with the lookup error.
+    // No agent of that name in this app: the app does not start (rather
+    // than failing every event at its sink).
     let third = app("sink-app-three").build().unwrap();
-    let errors = Arc::new(Mutex::new(Vec::new()));
-    let e2 = errors.clone();
-    let lonely = third
-        .add_agent(relay("lonely").on_error(move |_, err| e2.lock().unwrap().push(err.to_string())))
-        .unwrap();
-    third.start().await.unwrap();
-    lonely.send(&1).await.unwrap();
-    within(10, "the sink error", async {
-        while errors.lock().unwrap().is_empty() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-    assert!(
-        errors.lock().unwrap()[0].contains("target"),
-        "{:?}",
-        errors.lock().unwrap()
+    third.add_agent(relay("lonely")).unwrap();
+    let err = third.start().await.unwrap_err().to_string();
+    assert!(err.contains("unknown agent `target`"), "{err}");
+}
+
+#[tokio::test]
+async fn a_sink_to_an_unknown_agent_fails_the_start_naming_the_known_agents() {
+    let typo = app("sink-typo").build().unwrap();
+    let double = || {
+        AgentSpec::handler("double", |x: i64| async move { Ok::<_, Error>(x * 2) })
+            .sink(Sink::<i64>::agent("totlas"))
+    };
+    typo.add_agent(double()).unwrap();
+    typo.add_agent(AgentSpec::consumer(
+        "totals",
+        |mut s: Stream<i64>| async move {
+            while s.next().await.is_some() {}
+            Ok::<_, Error>(())
+        },
+    ))
+    .unwrap();
+    let err = typo.start().await.unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "invalid configuration: agent `double` has a sink to unknown agent `totlas`; registered agents: double, totals"
     );
-    third.stop().await.unwrap();
+    assert!(!typo.is_running().await);
+    // A sink added to a running agent is checked at once.
+    let fixed = app("sink-typo-2").build().unwrap();
+    let agent = fixed
+        .add_agent(AgentSpec::handler("double", |x: i64| async move {
+            Ok::<_, Error>(x * 2)
+        }))
+        .unwrap();
+    fixed.start().await.unwrap();
+    let err = agent.add_sink(Sink::<i64>::agent("nope")).unwrap_err();
+    assert!(err.to_string().contains("unknown agent `nope`"), "{err}");
+    assert_eq!(agent.info().sinks, Vec::<String>::new());
+    fixed.stop().await.unwrap();
 }

@@ -290,6 +290,9 @@ impl Agent {
             }
             Some(_) => {}
         }
+        if self.state().started {
+            self.check_sink(&erased)?;
+        }
         let mut sinks = self.inner.sinks.write().unwrap_or_else(|e| e.into_inner());
         if erased.key.is_some() && sinks.iter().any(|s| s.key == erased.key) {
             return Ok(());
@@ -298,6 +301,26 @@ impl Agent {
         next.push(erased);
         *sinks = Arc::new(next);
         Ok(())
+    }
+
+    /// An error if a sink sends to an agent the app does not have (a typo
+    /// in `Sink::agent("...")` is found at start, not at every event).
+    pub(crate) fn check_sinks(&self) -> Result<()> {
+        self.sinks().iter().try_for_each(|s| self.check_sink(s))
+    }
+
+    fn check_sink(&self, sink: &ErasedSink) -> Result<()> {
+        let Some(target) = &sink.target_agent else {
+            return Ok(());
+        };
+        match self.inner.ctx.agent_target(target) {
+            Ok(_) => Ok(()),
+            Err(Error::UnknownAgent { name, known }) => Err(Error::config(format!(
+                "agent `{}` has a sink to unknown agent `{name}`; registered agents: {known}",
+                self.name()
+            ))),
+            Err(other) => Err(other),
+        }
     }
 
     pub(crate) fn report_error(&self, err: &Error) {

@@ -145,6 +145,10 @@ impl<R: Value> Sink<R> {
             SinkKind::Topic(t) => Some(format!("topic:{t}")),
             SinkKind::Callback(_) => None,
         };
+        let target_agent = match &self.kind {
+            SinkKind::Agent(a) => Some(a.clone()),
+            _ => None,
+        };
         let kind = match self.kind {
             SinkKind::Topic(t) => ErasedKind::Topic(t.into()),
             SinkKind::Agent(a) => ErasedKind::Agent(a, AgentTarget::default()),
@@ -186,6 +190,7 @@ impl<R: Value> Sink<R> {
             span: format!("sink {label}").into(),
             label,
             key,
+            target_agent,
             send,
         }
     }
@@ -205,6 +210,8 @@ pub(crate) struct ErasedSink {
     span: await_tree::Span,
     /// Identity for de-duplication (`add_sink` ignores a sink already present).
     pub(crate) key: Option<String>,
+    /// The agent an agent sink sends to, checked when the app starts.
+    pub(crate) target_agent: Option<String>,
     send: ErasedSendFn,
 }
 
@@ -222,6 +229,7 @@ impl ErasedSink {
             span: format!("sink {label}").into(),
             label: label.to_string(),
             key: None,
+            target_agent: None,
             send: Arc::new(move |_ctx: &Context, v: &(dyn Any + Send + Sync)| {
                 SinkSend::Now(f(v).map(|()| None))
             }),

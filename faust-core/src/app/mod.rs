@@ -131,6 +131,9 @@ impl App {
         }
         let ctx = self.context();
         let cfg = self.config();
+        for agent in self.agents().all() {
+            agent.check_sinks()?;
+        }
         for agent in self.agents().all().into_iter().filter(|a| !a.is_remote()) {
             let spec = TopicSpec {
                 name: agent.topic().to_string(),
