@@ -872,3 +872,73 @@ async fn a_sink_to_an_unknown_agent_fails_the_start_naming_the_known_agents() {
     assert_eq!(agent.info().sinks, Vec::<String>::new());
     fixed.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn sink_records_keep_the_source_key_or_take_the_one_given() {
+    #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+    struct Order {
+        customer: String,
+        amount: i64,
+    }
+    let app = app("sink-keys").build().unwrap();
+    // Each agent reports the key of what it receives.
+    let keys_of = |name: &str, tx: mpsc::UnboundedSender<(String, Option<String>)>| {
+        let name = name.to_string();
+        AgentSpec::consumer(name.clone(), move |mut s: Stream<Order>| {
+            let (tx, name) = (tx.clone(), name.clone());
+            async move {
+                while let Some(ev) = s.next_event().await {
+                    let key: Option<String> = ev.key().unwrap();
+                    let _ = tx.send((format!("{name} {}", ev.value.customer), key));
+                }
+                Ok::<_, Error>(())
+            }
+        })
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    app.add_agent(keys_of("passed", tx.clone())).unwrap();
+    app.add_agent(keys_of("rekeyed", tx.clone())).unwrap();
+    app.add_agent(keys_of("given", tx.clone())).unwrap();
+    let forward = app
+        .add_agent(
+            AgentSpec::handler("forward", |o: Order| async move { Ok::<_, Error>(o) })
+                .sink(Sink::<Order>::agent("passed"))
+                .sink(Sink::<Order>::agent("rekeyed").key_by(|o: &Order| o.customer.clone())),
+        )
+        .unwrap();
+    let yielding = app
+        .add_agent(AgentSpec::yielding(
+            "yielding",
+            |mut s: Stream<Order>, out: Yield<Order>| async move {
+                while let Some(o) = s.next().await {
+                    out.send_keyed(&format!("k-{}", o.customer), o).await?;
+                }
+                Ok::<_, Error>(())
+            },
+        ))
+        .unwrap();
+    yielding.add_sink(Sink::<Order>::agent("given")).unwrap();
+    app.start().await.unwrap();
+    let order = Order {
+        customer: "ada".into(),
+        amount: 3,
+    };
+    forward.send_keyed(&"source-key", &order).await.unwrap();
+    yielding.send(&order).await.unwrap();
+    let mut got = take(&mut rx, 3).await;
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("given ada".to_string(), Some("k-ada".to_string())),
+            ("passed ada".to_string(), Some("source-key".to_string())),
+            ("rekeyed ada".to_string(), Some("ada".to_string())),
+        ]
+    );
+    // key_by on a callback is refused: it makes no record to key.
+    let err = forward
+        .add_sink(Sink::callback(|_: &Order| {}).key_by(|o: &Order| o.amount))
+        .unwrap_err();
+    assert!(err.to_string().contains("makes no record to key"), "{err}");
+    app.stop().await.unwrap();
+}

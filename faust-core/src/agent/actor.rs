@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use await_tree::InstrumentAwait;
+use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -20,7 +21,7 @@ use crate::transport::DeliveryFuture;
 
 use super::acker::{ack_when_delivered, not_delivered, Unacked, Waiting, MAX_UNACKED};
 use super::event::Event;
-use super::sink::SinkSend;
+use super::sink::{SinkInput, SinkSend};
 use super::Agent;
 
 struct Current {
@@ -250,27 +251,37 @@ impl ActorCtx {
     /// Produce a value for the current event: reply, then every sink, each
     /// queued in order; the event is acked when all of them are delivered.
     pub(crate) async fn emit<R: Value>(&self, value: R) -> Result<()> {
+        self.emit_keyed(value, None).await
+    }
+
+    /// [`emit`](Self::emit) with the sinks' records keyed by `key` (already
+    /// encoded) instead of the current event's key.
+    pub(crate) async fn emit_keyed<R: Value>(&self, value: R, key: Option<Bytes>) -> Result<()> {
         self.agent.stats().record_out();
-        let target = {
+        let (reply, source_key) = {
             let cur = self.lock();
-            cur.as_ref().and_then(|c| {
-                c.reply
-                    .clone()
-                    .map(|r| (r, c.lease.message().key().cloned()))
-            })
+            match cur.as_ref() {
+                Some(c) => (c.reply.clone(), c.lease.message().key().cloned()),
+                None => (None, None),
+            }
         };
         let mut pending = Vec::new();
         let ctx = self.agent.context();
-        if let Some((addr, key)) = target {
-            let reply = server::reply_record(&addr, key.as_ref(), Ok(server::reply_value(&value)?));
+        if let Some(addr) = reply {
+            let reply =
+                server::reply_record(&addr, source_key.as_ref(), Ok(server::reply_value(&value)?));
             pending.extend(ctx.producer.enqueue(reply).await?);
         }
         let sinks = self.agent.sinks();
-        let any: &(dyn Any + Send + Sync) = &value;
+        let input = SinkInput {
+            value: &value as &(dyn Any + Send + Sync),
+            key: key.as_ref().or(source_key.as_ref()),
+            key_codec: self.agent.key_codec(),
+        };
         for sink in sinks.iter() {
             // Most sinks finish at once: only one that waits gets a span in
             // the actor's traceback.
-            let queued = match sink.send(ctx, any) {
+            let queued = match sink.send(ctx, input) {
                 SinkSend::Now(queued) => queued?,
                 SinkSend::Later(mut sending) => match futures::poll!(&mut sending) {
                     std::task::Poll::Ready(queued) => queued?,

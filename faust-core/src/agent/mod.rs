@@ -290,6 +290,7 @@ impl Agent {
             }
             Some(_) => {}
         }
+        erased.check_key_by(self.name())?;
         if self.state().started {
             self.check_sink(&erased)?;
         }

@@ -65,9 +65,20 @@ impl AgentTarget {
 }
 
 /// A destination for the values an agent produces.
+///
+/// Agent and topic sinks give each record a key: the key of the event the
+/// value was produced for (or the one given to
+/// [`Yield::send_keyed`](crate::Yield::send_keyed)), unless
+/// [`key_by`](Sink::key_by) computes another from the value. Callbacks get
+/// the value only.
 pub struct Sink<R> {
     kind: SinkKind<R>,
+    key_by: Option<KeyFn<R>>,
 }
+
+/// Computes a record's key from a value, encoded with the producing agent's
+/// key codec.
+type KeyFn<R> = Arc<dyn Fn(&R, Codec) -> Result<bytes::Bytes> + Send + Sync>;
 
 enum SinkKind<R> {
     Agent(String),
@@ -89,7 +100,10 @@ impl<R> Clone for Sink<R> {
             SinkKind::Topic(t) => SinkKind::Topic(t.clone()),
             SinkKind::Callback(f) => SinkKind::Callback(f.clone()),
         };
-        Sink { kind }
+        Sink {
+            kind,
+            key_by: self.key_by.clone(),
+        }
     }
 }
 
@@ -108,6 +122,7 @@ impl<R: Value> Sink<R> {
     pub fn agent(name: impl Into<String>) -> Self {
         Sink {
             kind: SinkKind::Agent(name.into()),
+            key_by: None,
         }
     }
 
@@ -116,6 +131,7 @@ impl<R: Value> Sink<R> {
     pub fn topic(name: impl Into<String>) -> Self {
         Sink {
             kind: SinkKind::Topic(name.into()),
+            key_by: None,
         }
     }
 
@@ -126,7 +142,24 @@ impl<R: Value> Sink<R> {
         let f = Arc::new(f);
         Sink {
             kind: SinkKind::Callback(Arc::new(move |v: &R| f.call(v))),
+            key_by: None,
         }
+    }
+
+    /// Key each record with `key(value)` instead of the source event's key,
+    /// encoded with the producing agent's key codec (raw by default: a
+    /// `String` or bytes): `Sink::agent("totals").key_by(|o: &Order|
+    /// o.customer.clone())` repartitions by customer. An error for a
+    /// callback sink, which makes no record.
+    pub fn key_by<K, F>(mut self, key: F) -> Self
+    where
+        K: serde::Serialize,
+        F: Fn(&R) -> K + Send + Sync + 'static,
+    {
+        self.key_by = Some(Arc::new(move |value: &R, codec: Codec| {
+            codec.encode_bytes(&key(value))
+        }));
+        self
     }
 
     /// The name of the sink's destination, for `info()` and the CLI.
@@ -149,39 +182,51 @@ impl<R: Value> Sink<R> {
             SinkKind::Agent(a) => Some(a.clone()),
             _ => None,
         };
+        let keyed_callback = self.key_by.is_some() && matches!(self.kind, SinkKind::Callback(_));
+        let key_by = self.key_by;
         let kind = match self.kind {
             SinkKind::Topic(t) => ErasedKind::Topic(t.into()),
             SinkKind::Agent(a) => ErasedKind::Agent(a, AgentTarget::default()),
             SinkKind::Callback(f) => ErasedKind::Callback(f),
         };
-        let send: ErasedSendFn = Arc::new(move |ctx: &Context, value: &(dyn Any + Send + Sync)| {
-            let Some(value) = value.downcast_ref::<R>() else {
+        let send: ErasedSendFn = Arc::new(move |ctx: &Context, out: SinkInput<'_>| {
+            let Some(value) = out.value.downcast_ref::<R>() else {
                 return SinkSend::Now(Err(Error::config(
                     "sink received a value of the wrong type",
                 )));
             };
-            match &kind {
-                ErasedKind::Agent(name, target) => {
-                    let encoded = target
-                        .resolve(ctx, name)
-                        .and_then(|(codec, topic)| Ok((codec.encode_bytes(value)?, topic)));
-                    match encoded {
-                        Ok((bytes, topic)) => ctx.producer.queue(ProducerRecord::new(topic, bytes)),
-                        Err(e) => SinkSend::Now(Err(e)),
+            let key = match &key_by {
+                Some(key_by) => match key_by(value, out.key_codec) {
+                    Ok(key) => Some(key),
+                    Err(e) => return SinkSend::Now(Err(e)),
+                },
+                None => out.key.cloned(),
+            };
+            let encoded = match &kind {
+                ErasedKind::Agent(name, target) => target
+                    .resolve(ctx, name)
+                    .and_then(|(codec, topic)| Ok((codec.encode_bytes(value)?, topic))),
+                ErasedKind::Topic(topic) => ctx
+                    .config
+                    .value_codec
+                    .encode_bytes(value)
+                    .map(|bytes| (bytes, topic.clone())),
+                ErasedKind::Callback(f) => {
+                    return match f(value) {
+                        SinkCall::Done(r) => SinkSend::Now(r.map(|()| None)),
+                        SinkCall::Pending(fut) => {
+                            SinkSend::Later(fut.map(|r| r.map(|()| None)).boxed())
+                        }
                     }
                 }
-                ErasedKind::Topic(topic) => match ctx.config.value_codec.encode_bytes(value) {
-                    Ok(bytes) => ctx
-                        .producer
-                        .queue(ProducerRecord::new(topic.clone(), bytes)),
-                    Err(e) => SinkSend::Now(Err(e)),
-                },
-                ErasedKind::Callback(f) => match f(value) {
-                    SinkCall::Done(r) => SinkSend::Now(r.map(|()| None)),
-                    SinkCall::Pending(fut) => {
-                        SinkSend::Later(fut.map(|r| r.map(|()| None)).boxed())
-                    }
-                },
+            };
+            match encoded {
+                Ok((bytes, topic)) => {
+                    let mut record = ProducerRecord::new(topic, bytes);
+                    record.key = key;
+                    ctx.producer.queue(record)
+                }
+                Err(e) => SinkSend::Now(Err(e)),
             }
         });
         ErasedSink {
@@ -191,14 +236,26 @@ impl<R: Value> Sink<R> {
             label,
             key,
             target_agent,
+            keyed_callback,
             send,
         }
     }
 }
 
+/// One value an agent produced, as its sinks get it.
+#[derive(Clone, Copy)]
+pub(crate) struct SinkInput<'a> {
+    pub(crate) value: &'a (dyn Any + Send + Sync),
+    /// The records' key unless the sink computes one: the source event's,
+    /// or the one the agent gave.
+    pub(crate) key: Option<&'a bytes::Bytes>,
+    /// The producing agent's key codec (for `key_by`).
+    pub(crate) key_codec: Codec,
+}
+
 /// Sends one value; topic and agent sinks return the delivery of the
 /// record they queued.
-type ErasedSendFn = Arc<dyn Fn(&Context, &(dyn Any + Send + Sync)) -> SinkSend + Send + Sync>;
+type ErasedSendFn = Arc<dyn Fn(&Context, SinkInput<'_>) -> SinkSend + Send + Sync>;
 
 /// A sink with its value type erased, as stored by an agent.
 #[derive(Clone)]
@@ -212,6 +269,8 @@ pub(crate) struct ErasedSink {
     pub(crate) key: Option<String>,
     /// The agent an agent sink sends to, checked when the app starts.
     pub(crate) target_agent: Option<String>,
+    /// A callback with `key_by`: refused when added (it makes no record).
+    keyed_callback: bool,
     send: ErasedSendFn,
 }
 
@@ -230,10 +289,22 @@ impl ErasedSink {
             label: label.to_string(),
             key: None,
             target_agent: None,
-            send: Arc::new(move |_ctx: &Context, v: &(dyn Any + Send + Sync)| {
-                SinkSend::Now(f(v).map(|()| None))
+            keyed_callback: false,
+            send: Arc::new(move |_ctx: &Context, out: SinkInput<'_>| {
+                SinkSend::Now(f(out.value).map(|()| None))
             }),
         }
+    }
+
+    /// An error if this is a callback given `key_by` (it makes no record).
+    pub(crate) fn check_key_by(&self, agent: &str) -> Result<()> {
+        if self.keyed_callback {
+            return Err(Error::config(format!(
+                "agent `{agent}`: sink {} is a callback, which makes no record to key (key_by)",
+                self.label
+            )));
+        }
+        Ok(())
     }
 
     /// The traceback entry of a send that waits.
@@ -241,8 +312,8 @@ impl ErasedSink {
         self.span.clone()
     }
 
-    pub(crate) fn send(&self, ctx: &Context, value: &(dyn Any + Send + Sync)) -> SinkSend {
-        (self.send)(ctx, value)
+    pub(crate) fn send(&self, ctx: &Context, out: SinkInput<'_>) -> SinkSend {
+        (self.send)(ctx, out)
     }
 }
 

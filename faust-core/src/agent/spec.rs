@@ -312,6 +312,9 @@ impl AgentSpec {
                 )))
             }
             Some(out) => {
+                for sink in &self.sinks {
+                    sink.check_key_by(&self.name)?;
+                }
                 if let Some(bad) = self.sinks.iter().find(|s| s.type_id != out.type_id) {
                     return Err(Error::config(format!(
                         "agent `{}` produces `{}` but sink {} takes `{}`",

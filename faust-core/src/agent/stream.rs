@@ -131,9 +131,19 @@ impl<R: Value> Yield<R> {
         }
     }
 
-    /// Produce one value.
+    /// Produce one value. Agent and topic sinks key its records with the
+    /// current event's key.
     pub async fn send(&self, value: R) -> Result<()> {
         self.ctx.emit(value).await
+    }
+
+    /// Produce one value whose sink records carry `key`, encoded with the
+    /// agent's key codec (raw by default: a `String` or bytes), instead of
+    /// the current event's key. The reply to a request keeps the request's
+    /// key.
+    pub async fn send_keyed<K: serde::Serialize + ?Sized>(&self, key: &K, value: R) -> Result<()> {
+        let key = self.ctx.agent().key_codec().encode_bytes(key)?;
+        self.ctx.emit_keyed(value, Some(key)).await
     }
 }
 
