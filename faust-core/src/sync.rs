@@ -218,6 +218,10 @@ mod imp {
                 let (Some(id), false) = (self.id, self.done) else {
                     return;
                 };
+                if std::thread::panicking() {
+                    // A failed model: leave loom alone, it is unwinding.
+                    return;
+                }
                 let mut st = self.notify.state.lock();
                 if let Some(i) = st.waiting.iter().position(|(w, _)| *w == id) {
                     st.waiting.remove(i);
