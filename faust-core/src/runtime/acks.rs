@@ -513,6 +513,7 @@ mod tests {
 mod loom_tests {
     use super::*;
 
+    /// Messages at offsets 0.. for `refs[i]` agents each, registered as one run.
     fn batch(acks: &Arc<PartitionAcks>, refs: &[usize]) -> Arc<[Message]> {
         let batch: Arc<[Message]> = (0..)
             .zip(refs)
@@ -522,7 +523,7 @@ mod loom_tests {
         batch
     }
 
-    /// Agent `k`'s work on a message: a flag set before its lease is dropped.
+    /// An agent's work on message `index`: `flag` set, then the lease dropped.
     fn work(batch: &Arc<[Message]>, index: usize, flag: &AtomicBool) {
         let mut lease = Lease::new(MessageRef::new(batch.clone(), index));
         assert!(lease.start());
