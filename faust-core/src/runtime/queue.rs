@@ -467,6 +467,31 @@ mod loom_tests {
         });
     }
 
+    /// Two actors share a queue of one that the conductor keeps full: the
+    /// producer's wait for room and the readers' waits for events interleave.
+    #[test]
+    fn loom_a_full_shared_queue_hands_every_event_once() {
+        loom::model(|| {
+            let q = AgentQueue::new(1, true);
+            let readers: Vec<_> = (0..2)
+                .map(|_| {
+                    let q = q.clone();
+                    thread::spawn(move || drain(&q))
+                })
+                .collect();
+            for o in 0..2 {
+                assert!(block_on(q.push(lease(o))).is_ok());
+            }
+            q.close();
+            let mut got: Vec<i64> = readers
+                .into_iter()
+                .flat_map(|r| r.join().unwrap())
+                .collect();
+            got.sort_unstable();
+            assert_eq!(got, vec![0, 1]);
+        });
+    }
+
     /// An actor gives up its wait (polled once, then dropped) while an
     /// event is pushed: an event promised to it goes to the other actor.
     #[test]
