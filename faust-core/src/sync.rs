@@ -8,6 +8,10 @@
 //! `write()` return the guard directly (no poisoning), atomics are created
 //! at run time (no `const` constructors), and `Notify` offers `notified()`,
 //! `Notified::enable`, `notify_one()` and `notify_waiters()`.
+//!
+//! parking_lot's locks are not poisoned: a panic while one is held leaves
+//! the data as it is (what the std locks' recoveries did before). `Arc` is
+//! std's in both builds.
 
 pub(crate) use imp::*;
 
