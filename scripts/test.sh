@@ -19,6 +19,10 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "offline tests (embedded broker, mock Kafka cluster, macro UI tests)"
 cargo test --workspace
 
+step "loom models of the synchronisation (release, own target dir)"
+RUSTFLAGS="--cfg faust_loom" LOOM_MAX_PREEMPTIONS=3 \
+  cargo test -p faust-core --release --lib --target-dir target/loom loom
+
 if [[ "${SKIP_BROKER:-0}" == "1" ]]; then
   echo "SKIP_BROKER=1: real-broker suite skipped"
   exit 0

@@ -15,6 +15,7 @@ pub mod redact;
 pub mod registry;
 mod rpc;
 mod runtime;
+mod sync;
 pub mod testing;
 pub mod transport;
 

@@ -27,12 +27,13 @@
 //!   `Revoked`.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use faust_core::transport::{CommitFuture, Consumer, ConsumerEvent};
 use faust_core::{Error, Record, Result, TopicPartition};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use tokio::sync::{oneshot, Notify};
 
 use crate::context::LastError;
@@ -101,34 +102,29 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Lock the state. No critical section calls into librdkafka or panics
-    /// halfway, so a poisoned lock is still consistent.
+    /// Lock the state.
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock()
     }
 
     /// Wait on the thread's condition variable for at most `timeout`.
     pub(crate) fn wait<'a>(
         &self,
-        guard: MutexGuard<'a, State>,
+        mut guard: MutexGuard<'a, State>,
         timeout: Duration,
     ) -> MutexGuard<'a, State> {
-        match self.wake_thread.wait_timeout(guard, timeout) {
-            Ok((g, _)) => g,
-            Err(e) => e.into_inner().0,
-        }
+        self.wake_thread.wait_for(&mut guard, timeout);
+        guard
     }
 
     /// Wait on the committer's condition variable for at most `timeout`.
     pub(crate) fn wait_committer<'a>(
         &self,
-        guard: MutexGuard<'a, State>,
+        mut guard: MutexGuard<'a, State>,
         timeout: Duration,
     ) -> MutexGuard<'a, State> {
-        match self.wake_committer.wait_timeout(guard, timeout) {
-            Ok((g, _)) => g,
-            Err(e) => e.into_inner().0,
-        }
+        self.wake_committer.wait_for(&mut guard, timeout);
+        guard
     }
 
     /// Queue an event for the runtime and wake it.

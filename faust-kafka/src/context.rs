@@ -5,9 +5,10 @@
 //! and as a bare transport failure or a timeout elsewhere).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -48,7 +49,7 @@ impl std::fmt::Debug for Hook {
 
 impl Hook {
     fn take(&self) -> Option<FatalHook> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+        self.0.lock().take()
     }
 }
 
@@ -71,8 +72,8 @@ impl LastError {
         errors.last = Some(error);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Errors> {
-        self.0.errors.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Errors> {
+        self.0.errors.lock()
     }
 
     /// Record an error a client reported through librdkafka's error
@@ -106,30 +107,23 @@ impl LastError {
     /// Run `hook` (once, on the reporting thread) when the producer reports
     /// a fatal error. Dropped unrun by [`close`](Self::close).
     pub(crate) fn on_producer_fatal(&self, hook: FatalHook) {
-        *self
-            .0
-            .on_producer_fatal
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(hook);
+        *self.0.on_producer_fatal.0.lock() = Some(hook);
     }
 
     /// The transport is gone: drop the hook, wake
     /// [`wait_closed`](Self::wait_closed).
     pub(crate) fn close(&self) {
         drop(self.0.on_producer_fatal.take());
-        *self.0.closed.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        *self.0.closed.lock() = true;
         self.0.closed_cv.notify_all();
     }
 
     /// Wait until [`close`](Self::close), at most `timeout`; `true` if closed.
     pub(crate) fn wait_closed(&self, timeout: Duration) -> bool {
-        let closed = self.0.closed.lock().unwrap_or_else(|e| e.into_inner());
-        let (closed, _) = self
-            .0
+        let mut closed = self.0.closed.lock();
+        self.0
             .closed_cv
-            .wait_timeout_while(closed, timeout, |closed| !*closed)
-            .unwrap_or_else(|e| e.into_inner());
+            .wait_while_for(&mut closed, |closed| !*closed, timeout);
         *closed
     }
 
@@ -190,7 +184,6 @@ impl LastError {
             self.0
                 .logs
                 .lock()
-                .unwrap_or_else(|e| e.into_inner())
                 .check(&format!("{client} {fac} {message}"), Instant::now())
                 .map(|suppressed| with_suppressed(message, suppressed))
         };
@@ -225,7 +218,6 @@ impl LastError {
             .0
             .logs
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
             .check(&format!("{client} error {error} {reason}"), Instant::now());
         if let Some(suppressed) = logged {
             let reason = with_suppressed(reason, suppressed);

@@ -11,12 +11,13 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use faust_core::record::now_millis;
 use faust_core::{Error, Record, Result, TopicPartition};
+use parking_lot::Mutex;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -87,10 +88,7 @@ impl ConsumerCtx {
             return;
         }
         let epoch = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
-        self.revoked
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(partitions.iter().cloned());
+        self.revoked.lock().extend(partitions.iter().cloned());
         let lost = consumer.assignment_lost();
         tracing::debug!(
             ?partitions,
@@ -340,13 +338,7 @@ impl Worker<'_> {
     fn after_poll(&mut self) {
         let epoch = self.ctx().epoch.load(Ordering::SeqCst);
         if epoch != self.epoch {
-            let revoked: HashSet<TopicPartition> = self
-                .ctx()
-                .revoked
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .drain(..)
-                .collect();
+            let revoked: HashSet<TopicPartition> = self.ctx().revoked.lock().drain(..).collect();
             let revocation = [(epoch, revoked)];
             drop_revoked(&mut self.batch, self.epoch, &revocation);
             drop_revoked(&mut self.pending, self.epoch, &revocation);

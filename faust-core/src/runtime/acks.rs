@@ -2,14 +2,14 @@
 //! committed only when every earlier offset of that partition is acked.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::Notify;
 
 use crate::record::{Headers, Record, TopicPartition};
+use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use crate::sync::{Mutex, MutexGuard, Notify};
 
 /// One consumed record, shared by every agent that receives it.
 ///
@@ -143,10 +143,16 @@ impl std::fmt::Debug for MessageRef {
 #[derive(Debug)]
 pub(crate) struct PartitionAcks {
     state: Mutex<AckState>,
+    /// Messages being processed, plus [`REVOKING`] once the partition is
+    /// being revoked: one word, so an actor starting and a revocation
+    /// cannot both miss the other.
     in_flight: AtomicUsize,
-    revoking: AtomicBool,
     idle: Notify,
 }
+
+/// The flag of [`PartitionAcks::in_flight`] saying the partition is being
+/// revoked.
+const REVOKING: usize = 1 << (usize::BITS - 1);
 
 /// Registered messages `next..end` of a batch, in offset order.
 #[derive(Debug)]
@@ -189,13 +195,12 @@ impl PartitionAcks {
         Arc::new(Self {
             state: Mutex::new(AckState::default()),
             in_flight: AtomicUsize::new(0),
-            revoking: AtomicBool::new(false),
             idle: Notify::new(),
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, AckState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, AckState> {
+        self.state.lock()
     }
 
     /// Record that messages `range` of `batch` (of this partition, in
@@ -270,8 +275,9 @@ impl PartitionAcks {
     /// An actor starts working on a message of this partition. Returns false
     /// when the partition is being revoked: the message must be dropped.
     fn begin(&self) -> bool {
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
-        if self.revoking.load(Ordering::SeqCst) {
+        // Relaxed: the count is one word, whose order of changes alone
+        // decides whether this or the revocation comes first.
+        if self.in_flight.fetch_add(1, Ordering::Relaxed) & REVOKING != 0 {
             self.end();
             return false;
         }
@@ -279,12 +285,9 @@ impl PartitionAcks {
     }
 
     fn end(&self) {
-        // Only a revocation waits for `idle`. Both sides write then read
-        // (`revoke`: `revoking` then `in_flight`; here the reverse) with
-        // SeqCst, so at least one of them sees the other's write.
-        if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1
-            && self.revoking.load(Ordering::SeqCst)
-        {
+        // Release: the work done on the message happens before a revocation
+        // that sees it finished.
+        if self.in_flight.fetch_sub(1, Ordering::Release) == REVOKING | 1 {
             self.idle.notify_waiters();
         }
     }
@@ -292,17 +295,28 @@ impl PartitionAcks {
     /// Stop handing out this partition's messages and wait (up to `deadline`)
     /// for the ones being processed. Returns false if the deadline passed.
     pub(crate) async fn revoke(&self, deadline: Duration) -> bool {
-        self.revoking.store(true, Ordering::SeqCst);
-        let wait = async {
-            loop {
-                let notified = self.idle.notified();
-                if self.in_flight.load(Ordering::SeqCst) == 0 {
-                    return;
-                }
-                notified.await;
+        self.stop();
+        tokio::time::timeout(deadline, self.until_idle())
+            .await
+            .is_ok()
+    }
+
+    /// Refuse the partition's messages from now on ([`begin`](Self::begin)
+    /// returns false).
+    fn stop(&self) {
+        self.in_flight.fetch_or(REVOKING, Ordering::AcqRel);
+    }
+
+    /// Wait until no message of the partition is being processed.
+    async fn until_idle(&self) {
+        loop {
+            // Created before looking: an `end` in between wakes it.
+            let notified = self.idle.notified();
+            if self.in_flight.load(Ordering::Acquire) & !REVOKING == 0 {
+                return;
             }
-        };
-        tokio::time::timeout(deadline, wait).await.is_ok()
+            notified.await;
+        }
     }
 
     /// Number of delivered offsets not yet acked.
@@ -490,5 +504,107 @@ mod tests {
         drop(d);
         assert!(h.await.unwrap());
         assert_eq!(acks.take_commit(), Some(1));
+    }
+}
+
+/// loom models (`--cfg faust_loom`): every interleaving of agents acking
+/// and the conductor committing or revoking, on the code above.
+#[cfg(all(test, faust_loom))]
+mod loom_tests {
+    use super::*;
+
+    /// Messages at offsets 0.. for `refs[i]` agents each, registered as one run.
+    fn batch(acks: &Arc<PartitionAcks>, refs: &[usize]) -> Arc<[Message]> {
+        let batch: Arc<[Message]> = (0..)
+            .zip(refs)
+            .map(|(offset, &refs)| Message::for_test(offset, acks.clone(), refs))
+            .collect();
+        acks.register_run(&batch, 0..batch.len());
+        batch
+    }
+
+    /// An agent's work on message `index`: `flag` set, then the lease dropped.
+    fn work(batch: &Arc<[Message]>, index: usize, flag: &AtomicBool) {
+        let mut lease = Lease::new(MessageRef::new(batch.clone(), index));
+        assert!(lease.start());
+        flag.store(true, Ordering::Relaxed);
+        drop(lease);
+    }
+
+    /// Offset 0 goes to two agents, offset 1 to one of them; the committer
+    /// runs meanwhile. A committed offset covers only finished work.
+    #[test]
+    fn loom_commit_never_passes_an_unacked_message() {
+        loom::model(|| {
+            let acks = PartitionAcks::new();
+            let batch = batch(&acks, &[2, 1]);
+            // Offset 0 by agent a, offset 0 by agent b, offset 1 by b.
+            let done: Arc<[AtomicBool]> = (0..3).map(|_| AtomicBool::new(false)).collect();
+            let a = {
+                let (batch, done) = (batch.clone(), done.clone());
+                loom::thread::spawn(move || work(&batch, 0, &done[0]))
+            };
+            let b = {
+                let (batch, done) = (batch.clone(), done.clone());
+                loom::thread::spawn(move || {
+                    work(&batch, 0, &done[1]);
+                    work(&batch, 1, &done[2]);
+                })
+            };
+            let check = |commit: i64| {
+                let finished = |i: usize| done[i].load(Ordering::Relaxed);
+                if commit >= 1 {
+                    assert!(finished(0) && finished(1), "offset 0 committed unfinished");
+                }
+                if commit >= 2 {
+                    assert!(finished(2), "offset 1 committed unfinished");
+                }
+            };
+            let mut last = 0;
+            for _ in 0..2 {
+                let commit = acks.current_commit().unwrap();
+                assert!(commit >= last, "the commit went back");
+                check(commit);
+                last = commit;
+            }
+            a.join().unwrap();
+            b.join().unwrap();
+            assert_eq!(acks.current_commit(), Some(2));
+        });
+    }
+
+    /// Two agents start a message each while the partition is revoked: once
+    /// the revocation is done no message is being processed, and none
+    /// starts any more.
+    #[test]
+    fn loom_revoke_waits_for_the_messages_being_processed() {
+        loom::model(|| {
+            let acks = PartitionAcks::new();
+            let batch = batch(&acks, &[1, 1, 1]);
+            // Per agent: 1 while processing, 2 once finished.
+            let stage: Arc<[AtomicUsize]> = (0..2).map(|_| AtomicUsize::new(0)).collect();
+            let agents: Vec<_> = (0..2)
+                .map(|i| {
+                    let (batch, stage) = (batch.clone(), stage.clone());
+                    loom::thread::spawn(move || {
+                        let mut lease = Lease::new(MessageRef::new(batch, i));
+                        if lease.start() {
+                            stage[i].store(1, Ordering::Relaxed);
+                            stage[i].store(2, Ordering::Relaxed);
+                        }
+                    })
+                })
+                .collect();
+            acks.stop();
+            loom::future::block_on(acks.until_idle());
+            for s in stage.iter() {
+                assert_ne!(s.load(Ordering::Relaxed), 1, "revoked while processing");
+            }
+            let mut late = Lease::new(MessageRef::new(batch.clone(), 2));
+            assert!(!late.start(), "a revoked partition hands out a message");
+            for a in agents {
+                a.join().unwrap();
+            }
+        });
     }
 }

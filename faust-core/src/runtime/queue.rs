@@ -12,12 +12,11 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use tokio::sync::Notify;
-
 use crate::runtime::acks::Lease;
+use crate::sync::{Mutex, MutexGuard, Notify};
 
 /// Events a single reader takes at once.
 const READ_BATCH: usize = 64;
@@ -83,11 +82,11 @@ impl AgentQueue {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock()
     }
 
     fn lock_ready(&self) -> MutexGuard<'_, VecDeque<Lease>> {
-        self.ready.lock().unwrap_or_else(|e| e.into_inner())
+        self.ready.lock()
     }
 
     /// Queue an event if there is room, without waiting.
@@ -400,5 +399,118 @@ mod tests {
             .await
             .unwrap()
             .unwrap());
+    }
+}
+
+/// loom models (`--cfg faust_loom`): every interleaving of the conductor
+/// pushing, actors taking and the queue closing, on the code above.
+#[cfg(all(test, faust_loom))]
+mod loom_tests {
+    use super::*;
+    use crate::runtime::acks::{Message, MessageRef, PartitionAcks};
+    use futures::FutureExt;
+    use loom::future::block_on;
+    use loom::thread;
+
+    fn lease(offset: i64) -> Lease {
+        let message = Message::for_test(offset, PartitionAcks::new(), 1);
+        Lease::new(MessageRef::single(message))
+    }
+
+    /// Offsets a reader takes until the queue is closed and empty.
+    fn drain(q: &AgentQueue) -> Vec<i64> {
+        std::iter::from_fn(|| block_on(q.next()))
+            .map(|l| l.message().offset())
+            .collect()
+    }
+
+    /// Two actors share a queue the conductor fills then closes: each
+    /// event is taken once, and nobody sleeps through an event or the close.
+    #[test]
+    fn loom_shared_readers_take_every_event_once() {
+        loom::model(|| {
+            let q = AgentQueue::new(2, true);
+            let readers: Vec<_> = (0..2)
+                .map(|_| {
+                    let q = q.clone();
+                    thread::spawn(move || drain(&q))
+                })
+                .collect();
+            for o in 0..2 {
+                assert!(matches!(q.try_push(lease(o)), Push::Queued));
+            }
+            q.close();
+            let mut got: Vec<i64> = readers
+                .into_iter()
+                .flat_map(|r| r.join().unwrap())
+                .collect();
+            got.sort_unstable();
+            assert_eq!(got, vec![0, 1]);
+        });
+    }
+
+    /// A conductor pushes three events through a queue of one to a single
+    /// reader: it waits for room and is woken as the reader takes them.
+    #[test]
+    fn loom_a_full_queue_wakes_the_waiting_producer() {
+        loom::model(|| {
+            let q = AgentQueue::new(1, false);
+            let reader = {
+                let q = q.clone();
+                thread::spawn(move || drain(&q))
+            };
+            for o in 0..3 {
+                assert!(block_on(q.push(lease(o))).is_ok());
+            }
+            q.close();
+            assert_eq!(reader.join().unwrap(), vec![0, 1, 2]);
+        });
+    }
+
+    /// Two actors share a queue of one that the conductor keeps full: the
+    /// producer's wait for room and the readers' waits for events interleave.
+    #[test]
+    fn loom_a_full_shared_queue_hands_every_event_once() {
+        loom::model(|| {
+            let q = AgentQueue::new(1, true);
+            let readers: Vec<_> = (0..2)
+                .map(|_| {
+                    let q = q.clone();
+                    thread::spawn(move || drain(&q))
+                })
+                .collect();
+            for o in 0..2 {
+                assert!(block_on(q.push(lease(o))).is_ok());
+            }
+            q.close();
+            let mut got: Vec<i64> = readers
+                .into_iter()
+                .flat_map(|r| r.join().unwrap())
+                .collect();
+            got.sort_unstable();
+            assert_eq!(got, vec![0, 1]);
+        });
+    }
+
+    /// An actor gives up its wait (polled once, then dropped) while an
+    /// event is pushed: an event promised to it goes to the other actor.
+    #[test]
+    fn loom_a_dropped_wait_passes_its_event_on() {
+        loom::model(|| {
+            let q = AgentQueue::new(2, true);
+            let quitter = {
+                let q = q.clone();
+                thread::spawn(move || q.next().now_or_never().flatten().is_some())
+            };
+            let reader = {
+                let q = q.clone();
+                thread::spawn(move || drain(&q).len())
+            };
+            assert!(matches!(q.try_push(lease(0)), Push::Queued));
+            let quitter_took = quitter.join().unwrap();
+            q.close();
+            let taken = reader.join().unwrap() + usize::from(quitter_took);
+            assert_eq!(taken, 1, "the event is taken exactly once");
+        });
     }
 }

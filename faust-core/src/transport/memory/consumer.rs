@@ -2,19 +2,19 @@
 //! partitions, sleeps until an append wakes it, and hands out the
 //! rebalance events its [`Group`] decides.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::group::{Group, Step};
-use super::log::Fetch;
-use super::{lock, Inner, COMMIT_INTERVAL, MAX_BATCH};
+use super::log::{sleep_until_appended, Fetch};
+use super::{Inner, COMMIT_INTERVAL, MAX_BATCH};
 use crate::error::{Error, Result};
 use crate::record::{Record, TopicPartition};
+use crate::sync::atomic::AtomicBool;
+use crate::sync::{Mutex, Notify};
 use crate::transport::{CommitFuture, Consumer, ConsumerEvent};
 
 /// A consumer of the embedded broker: a group member (`group` set) or an
@@ -83,7 +83,7 @@ impl MemoryConsumer {
         &mut self,
         group: &Mutex<Group>,
     ) -> Result<(Option<ConsumerEvent>, Option<Instant>)> {
-        let mut g = lock(group);
+        let mut g = group.lock();
         match g.step(self.id, Instant::now())? {
             Step::Idle(wait) => Ok((None, wait)),
             Step::Revoked(revoked) => {
@@ -180,7 +180,9 @@ impl MemoryConsumer {
             }
         }
         if let Some(group) = &self.group {
-            lock(group).leave(id, Instant::now(), self.broker.rebalance_timeout());
+            group
+                .lock()
+                .leave(id, Instant::now(), self.broker.rebalance_timeout());
         }
     }
 }
@@ -196,7 +198,7 @@ impl Consumer for MemoryConsumer {
             || self
                 .group
                 .as_ref()
-                .is_some_and(|g| lock(g).rebalance_pending(self.id))
+                .is_some_and(|g| g.lock().rebalance_pending(self.id))
     }
 
     async fn poll(&mut self) -> Result<ConsumerEvent> {
@@ -220,30 +222,7 @@ impl Consumer for MemoryConsumer {
             if let Some(records) = self.fetch_records() {
                 return Ok(ConsumerEvent::Records(records));
             }
-            let notified = self.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            // Appends wake only a sleeping consumer: say so, then look
-            // once more under each log's lock (see `Partition::append`).
-            self.sleeping.store(true, Ordering::Relaxed);
-            if self
-                .fetch
-                .iter()
-                .any(|f| f.partition().has_records_from(f.position))
-            {
-                self.sleeping.store(false, Ordering::Relaxed);
-                continue;
-            }
-            match wait {
-                Some(deadline) => {
-                    tokio::select! {
-                        _ = notified => {}
-                        _ = tokio::time::sleep_until(deadline) => {}
-                    }
-                }
-                None => notified.await,
-            }
-            self.sleeping.store(false, Ordering::Relaxed);
+            sleep_until_appended(&self.notify, &self.sleeping, &self.fetch, wait).await;
         }
     }
 
@@ -257,7 +236,7 @@ impl Consumer for MemoryConsumer {
     }
 
     async fn committed(&mut self, tp: &TopicPartition) -> Result<Option<i64>> {
-        Ok(self.group.as_ref().and_then(|g| lock(g).committed(tp)))
+        Ok(self.group.as_ref().and_then(|g| g.lock().committed(tp)))
     }
 
     async fn close(mut self: Box<Self>, _timeout: Duration) -> Result<()> {
@@ -272,7 +251,7 @@ impl MemoryConsumer {
         let Some(group) = &self.group else {
             return Ok(());
         };
-        lock(group).commit(self.id, !self.left, offsets)
+        group.lock().commit(self.id, !self.left, offsets)
     }
 }
 

@@ -6,12 +6,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::log::{Fetch, Topic};
 use crate::error::{Error, Result};
 use crate::record::TopicPartition;
+use crate::sync::Notify;
 use crate::transport::OffsetReset;
 
 /// Who holds a partition of a group, and until when it may keep it if a

@@ -3,14 +3,15 @@
 //! wake-up of consumers sleeping on a partition.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::Notify;
+use tokio::time::Instant;
 
-use super::{lock, RETENTION_CHUNK};
+use super::RETENTION_CHUNK;
 use crate::record::{Headers, Record, TopicPartition};
+use crate::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use crate::sync::{Mutex, Notify};
 
 const CHUNK: usize = RETENTION_CHUNK;
 
@@ -83,7 +84,7 @@ impl Partition {
 
     /// Register a reader that needs records from `low` on, unless known.
     pub(super) fn add_reader(&self, id: u64, low: i64) {
-        let mut log = lock(&self.log);
+        let mut log = self.log.lock();
         if !log.readers.iter().any(|(r, _)| *r == id) {
             log.readers.push((id, low));
         }
@@ -91,7 +92,7 @@ impl Partition {
 
     /// Reader `id` needs nothing below `low` any more: free what no reader needs.
     pub(super) fn advance_reader(&self, id: u64, low: i64) {
-        let mut log = lock(&self.log);
+        let mut log = self.log.lock();
         match log.readers.iter_mut().find(|(r, _)| *r == id) {
             Some((_, l)) if *l >= low => return,
             Some((_, l)) => *l = low,
@@ -102,7 +103,7 @@ impl Partition {
 
     /// Forget reader `id` (an assigned consumer that closed).
     pub(super) fn remove_reader(&self, id: u64) {
-        let mut log = lock(&self.log);
+        let mut log = self.log.lock();
         log.readers.retain(|(r, _)| *r != id);
         self.trim(&mut log);
     }
@@ -125,7 +126,7 @@ impl Partition {
     /// Append a record, wake the readers and return its offset.
     #[inline]
     pub(super) fn append(&self, stored: Stored) -> i64 {
-        let mut log = lock(&self.log);
+        let mut log = self.log.lock();
         let offset = self.end.load(Ordering::Relaxed);
         match log.chunks.back_mut() {
             Some(chunk) if chunk.len() < CHUNK => chunk.push(stored),
@@ -157,7 +158,7 @@ impl Partition {
         count: usize,
         out: &mut Vec<Record>,
     ) {
-        let log = lock(&self.log);
+        let log = self.log.lock();
         let base = log.base as usize;
         let mut offset = (from.max(0) as usize).max(base);
         let end = offset + count;
@@ -192,13 +193,13 @@ impl Partition {
     /// lock (so an append either is seen or sees the reader's state).
     #[inline]
     pub(super) fn has_records_from(&self, position: i64) -> bool {
-        let _log = lock(&self.log);
+        let _log = self.log.lock();
         self.end.load(Ordering::Acquire) > position
     }
 
     /// Wake `consumer` on appends while it sleeps.
     pub(super) fn watch(&self, consumer: u64, notify: &Arc<Notify>, sleeping: &Arc<AtomicBool>) {
-        let mut log = lock(&self.log);
+        let mut log = self.log.lock();
         if !log.watchers.iter().any(|w| w.consumer == consumer) {
             log.watchers.push(Watcher {
                 consumer,
@@ -210,7 +211,7 @@ impl Partition {
 
     /// Stop waking `consumer`.
     pub(super) fn unwatch(&self, consumer: u64) {
-        lock(&self.log).watchers.retain(|w| w.consumer != consumer);
+        self.log.lock().watchers.retain(|w| w.consumer != consumer);
     }
 }
 
@@ -258,5 +259,86 @@ impl Fetch {
     #[inline]
     pub(super) fn partition(&self) -> &Partition {
         &self.topic.partitions[self.tp.partition as usize]
+    }
+}
+
+/// A consumer with nothing to fetch sleeps until an append to one of its
+/// partitions `fetch` (whose `watch` names `notify` and `sleeping`), a
+/// notification of its group, or `deadline`. Returns at once if records
+/// arrived meanwhile.
+///
+/// Appends wake only a sleeping consumer: it says so, then looks once more
+/// under each log's lock (see [`Partition::append`]).
+pub(super) async fn sleep_until_appended(
+    notify: &Notify,
+    sleeping: &AtomicBool,
+    fetch: &[Fetch],
+    deadline: Option<Instant>,
+) {
+    let notified = notify.notified();
+    tokio::pin!(notified);
+    notified.as_mut().enable();
+    sleeping.store(true, Ordering::Relaxed);
+    if fetch
+        .iter()
+        .any(|f| f.partition().has_records_from(f.position))
+    {
+        sleeping.store(false, Ordering::Relaxed);
+        return;
+    }
+    match deadline {
+        Some(deadline) => {
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+        None => notified.await,
+    }
+    sleeping.store(false, Ordering::Relaxed);
+}
+
+/// loom model (`--cfg faust_loom`): a consumer going to sleep while a
+/// producer appends, on the code above.
+#[cfg(all(test, faust_loom))]
+mod loom_tests {
+    use super::*;
+
+    /// The consumer looks (as `poll` does, without the lock), finds nothing
+    /// and sleeps, while a record is appended: it must wake and see it,
+    /// whatever the interleaving (a lost wake-up is a loom deadlock).
+    #[test]
+    fn loom_a_sleeping_consumer_sees_a_racing_append() {
+        loom::model(|| {
+            let topic = Arc::new(Topic::new("t", 1));
+            let notify = Arc::new(Notify::new());
+            let sleeping = Arc::new(AtomicBool::new(false));
+            topic.partitions[0].watch(1, &notify, &sleeping);
+            let producer = {
+                let topic = topic.clone();
+                loom::thread::spawn(move || {
+                    topic.partitions[0].append(Stored {
+                        timestamp: 0,
+                        key: None,
+                        value: None,
+                        headers: vec![],
+                    })
+                })
+            };
+            let fetch = [Fetch {
+                tp: TopicPartition::new("t", 0),
+                topic: topic.clone(),
+                position: 0,
+            }];
+            while fetch[0].partition().end() == 0 {
+                loom::future::block_on(sleep_until_appended(&notify, &sleeping, &fetch, None));
+            }
+            let mut out = Vec::new();
+            fetch[0]
+                .partition()
+                .read_into(&topic.name, 0, 0, 1, &mut out);
+            assert_eq!(out.len(), 1);
+            assert_eq!(producer.join().unwrap(), 0);
+        });
     }
 }

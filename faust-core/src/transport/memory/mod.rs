@@ -45,13 +45,11 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use rustc_hash::FxHashMap;
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::{
@@ -60,6 +58,8 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::record::{coarse_now_millis, ProducerRecord, RecordMetadata, TopicPartition};
+use crate::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use crate::sync::{std_atomic, Mutex, Notify, RwLock};
 
 mod consumer;
 mod group;
@@ -93,12 +93,6 @@ pub const RETENTION_CHUNK: usize = 1024;
 /// [`Consumer::commit_interval`]): commits are cheap here and free memory.
 pub const COMMIT_INTERVAL: Duration = Duration::from_millis(20);
 
-/// Lock a mutex, recovering it if a thread panicked while holding it: no
-/// critical section of this broker panics halfway through an update.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// The state of one broker, shared by its handle and its consumers.
 struct Inner {
     url: String,
@@ -115,11 +109,7 @@ impl Inner {
     }
 
     fn topic(&self, name: &str) -> Option<Arc<Topic>> {
-        self.topics
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .cloned()
+        self.topics.read().get(name).cloned()
     }
 
     /// The topic, created with at least `min_partitions` (and the default
@@ -134,7 +124,7 @@ impl Inner {
             .load(Ordering::Relaxed)
             .max(min_partitions)
             .max(1);
-        let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
+        let mut topics = self.topics.write();
         let topic = topics
             .entry(name.to_string())
             .or_insert_with(|| {
@@ -161,12 +151,7 @@ pub struct MemoryBroker {
 
 impl fmt::Debug for MemoryBroker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let topics = self
-            .inner
-            .topics
-            .read()
-            .map(|t| t.len())
-            .unwrap_or_else(|e| e.into_inner().len());
+        let topics = self.inner.topics.read().len();
         f.debug_struct("MemoryBroker")
             .field("url", &self.inner.url)
             .field("topics", &topics)
@@ -181,14 +166,14 @@ impl Default for MemoryBroker {
 }
 
 static REGISTRY: OnceLock<Mutex<HashMap<String, Arc<MemoryBroker>>>> = OnceLock::new();
-static PRIVATE: AtomicU64 = AtomicU64::new(1);
+static PRIVATE: std_atomic::AtomicU64 = std_atomic::AtomicU64::new(1);
 
 impl MemoryBroker {
     /// Append a record to its partition (synchronous: nothing waits).
     fn append(&self, record: ProducerRecord) -> Result<RecordMetadata> {
         {
             // Existing topic (the common case): no reference count to touch.
-            let topics = self.inner.topics.read().unwrap_or_else(|e| e.into_inner());
+            let topics = self.inner.topics.read();
             if let Some(topic) = topics.get(&*record.topic) {
                 return Self::append_to(topic, record);
             }
@@ -260,7 +245,8 @@ impl MemoryBroker {
     /// inspection methods).
     pub fn shared(name: &str) -> Arc<MemoryBroker> {
         let registry = REGISTRY.get_or_init(|| Mutex::new(HashMap::new()));
-        lock(registry)
+        registry
+            .lock()
             .entry(name.to_string())
             .or_insert_with(|| Arc::new(Self::with_url(format!("memory://{name}"))))
             .clone()
@@ -296,14 +282,7 @@ impl MemoryBroker {
 
     /// Names of the existing topics, sorted.
     pub fn topics(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .inner
-            .topics
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .cloned()
-            .collect();
+        let mut names: Vec<String> = self.inner.topics.read().keys().cloned().collect();
         names.sort();
         names
     }
@@ -326,8 +305,8 @@ impl MemoryBroker {
 
     /// Offset committed by `group` for this partition.
     pub fn committed_offset(&self, group: &str, tp: &TopicPartition) -> Option<i64> {
-        let group = lock(&self.inner.groups).get(group).cloned()?;
-        let offset = lock(&group).committed(tp);
+        let group = self.inner.groups.lock().get(group).cloned()?;
+        let offset = group.lock().committed(tp);
         offset
     }
 }
@@ -340,7 +319,7 @@ impl Transport for MemoryBroker {
 
     async fn create_topic(&self, spec: &TopicSpec) -> Result<()> {
         spec.validate()?;
-        let mut topics = self.inner.topics.write().unwrap_or_else(|e| e.into_inner());
+        let mut topics = self.inner.topics.write();
         topics
             .entry(spec.name.clone())
             .or_insert_with(|| Arc::new(Topic::new(&spec.name, spec.partitions)));
@@ -376,7 +355,10 @@ impl Transport for MemoryBroker {
                 topics.push(self.inner.topic_or_create(name, 1)?);
             }
         }
-        let group = lock(&self.inner.groups)
+        let group = self
+            .inner
+            .groups
+            .lock()
             .entry(options.group.clone())
             .or_insert_with(|| {
                 let id = self.inner.next_consumer.fetch_add(1, Ordering::Relaxed);
@@ -385,7 +367,7 @@ impl Transport for MemoryBroker {
             .clone();
         let id = self.inner.next_consumer.fetch_add(1, Ordering::Relaxed);
         let notify = Arc::new(Notify::new());
-        lock(&group).join(
+        group.lock().join(
             id,
             topics,
             notify.clone(),
