@@ -7,7 +7,7 @@
 //! reference cycle and without reaching up into the [`App`](crate::App).
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::watch;
@@ -20,6 +20,7 @@ use crate::record::ProducerRecord;
 use crate::redact::redact_url;
 use crate::rpc::reply_consumer::{ReplyConsumer, ReplyTopics};
 use crate::runtime::acks::Message;
+use crate::sync::RwLock;
 use crate::transport::producer::Producer;
 use crate::transport::Transport;
 
@@ -119,15 +120,12 @@ impl Context {
 
     /// Make an agent known by name (its sinks' targets are looked up here).
     pub(crate) fn add_agent(&self, name: &str, codec: Codec, topic: Arc<str>) {
-        self.agents
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name.to_string(), (codec, topic));
+        self.agents.write().insert(name.to_string(), (codec, topic));
     }
 
     /// The value codec and topic of the agent with this name.
     pub(crate) fn agent_target(&self, name: &str) -> Result<(Codec, Arc<str>)> {
-        let agents = self.agents.read().unwrap_or_else(|e| e.into_inner());
+        let agents = self.agents.read();
         let name = name.strip_prefix('@').unwrap_or(name);
         if let Some((codec, topic)) = agents.get(name) {
             return Ok((*codec, topic.clone()));

@@ -6,7 +6,7 @@
 //! returns the event or the agent's error. [`TestContext::results`] holds
 //! what the agent produced (its inputs, for consumers).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -22,6 +22,7 @@ use crate::context::EventHook;
 use crate::error::{Error, Result};
 use crate::record::Headers;
 use crate::runtime::acks::Message;
+use crate::sync::Mutex;
 use crate::transport::memory::MemoryBroker;
 
 /// Options of [`TestContext::put_with`].
@@ -163,10 +164,7 @@ impl TestContext {
                         codec: "json",
                         reason: "result is not serializable".into(),
                     })?;
-                    sink_results
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(Entry::Json(json));
+                    sink_results.lock().push(Entry::Json(json));
                     Ok(())
                 },
             ));
@@ -243,7 +241,6 @@ impl TestContext {
                     if let Some(v) = &p.value {
                         self.results
                             .lock()
-                            .unwrap_or_else(|e| e.into_inner())
                             .push(Entry::Raw(v.clone(), agent.value_codec()));
                     }
                 }
@@ -276,11 +273,7 @@ impl TestContext {
     /// What the agent produced (for consumers: the inputs it processed), in
     /// order, decoded into `V`.
     pub fn results<V: DeserializeOwned>(&self) -> Result<Vec<V>> {
-        let entries = self
-            .results
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let entries = self.results.lock().clone();
         entries
             .into_iter()
             .map(|e| match e {

@@ -5,7 +5,7 @@
 use std::any::Any;
 use std::fmt;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use await_tree::InstrumentAwait;
 use bytes::Bytes;
@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::rpc::server::{self, ReplyAddr, Request};
 use crate::runtime::acks::{Lease, Message, MessageRef};
 use crate::runtime::queue::Queue;
+use crate::sync::{Mutex, MutexGuard};
 use crate::transport::DeliveryFuture;
 
 use super::acker::{ack_when_delivered, not_delivered, Unacked, Waiting, MAX_UNACKED};
@@ -105,8 +106,8 @@ impl ActorCtx {
         &self.cancel
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Current>> {
-        self.current.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Option<Current>> {
+        self.current.lock()
     }
 
     pub(crate) fn current_message(&self) -> Option<MessageRef> {

@@ -3,13 +3,14 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
 use crate::record::TopicPartition;
+use crate::sync::RwLock;
 
 use super::Agent;
 
@@ -37,7 +38,7 @@ impl Default for AgentManager {
 
 impl AgentManager {
     pub(crate) fn add(&self, agent: Agent) -> Result<()> {
-        let mut agents = self.agents.write().unwrap_or_else(|e| e.into_inner());
+        let mut agents = self.agents.write();
         if agents.iter().any(|a| a.name() == agent.name()) {
             return Err(Error::DuplicateAgent(agent.name().to_string()));
         }
@@ -49,15 +50,12 @@ impl AgentManager {
 
     /// Every agent, in registration order.
     pub fn all(&self) -> Vec<Agent> {
-        self.agents
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.agents.read().clone()
     }
 
     /// The agent with this name.
     pub fn get(&self, name: &str) -> Result<Agent> {
-        let agents = self.agents.read().unwrap_or_else(|e| e.into_inner());
+        let agents = self.agents.read();
         let name = name.strip_prefix('@').unwrap_or(name);
         agents
             .iter()
@@ -79,7 +77,7 @@ impl AgentManager {
 
     /// Number of agents.
     pub fn len(&self) -> usize {
-        self.agents.read().unwrap_or_else(|e| e.into_inner()).len()
+        self.agents.read().len()
     }
 
     /// Whether there are no agents.
@@ -95,28 +93,17 @@ impl AgentManager {
                 index.entry(topic).or_default().push(agent.clone());
             }
         }
-        *self.by_topic.write().unwrap_or_else(|e| e.into_inner()) =
-            index.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
+        *self.by_topic.write() = index.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
     }
 
     /// Agents subscribed to a topic.
     pub fn by_topic(&self, topic: &str) -> Option<Arc<Vec<Agent>>> {
-        self.by_topic
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(topic)
-            .cloned()
+        self.by_topic.read().get(topic).cloned()
     }
 
     /// Every topic some agent consumes, sorted.
     pub fn topics(&self) -> Vec<String> {
-        let mut t: Vec<String> = self
-            .by_topic
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .cloned()
-            .collect();
+        let mut t: Vec<String> = self.by_topic.read().keys().cloned().collect();
         t.sort();
         t
     }

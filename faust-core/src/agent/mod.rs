@@ -26,7 +26,7 @@ pub mod supervisor;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -40,6 +40,7 @@ use crate::error::{Error, Result};
 use crate::record::{Headers, RecordMetadata, TopicPartition};
 use crate::runtime::acks::Message;
 use crate::runtime::queue::Queue;
+use crate::sync::{Mutex, MutexGuard, RwLock};
 
 pub use self::acker::MAX_UNACKED;
 use self::actor::ActorCtx;
@@ -147,8 +148,8 @@ impl Agent {
         })
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock()
     }
 
     /// The agent's name.
@@ -263,11 +264,7 @@ impl Agent {
     }
 
     pub(crate) fn sinks(&self) -> Arc<Vec<ErasedSink>> {
-        self.inner
-            .sinks
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.inner.sinks.read().clone()
     }
 
     /// Add a sink; one already present is ignored.
@@ -294,7 +291,7 @@ impl Agent {
         if self.state().started {
             self.check_sink(&erased)?;
         }
-        let mut sinks = self.inner.sinks.write().unwrap_or_else(|e| e.into_inner());
+        let mut sinks = self.inner.sinks.write();
         if erased.key.is_some() && sinks.iter().any(|s| s.key == erased.key) {
             return Ok(());
         }

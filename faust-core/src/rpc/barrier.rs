@@ -4,7 +4,7 @@ use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::future::IntoFuture;
 use std::pin::pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use futures::Stream;
@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 
 use super::promise::{ReplyPromise, ReplyWaiter};
 use crate::error::{Error, Result};
+use crate::sync::Mutex;
 
 /// One reply received by a [`BarrierState`].
 ///
@@ -83,10 +84,6 @@ impl State {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl BarrierState {
     /// An empty barrier whose replies are expected on topic `reply_to`.
     pub fn new(reply_to: impl Into<String>) -> Self {
@@ -107,27 +104,27 @@ impl BarrierState {
 
     /// The number of requests added so far (the tentative total).
     pub fn size(&self) -> usize {
-        lock(&self.inner.state).size
+        self.inner.state.lock().size
     }
 
     /// The final number of requests; `0` until [`finalize`](Self::finalize).
     pub fn total(&self) -> usize {
-        lock(&self.inner.state).total
+        self.inner.state.lock().total
     }
 
     /// The number of replies received (values and errors).
     pub fn fulfilled(&self) -> usize {
-        lock(&self.inner.state).fulfilled
+        self.inner.state.lock().fulfilled
     }
 
     /// The number of added requests still waiting for their reply.
     pub fn pending(&self) -> usize {
-        lock(&self.inner.state).pending.len()
+        self.inner.state.lock().pending.len()
     }
 
     /// Whether the barrier is finalized and every request got its reply.
     pub fn is_done(&self) -> bool {
-        lock(&self.inner.state).is_done()
+        self.inner.state.lock().is_done()
     }
 
     /// Add the request of promise `p` (only its correlation id is kept).
@@ -144,7 +141,7 @@ impl BarrierState {
     /// empty id, or if the id was already added.
     pub fn add_correlation_id(&self, correlation_id: impl Into<String>) -> Result<()> {
         let correlation_id = correlation_id.into();
-        let mut st = lock(&self.inner.state);
+        let mut st = self.inner.state.lock();
         if st.finalized {
             return Err(Error::Rpc(
                 "cannot add to a BarrierState after finalize".to_owned(),
@@ -167,7 +164,7 @@ impl BarrierState {
     /// empty). Calling it again does nothing.
     pub fn finalize(&self) {
         let done = {
-            let mut st = lock(&self.inner.state);
+            let mut st = self.inner.state.lock();
             if st.finalized {
                 return;
             }
@@ -196,7 +193,7 @@ impl BarrierState {
 
     fn record(&self, correlation_id: &str, value: std::result::Result<Value, String>) -> bool {
         let done = {
-            let mut st = lock(&self.inner.state);
+            let mut st = self.inner.state.lock();
             // Take the stored id: no allocation for the tuple.
             let Some(correlation_id) = st.pending.take(correlation_id) else {
                 return false;
@@ -221,12 +218,12 @@ impl BarrierState {
 
     /// The next unread reply, if one is queued.
     pub fn get_nowait(&self) -> Option<ReplyTuple> {
-        lock(&self.inner.state).results.pop_front()
+        self.inner.state.lock().results.pop_front()
     }
 
     /// All unread replies, in arrival order.
     pub fn drain(&self) -> Vec<ReplyTuple> {
-        lock(&self.inner.state).results.drain(..).collect()
+        self.inner.state.lock().results.drain(..).collect()
     }
 
     /// The next unread reply, waiting for one to arrive; `None` once the
@@ -237,7 +234,7 @@ impl BarrierState {
             // Register before checking, so a reply in between is seen.
             notified.as_mut().enable();
             {
-                let mut st = lock(&self.inner.state);
+                let mut st = self.inner.state.lock();
                 if let Some(t) = st.results.pop_front() {
                     return Some(t);
                 }
@@ -293,7 +290,7 @@ impl IntoFuture for BarrierState {
 
 impl fmt::Debug for BarrierState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let st = lock(&self.inner.state);
+        let st = self.inner.state.lock();
         f.debug_struct("BarrierState")
             .field("reply_to", &self.inner.reply_to)
             .field("size", &st.size)

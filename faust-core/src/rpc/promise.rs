@@ -4,13 +4,14 @@
 use std::fmt;
 use std::future::IntoFuture;
 use std::pin::pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::error::{Error, Result};
+use crate::sync::Mutex;
 
 /// Something waiting for replies, registered with the reply consumer under
 /// one or more correlation ids (a [`ReplyPromise`] or a
@@ -54,10 +55,6 @@ struct Inner {
     notify: Notify,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl ReplyPromise {
     /// A pending promise for the reply to request `correlation_id`, expected
     /// on topic `reply_to`.
@@ -90,7 +87,7 @@ impl ReplyPromise {
 
     /// Whether a reply (value or error) has been received.
     pub fn is_done(&self) -> bool {
-        lock(&self.inner.outcome).is_some()
+        self.inner.outcome.lock().is_some()
     }
 
     /// Resolve with `value`. Returns `false` and changes nothing if
@@ -111,7 +108,7 @@ impl ReplyPromise {
             return false;
         }
         {
-            let mut slot = lock(&self.inner.outcome);
+            let mut slot = self.inner.outcome.lock();
             if slot.is_some() {
                 return false;
             }
@@ -127,7 +124,7 @@ impl ReplyPromise {
     /// caller knows the agent name and fills it in).
     pub async fn wait(&self) -> Result<Value> {
         self.ready().await;
-        into_result(lock(&self.inner.outcome).clone().unwrap_or(Ok(Value::Null)))
+        into_result(self.inner.outcome.lock().clone().unwrap_or(Ok(Value::Null)))
     }
 
     /// Wait until resolved.
@@ -146,7 +143,7 @@ impl ReplyPromise {
     /// Wait, then move the value out if this is the last handle.
     async fn into_wait(self) -> Result<Value> {
         self.ready().await;
-        let mut slot = lock(&self.inner.outcome);
+        let mut slot = self.inner.outcome.lock();
         // The only handle: nobody can observe the slot after us.
         let outcome = if Arc::strong_count(&self.inner) == 1 {
             slot.take()

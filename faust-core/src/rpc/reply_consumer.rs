@@ -2,7 +2,7 @@
 //! to whatever waits for its correlation id.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -11,6 +11,7 @@ use super::ReplyWaiter;
 use crate::error::{Error, Result};
 use crate::record::TopicPartition;
 use crate::rpc::wire::{self, ReqRepResponse};
+use crate::sync::{Mutex, MutexGuard};
 use crate::transport::{ConsumerEvent, TopicSpec, Transport};
 
 type Waiting = Arc<Mutex<HashMap<String, Arc<dyn ReplyWaiter>>>>;
@@ -62,12 +63,12 @@ impl ReplyConsumer {
         }
     }
 
-    fn waiting(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<dyn ReplyWaiter>>> {
-        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    fn waiting(&self) -> MutexGuard<'_, HashMap<String, Arc<dyn ReplyWaiter>>> {
+        self.waiting.lock()
     }
 
-    fn fetchers(&self) -> std::sync::MutexGuard<'_, HashMap<String, JoinHandle<()>>> {
-        self.fetchers.lock().unwrap_or_else(|e| e.into_inner())
+    fn fetchers(&self) -> MutexGuard<'_, HashMap<String, JoinHandle<()>>> {
+        self.fetchers.lock()
     }
 
     /// Start the fetcher of `reply_to` (creating the topic with one
@@ -176,10 +177,7 @@ fn dispatch(waiting: &Waiting, topic: &str, records: Vec<crate::record::Record>)
                 continue;
             }
         };
-        let waiter = waiting
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&response.correlation_id);
+        let waiter = waiting.lock().remove(&response.correlation_id);
         let Some(waiter) = waiter else {
             tracing::debug!(topic, correlation_id = %response.correlation_id, "reply for an unknown or already answered correlation id ignored");
             continue;
