@@ -164,7 +164,7 @@ fn banner(app: &App) -> String {
         out.push_str(&format!(
             "  @{:<24} topic={} concurrency={}{}\n",
             a.name(),
-            a.topic(),
+            a.get_topic_names().join(","),
             a.concurrency(),
             if a.isolated_partitions() {
                 " isolated_partitions"
@@ -191,7 +191,7 @@ fn agents(app: &App, json: bool) -> anyhow::Result<()> {
         .map(|a| {
             serde_json::json!({
                 "name": format!("@{}", a.name()),
-                "topic": a.topic(),
+                "topic": a.get_topic_names().join(","),
                 "concurrency": a.concurrency(),
                 "help": a.help().lines().next().filter(|l| !l.is_empty()).unwrap_or("<N/A>"),
             })

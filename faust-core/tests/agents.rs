@@ -942,3 +942,56 @@ async fn sink_records_keep_the_source_key_or_take_the_one_given() {
     assert!(err.to_string().contains("makes no record to key"), "{err}");
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_agent_reads_several_topics_and_says_where_each_event_came_from() {
+    let app = app("two-topics").build().unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let agent = app
+        .add_agent(
+            AgentSpec::consumer("both", move |mut s: Stream<i64>| {
+                let tx = tx.clone();
+                async move {
+                    while let Some(ev) = s.next_event().await {
+                        let _ = tx.send((ev.message().topic().to_string(), ev.value));
+                    }
+                    Ok::<_, Error>(())
+                }
+            })
+            .topics(["orders-eu", "orders-us"]),
+        )
+        .unwrap();
+    assert_eq!(agent.get_topic_names(), vec!["orders-eu", "orders-us"]);
+    assert_eq!(agent.info().topics, vec!["orders-eu", "orders-us"]);
+    app.start().await.unwrap();
+    app.send("orders-us", &2).await.unwrap();
+    app.send("orders-eu", &1).await.unwrap();
+    // Sending to the agent produces to its first topic.
+    agent.send(&3).await.unwrap();
+    let mut got = take(&mut rx, 3).await;
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("orders-eu".to_string(), 1),
+            ("orders-eu".to_string(), 3),
+            ("orders-us".to_string(), 2),
+        ]
+    );
+    app.stop().await.unwrap();
+
+    // Bad lists are refused when the agent is added.
+    let bad = |topics: &[&str]| {
+        app.add_agent(
+            AgentSpec::consumer("bad", |mut s: Stream<i64>| async move {
+                while s.next().await.is_some() {}
+                Ok::<_, Error>(())
+            })
+            .topics(topics.iter().copied()),
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    assert!(bad(&["a", "a"]).contains("topic `a` is listed twice"));
+    assert!(bad(&["a", " "]).contains("is empty"));
+}

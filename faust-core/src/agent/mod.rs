@@ -60,7 +60,8 @@ pub struct Agent {
 
 pub(crate) struct AgentInner {
     spec: AgentSpec,
-    topic: Arc<str>,
+    /// The topics it consumes (at least one; sends go to the first).
+    topics: Vec<Arc<str>>,
     value_codec: Codec,
     /// The app's shared services.
     ctx: Arc<Context>,
@@ -126,19 +127,18 @@ struct State {
 impl Agent {
     pub(crate) fn new(spec: AgentSpec, ctx: Arc<Context>) -> Result<Self> {
         spec.validate()?;
-        let topic: Arc<str> = match &spec.topic {
-            Some(topic) => topic.as_str().into(),
-            None => {
-                let qual = spec.qualname.as_deref().unwrap_or(&spec.name);
-                format!("{}-{}", ctx.config.id, qual.replace("::", ".")).into()
-            }
+        let topics: Vec<Arc<str>> = if spec.topics.is_empty() {
+            let qual = spec.qualname.as_deref().unwrap_or(&spec.name);
+            vec![format!("{}-{}", ctx.config.id, qual.replace("::", ".")).into()]
+        } else {
+            spec.topics.iter().map(|t| t.as_str().into()).collect()
         };
         let value_codec = spec.value_codec.unwrap_or(ctx.config.value_codec);
         let sinks = RwLock::new(Arc::new(spec.sinks.clone()));
         Ok(Agent {
             inner: Arc::new(AgentInner {
                 spec,
-                topic,
+                topics,
                 value_codec,
                 ctx,
                 sinks,
@@ -156,13 +156,22 @@ impl Agent {
     pub fn name(&self) -> &str {
         &self.inner.spec.name
     }
-    /// The topic the agent consumes.
+    /// The topic the agent consumes; of several, the first, which sending
+    /// to the agent produces to.
     pub fn topic(&self) -> &str {
-        &self.inner.topic
+        &self.inner.topics[0]
     }
     /// The topic name, shared (cheap to clone into records).
     pub(crate) fn topic_name(&self) -> &Arc<str> {
-        &self.inner.topic
+        &self.inner.topics[0]
+    }
+    /// Every topic the agent consumes.
+    pub fn topics(&self) -> impl Iterator<Item = &str> {
+        self.inner.topics.iter().map(|t| &**t)
+    }
+    /// Whether the agent consumes `topic`.
+    pub(crate) fn reads(&self, topic: &str) -> bool {
+        self.inner.topics.iter().any(|t| &**t == topic)
     }
     /// Number of actors sharing the queue.
     pub fn concurrency(&self) -> usize {
@@ -208,9 +217,9 @@ impl Agent {
     pub fn stats(&self) -> &AgentStats {
         &self.inner.stats
     }
-    /// The channel the agent reads: its topic name (Faust's `agent.channel`).
+    /// The channel the agent reads: its (first) topic name (Faust's `agent.channel`).
     pub fn channel(&self) -> &str {
-        &self.inner.topic
+        self.topic()
     }
     /// A stream over the agent's shared queue (Faust's `channel_iterator`);
     /// same as [`stream`](Self::stream) with no partition.
@@ -219,7 +228,7 @@ impl Agent {
     }
     /// Topic names the agent subscribes to.
     pub fn get_topic_names(&self) -> Vec<String> {
-        vec![self.inner.topic.to_string()]
+        self.topics().map(str::to_string).collect()
     }
     /// `"Agent: <name>"`.
     pub fn label(&self) -> String {
@@ -240,6 +249,7 @@ impl Agent {
         AgentInfo {
             name: self.name().to_string(),
             topic: self.topic().to_string(),
+            topics: self.get_topic_names(),
             concurrency: self.concurrency(),
             isolated_partitions: self.isolated_partitions(),
             use_reply_headers: self.use_reply_headers(),
@@ -257,7 +267,7 @@ impl Agent {
     /// included), to adjust and add to another app — Faust's `clone()`.
     pub fn to_spec(&self) -> AgentSpec {
         let mut spec = self.inner.spec.clone();
-        spec.topic = Some(self.inner.topic.to_string());
+        spec.topics = self.get_topic_names();
         spec.value_codec = Some(self.inner.value_codec);
         spec.sinks = self.sinks().as_ref().clone();
         spec

@@ -76,7 +76,7 @@ impl Agent {
         let capacity = self.context().config.stream_buffer_maxsize;
         let mut parts: Vec<i32> = assigned
             .iter()
-            .filter(|tp| &*tp.topic == self.topic())
+            .filter(|tp| self.reads(&tp.topic))
             .map(|tp| tp.partition)
             .collect();
         parts.sort_unstable();
@@ -106,7 +106,7 @@ impl Agent {
             let mut st = self.state();
             let parts: Vec<i32> = revoked
                 .iter()
-                .filter(|tp| &*tp.topic == self.topic())
+                .filter(|tp| self.reads(&tp.topic))
                 .map(|tp| tp.partition)
                 .collect();
             for p in &parts {

@@ -44,7 +44,8 @@ pub type OnError = Arc<dyn Fn(&Agent, &Error) + Send + Sync>;
 pub struct AgentSpec {
     pub(crate) name: String,
     pub(crate) qualname: Option<String>,
-    pub(crate) topic: Option<String>,
+    /// The topics to consume (empty: the default one).
+    pub(crate) topics: Vec<String>,
     pub(crate) partitions: Option<i32>,
     pub(crate) concurrency: usize,
     pub(crate) isolated_partitions: bool,
@@ -94,7 +95,7 @@ impl AgentSpec {
         Self {
             name: name.into(),
             qualname: None,
-            topic: None,
+            topics: Vec::new(),
             partitions: None,
             concurrency: 1,
             isolated_partitions: false,
@@ -214,7 +215,21 @@ impl AgentSpec {
 
     /// The topic to consume (default `<app id>-<qualname>`).
     pub fn topic(mut self, topic: impl Into<String>) -> Self {
-        self.topic = Some(topic.into());
+        self.topics = vec![topic.into()];
+        self
+    }
+
+    /// Consume several topics: events say which one they came from
+    /// ([`Message::topic`](crate::Message::topic)), each partition's order is
+    /// kept, and sending to the agent (`send`, `ask`...) produces to the
+    /// first one. An empty list keeps the default topic. Not with isolated
+    /// partitions yet.
+    pub fn topics<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.topics = names.into_iter().map(Into::into).collect();
         self
     }
 
@@ -298,6 +313,30 @@ impl AgentSpec {
                 self.name
             )));
         }
+        if let Some(bad) = self.topics.iter().find(|t| t.trim().is_empty()) {
+            return Err(Error::config(format!(
+                "agent `{}`: topic name {bad:?} is empty",
+                self.name
+            )));
+        }
+        if let Some(dup) = self
+            .topics
+            .iter()
+            .enumerate()
+            .find_map(|(i, t)| self.topics[..i].contains(t).then_some(t))
+        {
+            return Err(Error::config(format!(
+                "agent `{}`: topic `{dup}` is listed twice",
+                self.name
+            )));
+        }
+        if self.isolated_partitions && self.topics.len() > 1 {
+            return Err(Error::config(format!(
+                "agent `{}`: isolated partitions with several topics are not supported yet \
+                 (one agent per topic, or a shared agent)",
+                self.name
+            )));
+        }
         if self.isolated_partitions && self.concurrency > 1 {
             return Err(Error::config(format!(
                 "agent `{}`: concurrency must be 1 when using isolated partitions",
@@ -332,7 +371,7 @@ impl fmt::Debug for AgentSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AgentSpec")
             .field("name", &self.name)
-            .field("topic", &self.topic)
+            .field("topics", &self.topics)
             .field("concurrency", &self.concurrency)
             .field("isolated_partitions", &self.isolated_partitions)
             .finish_non_exhaustive()

@@ -9,8 +9,10 @@ use std::time::Duration;
 pub struct AgentInfo {
     /// Agent name.
     pub name: String,
-    /// Topic it consumes.
+    /// Topic it consumes (the first of several).
     pub topic: String,
+    /// Every topic it consumes.
+    pub topics: Vec<String>,
     /// Number of actors.
     pub concurrency: usize,
     /// One actor per partition.

@@ -135,15 +135,17 @@ impl App {
             agent.check_sinks()?;
         }
         for agent in self.agents().all().into_iter().filter(|a| !a.is_remote()) {
-            let spec = TopicSpec {
-                name: agent.topic().to_string(),
-                partitions: agent.partitions().unwrap_or(cfg.topic_partitions),
-                replication: cfg.topic_replication,
-                retention: None,
-                deleting: true,
-            };
-            ctx.with_broker_deadline("creating topic", self.transport().create_topic(&spec))
-                .await?;
+            for topic in agent.topics() {
+                let spec = TopicSpec {
+                    name: topic.to_string(),
+                    partitions: agent.partitions().unwrap_or(cfg.topic_partitions),
+                    replication: cfg.topic_replication,
+                    retention: None,
+                    deleting: true,
+                };
+                ctx.with_broker_deadline("creating topic", self.transport().create_topic(&spec))
+                    .await?;
+            }
         }
         if let Some(dlq) = &cfg.dead_letter_topic {
             let spec = TopicSpec::new(dlq.clone(), cfg.topic_partitions);
