@@ -20,17 +20,23 @@ use faust_core::transport::Transport;
 use faust_kafka::KafkaTransport;
 
 /// librdkafka's mock cluster: one broker, topics created through the mock
-/// API (it has no CreateTopics), commits refused during rebalances, and
-/// log-append timestamps in produce responses.
+/// API (it has no CreateTopics), commits refused during rebalances
+/// (`REBALANCE_IN_PROGRESS`), and log-append timestamps in produce responses.
 struct Mock {
     mock: common::Mock,
     transport: Arc<dyn Transport>,
 }
 
 impl Mock {
+    /// Small batches and a small mailbox, so that revocations find records
+    /// fetched but not yet handed out (which must then be dropped).
     fn new() -> Self {
         let mock = common::mock();
-        let transport = common::transport(&mock);
+        let url = format!(
+            "{}&faust.batch.max.records=5&faust.buffer.batches=2",
+            common::url(&mock)
+        );
+        let transport = Arc::new(KafkaTransport::from_url(&url).expect("transport"));
         Self { mock, transport }
     }
 }

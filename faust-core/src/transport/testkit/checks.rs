@@ -249,9 +249,9 @@ pub async fn keyed_records_use_the_kafka_partitioner(h: &dyn Harness) {
 }
 
 /// Keys, values, headers (order, repeated names, empty values) and
-/// explicit timestamps come back as sent; a missing value stays missing
-/// (a tombstone, with or without key); a record without timestamp is
-/// stamped with the time of its send.
+/// explicit timestamps come back as sent, with their topic, partition and
+/// offset; a missing value stays missing (a tombstone, with or without
+/// key); a record without timestamp is stamped with the time of its send.
 ///
 /// The send's [`RecordMetadata::timestamp`](crate::record::RecordMetadata)
 /// is the record's own, except where [`Harness::reports_log_append_time`].
@@ -292,12 +292,27 @@ pub async fn headers_keys_and_timestamps_round_trip(h: &dyn Harness) {
     .unwrap();
     let after = now_millis();
     assert_eq!((md2.offset, md3.offset), (1, 2));
+    let both = ProducerRecord {
+        topic: topic.as_str().into(),
+        partition: Some(1),
+        key: Some(Bytes::from_static(b"k1")),
+        value: Some(Bytes::from_static(b"v1")),
+        headers: vec![("a".into(), Bytes::from_static(b"1"))],
+        timestamp: None,
+    };
+    let md4 = within(h.deadline(), "send", t.send(both)).await.unwrap();
+    assert_eq!(md4.offset, 3);
     let mut c = t.assign(vec![tp(&topic, 1)]).await.unwrap();
     assert_eq!(
         next_event(&mut c, h.deadline()).await,
         ConsumerEvent::Assigned(vec![tp(&topic, 1)])
     );
-    let rs = read(h, &mut c, 3).await;
+    let rs = read(h, &mut c, 4).await;
+    assert_eq!(
+        rs.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3]
+    );
+    assert!(rs.iter().all(|r| *r.topic == *topic && r.partition == 1));
     assert_eq!(rs[0].headers, headers);
     assert_eq!(rs[0].timestamp, 1_600_000_000_123);
     assert_eq!(rs[0].key.as_deref(), Some(&b"k"[..]));
@@ -316,6 +331,10 @@ pub async fn headers_keys_and_timestamps_round_trip(h: &dyn Harness) {
     assert!(rs[1].headers.is_empty());
     assert_eq!((rs[2].key.clone(), rs[2].value.clone()), (None, None));
     assert!(rs[2].headers.is_empty());
+    assert_eq!(rs[3].key.as_deref(), Some(&b"k1"[..]));
+    assert_eq!(rs[3].value.as_deref(), Some(&b"v1"[..]));
+    assert_eq!(rs[3].headers, vec![("a".into(), Bytes::from_static(b"1"))]);
+    assert!(rs[3].timestamp >= before - 50, "{}", rs[3].timestamp);
 }
 
 /// Sending to a partition the topic does not have is an
