@@ -554,7 +554,11 @@ pub async fn handoff_waits_for_revocation_and_starts_at_the_committed_offset(h: 
     let mut c_owned = BTreeSet::new();
     let mut c_records: BTreeMap<_, Vec<i64>> = BTreeMap::new();
     within(d, "a 1/1 split", async {
-        while !(a_owned.len() == 1 && c_owned.len() == 1 && c_records.len() == 1) {
+        // Until `c` has read its partition to the end (offset 9).
+        while !(a_owned.len() == 1
+            && c_owned.len() == 1
+            && c_records.values().any(|o| o.last() == Some(&9)))
+        {
             if let Some(ev) = event_within(&mut a, Duration::from_millis(5)).await {
                 match ev {
                     ConsumerEvent::Assigned(tps) => a_owned.extend(tps),
@@ -590,7 +594,11 @@ pub async fn handoff_waits_for_revocation_and_starts_at_the_committed_offset(h: 
     })
     .await;
     let (c_tp, offsets) = c_records.into_iter().next().unwrap();
-    assert_eq!(offsets[0], start, "c starts {c_tp} at the committed offset");
+    assert_eq!(
+        offsets,
+        (start..10).collect::<Vec<_>>(),
+        "c reads {c_tp} from the committed offset"
+    );
     assert_eq!(
         within(d, "committed", c.committed(&c_tp)).await.unwrap(),
         Some(start)
@@ -673,6 +681,13 @@ pub async fn third_member_triggers_revoke_then_assign_without_loss_or_duplicates
         d,
     )
     .await;
+    for m in [&mut m1, &mut m2, &mut m3] {
+        assert!(
+            !m.step(Duration::from_millis(20)).await,
+            "{}: more events",
+            m.name
+        );
+    }
     assert_each_record_once(&[&mut m1, &mut m2, &mut m3], 1600);
     assert!(!m3.seen.is_empty(), "m3 read nothing");
 }
@@ -725,6 +740,10 @@ async fn leaving_member_releases_its_partitions(h: &dyn Harness, by_drop: bool) 
     })
     .await;
     settle(&mut [&mut m1], Duration::from_millis(50), d).await;
+    assert!(
+        !m1.step(Duration::from_millis(20)).await,
+        "m1: more events (re-delivered records?)"
+    );
     let mine = m1.distinct();
     assert!(
         mine.is_disjoint(&seen_by_m2),
