@@ -32,8 +32,19 @@ impl fmt::Display for TopicPartition {
 }
 
 /// Topic partitions for a log line: each topic once, with its partitions as
-/// ranges (`orders[0-3,6] quote[0-7]`), topics sorted; `none` when empty.
-pub(crate) fn compact(tps: &[TopicPartition]) -> impl fmt::Display + '_ {
+/// ranges (`orders[0-3,6] quote[0-7]`), topics sorted, repetitions dropped;
+/// `none` when empty. Transports use it for their rebalance logs, so that a
+/// large assignment stays one short line.
+///
+/// ```
+/// use faust_core::record::{compact, TopicPartition};
+/// let tps: Vec<_> = [0, 1, 2, 3, 6]
+///     .into_iter()
+///     .map(|p| TopicPartition::new("orders", p))
+///     .collect();
+/// assert_eq!(compact(&tps).to_string(), "orders[0-3,6]");
+/// ```
+pub fn compact(tps: &[TopicPartition]) -> impl fmt::Display + '_ {
     Compact(tps)
 }
 

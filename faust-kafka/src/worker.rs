@@ -161,7 +161,10 @@ impl ConsumerContext for ConsumerCtx {
         if let Rebalance::Assign(tpl) = rebalance {
             self.assignments.fetch_add(1, Ordering::SeqCst);
             let partitions = to_partitions(tpl);
-            tracing::debug!(?partitions, "Kafka consumer: partitions assigned");
+            tracing::debug!(
+                partitions = %faust_core::record::compact(&partitions),
+                "Kafka consumer: partitions assigned"
+            );
             if !partitions.is_empty() && !self.shared.lock().closing {
                 self.shared.push(Item::Assigned(partitions));
             }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The real-broker suite (tests/broker_suite.rs): worker processes
 # (examples/worker.rs) in consumer groups on the Apache Kafka broker of
-# scripts/kafka.sh. scripts/test.sh starts the broker and runs this; to run
-# it alone:
+# scripts/kafka.sh, then faust-kafka's real-broker transport tests and the
+# transport conformance suite (faust-kafka/tests/conformance.rs) on it.
+# scripts/test.sh starts the broker and runs this; to run it alone:
 #
 #   scripts/kafka.sh start && scripts/suites/10-kafka.sh
 #
@@ -29,3 +30,6 @@ echo "real-broker suite passed in $((SECONDS - start)) s"
 
 echo "transport tests against $FAUST_TEST_KAFKA (faust-kafka/tests/real_broker.rs)"
 cargo test -p faust-kafka --test real_broker -- --test-threads=1
+
+echo "transport conformance suite against $FAUST_TEST_KAFKA (faust-kafka/tests/conformance.rs)"
+cargo test -p faust-kafka --test conformance real_broker -- --test-threads=1

@@ -17,6 +17,8 @@ use crate::record::{ProducerRecord, Record, RecordMetadata, TopicPartition};
 pub mod memory;
 pub mod partitioner;
 pub(crate) mod producer;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 /// The delivery of an enqueued record.
 pub type DeliveryFuture =
