@@ -211,6 +211,22 @@ fn run_commands(consumer: &BaseConsumer<ConsumerCtx>) {
     }
 }
 
+/// `offsets` split into those of partitions assigned to `consumer` and the
+/// partitions no longer assigned to it.
+fn split_assigned(
+    consumer: &BaseConsumer<ConsumerCtx>,
+    offsets: Vec<(TopicPartition, i64)>,
+) -> (Vec<(TopicPartition, i64)>, Vec<TopicPartition>) {
+    let Ok(assigned) = consumer.assignment() else {
+        // Unknown: leave the check to the broker.
+        return (offsets, Vec::new());
+    };
+    let (kept, moved): (Vec<_>, Vec<_>) = offsets
+        .into_iter()
+        .partition(|(tp, _)| assigned.find_partition(&tp.topic, tp.partition).is_some());
+    (kept, moved.into_iter().map(|(tp, _)| tp).collect())
+}
+
 /// Run commands on the consumer (outside the mailbox lock).
 fn serve(consumer: &BaseConsumer<ConsumerCtx>, commands: Vec<Command>, timeout: Duration) {
     for command in commands {
@@ -218,8 +234,12 @@ fn serve(consumer: &BaseConsumer<ConsumerCtx>, commands: Vec<Command>, timeout: 
             // The runtime gave up on it (a newer one follows).
             Command::Commit { reply, .. } if reply.is_closed() => {}
             Command::Commit { offsets, reply } => {
-                let mut tpl = TopicPartitionList::with_capacity(offsets.len());
+                // Kafka fences commits by group generation only: a member
+                // that lost a partition could still overwrite its new
+                // owner's offset. Only assigned partitions are committed.
+                let (offsets, moved) = split_assigned(consumer, offsets);
                 let mut result = Ok(());
+                let mut tpl = TopicPartitionList::with_capacity(offsets.len());
                 for (tp, offset) in &offsets {
                     if let Err(e) =
                         tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*offset))
@@ -229,7 +249,7 @@ fn serve(consumer: &BaseConsumer<ConsumerCtx>, commands: Vec<Command>, timeout: 
                         )));
                     }
                 }
-                if result.is_ok() {
+                if result.is_ok() && !offsets.is_empty() {
                     result = consumer.commit(&tpl, CommitMode::Sync).map_err(|e| {
                         Error::Broker(format!(
                             "commit of {} failed: {e}",
@@ -240,6 +260,16 @@ fn serve(consumer: &BaseConsumer<ConsumerCtx>, commands: Vec<Command>, timeout: 
                                 .join(", ")
                         ))
                     });
+                }
+                if result.is_ok() && !moved.is_empty() {
+                    result = Err(Error::Broker(format!(
+                        "commit of {} refused: no longer assigned to this member",
+                        moved
+                            .iter()
+                            .map(|tp| tp.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
                 }
                 let _ = reply.send(result);
             }

@@ -181,11 +181,7 @@ checks!(
     dropped_member_releases_its_partitions,
     rejoining_group_resumes_at_the_committed_offset,
     new_groups_start_at_earliest_or_latest,
-    two_groups_each_see_every_record;
+    two_groups_each_see_every_record,
+    commits_of_a_partition_moved_away_are_refused;
     known divergences:
-    // Kafka fences commits by group generation, not by partition: after a
-    // hand-over, the old owner's commit of the moved partition is accepted
-    // and overwrites the group's offset (the embedded broker refuses it).
-    commits_of_a_partition_moved_away_are_refused =>
-        "known divergence: Kafka accepts the old owner's commit of a moved partition",
 );

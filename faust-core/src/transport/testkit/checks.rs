@@ -924,10 +924,9 @@ pub async fn two_groups_each_see_every_record(h: &dyn Harness) {
 /// commit of a member that lost a partition cannot move the new owner's
 /// position.
 ///
-/// Kafka does not hold this today (known divergence): its brokers fence
-/// commits by group generation only, so after the rebalance the old
-/// owner's commit of the moved partition is accepted and overwrites the
-/// group's offset.
+/// Kafka's brokers fence commits by group generation only (a late commit
+/// of the old owner would be accepted and overwrite the group's offset):
+/// a transport checks ownership itself, as the Kafka transport does.
 pub async fn commits_of_a_partition_moved_away_are_refused(h: &dyn Harness) {
     let t = h.transport();
     let d = h.deadline();
