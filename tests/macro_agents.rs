@@ -110,6 +110,16 @@ async fn word_lengths(mut words: Stream<String>, out: Yield<usize>) -> faust::Re
     Ok(())
 }
 
+static ORDERS_AND_REFUNDS: Collector<String> = Collector::new();
+
+#[agent(topic = ["macro-orders", "macro-refunds"])]
+async fn orders_and_refunds(mut events: Stream<String>) -> faust::Result<()> {
+    while let Some(event) = events.next().await {
+        ORDERS_AND_REFUNDS.push(event);
+    }
+    Ok(())
+}
+
 #[agent]
 async fn length_log(mut lengths: Stream<usize>) -> faust::Result<()> {
     while let Some(n) = lengths.next().await {
@@ -211,6 +221,7 @@ fn descriptors_carry_name_file_and_line() {
         "crasher",
         "double",
         "length_log",
+        "orders_and_refunds",
         "per_partition",
         "picky",
         "renamed",
@@ -273,6 +284,32 @@ async fn consumer_processes_every_event_of_its_topic() {
     }
     let seen = WORDS.wait_for(3, "3 words").await;
     assert_eq!(seen.iter().collect::<BTreeSet<_>>().len(), 3);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_reads_every_topic_of_its_list() {
+    let app = start("topics", &["orders_and_refunds"]).await;
+    let agent = app.agent("orders_and_refunds").unwrap();
+    let topics: BTreeSet<String> = agent.get_topic_names().into_iter().collect();
+    assert_eq!(
+        topics,
+        BTreeSet::from(["macro-orders".to_string(), "macro-refunds".to_string()]),
+        "both topics"
+    );
+    within("send order", app.send("macro-orders", "order"))
+        .await
+        .unwrap();
+    within("send refund", app.send("macro-refunds", "refund"))
+        .await
+        .unwrap();
+    let seen = ORDERS_AND_REFUNDS
+        .wait_for(2, "an event of each topic")
+        .await;
+    assert_eq!(
+        seen.iter().map(String::as_str).collect::<BTreeSet<_>>(),
+        BTreeSet::from(["order", "refund"])
+    );
     app.stop().await.unwrap();
 }
 

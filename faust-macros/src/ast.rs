@@ -5,6 +5,7 @@
 //! one compilation.
 
 use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
@@ -60,6 +61,15 @@ pub(crate) struct Name {
     pub(crate) span: Span,
 }
 
+/// The value of `topic`: one name, or a bracketed list of names.
+pub(crate) enum TopicArg {
+    /// `topic = "orders"`.
+    One(LitStr),
+    /// `topic = ["orders", "refunds"]`: the string elements (any other
+    /// element is reported while parsing and left out).
+    Many(Vec<LitStr>),
+}
+
 /// One element of `sink = [...]`.
 pub(crate) enum SinkArg {
     /// `"topic-name"`.
@@ -73,7 +83,7 @@ pub(crate) enum SinkArg {
 /// The attribute's arguments, each at most once.
 #[derive(Default)]
 pub(crate) struct Args {
-    pub(crate) topic: Option<Arg<LitStr>>,
+    pub(crate) topic: Option<Arg<TopicArg>>,
     pub(crate) name: Option<Arg<LitStr>>,
     pub(crate) concurrency: Option<Arg<LitInt>>,
     pub(crate) isolated_partitions: Option<Arg<bool>>,
@@ -159,7 +169,7 @@ impl Args {
     fn parse_one(&mut self, input: ParseStream<'_>, errors: &mut Errors) -> syn::Result<()> {
         if input.peek(kw::topic) {
             let key = input.parse::<kw::topic>()?.span;
-            let value = str_value(input, key, "topic", "topic = \"orders\"")?;
+            let value = topic_value(input, key, errors)?;
             set(&mut self.topic, "topic", key, value, errors);
         } else if input.peek(kw::name) {
             let key = input.parse::<kw::name>()?.span;
@@ -314,6 +324,60 @@ fn str_value(input: ParseStream<'_>, at: Span, key: &str, usage: &str) -> syn::R
             format!("`{key}` takes a string literal: write `{usage}`"),
         ))
     }
+}
+
+/// `= "orders"` or `= ["orders", "refunds"]`. Every element that is not a
+/// string literal is reported (and left out), not just the first.
+fn topic_value(input: ParseStream<'_>, at: Span, errors: &mut Errors) -> syn::Result<TopicArg> {
+    expect_eq(input, at, "topic", "topic = \"orders\"")?;
+    if input.peek(LitStr) {
+        return Ok(TopicArg::One(input.parse()?));
+    }
+    if !input.peek(syn::token::Bracket) {
+        return Err(syn::Error::new(
+            value_span(input),
+            "`topic` takes a string literal, or a list of them for several topics: write \
+             `topic = \"orders\"` or `topic = [\"orders\", \"refunds\"]`",
+        ));
+    }
+    let content;
+    let bracket = syn::bracketed!(content in input);
+    let elems = Punctuated::<Expr, Token![,]>::parse_terminated(&content)?;
+    if elems.is_empty() {
+        return Err(syn::Error::new(
+            bracket.span.join(),
+            "`topic = []` names no topic: list at least one (`topic = [\"orders\"]`), or \
+             leave `topic` out to use `<app id>-<module path>.<fn>`",
+        ));
+    }
+    let mut names = Vec::new();
+    for elem in elems {
+        match elem {
+            Expr::Lit(ExprLit {
+                lit: Lit::Str(lit), ..
+            }) => names.push(lit),
+            Expr::Path(p) if p.qself.is_none() && p.path.get_ident().is_some() => {
+                let ident = p.path.get_ident().map(|i| i.unraw().to_string());
+                let ident = ident.unwrap_or_default();
+                errors.spanned(
+                    &p,
+                    format!("a topic name is a string literal: put it in quotes, `\"{ident}\"`"),
+                );
+            }
+            Expr::Lit(ExprLit { lit, .. }) => {
+                let text = lit.to_token_stream().to_string();
+                errors.spanned(
+                    &lit,
+                    format!("a topic name is a string literal: put it in quotes, `\"{text}\"`"),
+                );
+            }
+            other => errors.spanned(
+                &other,
+                "a topic name is a string literal: write `topic = [\"orders\", \"refunds\"]`",
+            ),
+        }
+    }
+    Ok(TopicArg::Many(names))
 }
 
 /// `= 4`.

@@ -21,7 +21,7 @@ use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::ItemFn;
 
-use crate::ast::{Args, Errors, SinkArg};
+use crate::ast::{Args, Errors, SinkArg, TopicArg};
 use crate::valid::{self, Agent, Form};
 
 /// `#[agent(args)] item`.
@@ -129,8 +129,10 @@ fn options(agent: &Agent) -> TokenStream {
     out.extend(quote! {
         .qualname(::core::concat!(::core::module_path!(), "::", #qual))
     });
-    if let Some(topic) = &agent.topic {
-        out.extend(quote!(.topic(#topic)));
+    match &agent.topic {
+        Some(TopicArg::One(topic)) => out.extend(quote!(.topic(#topic))),
+        Some(TopicArg::Many(topics)) => out.extend(quote!(.topics([#(#topics),*]))),
+        None => {}
     }
     if let Some(n) = agent.partitions {
         let n = Literal::i32_unsuffixed(n);
@@ -278,6 +280,24 @@ mod tests {
         .to_string();
         assert_eq!(out.matches("my :: faust :: __private").count(), 7, "{out}");
         assert_eq!(out.matches("faust :: __private").count(), 7, "{out}");
+    }
+
+    #[test]
+    fn topic_is_one_name_or_a_list() {
+        let f = || {
+            quote!(
+                async fn f(x: i64) -> faust::Result<i64> {
+                    Ok(x)
+                }
+            )
+        };
+        let one = agent(quote!(topic = "a"), f()).to_string();
+        assert!(one.contains(". topic (\"a\")"), "{one}");
+        assert!(!one.contains("topics"), "{one}");
+        let many = agent(quote!(topic = ["a", "b"]), f()).to_string();
+        assert!(many.contains(". topics ([\"a\" , \"b\"])"), "{many}");
+        let single = agent(quote!(topic = ["a",]), f()).to_string();
+        assert!(single.contains(". topics ([\"a\"])"), "{single}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use syn::{
     PathArguments, ReturnType, Signature, Type,
 };
 
-use crate::ast::{Arg, Args, Errors, Name, SinkArg};
+use crate::ast::{Arg, Args, Errors, Name, SinkArg, TopicArg};
 
 /// The three agent function forms.
 pub(crate) enum Form {
@@ -36,7 +36,8 @@ pub(crate) struct Agent {
     pub(crate) ident: Ident,
     pub(crate) name: String,
     pub(crate) form: Form,
-    pub(crate) topic: Option<LitStr>,
+    /// `topic`: one name or a list (checked: non-empty, no name twice).
+    pub(crate) topic: Option<TopicArg>,
     pub(crate) concurrency: Option<usize>,
     pub(crate) partitions: Option<i32>,
     pub(crate) isolated_partitions: Option<bool>,
@@ -98,13 +99,13 @@ pub(crate) fn validate(args: Args, func: &ItemFn, mut errors: Errors) -> Result<
         None => func.sig.ident.unraw().to_string(),
     };
 
-    if let Some(Arg { value, .. }) = &args.topic {
-        if value.value().is_empty() {
-            errors.at(
-                value.span(),
-                "the topic name must not be empty: write `topic = \"orders\"` or leave `topic` out to use `<app id>-<module path>.<fn>`",
-            );
-        }
+    match args.topic.as_ref().map(|a| &a.value) {
+        Some(TopicArg::One(value)) if value.value().is_empty() => errors.at(
+            value.span(),
+            "the topic name must not be empty: write `topic = \"orders\"` or leave `topic` out to use `<app id>-<module path>.<fn>`",
+        ),
+        Some(TopicArg::Many(names)) => check_topic_list(names, &mut errors),
+        _ => {}
     }
 
     let concurrency = args.concurrency.as_ref().and_then(|a| {
@@ -193,6 +194,28 @@ pub(crate) fn validate(args: Args, func: &ItemFn, mut errors: Errors) -> Result<
             .cloned()
             .collect(),
     })
+}
+
+/// `topic = [..]`: every name non-empty, none twice (reported at the repeat).
+fn check_topic_list(names: &[LitStr], errors: &mut Errors) {
+    let mut seen: Vec<String> = Vec::new();
+    for lit in names {
+        let text = lit.value();
+        if text.is_empty() {
+            errors.at(
+                lit.span(),
+                "a topic name must not be empty: name the topic (`\"refunds\"`) or remove \
+                 the `\"\"`",
+            );
+        } else if seen.contains(&text) {
+            errors.at(
+                lit.span(),
+                format!("topic `{text}` is already in the list: remove this `\"{text}\"`"),
+            );
+        } else {
+            seen.push(text);
+        }
+    }
 }
 
 /// The form of the function, or `None` after reporting why it has none.
