@@ -164,7 +164,11 @@ fn banner(app: &App) -> String {
         out.push_str(&format!(
             "  @{:<24} topic={} concurrency={}{}\n",
             a.name(),
-            a.get_topic_names().join(","),
+            a.get_topic_names()
+                .into_iter()
+                .chain(a.topic_patterns().map(|p| format!("/{p}/")))
+                .collect::<Vec<_>>()
+                .join(","),
             a.concurrency(),
             if a.isolated_partitions() {
                 " isolated_partitions"

@@ -42,10 +42,17 @@ pub(crate) struct Context {
     /// Where each actor is suspended.
     pub(crate) tracebacks: await_tree::Registry,
     /// Each agent's value codec and topic, by name (for agent sinks).
-    agents: RwLock<HashMap<String, (Codec, Arc<str>)>>,
+    agents: RwLock<HashMap<String, AgentEntry>>,
     hook: Option<Arc<dyn EventHook>>,
     /// Unique among the contexts of this process (caches keyed by app use it).
     pub(crate) instance: u64,
+}
+
+/// What an agent sink needs of its target agent.
+struct AgentEntry {
+    codec: Codec,
+    /// `None`: it reads topic patterns only.
+    topic: Option<Arc<str>>,
 }
 
 static NEXT_INSTANCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -119,16 +126,27 @@ impl Context {
     // ----- agents by name ----------------------------------------------------
 
     /// Make an agent known by name (its sinks' targets are looked up here).
-    pub(crate) fn add_agent(&self, name: &str, codec: Codec, topic: Arc<str>) {
-        self.agents.write().insert(name.to_string(), (codec, topic));
+    pub(crate) fn add_agent(&self, name: &str, codec: Codec, topic: Option<Arc<str>>) {
+        self.agents
+            .write()
+            .insert(name.to_string(), AgentEntry { codec, topic });
     }
 
     /// The value codec and topic of the agent with this name.
     pub(crate) fn agent_target(&self, name: &str) -> Result<(Codec, Arc<str>)> {
         let agents = self.agents.read();
         let name = name.strip_prefix('@').unwrap_or(name);
-        if let Some((codec, topic)) = agents.get(name) {
-            return Ok((*codec, topic.clone()));
+        match agents.get(name) {
+            Some(AgentEntry {
+                codec,
+                topic: Some(topic),
+            }) => return Ok((*codec, topic.clone())),
+            Some(AgentEntry { topic: None, .. }) => {
+                return Err(Error::config(format!(
+                    "agent `{name}` reads topic patterns only: it has no topic to send to"
+                )))
+            }
+            None => {}
         }
         let mut known: Vec<&str> = agents.keys().map(String::as_str).collect();
         known.sort_unstable();

@@ -995,3 +995,69 @@ async fn an_agent_reads_several_topics_and_says_where_each_event_came_from() {
     assert!(bad(&["a", "a"]).contains("topic `a` is listed twice"));
     assert!(bad(&["a", " "]).contains("is empty"));
 }
+
+#[tokio::test]
+async fn a_pattern_agent_reads_matching_topics_including_ones_created_later() {
+    let app = app("pattern").build().unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let seen = move |name: &'static str, tx: mpsc::UnboundedSender<(String, String, i64)>| {
+        move |mut s: Stream<i64>| {
+            let tx = tx.clone();
+            async move {
+                while let Some(ev) = s.next_event().await {
+                    let _ = tx.send((name.to_string(), ev.message().topic().to_string(), ev.value));
+                }
+                Ok::<_, Error>(())
+            }
+        }
+    };
+    let pattern = app
+        .add_agent(
+            AgentSpec::consumer("all-orders", seen("all-orders", tx.clone()))
+                .topic_pattern("orders-.*"),
+        )
+        .unwrap();
+    // A named topic another agent's pattern matches goes to both.
+    app.add_agent(AgentSpec::consumer("eu", seen("eu", tx.clone())).topic("orders-eu"))
+        .unwrap();
+    assert_eq!(
+        pattern.topic_patterns().collect::<Vec<_>>(),
+        vec!["orders-.*"]
+    );
+    app.start().await.unwrap();
+    app.send("orders-eu", &1).await.unwrap();
+    // Created after the start, by the first record sent to it.
+    app.send("orders-us", &2).await.unwrap();
+    // The whole name must match.
+    app.send("old-orders-us", &3).await.unwrap();
+    let mut got = take(&mut rx, 3).await;
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("all-orders".to_string(), "orders-eu".to_string(), 1),
+            ("all-orders".to_string(), "orders-us".to_string(), 2),
+            ("eu".to_string(), "orders-eu".to_string(), 1),
+        ]
+    );
+    nothing_more(&mut rx).await;
+    // An agent with only a pattern has no topic to send to.
+    let err = pattern.send(&4).await.unwrap_err().to_string();
+    assert!(err.contains("reads topic patterns only"), "{err}");
+    app.stop().await.unwrap();
+
+    let err = app
+        .add_agent(
+            AgentSpec::consumer("bad", |mut s: Stream<i64>| async move {
+                while s.next().await.is_some() {}
+                Ok::<_, Error>(())
+            })
+            .topic_pattern("orders-("),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("invalid configuration: agent `bad`: invalid topic pattern `orders-(`"),
+        "{err}"
+    );
+}

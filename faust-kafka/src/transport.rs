@@ -751,8 +751,10 @@ impl Transport for KafkaTransport {
     /// Join `options.group` on a dedicated consumer thread. The consumer
     /// reports `Assigned` once the group has given it partitions.
     async fn subscribe(&self, options: SubscribeOptions) -> Result<Box<dyn Consumer>> {
-        if options.topics.is_empty() {
-            return Err(Error::config("a subscription needs at least one topic"));
+        if options.topics.is_empty() && options.patterns.is_empty() {
+            return Err(Error::config(
+                "a subscription needs at least one topic or topic pattern",
+            ));
         }
         if options.group.is_empty() {
             return Err(Error::config("a consumer group id must not be empty"));
@@ -769,6 +771,22 @@ impl Transport for KafkaTransport {
         let mut topics = options.topics.clone();
         topics.sort();
         topics.dedup();
+        if !options.patterns.is_empty() {
+            // librdkafka subscribes to a name starting with `^` as a regular
+            // expression (matching anywhere): anchored at both ends, it
+            // matches whole names, as on memory://.
+            topics.extend(
+                options
+                    .patterns
+                    .iter()
+                    .map(|p| format!("^({})$", p.as_str())),
+            );
+            // New topics are found at metadata refreshes: every 5 minutes by
+            // librdkafka's default, every 5 s here unless set.
+            if config.get("topic.metadata.refresh.interval.ms").is_none() {
+                config.set("topic.metadata.refresh.interval.ms", "5000");
+            }
+        }
         let consumer = self.new_consumer(&config, Mode::Group { topics }, Some(options.group))?;
         Ok(Box::new(consumer))
     }

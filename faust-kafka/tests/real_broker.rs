@@ -169,6 +169,7 @@ async fn hand_over(b: &str, extra: &str) {
         t.subscribe(SubscribeOptions {
             group,
             topics: vec![topic],
+            patterns: Vec::new(),
             offset_reset: Default::default(),
         })
         .await
@@ -300,4 +301,54 @@ async fn app_creates_its_topics_and_answers_asks() {
     })
     .await;
     within(30, "stop", app.stop()).await.unwrap();
+}
+
+/// A pattern agent reads the matching topics that exist at start and one
+/// created afterwards (found at the next metadata refresh, every 5 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pattern_agent_picks_up_a_topic_created_after_start() {
+    let Some(b) = broker() else { return };
+    let prefix = unique("pat");
+    let app = App::builder(unique("app"))
+        .broker(url(&b))
+        .scheme("kafka", faust_kafka::factory)
+        .topic_partitions(2)
+        .build()
+        .unwrap();
+    let early = format!("{prefix}-early");
+    let late = format!("{prefix}-late");
+    app.transport()
+        .create_topic(&TopicSpec::new(early.clone(), 2))
+        .await
+        .unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    app.add_agent(
+        AgentSpec::consumer("all", move |mut s: Stream<i64>| {
+            let tx = tx.clone();
+            async move {
+                while let Some(ev) = s.next_event().await {
+                    let _ = tx.send((ev.message().topic().to_string(), ev.value));
+                }
+                Ok::<_, Error>(())
+            }
+        })
+        .topic_pattern(format!("{prefix}-.*")),
+    )
+    .unwrap();
+    within(60, "start", app.start()).await.unwrap();
+    app.send(&early, &1).await.unwrap();
+    assert_eq!(
+        within(60, "the early topic's record", rx.recv()).await,
+        Some((early.clone(), 1))
+    );
+    app.transport()
+        .create_topic(&TopicSpec::new(late.clone(), 2))
+        .await
+        .unwrap();
+    app.send(&late, &2).await.unwrap();
+    assert_eq!(
+        within(60, "the late topic's record", rx.recv()).await,
+        Some((late.clone(), 2))
+    );
+    within(60, "stop", app.stop()).await.unwrap();
 }

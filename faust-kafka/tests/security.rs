@@ -210,6 +210,7 @@ mod broker {
             .subscribe(SubscribeOptions {
                 group: unique("g"),
                 topics: vec![unique("t")],
+                patterns: Vec::new(),
                 offset_reset: Default::default(),
             })
             .await

@@ -79,6 +79,7 @@ async fn consumers_close_within_their_deadline() {
         .subscribe(SubscribeOptions {
             group: unique("g"),
             topics: vec!["t".into()],
+            patterns: Vec::new(),
             offset_reset: Default::default(),
         })
         .await

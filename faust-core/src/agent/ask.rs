@@ -58,7 +58,7 @@ impl Agent {
             ReqRepRequest::encode_parts(value, reply_to, correlation_id, model)?
         };
         Ok(ProducerRecord {
-            topic: self.topic_name().clone(),
+            topic: self.topic_name()?.clone(),
             partition: opts.partition,
             key: opts.key.clone(),
             value: Some(bytes.into()),
@@ -84,7 +84,7 @@ impl Agent {
                 self.request_record(value, opts, reply_to, &cid)
             }
             None => Ok(ProducerRecord {
-                topic: self.topic_name().clone(),
+                topic: self.topic_name()?.clone(),
                 partition: opts.partition,
                 key: opts.key.clone(),
                 value: Some(self.value_codec().encode_bytes(value)?),

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use crate::error::{Error, Result};
 use crate::record::TopicPartition;
 use crate::sync::RwLock;
+use crate::transport::TopicPattern;
 
 use super::Agent;
 
@@ -88,17 +89,55 @@ impl AgentManager {
     /// Rebuild the topic → agents index.
     pub fn update_topic_index(&self) {
         let mut index: HashMap<String, Vec<Agent>> = HashMap::new();
-        for agent in self.all().into_iter().filter(|a| !a.is_remote()) {
+        let agents: Vec<Agent> = self.all().into_iter().filter(|a| !a.is_remote()).collect();
+        for agent in &agents {
             for topic in agent.get_topic_names() {
                 index.entry(topic).or_default().push(agent.clone());
+            }
+        }
+        // A named topic that another agent's pattern matches goes to both.
+        for (topic, readers) in index.iter_mut() {
+            for agent in &agents {
+                if !readers.contains(agent) && agent.reads(topic) {
+                    readers.push(agent.clone());
+                }
             }
         }
         *self.by_topic.write() = index.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
     }
 
-    /// Agents subscribed to a topic.
+    /// Agents subscribed to a topic, by name or by pattern (a topic first
+    /// seen through a pattern is looked up once, then indexed).
     pub fn by_topic(&self, topic: &str) -> Option<Arc<Vec<Agent>>> {
-        self.by_topic.read().get(topic).cloned()
+        if let Some(agents) = self.by_topic.read().get(topic) {
+            return Some(agents.clone());
+        }
+        let matching: Vec<Agent> = self
+            .all()
+            .into_iter()
+            .filter(|a| !a.is_remote() && a.reads(topic))
+            .collect();
+        if matching.is_empty() {
+            return None;
+        }
+        let matching = Arc::new(matching);
+        self.by_topic
+            .write()
+            .insert(topic.to_string(), matching.clone());
+        Some(matching)
+    }
+
+    /// Every topic pattern some agent consumes.
+    pub(crate) fn patterns(&self) -> Vec<TopicPattern> {
+        let mut out: Vec<TopicPattern> = Vec::new();
+        for agent in self.all().iter().filter(|a| !a.is_remote()) {
+            for p in agent.patterns() {
+                if !out.contains(p) {
+                    out.push(p.clone());
+                }
+            }
+        }
+        out
     }
 
     /// Every topic some agent consumes, sorted.

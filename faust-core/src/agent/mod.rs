@@ -41,6 +41,7 @@ use crate::record::{Headers, RecordMetadata, TopicPartition};
 use crate::runtime::acks::Message;
 use crate::runtime::queue::Queue;
 use crate::sync::{Mutex, MutexGuard, RwLock};
+use crate::transport::TopicPattern;
 
 pub use self::acker::MAX_UNACKED;
 use self::actor::ActorCtx;
@@ -60,8 +61,11 @@ pub struct Agent {
 
 pub(crate) struct AgentInner {
     spec: AgentSpec,
-    /// The topics it consumes (at least one; sends go to the first).
+    /// The topics it consumes (sends go to the first); none for an agent
+    /// with only patterns.
     topics: Vec<Arc<str>>,
+    /// Patterns of further topics it consumes.
+    patterns: Vec<TopicPattern>,
     value_codec: Codec,
     /// The app's shared services.
     ctx: Arc<Context>,
@@ -127,7 +131,12 @@ struct State {
 impl Agent {
     pub(crate) fn new(spec: AgentSpec, ctx: Arc<Context>) -> Result<Self> {
         spec.validate()?;
-        let topics: Vec<Arc<str>> = if spec.topics.is_empty() {
+        let patterns = spec
+            .patterns
+            .iter()
+            .map(|p| TopicPattern::new(p))
+            .collect::<Result<Vec<_>>>()?;
+        let topics: Vec<Arc<str>> = if spec.topics.is_empty() && patterns.is_empty() {
             let qual = spec.qualname.as_deref().unwrap_or(&spec.name);
             vec![format!("{}-{}", ctx.config.id, qual.replace("::", ".")).into()]
         } else {
@@ -139,6 +148,7 @@ impl Agent {
             inner: Arc::new(AgentInner {
                 spec,
                 topics,
+                patterns,
                 value_codec,
                 ctx,
                 sinks,
@@ -157,21 +167,41 @@ impl Agent {
         &self.inner.spec.name
     }
     /// The topic the agent consumes; of several, the first, which sending
-    /// to the agent produces to.
+    /// to the agent produces to. For an agent with only topic patterns, its
+    /// first pattern (it has no topic to send to).
     pub fn topic(&self) -> &str {
-        &self.inner.topics[0]
+        match self.inner.topics.first() {
+            Some(topic) => topic,
+            None => self.inner.patterns[0].as_str(),
+        }
     }
-    /// The topic name, shared (cheap to clone into records).
-    pub(crate) fn topic_name(&self) -> &Arc<str> {
-        &self.inner.topics[0]
+    /// The topic sending to the agent produces to, shared (cheap to clone
+    /// into records); an error for an agent with only topic patterns.
+    pub(crate) fn topic_name(&self) -> Result<&Arc<str>> {
+        self.inner.topics.first().ok_or_else(|| {
+            Error::config(format!(
+                "agent `{}` reads topic patterns only: send to one of its topics with `App::send`",
+                self.name()
+            ))
+        })
+    }
+    /// Patterns of further topics the agent consumes
+    /// ([`AgentSpec::topic_pattern`]).
+    pub fn topic_patterns(&self) -> impl Iterator<Item = &str> {
+        self.inner.patterns.iter().map(TopicPattern::as_str)
+    }
+    /// The compiled patterns (for the subscription).
+    pub(crate) fn patterns(&self) -> &[TopicPattern] {
+        &self.inner.patterns
     }
     /// Every topic the agent consumes.
     pub fn topics(&self) -> impl Iterator<Item = &str> {
         self.inner.topics.iter().map(|t| &**t)
     }
-    /// Whether the agent consumes `topic`.
+    /// Whether the agent consumes `topic` (named or matching a pattern).
     pub(crate) fn reads(&self, topic: &str) -> bool {
         self.inner.topics.iter().any(|t| &**t == topic)
+            || self.inner.patterns.iter().any(|p| p.matches(topic))
     }
     /// Number of actors sharing the queue.
     pub fn concurrency(&self) -> usize {
@@ -250,6 +280,7 @@ impl Agent {
             name: self.name().to_string(),
             topic: self.topic().to_string(),
             topics: self.get_topic_names(),
+            topic_patterns: self.topic_patterns().map(str::to_string).collect(),
             concurrency: self.concurrency(),
             isolated_partitions: self.isolated_partitions(),
             use_reply_headers: self.use_reply_headers(),
@@ -268,6 +299,7 @@ impl Agent {
     pub fn to_spec(&self) -> AgentSpec {
         let mut spec = self.inner.spec.clone();
         spec.topics = self.get_topic_names();
+        spec.patterns = self.topic_patterns().map(str::to_string).collect();
         spec.value_codec = Some(self.inner.value_codec);
         spec.sinks = self.sinks().as_ref().clone();
         spec
@@ -370,7 +402,7 @@ impl Agent {
         headers: Headers,
     ) -> Result<RecordMetadata> {
         let record = crate::record::ProducerRecord {
-            topic: self.topic_name().clone(),
+            topic: self.topic_name()?.clone(),
             partition,
             key,
             value,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::codec::{Codec, Value};
 use crate::error::{Error, Result};
+use crate::transport::TopicPattern;
 
 use super::body::{ActorBody, BoxError, ConsumerBody, HandlerBody, ProducerBody, YieldingBody};
 use super::sink::{ErasedSink, Sink};
@@ -44,8 +45,10 @@ pub type OnError = Arc<dyn Fn(&Agent, &Error) + Send + Sync>;
 pub struct AgentSpec {
     pub(crate) name: String,
     pub(crate) qualname: Option<String>,
-    /// The topics to consume (empty: the default one).
+    /// The topics to consume (empty, without patterns: the default one).
     pub(crate) topics: Vec<String>,
+    /// Patterns of further topics to consume (checked when added to an app).
+    pub(crate) patterns: Vec<String>,
     pub(crate) partitions: Option<i32>,
     pub(crate) concurrency: usize,
     pub(crate) isolated_partitions: bool,
@@ -96,6 +99,7 @@ impl AgentSpec {
             name: name.into(),
             qualname: None,
             topics: Vec::new(),
+            patterns: Vec::new(),
             partitions: None,
             concurrency: 1,
             isolated_partitions: false,
@@ -233,6 +237,17 @@ impl AgentSpec {
         self
     }
 
+    /// Also consume every topic whose whole name matches `pattern` (a
+    /// regular expression, `regex` crate syntax; Kafka's pattern
+    /// subscription), including topics created after the app started. An
+    /// agent with only patterns has no topic of its own: it cannot be sent
+    /// to, and the app creates no topic for it. Not with isolated
+    /// partitions yet.
+    pub fn topic_pattern(mut self, pattern: impl Into<String>) -> Self {
+        self.patterns.push(pattern.into());
+        self
+    }
+
     /// Partitions of the topic when the app creates it (default: the app's).
     pub fn partitions(mut self, partitions: i32) -> Self {
         self.partitions = Some(partitions);
@@ -330,10 +345,16 @@ impl AgentSpec {
                 self.name
             )));
         }
-        if self.isolated_partitions && self.topics.len() > 1 {
+        for pattern in &self.patterns {
+            TopicPattern::new(pattern).map_err(|e| match e {
+                Error::Config(why) => Error::config(format!("agent `{}`: {why}", self.name)),
+                other => other,
+            })?;
+        }
+        if self.isolated_partitions && (self.topics.len() > 1 || !self.patterns.is_empty()) {
             return Err(Error::config(format!(
-                "agent `{}`: isolated partitions with several topics are not supported yet \
-                 (one agent per topic, or a shared agent)",
+                "agent `{}`: isolated partitions with several topics or a topic pattern are not \
+                 supported yet (one agent per topic, or a shared agent)",
                 self.name
             )));
         }
@@ -372,6 +393,7 @@ impl fmt::Debug for AgentSpec {
         f.debug_struct("AgentSpec")
             .field("name", &self.name)
             .field("topics", &self.topics)
+            .field("patterns", &self.patterns)
             .field("concurrency", &self.concurrency)
             .field("isolated_partitions", &self.isolated_partitions)
             .finish_non_exhaustive()

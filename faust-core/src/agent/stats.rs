@@ -11,8 +11,10 @@ pub struct AgentInfo {
     pub name: String,
     /// Topic it consumes (the first of several).
     pub topic: String,
-    /// Every topic it consumes.
+    /// Every topic it consumes by name.
     pub topics: Vec<String>,
+    /// Patterns of further topics it consumes.
+    pub topic_patterns: Vec<String>,
     /// Number of actors.
     pub concurrency: usize,
     /// One actor per partition.

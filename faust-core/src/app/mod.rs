@@ -107,7 +107,7 @@ impl App {
         self.context().add_agent(
             agent.name(),
             agent.value_codec(),
-            agent.topic_name().clone(),
+            agent.topic_name().ok().cloned(),
         );
         Ok(agent)
     }
@@ -159,7 +159,8 @@ impl App {
         self.agents().start_agents(true).await?;
         let shutdown = CancellationToken::new();
         let topics = self.agents().topics();
-        let conductor = if topics.is_empty() {
+        let patterns = self.agents().patterns();
+        let conductor = if topics.is_empty() && patterns.is_empty() {
             None
         } else {
             let consumer = ctx
@@ -168,6 +169,7 @@ impl App {
                     self.transport().subscribe(SubscribeOptions {
                         group: cfg.id.clone(),
                         topics,
+                        patterns,
                         offset_reset: cfg.offset_reset,
                     }),
                 )

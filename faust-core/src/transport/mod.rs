@@ -162,9 +162,57 @@ pub struct SubscribeOptions {
     pub group: String,
     /// Topics to subscribe to.
     pub topics: Vec<String>,
+    /// Patterns of further topics to subscribe to: every topic whose whole
+    /// name matches one ([`TopicPattern`]), including topics created later.
+    pub patterns: Vec<TopicPattern>,
     /// Where to start without a committed offset.
     pub offset_reset: OffsetReset,
 }
+
+/// A pattern of topic names (a regular expression, `regex` crate syntax)
+/// that must match a whole name: `orders-.*` matches `orders-eu`, not
+/// `old-orders-eu`.
+#[derive(Clone)]
+pub struct TopicPattern {
+    source: String,
+    regex: regex::Regex,
+}
+
+impl TopicPattern {
+    /// Compile a pattern; an invalid one is a configuration error.
+    pub fn new(pattern: &str) -> Result<Self> {
+        let regex = regex::Regex::new(&format!("^(?:{pattern})$"))
+            .map_err(|e| Error::config(format!("invalid topic pattern `{pattern}`: {e}")))?;
+        Ok(Self {
+            source: pattern.to_string(),
+            regex,
+        })
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// Whether the whole of `topic` matches.
+    pub fn matches(&self, topic: &str) -> bool {
+        self.regex.is_match(topic)
+    }
+}
+
+impl fmt::Debug for TopicPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TopicPattern({:?})", self.source)
+    }
+}
+
+impl PartialEq for TopicPattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+impl Eq for TopicPattern {}
 
 /// A broker connection: producing, topic administration and consumers.
 #[async_trait]

@@ -67,6 +67,7 @@ pub async fn subscribe(t: &KafkaTransport, group: &str, topics: &[&str]) -> Box<
     t.subscribe(SubscribeOptions {
         group: group.to_string(),
         topics: topics.iter().map(|s| s.to_string()).collect(),
+        patterns: Vec::new(),
         offset_reset: Default::default(),
     })
     .await

@@ -12,7 +12,7 @@ use super::log::{Fetch, Topic};
 use crate::error::{Error, Result};
 use crate::record::TopicPartition;
 use crate::sync::Notify;
-use crate::transport::OffsetReset;
+use crate::transport::{OffsetReset, TopicPattern};
 
 /// Who holds a partition of a group, and until when it may keep it if a
 /// rebalance gave it to someone else.
@@ -21,9 +21,17 @@ struct Holder {
     deadline: Option<Instant>,
 }
 
+/// What a member reads: these topics, and those whose names match.
+pub(super) struct Subscription {
+    pub(super) topics: Vec<Arc<Topic>>,
+    pub(super) patterns: Vec<TopicPattern>,
+}
+
 /// A consumer in the group.
 struct Member {
     topics: Vec<Arc<Topic>>,
+    /// Further topics it reads: those whose names match, created or not yet.
+    patterns: Vec<TopicPattern>,
     notify: Arc<Notify>,
     offset_reset: OffsetReset,
     /// Assignment decided by the last rebalance.
@@ -175,22 +183,21 @@ impl Group {
     pub(super) fn join(
         &mut self,
         id: u64,
-        topics: Vec<Arc<Topic>>,
+        subscription: Subscription,
         notify: Arc<Notify>,
         offset_reset: OffsetReset,
         now: Instant,
         timeout: Duration,
     ) {
+        let Subscription { topics, patterns } = subscription;
         for topic in &topics {
-            for (p, partition) in topic.partitions.iter().enumerate() {
-                let tp = TopicPartition::new(topic.name.clone(), p as i32);
-                partition.add_reader(self.id, self.committed.get(&tp).copied().unwrap_or(0));
-            }
+            self.start_reading(topic);
         }
         self.members.insert(
             id,
             Member {
                 topics,
+                patterns,
                 notify,
                 offset_reset,
                 target: BTreeSet::new(),
@@ -202,6 +209,33 @@ impl Group {
             },
         );
         self.rebalance(now, timeout);
+    }
+
+    /// The group needs `topic`'s records from its committed offsets on.
+    fn start_reading(&self, topic: &Topic) {
+        for (p, partition) in topic.partitions.iter().enumerate() {
+            let tp = TopicPartition::new(topic.name.clone(), p as i32);
+            partition.add_reader(self.id, self.committed.get(&tp).copied().unwrap_or(0));
+        }
+    }
+
+    /// A topic was created: members whose patterns match it read it from
+    /// now on, after a rebalance.
+    pub(super) fn topic_created(&mut self, topic: &Arc<Topic>, now: Instant, timeout: Duration) {
+        let mut added = false;
+        for m in self.members.values_mut() {
+            if m.patterns.iter().any(|p| p.matches(&topic.name))
+                && m.topics.iter().all(|t| t.name != topic.name)
+            {
+                m.topics.push(topic.clone());
+                added = true;
+            }
+        }
+        if added {
+            self.start_reading(topic);
+            tracing::debug!(group = %self.name, topic = %topic.name, "memory broker: a created topic matches a pattern");
+            self.rebalance(now, timeout);
+        }
     }
 
     /// Remove member `id` (if still there), free its partitions at once and

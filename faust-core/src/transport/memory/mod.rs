@@ -69,7 +69,7 @@ mod tests;
 
 pub use super::partitioner::{murmur2, partition_for_key};
 use consumer::MemoryConsumer;
-use group::Group;
+use group::{Group, Subscription};
 use log::{Fetch, Partition, Stored, Topic};
 
 /// Partitions of a topic created automatically (by `send`, `subscribe` or
@@ -124,8 +124,10 @@ impl Inner {
             .load(Ordering::Relaxed)
             .max(min_partitions)
             .max(1);
-        let mut topics = self.topics.write();
-        let topic = topics
+        let mut created = false;
+        let topic = self
+            .topics
+            .write()
             .entry(name.to_string())
             .or_insert_with(|| {
                 tracing::debug!(
@@ -133,10 +135,24 @@ impl Inner {
                     partitions,
                     "memory broker: auto-created topic"
                 );
+                created = true;
                 Arc::new(Topic::new(name, partitions))
             })
             .clone();
+        if created {
+            self.created(&topic);
+        }
         Ok(topic)
+    }
+
+    /// A topic was created: groups with a matching pattern read it.
+    fn created(&self, topic: &Arc<Topic>) {
+        let groups: Vec<_> = self.groups.lock().values().cloned().collect();
+        for group in groups {
+            group
+                .lock()
+                .topic_created(topic, Instant::now(), self.rebalance_timeout());
+        }
     }
 }
 
@@ -319,10 +335,19 @@ impl Transport for MemoryBroker {
 
     async fn create_topic(&self, spec: &TopicSpec) -> Result<()> {
         spec.validate()?;
-        let mut topics = self.inner.topics.write();
-        topics
+        let mut created = None;
+        self.inner
+            .topics
+            .write()
             .entry(spec.name.clone())
-            .or_insert_with(|| Arc::new(Topic::new(&spec.name, spec.partitions)));
+            .or_insert_with(|| {
+                let topic = Arc::new(Topic::new(&spec.name, spec.partitions));
+                created = Some(topic.clone());
+                topic
+            });
+        if let Some(topic) = created {
+            self.inner.created(&topic);
+        }
         Ok(())
     }
 
@@ -355,6 +380,19 @@ impl Transport for MemoryBroker {
                 topics.push(self.inner.topic_or_create(name, 1)?);
             }
         }
+        let matching: Vec<Arc<Topic>> = self
+            .inner
+            .topics
+            .read()
+            .values()
+            .filter(|t| options.patterns.iter().any(|p| p.matches(&t.name)))
+            .cloned()
+            .collect();
+        for topic in matching {
+            if topics.iter().all(|t| t.name != topic.name) {
+                topics.push(topic);
+            }
+        }
         let group = self
             .inner
             .groups
@@ -369,7 +407,10 @@ impl Transport for MemoryBroker {
         let notify = Arc::new(Notify::new());
         group.lock().join(
             id,
-            topics,
+            Subscription {
+                topics,
+                patterns: options.patterns.clone(),
+            },
             notify.clone(),
             options.offset_reset,
             Instant::now(),

@@ -51,6 +51,7 @@ async fn join(b: &MemoryBroker, group: &str, topic: &str) -> Box<dyn Consumer> {
     b.subscribe(SubscribeOptions {
         group: group.into(),
         topics: vec![topic.into()],
+        patterns: Vec::new(),
         offset_reset: OffsetReset::Earliest,
     })
     .await

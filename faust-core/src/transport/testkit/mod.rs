@@ -218,6 +218,7 @@ pub async fn join(
         t.subscribe(SubscribeOptions {
             group: group.into(),
             topics: vec![topic.into()],
+            patterns: Vec::new(),
             offset_reset,
         }),
     )
