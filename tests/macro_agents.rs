@@ -120,6 +120,16 @@ async fn orders_and_refunds(mut events: Stream<String>) -> faust::Result<()> {
     Ok(())
 }
 
+static PATTERNED: Collector<String> = Collector::new();
+
+#[agent(topic_pattern = "macro-pattern-.*")]
+async fn patterned(mut events: Stream<String>) -> faust::Result<()> {
+    while let Some(event) = events.next().await {
+        PATTERNED.push(event);
+    }
+    Ok(())
+}
+
 #[agent]
 async fn length_log(mut lengths: Stream<usize>) -> faust::Result<()> {
     while let Some(n) = lengths.next().await {
@@ -222,6 +232,7 @@ fn descriptors_carry_name_file_and_line() {
         "double",
         "length_log",
         "orders_and_refunds",
+        "patterned",
         "per_partition",
         "picky",
         "renamed",
@@ -309,6 +320,28 @@ async fn an_agent_reads_every_topic_of_its_list() {
     assert_eq!(
         seen.iter().map(String::as_str).collect::<BTreeSet<_>>(),
         BTreeSet::from(["order", "refund"])
+    );
+    app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pattern_agent_reads_the_topics_it_matches() {
+    let app = start("pattern", &["patterned"]).await;
+    let agent = app.agent("patterned").unwrap();
+    assert_eq!(
+        agent.topic_patterns().collect::<Vec<_>>(),
+        ["macro-pattern-.*"]
+    );
+    within("send", app.send("macro-pattern-a", "a"))
+        .await
+        .unwrap();
+    within("send", app.send("macro-pattern-b", "b"))
+        .await
+        .unwrap();
+    let seen = PATTERNED.wait_for(2, "an event of each topic").await;
+    assert_eq!(
+        seen.iter().map(String::as_str).collect::<BTreeSet<_>>(),
+        BTreeSet::from(["a", "b"])
     );
     app.stop().await.unwrap();
 }

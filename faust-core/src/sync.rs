@@ -80,6 +80,12 @@ mod imp {
         }
     }
 
+    impl<T: Default> Default for RwLock<T> {
+        fn default() -> Self {
+            Self::new(T::default())
+        }
+    }
+
     mod notify {
         //! A model of the part of tokio's `Notify` this crate uses, on
         //! loom's mutex, so loom sees (and permutes) every notification.

@@ -15,6 +15,7 @@ use syn::{Expr, ExprLit, Ident, Lit, LitBool, LitInt, LitStr, Token};
 /// The argument keywords.
 pub(crate) mod kw {
     syn::custom_keyword!(topic);
+    syn::custom_keyword!(topic_pattern);
     syn::custom_keyword!(name);
     syn::custom_keyword!(concurrency);
     syn::custom_keyword!(isolated_partitions);
@@ -32,6 +33,7 @@ pub(crate) mod kw {
 /// Every argument key, in the order the docs list them.
 pub(crate) const KEYS: &[&str] = &[
     "topic",
+    "topic_pattern",
     "name",
     "concurrency",
     "isolated_partitions",
@@ -95,6 +97,8 @@ pub(crate) struct Args {
     pub(crate) key_codec: Option<Arg<Name>>,
     pub(crate) use_reply_headers: Option<Arg<bool>>,
     pub(crate) help: Option<Arg<LitStr>>,
+    /// `topic_pattern = "orders-.*"`.
+    pub(crate) topic_pattern: Option<Arg<LitStr>>,
     /// `crate = "path"`: where the faust crate is, for users who re-export it.
     pub(crate) krate: Option<Arg<syn::Path>>,
 }
@@ -238,6 +242,10 @@ impl Args {
                 value,
                 errors,
             );
+        } else if input.peek(kw::topic_pattern) {
+            let key = input.parse::<kw::topic_pattern>()?.span;
+            let value = str_value(input, key, "topic_pattern", "topic_pattern = \"orders-.*\"")?;
+            set(&mut self.topic_pattern, "topic_pattern", key, value, errors);
         } else if input.peek(kw::help) {
             let key = input.parse::<kw::help>()?.span;
             let value = str_value(input, key, "help", "help = \"Price each order.\"")?;

@@ -134,6 +134,9 @@ fn options(agent: &Agent) -> TokenStream {
         Some(TopicArg::Many(topics)) => out.extend(quote!(.topics([#(#topics),*]))),
         None => {}
     }
+    if let Some(pattern) = &agent.topic_pattern {
+        out.extend(quote!(.topic_pattern(#pattern)));
+    }
     if let Some(n) = agent.partitions {
         let n = Literal::i32_unsuffixed(n);
         out.extend(quote!(.partitions(#n)));

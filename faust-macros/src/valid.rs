@@ -38,6 +38,8 @@ pub(crate) struct Agent {
     pub(crate) form: Form,
     /// `topic`: one name or a list (checked: non-empty, no name twice).
     pub(crate) topic: Option<TopicArg>,
+    /// `topic_pattern`: a regular expression (checked: it compiles).
+    pub(crate) topic_pattern: Option<LitStr>,
     pub(crate) concurrency: Option<usize>,
     pub(crate) partitions: Option<i32>,
     pub(crate) isolated_partitions: Option<bool>,
@@ -108,6 +110,27 @@ pub(crate) fn validate(args: Args, func: &ItemFn, mut errors: Errors) -> Result<
         _ => {}
     }
 
+    if let Some(Arg { value, .. }) = &args.topic_pattern {
+        // The runtime anchors it the same way (`faust_core::transport::TopicPattern`).
+        if let Err(e) = regex::Regex::new(&format!("^(?:{})$", value.value())) {
+            let why = e.to_string();
+            let why = why.lines().last().unwrap_or_default().trim();
+            let why = why.strip_prefix("error: ").unwrap_or(why);
+            errors.at(
+                value.span(),
+                &format!(
+                    "`topic_pattern` is not a valid regular expression ({why}): e.g. `topic_pattern = \"orders-.*\"`"
+                ),
+            );
+        }
+        if let Some(iso) = args.isolated_partitions.as_ref().filter(|a| a.value) {
+            errors.at(
+                iso.key,
+                "`isolated_partitions` cannot be combined with `topic_pattern` yet: remove one of them",
+            );
+        }
+    }
+
     let concurrency = args.concurrency.as_ref().and_then(|a| {
         positive::<usize>(
             &a.value,
@@ -176,6 +199,7 @@ pub(crate) fn validate(args: Args, func: &ItemFn, mut errors: Errors) -> Result<
         name,
         form,
         topic: args.topic.map(|a| a.value),
+        topic_pattern: args.topic_pattern.map(|a| a.value),
         concurrency,
         partitions,
         isolated_partitions: isolated,

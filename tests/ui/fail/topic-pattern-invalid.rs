@@ -1,0 +1,13 @@
+use faust::{agent, Stream};
+
+#[agent(topic_pattern = "orders-(")]
+async fn orders(_s: Stream<i64>) -> faust::Result<()> {
+    Ok(())
+}
+
+#[agent(topic_pattern = "orders-.*", isolated_partitions = true)]
+async fn isolated(_s: Stream<i64>) -> faust::Result<()> {
+    Ok(())
+}
+
+fn main() {}
