@@ -118,7 +118,7 @@ pub(crate) fn validate(args: Args, func: &ItemFn, mut errors: Errors) -> Result<
             let why = why.strip_prefix("error: ").unwrap_or(why);
             errors.at(
                 value.span(),
-                &format!(
+                format!(
                     "`topic_pattern` is not a valid regular expression ({why}): e.g. `topic_pattern = \"orders-.*\"`"
                 ),
             );
