@@ -521,3 +521,36 @@ async fn repeated_reply_headers_follow_faust_last_one_wins() {
     assert_eq!(response.value, serde_json::json!(42));
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_send_can_encode_its_value_with_another_codec() {
+    let app = app("send-codec").build().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let agent = app
+        .add_agent(
+            AgentSpec::consumer("raw", move |mut s: Stream<String>| {
+                let tx = tx.clone();
+                async move {
+                    while let Some(v) = s.next().await {
+                        let _ = tx.send(v);
+                    }
+                    Ok::<_, Error>(())
+                }
+            })
+            .value_codec(faust_core::Codec::Raw),
+        )
+        .unwrap();
+    app.start().await.unwrap();
+    agent.send(&"plain").await.unwrap();
+    agent
+        .send_with(
+            &"quoted",
+            SendOptions::default().value_codec(faust_core::Codec::Json),
+        )
+        .await
+        .unwrap();
+    let first = within(5, "first", rx.recv()).await.unwrap();
+    let second = within(5, "second", rx.recv()).await.unwrap();
+    assert_eq!((first.as_str(), second.as_str()), ("plain", "\"quoted\""));
+    app.stop().await.unwrap();
+}

@@ -51,7 +51,9 @@ impl Agent {
         let mut headers = opts.headers.clone();
         let bytes = if self.use_reply_headers() {
             headers.extend(wire::request_headers(reply_to, correlation_id));
-            self.value_codec().encode(value)?
+            opts.value_codec
+                .unwrap_or(self.value_codec())
+                .encode(value)?
         } else {
             let json = serde_json::to_value(value).map_err(Error::json_encode)?;
             let model = wire::is_record(&json);
@@ -87,7 +89,11 @@ impl Agent {
                 topic: self.topic_name()?.clone(),
                 partition: opts.partition,
                 key: opts.key.clone(),
-                value: Some(self.value_codec().encode_bytes(value)?),
+                value: Some(
+                    opts.value_codec
+                        .unwrap_or(self.value_codec())
+                        .encode_bytes(value)?,
+                ),
                 headers: opts.headers.clone(),
                 timestamp: opts.timestamp,
             }),

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::codec::Codec;
 use crate::record::Headers;
 
 pub use barrier::{BarrierState, ReplyTuple};
@@ -38,6 +39,9 @@ pub struct SendOptions {
     pub correlation_id: Option<String>,
     /// Deadline of `ask` (default: the app's `ask_timeout`).
     pub timeout: Option<Duration>,
+    /// Encode the value with this codec instead of the agent's (Faust's
+    /// `value_serializer`); a `ReqRepRequest` envelope is JSON whatever it is.
+    pub value_codec: Option<Codec>,
 }
 
 impl SendOptions {
@@ -70,6 +74,11 @@ impl SendOptions {
     /// Wait at most this long for the reply.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+    /// Encode the value with this codec instead of the agent's.
+    pub fn value_codec(mut self, codec: Codec) -> Self {
+        self.value_codec = Some(codec);
         self
     }
 }
