@@ -384,3 +384,130 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
         };
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand_str(item: TokenStream) -> String {
+        derive(item).to_string()
+    }
+
+    #[test]
+    fn generated_code_names_only_faust_private_and_core() {
+        let out = expand_str(quote! {
+            struct Order {
+                id: i64,
+                #[serde(rename = "item_name", skip_serializing_if = "String::is_empty")]
+                item: String,
+                #[serde(default = "crate::zero")]
+                n: u32,
+            }
+        });
+        assert!(!out.contains("compile_error"), "{out}");
+        let mut rest = out.as_str();
+        while let Some(at) = rest.find(":: ") {
+            let before = rest[..at].trim_end();
+            let path = &rest[at..];
+            if before.is_empty()
+                || !before.ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == '>')
+            {
+                assert!(
+                    path.starts_with(":: faust :: __private ::") || path.starts_with(":: core ::"),
+                    "absolute path outside `::faust::__private`/`::core`: {}",
+                    &path[..path.len().min(40)]
+                );
+            }
+            rest = &rest[at + 3..];
+        }
+        assert!(
+            out.contains(r#"crate = "::faust::__private::serde""#),
+            "{out}"
+        );
+        assert!(!out.contains("faust_core"));
+        // The marker is serialized last, after the fields in order.
+        let (id, item, n, marker) = (
+            out.find(r#"serialize_field ("id""#).unwrap(),
+            out.find(r#"serialize_field ("item_name""#).unwrap(),
+            out.find(r#"serialize_field ("n""#).unwrap(),
+            out.find(r#"serialize_field ("__faust""#).unwrap(),
+        );
+        assert!(id < item && item < n && n < marker, "{out}");
+    }
+
+    #[test]
+    fn crate_path_and_namespace() {
+        let out = expand_str(quote! {
+            #[faust(namespace = "shop.Order", crate = "my::faust")]
+            struct Order { id: i64 }
+        });
+        assert!(
+            out.contains(r#"crate = "my::faust::__private::serde""#),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                r#"const NAMESPACE : & 'static :: core :: primitive :: str = "shop.Order""#
+            ),
+            "{out}"
+        );
+        // Every `faust` path goes through the given crate.
+        assert_eq!(
+            out.matches(":: faust ::").count(),
+            out.matches("my :: faust ::").count(),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn misuse_is_reported() {
+        for (item, want) in [
+            (
+                quote!(
+                    enum E {
+                        A,
+                    }
+                ),
+                "structs with named fields only",
+            ),
+            (
+                quote!(
+                    struct P(i64);
+                ),
+                "needs named fields",
+            ),
+            (
+                quote!(
+                    struct G<T> {
+                        t: T,
+                    }
+                ),
+                "does not support generic structs",
+            ),
+            (
+                quote!(
+                    struct F {
+                        #[serde(flatten)]
+                        f: i64,
+                    }
+                ),
+                "`#[serde(flatten)]` is not supported",
+            ),
+            (
+                quote!(
+                    #[faust(topic = "x")]
+                    struct T {
+                        a: i64,
+                    }
+                ),
+                "unknown argument `topic`",
+            ),
+        ] {
+            let out = expand_str(item);
+            assert!(
+                out.contains("compile_error") && out.contains(want),
+                "{want}: {out}"
+            );
+        }
+    }
+}
