@@ -122,7 +122,7 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
             }
         } else if attr.path().is_ident("serde") {
             errors.at(
-                attr.span(),
+                attr.path().span(),
                 format!(
                     "`#[derive(faust::Record)]` takes no `#[serde(...)]` attribute on the \
                      struct (only on fields: {FIELD_SERDE}); the namespace is \
@@ -197,7 +197,7 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
         for attr in &f.attrs {
             if attr.path().is_ident("faust") {
                 errors.at(
-                    attr.span(),
+                    attr.path().span(),
                     "`#[faust(...)]` goes on the struct, not on a field: field attributes are \
                      `#[serde(...)]`",
                 );
