@@ -12,138 +12,80 @@
 //! `INTEROP_PREFIX` (prefix of every topic, app id and reply topic, unique per
 //! test run; default `interop-manual-`).
 //!
-//! It also shows how to write a serde struct that *is* a Faust `Record`: see
-//! [`Namespace`] and [`Ns`].
+//! It also shows Rust structs that *are* Faust `Record`s:
+//! `#[derive(faust::Record)]` on [`Add`], [`Total`] and [`Point`].
 
 use std::fmt;
 use std::future::Future;
-use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use faust::{AgentSpec, App, Error, SendOptions, Stream};
 use futures::StreamExt as _;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{json, Value};
 
 // ---- Faust records ----------------------------------------------------------
 
-/// The namespace of a Faust record type: what Python's
-/// `class Add(faust.Record, namespace="interop.Add")` writes in
-/// `"__faust": {"ns": "interop.Add"}`.
-trait Namespace {
-    const NS: &'static str;
-}
-
-/// The blessed key of a Faust record, as a zero-sized field:
-///
-/// ```ignore
-/// #[derive(Serialize, Deserialize)]
-/// struct Add {
-///     a: i64,
-///     b: i64,
-///     #[serde(rename = "__faust", default)]
-///     faust: Ns<Add>,          // last, like Faust writes it
-/// }
-/// impl Namespace for Add { const NS: &'static str = "interop.Add"; }
-/// ```
-///
-/// It serializes as `{"ns": "<T::NS>"}`, so Python gets an `Add` record. On
-/// input a missing key is accepted (plain JSON from a non-Faust producer); a
-/// record of another namespace is a decode error naming both.
-struct Ns<T>(PhantomData<fn() -> T>);
-
-impl<T> Default for Ns<T> {
-    fn default() -> Self {
-        Ns(PhantomData)
-    }
-}
-impl<T> Clone for Ns<T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<T> Copy for Ns<T> {}
-impl<T> PartialEq for Ns<T> {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-impl<T: Namespace> fmt::Debug for Ns<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Ns({:?})", T::NS)
-    }
-}
-
-impl<T: Namespace> Serialize for Ns<T> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct Blessed {
-            ns: &'static str,
-        }
-        Blessed { ns: T::NS }.serialize(s)
-    }
-}
-
-impl<'de, T: Namespace> Deserialize<'de> for Ns<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        struct Blessed {
-            ns: String,
-        }
-        let b = Blessed::deserialize(d)?;
-        if b.ns == T::NS {
-            Ok(Ns::default())
-        } else {
-            Err(serde::de::Error::custom(format!(
-                "expected a Faust record `{}`, got `{}`",
-                T::NS,
-                b.ns
-            )))
-        }
-    }
-}
-
-/// `class Add(faust.Record, namespace="interop.Add")` in tests/interop/common.py.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// `class Add(faust.Record, namespace="interop.Add")` in tests/interop/common.py:
+/// on the wire `{"a":2,"b":3,"__faust":{"ns":"interop.Add"}}`.
+#[derive(Clone, Debug, PartialEq, faust::Record)]
+#[faust(namespace = "interop.Add")]
 struct Add {
     a: i64,
     b: i64,
-    #[serde(rename = "__faust", default)]
-    faust: Ns<Add>,
-}
-impl Namespace for Add {
-    const NS: &'static str = "interop.Add";
 }
 
 /// `class Total(faust.Record, namespace="interop.Total")`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, faust::Record)]
+#[faust(namespace = "interop.Total")]
 struct Total {
     total: i64,
-    #[serde(rename = "__faust", default)]
-    faust: Ns<Total>,
-}
-impl Namespace for Total {
-    const NS: &'static str = "interop.Total";
 }
 
 /// `class Point(faust.Record, namespace="interop.Point")`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, faust::Record)]
+#[faust(namespace = "interop.Point")]
 struct Point {
     x: i64,
     y: i64,
-    #[serde(rename = "__faust", default)]
-    faust: Ns<Point>,
 }
-impl Namespace for Point {
-    const NS: &'static str = "interop.Point";
+
+/// `class Line(faust.Record, namespace="interop.Line")`: records nested in a
+/// record, each with its own `__faust` marker.
+#[derive(Clone, Debug, PartialEq, faust::Record)]
+#[faust(namespace = "interop.Line")]
+struct Line {
+    start: Point,
+    end: Point,
 }
 
 fn point(x: i64, y: i64) -> Point {
-    Point {
-        x,
-        y,
-        faust: Ns::default(),
-    }
+    Point { x, y }
+}
+
+/// The `shapes` agent: several record types on one topic, told apart by
+/// their namespace. `Add` -> `Total`; `Line` -> its vector as a `Point`;
+/// `Point` -> the `Line` from the origin to it (nested records out).
+fn shapes(value: Value) -> Result<Value, String> {
+    use faust::Record as _;
+    let reply = match faust::model::namespace_of(&value) {
+        Some(Add::NAMESPACE) => {
+            let r: Add = serde_json::from_value(value).map_err(err)?;
+            serde_json::to_value(Total { total: r.a + r.b })
+        }
+        Some(Line::NAMESPACE) => {
+            let l: Line = serde_json::from_value(value).map_err(err)?;
+            serde_json::to_value(point(l.end.x - l.start.x, l.end.y - l.start.y))
+        }
+        Some(Point::NAMESPACE) => {
+            let p: Point = serde_json::from_value(value).map_err(err)?;
+            serde_json::to_value(Line {
+                start: point(0, 0),
+                end: p,
+            })
+        }
+        other => return Err(format!("not a shape record: namespace {other:?}")),
+    };
+    reply.map_err(err)
 }
 
 // ---- settings -----------------------------------------------------------------
@@ -206,12 +148,10 @@ async fn serve(s: &Settings) -> anyhow::Result<()> {
         })
         .topic(t("keys")),
         AgentSpec::handler("add", |r: Add| async move {
-            Ok::<_, Error>(Total {
-                total: r.a + r.b,
-                faust: Ns::default(),
-            })
+            Ok::<_, Error>(Total { total: r.a + r.b })
         })
         .topic(t("add")),
+        AgentSpec::handler("shapes", |v: Value| async move { shapes(v) }).topic(t("shapes")),
         AgentSpec::handler("fail", |x: i64| async move {
             if x < 0 {
                 Err(format!("negative input: {x}"))

@@ -10,6 +10,7 @@ pub mod codec;
 mod config;
 mod context;
 pub mod error;
+pub mod model;
 pub mod record;
 pub mod redact;
 pub mod registry;

@@ -1,10 +1,11 @@
-//! The `#[agent]` attribute macro of faust for Rust.
+//! The `#[agent]` attribute macro and `#[derive(Record)]` of faust for Rust.
 //!
-//! Users depend on the `faust` facade, which re-exports [`macro@agent`];
-//! the generated code refers only to `::faust::__private`.
+//! Users depend on the `faust` facade, which re-exports [`macro@agent`] and
+//! [`macro@Record`]; the generated code refers only to `::faust::__private`.
 
 mod ast;
 mod expand;
+mod record;
 mod valid;
 
 use proc_macro::TokenStream;
@@ -155,4 +156,49 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn agent(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::agent(args.into(), item.into()).into()
+}
+
+/// Make a struct a Faust record: `faust::Record` with its namespace, and
+/// serde's `Serialize` and `Deserialize` in Faust's JSON form.
+///
+/// ```ignore
+/// #[derive(faust::Record)]
+/// #[faust(namespace = "shop.Order")]   // Python's namespace="shop.Order"
+/// struct Order {
+///     id: i64,
+///     item: String,
+///     note: Option<String>,            // may be missing: None
+/// }
+/// // {"id":1,"item":"x","note":null,"__faust":{"ns":"shop.Order"}}
+/// ```
+///
+/// **Serialize** writes the fields in declaration order, then the marker
+/// `"__faust": {"ns": "<namespace>"}`, as Faust does. **Deserialize**
+/// accepts the marker anywhere and accepts its absence (plain JSON from a
+/// non-Faust producer); a different namespace is an error naming both
+/// (*expected a Faust record \`shop.Order\`, got \`shop.Refund\`*).
+/// Unknown fields are ignored (Faust models gain fields over time), and an
+/// `Option` field may be missing (`None`). A field whose type is itself a
+/// record nests as Faust nests records. Do not also derive serde's traits.
+///
+/// # Attributes
+///
+/// On the struct, `#[faust(...)]`:
+///
+/// | Argument | Value | Default |
+/// |---|---|---|
+/// | `namespace` | `"ns"`: the model namespace | `<module path>.<type name>` (`::` becomes `.`, like Faust's `<module>.<class>`) |
+/// | `crate` | `"path"`: where faust is, for a crate that re-exports it | `::faust` |
+///
+/// On fields, `#[serde(...)]` with `rename = "key"`, `default`,
+/// `default = "path"` and `skip_serializing_if = "path"`; any other serde
+/// attribute, and `#[serde(...)]` on the struct, is a compile error.
+///
+/// Only structs with named fields and no generics: an enum, a tuple or unit
+/// struct, or a generic struct is a compile error saying what to write
+/// instead. To read several record types from one topic, consume
+/// `serde_json::Value` and dispatch on `faust::model::namespace_of`.
+#[proc_macro_derive(Record, attributes(faust, serde))]
+pub fn derive_record(item: TokenStream) -> TokenStream {
+    record::derive(item.into()).into()
 }

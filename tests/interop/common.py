@@ -71,6 +71,13 @@ class Point(faust.Record, namespace="interop.Point"):
     y: int
 
 
+class Line(faust.Record, namespace="interop.Line"):
+    """Records nested in a record."""
+
+    start: Point
+    end: Point
+
+
 class Checks:
     """Collects named checks; prints `ok`/`FAIL` lines with timings."""
 

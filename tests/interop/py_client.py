@@ -11,11 +11,11 @@ import os
 import sys
 import time
 
-from common import Add, Checks, Point, Total, expect, log, make_app, topic_name
+from common import Add, Checks, Line, Point, Total, expect, log, make_app, topic_name
 
 app = make_app("pyclient")
 MODES = {"headers": True, "envelope": False}
-RUST_AGENTS = ["double", "shout", "total", "keys", "add", "fail", "collect", "seen"]
+RUST_AGENTS = ["double", "shout", "total", "keys", "add", "shapes", "fail", "collect", "seen"]
 
 
 def remote(name, mode):
@@ -46,6 +46,24 @@ async def ask_record(agent):
     if not isinstance(total, Total):
         return f"got {total!r} ({type(total).__name__}), want a Total record"
     return expect(total.total, 5)
+
+
+async def ask_typed(agent, value, cls, want):
+    """Ask; the reply must be a `cls` record whose fields are `want`."""
+    got = await agent.ask(value=value)
+    if not isinstance(got, cls):
+        return f"got {got!r} ({type(got).__name__}), want a {cls.__name__} record"
+    return expect(got.asdict(), want)
+
+
+async def ask_line(agent):
+    """The Rust agent answers a Point with a Line of two nested Points."""
+    got = await agent.ask(value=Point(x=5, y=6))
+    if not isinstance(got, Line):
+        return f"got {got!r} ({type(got).__name__}), want a Line record"
+    if not (isinstance(got.start, Point) and isinstance(got.end, Point)):
+        return f"nested values are not Point records: {got!r}"
+    return expect((got.start.x, got.start.y, got.end.x, got.end.y), (0, 0, 5, 6))
 
 
 async def map_double(agent):
@@ -94,6 +112,15 @@ async def main():
             ask_is(a["keys"], {"b": 1, "a": {"x": [1, None]}}, {"keys": ["a", "b"], "count": 2}),
         )
         await run("ask add(Add record) -> Total record", ask_record(a["add"]))
+        await run(
+            "several namespaces on one topic: Add -> Total record",
+            ask_typed(a["shapes"], Add(a=1, b=2), Total, {"total": 3}),
+        )
+        await run(
+            "nested records in: Line(Point, Point) -> Point record",
+            ask_typed(a["shapes"], Line(start=Point(x=1, y=2), end=Point(x=4, y=6)), Point, {"x": 3, "y": 4}),
+        )
+        await run("nested records out: Point -> Line(Point, Point) record", ask_line(a["shapes"]))
         await run("map double over 10 values", map_double(a["double"]))
         await run("join double over 10 values (input order)", join_double(a["double"]))
         await run("join add over 5 records", join_add(a["add"]))
