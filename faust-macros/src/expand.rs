@@ -226,22 +226,7 @@ mod tests {
     #[test]
     fn generated_code_names_only_faust_private_and_core() {
         let out = all_arguments();
-        let mut rest = out.as_str();
-        while let Some(at) = rest.find(":: ") {
-            let before = rest[..at].trim_end();
-            let path = &rest[at..];
-            // A leading `::` (not one inside a path like `faust :: Result`).
-            if before.is_empty()
-                || !before.ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == '>')
-            {
-                assert!(
-                    path.starts_with(":: faust :: __private ::") || path.starts_with(":: core ::"),
-                    "absolute path outside `::faust::__private`/`::core`: {}",
-                    &path[..path.len().min(40)]
-                );
-            }
-            rest = &rest[at + 3..];
-        }
+        crate::test_support::assert_paths_only_private(&out);
         assert!(
             !out.contains("inventory :: submit")
                 || out.contains(":: faust :: __private :: inventory :: submit")

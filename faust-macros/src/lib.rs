@@ -6,6 +6,8 @@
 mod ast;
 mod expand;
 mod record;
+#[cfg(test)]
+mod test_support;
 mod valid;
 
 use proc_macro::TokenStream;

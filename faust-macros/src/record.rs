@@ -405,21 +405,7 @@ mod tests {
             }
         });
         assert!(!out.contains("compile_error"), "{out}");
-        let mut rest = out.as_str();
-        while let Some(at) = rest.find(":: ") {
-            let before = rest[..at].trim_end();
-            let path = &rest[at..];
-            if before.is_empty()
-                || !before.ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == '>')
-            {
-                assert!(
-                    path.starts_with(":: faust :: __private ::") || path.starts_with(":: core ::"),
-                    "absolute path outside `::faust::__private`/`::core`: {}",
-                    &path[..path.len().min(40)]
-                );
-            }
-            rest = &rest[at + 3..];
-        }
+        crate::test_support::assert_paths_only_private(&out);
         assert!(
             out.contains(r#"crate = "::faust::__private::serde""#),
             "{out}"
