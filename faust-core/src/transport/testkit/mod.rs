@@ -225,3 +225,34 @@ pub async fn join(
     .await
     .unwrap_or_else(|e| panic!("subscribe to {topic} as {group} failed: {e}"))
 }
+
+/// Calls macro `$then` with the name of every check of the suite, in
+/// order: `for_each_conformance_check!(my_tests)` expands to
+/// `my_tests!(topics_are_created_idempotently_and_validated, ...)`. A
+/// transport's test file declares one test per check with it, so that a
+/// check added to the suite runs everywhere without a list to update.
+#[macro_export]
+macro_rules! for_each_conformance_check {
+    ($then:ident) => {
+        $then!(
+            topics_are_created_idempotently_and_validated,
+            produce_then_consume_in_order_with_offsets,
+            each_partition_keeps_its_order,
+            keyed_records_use_the_kafka_partitioner,
+            headers_keys_and_timestamps_round_trip,
+            sending_to_a_missing_partition_fails,
+            enqueue_keeps_order_and_flush_delivers,
+            assign_reads_exactly_its_partitions_from_the_oldest_record,
+            one_member_gets_every_partition,
+            second_member_splits_partitions_and_each_record_is_seen_once,
+            handoff_waits_for_revocation_and_starts_at_the_committed_offset,
+            third_member_triggers_revoke_then_assign_without_loss_or_duplicates,
+            closing_member_releases_its_partitions,
+            dropped_member_releases_its_partitions,
+            rejoining_group_resumes_at_the_committed_offset,
+            new_groups_start_at_earliest_or_latest,
+            two_groups_each_see_every_record,
+            commits_of_a_partition_moved_away_are_refused,
+        );
+    };
+}
