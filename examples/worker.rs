@@ -410,7 +410,7 @@ async fn main() -> anyhow::Result<()> {
         );
     let rebalances = assignment.clone().with_filter(
         tracing_subscriber::filter::Targets::new()
-            .with_target("faust_core::runtime::conductor", tracing::Level::INFO),
+            .with_target("faust_core::app::conductor", tracing::Level::INFO),
     );
     tracing_subscriber::registry()
         .with(logs)
