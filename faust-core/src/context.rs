@@ -150,14 +150,7 @@ impl Context {
         }
         let mut known: Vec<&str> = agents.keys().map(String::as_str).collect();
         known.sort_unstable();
-        Err(Error::UnknownAgent {
-            name: name.to_string(),
-            known: if known.is_empty() {
-                "(none)".to_string()
-            } else {
-                known.join(", ")
-            },
-        })
+        Err(Error::unknown_agent(name, known))
     }
 
     // ----- events ------------------------------------------------------------

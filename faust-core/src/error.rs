@@ -154,6 +154,19 @@ impl Error {
         Error::User(err.into())
     }
 
+    /// No agent `name` among `known` (listed as given, or "(none)").
+    pub(crate) fn unknown_agent<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Self {
+        let known: Vec<&str> = known.into_iter().collect();
+        Error::UnknownAgent {
+            name: name.to_string(),
+            known: if known.is_empty() {
+                "(none)".to_string()
+            } else {
+                known.join(", ")
+            },
+        }
+    }
+
     /// A configuration error with a message.
     pub fn config(msg: impl Into<String>) -> Self {
         Error::Config(msg.into())

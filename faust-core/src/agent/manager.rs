@@ -62,18 +62,7 @@ impl AgentManager {
             .iter()
             .find(|a| a.name() == name)
             .cloned()
-            .ok_or_else(|| Error::UnknownAgent {
-                name: name.to_string(),
-                known: if agents.is_empty() {
-                    "(none)".to_string()
-                } else {
-                    agents
-                        .iter()
-                        .map(|a| a.name())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                },
-            })
+            .ok_or_else(|| Error::unknown_agent(name, agents.iter().map(Agent::name)))
     }
 
     /// Number of agents.
@@ -110,21 +99,20 @@ impl AgentManager {
     /// seen through a pattern is looked up once, then indexed).
     pub fn by_topic(&self, topic: &str) -> Option<Arc<Vec<Agent>>> {
         if let Some(agents) = self.by_topic.read().get(topic) {
-            return Some(agents.clone());
+            return (!agents.is_empty()).then(|| agents.clone());
         }
-        let matching: Vec<Agent> = self
-            .all()
-            .into_iter()
-            .filter(|a| !a.is_remote() && a.reads(topic))
-            .collect();
-        if matching.is_empty() {
-            return None;
-        }
-        let matching = Arc::new(matching);
+        let matching: Arc<Vec<Agent>> = Arc::new(
+            self.all()
+                .into_iter()
+                .filter(|a| !a.is_remote() && a.reads(topic))
+                .collect(),
+        );
+        // Indexed even when empty: the conductor asks once per run of
+        // records, and a topic nobody reads is not matched again.
         self.by_topic
             .write()
             .insert(topic.to_string(), matching.clone());
-        Some(matching)
+        (!matching.is_empty()).then_some(matching)
     }
 
     /// Every topic pattern some agent consumes.
@@ -142,7 +130,13 @@ impl AgentManager {
 
     /// Every topic some agent consumes, sorted.
     pub fn topics(&self) -> Vec<String> {
-        let mut t: Vec<String> = self.by_topic.read().keys().cloned().collect();
+        let mut t: Vec<String> = self
+            .by_topic
+            .read()
+            .iter()
+            .filter(|(_, agents)| !agents.is_empty())
+            .map(|(topic, _)| topic.clone())
+            .collect();
         t.sort();
         t
     }
