@@ -4,7 +4,6 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use faust::{AgentSpec, App, Codec, Error, Record as _, Stream};
@@ -277,30 +276,32 @@ async fn agent_with_record_values_answers_ask() {
     app.stop().await.unwrap();
 }
 
-static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
 #[tokio::test]
 async fn one_topic_several_record_types() {
     let app = app("mixed");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     app.add_agent(
-        AgentSpec::consumer("mixed", |mut values: Stream<Value>| async move {
-            while let Some(v) = values.next().await {
-                let seen = match faust::model::namespace_of(&v) {
-                    Some(Add::NAMESPACE) => {
-                        let r: Add =
-                            serde_json::from_value(v).map_err(|e| Error::User(e.into()))?;
-                        format!("add {}", r.a + r.b)
-                    }
-                    Some(Line::NAMESPACE) => {
-                        let r: Line =
-                            serde_json::from_value(v).map_err(|e| Error::User(e.into()))?;
-                        format!("line to {},{}", r.to.x, r.to.y)
-                    }
-                    other => format!("other {other:?}"),
-                };
-                SEEN.lock().unwrap().push(seen);
+        AgentSpec::consumer("mixed", move |mut values: Stream<Value>| {
+            let tx = tx.clone();
+            async move {
+                while let Some(v) = values.next().await {
+                    let seen = match faust::model::namespace_of(&v) {
+                        Some(Add::NAMESPACE) => {
+                            let r: Add =
+                                serde_json::from_value(v).map_err(|e| Error::User(e.into()))?;
+                            format!("add {}", r.a + r.b)
+                        }
+                        Some(Line::NAMESPACE) => {
+                            let r: Line =
+                                serde_json::from_value(v).map_err(|e| Error::User(e.into()))?;
+                            format!("line to {},{}", r.to.x, r.to.y)
+                        }
+                        other => format!("other {other:?}"),
+                    };
+                    let _ = tx.send(seen);
+                }
+                Ok::<_, Error>(())
             }
-            Ok::<_, Error>(())
         })
         .topic("mixed"),
     )
@@ -315,15 +316,13 @@ async fn one_topic_several_record_types() {
     };
     app.send("mixed", &line).await.unwrap();
     app.send("mixed", &json!({"n": 1})).await.unwrap();
+    let mut seen = Vec::new();
     within("three events", async {
-        while SEEN.lock().unwrap().len() < 3 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        while seen.len() < 3 {
+            seen.push(rx.recv().await.unwrap());
         }
     })
     .await;
-    assert_eq!(
-        *SEEN.lock().unwrap(),
-        ["add 3", "line to 5,6", "other None"]
-    );
+    assert_eq!(seen, ["add 3", "line to 5,6", "other None"]);
     app.stop().await.unwrap();
 }
