@@ -20,6 +20,7 @@ use crate::record::ProducerRecord;
 use crate::redact::redact_url;
 use crate::rpc::reply_consumer::{ReplyConsumer, ReplyTopics};
 use crate::runtime::acks::Message;
+use crate::runtime::inbox::{Inbox, ValueType};
 use crate::sync::RwLock;
 use crate::transport::producer::Producer;
 use crate::transport::Transport;
@@ -43,6 +44,8 @@ pub(crate) struct Context {
     pub(crate) tracebacks: await_tree::Registry,
     /// Each agent's value codec and topic, by name (for agent sinks).
     agents: RwLock<HashMap<String, AgentEntry>>,
+    /// The in-memory channels, by name.
+    channels: RwLock<HashMap<String, Arc<Inbox>>>,
     hook: Option<Arc<dyn EventHook>>,
     /// Unique among the contexts of this process (caches keyed by app use it).
     pub(crate) instance: u64,
@@ -51,8 +54,16 @@ pub(crate) struct Context {
 /// What an agent sink needs of its target agent.
 struct AgentEntry {
     codec: Codec,
-    /// `None`: it reads topic patterns only.
-    topic: Option<Arc<str>>,
+    route: Option<AgentRoute>,
+}
+
+/// Where sending to an agent goes.
+#[derive(Clone, Debug)]
+pub(crate) enum AgentRoute {
+    /// Its (first) topic.
+    Topic(Arc<str>),
+    /// The in-memory channel it reads.
+    Channel(Arc<Inbox>),
 }
 
 static NEXT_INSTANCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -78,6 +89,7 @@ impl Context {
             ack_tasks: TaskTracker::new(),
             tracebacks: await_tree::Registry::new(await_tree::Config::default()),
             agents: RwLock::default(),
+            channels: RwLock::default(),
             hook,
             instance: NEXT_INSTANCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
@@ -125,23 +137,24 @@ impl Context {
 
     // ----- agents by name ----------------------------------------------------
 
-    /// Make an agent known by name (its sinks' targets are looked up here).
-    pub(crate) fn add_agent(&self, name: &str, codec: Codec, topic: Option<Arc<str>>) {
+    /// Make an agent known by name (its sinks' targets are looked up here);
+    /// `route`: `None` for an agent reading topic patterns only.
+    pub(crate) fn add_agent(&self, name: &str, codec: Codec, route: Option<AgentRoute>) {
         self.agents
             .write()
-            .insert(name.to_string(), AgentEntry { codec, topic });
+            .insert(name.to_string(), AgentEntry { codec, route });
     }
 
-    /// The value codec and topic of the agent with this name.
-    pub(crate) fn agent_target(&self, name: &str) -> Result<(Codec, Arc<str>)> {
+    /// The value codec of the agent with this name and where sending to it goes.
+    pub(crate) fn agent_target(&self, name: &str) -> Result<(Codec, AgentRoute)> {
         let agents = self.agents.read();
         let name = name.strip_prefix('@').unwrap_or(name);
         match agents.get(name) {
             Some(AgentEntry {
                 codec,
-                topic: Some(topic),
-            }) => return Ok((*codec, topic.clone())),
-            Some(AgentEntry { topic: None, .. }) => {
+                route: Some(route),
+            }) => return Ok((*codec, route.clone())),
+            Some(AgentEntry { route: None, .. }) => {
                 return Err(Error::config(format!(
                     "agent `{name}` reads topic patterns only: it has no topic to send to"
                 )))
@@ -151,6 +164,26 @@ impl Context {
         let mut known: Vec<&str> = agents.keys().map(String::as_str).collect();
         known.sort_unstable();
         Err(Error::unknown_agent(name, known))
+    }
+
+    // ----- channels ----------------------------------------------------------
+
+    /// The channel with this name, made for values of `value_type` if the
+    /// app has none; an error if it carries another type.
+    pub(crate) fn channel(&self, name: &str, value_type: ValueType) -> Result<Arc<Inbox>> {
+        crate::transport::validate_topic_name(name)
+            .map_err(|_| Error::config("a channel name must not be empty"))?;
+        let mut channels = self.channels.write();
+        let inbox = channels
+            .entry(name.to_string())
+            .or_insert_with(|| Inbox::new(name, value_type));
+        inbox.check_type(&value_type)?;
+        Ok(inbox.clone())
+    }
+
+    /// The channel with this name, if the app has one.
+    pub(crate) fn find_channel(&self, name: &str) -> Option<Arc<Inbox>> {
+        self.channels.read().get(name).cloned()
     }
 
     // ----- events ------------------------------------------------------------

@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod app;
+pub mod channel;
 pub mod codec;
 mod config;
 mod context;
@@ -34,6 +35,7 @@ pub mod replies {
 pub use agent::current_agent;
 pub use agent::{Agent, AgentInfo, AgentSpec, AgentStats, AgentT, OnError};
 pub use app::{App, AppBuilder, AppConfig};
+pub use channel::Channel;
 pub use codec::{Codec, Value};
 pub use error::{Error, Result};
 pub use manager::{AgentManager, AgentManagerT};

@@ -16,6 +16,7 @@ use syn::{Expr, ExprLit, Ident, Lit, LitBool, LitInt, LitStr, Token};
 pub(crate) mod kw {
     syn::custom_keyword!(topic);
     syn::custom_keyword!(topic_pattern);
+    syn::custom_keyword!(channel);
     syn::custom_keyword!(name);
     syn::custom_keyword!(concurrency);
     syn::custom_keyword!(isolated_partitions);
@@ -34,6 +35,7 @@ pub(crate) mod kw {
 pub(crate) const KEYS: &[&str] = &[
     "topic",
     "topic_pattern",
+    "channel",
     "name",
     "concurrency",
     "isolated_partitions",
@@ -99,6 +101,8 @@ pub(crate) struct Args {
     pub(crate) help: Option<Arg<LitStr>>,
     /// `topic_pattern = "orders-.*"`.
     pub(crate) topic_pattern: Option<Arg<LitStr>>,
+    /// `channel = "lines"`: an in-memory channel instead of topics.
+    pub(crate) channel: Option<Arg<LitStr>>,
     /// `crate = "path"`: where the faust crate is, for users who re-export it.
     pub(crate) krate: Option<Arg<syn::Path>>,
 }
@@ -246,6 +250,10 @@ impl Args {
             let key = input.parse::<kw::topic_pattern>()?.span;
             let value = str_value(input, key, "topic_pattern", "topic_pattern = \"orders-.*\"")?;
             set(&mut self.topic_pattern, "topic_pattern", key, value, errors);
+        } else if input.peek(kw::channel) {
+            let key = input.parse::<kw::channel>()?.span;
+            let value = str_value(input, key, "channel", "channel = \"lines\"")?;
+            set(&mut self.channel, "channel", key, value, errors);
         } else if input.peek(kw::help) {
             let key = input.parse::<kw::help>()?.span;
             let value = str_value(input, key, "help", "help = \"Price each order.\"")?;

@@ -134,6 +134,9 @@ fn options(agent: &Agent) -> TokenStream {
         Some(TopicArg::Many(topics)) => out.extend(quote!(.topics([#(#topics),*]))),
         None => {}
     }
+    if let Some(channel) = &agent.channel {
+        out.extend(quote!(.channel(#channel)));
+    }
     if let Some(pattern) = &agent.topic_pattern {
         out.extend(quote!(.topic_pattern(#pattern)));
     }

@@ -40,6 +40,8 @@ pub(crate) struct Agent {
     pub(crate) topic: Option<TopicArg>,
     /// `topic_pattern`: a regular expression (checked: it compiles).
     pub(crate) topic_pattern: Option<LitStr>,
+    /// `channel`: an in-memory channel (checked: not with topics).
+    pub(crate) channel: Option<LitStr>,
     pub(crate) concurrency: Option<usize>,
     pub(crate) partitions: Option<i32>,
     pub(crate) isolated_partitions: Option<bool>,
@@ -131,6 +133,34 @@ pub(crate) fn validate(args: Args, func: &ItemFn, mut errors: Errors) -> Result<
         }
     }
 
+    if let Some(Arg { key, value }) = &args.channel {
+        if value.value().trim().is_empty() {
+            errors.at(
+                value.span(),
+                "the channel name must not be empty: write `channel = \"lines\"`",
+            );
+        }
+        let with = [
+            args.topic.as_ref().map(|a| (a.key, "topic")),
+            args.topic_pattern
+                .as_ref()
+                .map(|a| (a.key, "topic_pattern")),
+            args.partitions.as_ref().map(|a| (a.key, "partitions")),
+            args.isolated_partitions
+                .as_ref()
+                .filter(|a| a.value)
+                .map(|a| (a.key, "isolated_partitions")),
+        ];
+        for (at, other) in with.into_iter().flatten() {
+            let msg = format!(
+                "an agent reads an in-memory `channel` or Kafka topics, not both: remove \
+                 `{other}` or `channel` (a channel has no partitions)"
+            );
+            errors.at(at, &msg);
+            errors.at(*key, msg);
+        }
+    }
+
     let concurrency = args.concurrency.as_ref().and_then(|a| {
         positive::<usize>(
             &a.value,
@@ -200,6 +230,7 @@ pub(crate) fn validate(args: Args, func: &ItemFn, mut errors: Errors) -> Result<
         form,
         topic: args.topic.map(|a| a.value),
         topic_pattern: args.topic_pattern.map(|a| a.value),
+        channel: args.channel.map(|a| a.value),
         concurrency,
         partitions,
         isolated_partitions: isolated,

@@ -203,9 +203,22 @@ impl ActorCtx {
             return None;
         }
         loop {
-            let lease = self.recv().await?;
+            let mut lease = self.recv().await?;
             let msg = lease.message().clone();
-            let (decoded, reply) = self.decode::<T>(&msg);
+            let (decoded, reply) = match lease.take_payload() {
+                // Sent through a channel: the value itself.
+                Some(payload) => (
+                    payload.downcast::<T>().map(|v| *v).map_err(|_| {
+                        Error::config(format!(
+                            "channel `{}` delivered a value that is not a `{}`",
+                            msg.topic(),
+                            std::any::type_name::<T>()
+                        ))
+                    }),
+                    server::reply_address(msg.headers()),
+                ),
+                None => self.decode::<T>(&msg),
+            };
             match decoded {
                 Ok(value) => {
                     self.agent.stats().record_in();

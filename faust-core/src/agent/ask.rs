@@ -17,6 +17,16 @@ use crate::rpc::{BarrierState, ReplyPromise, ReplyTuple, SendOptions};
 
 use super::Agent;
 
+/// What a request becomes: a record for a topic agent, the value itself
+/// for a channel agent.
+enum Send<'a> {
+    Record(ProducerRecord),
+    Channel(
+        &'a crate::runtime::inbox::Inbox,
+        crate::runtime::acks::Payload,
+    ),
+}
+
 /// Removes a correlation id from the reply consumer when dropped, so an
 /// asker that gives up (timeout, cancellation) frees its entry.
 struct Registration<'a> {
@@ -107,6 +117,10 @@ impl Agent {
         value: &V,
         opts: SendOptions,
     ) -> Result<RecordMetadata> {
+        if let Some(inbox) = self.inbox() {
+            let payload = inbox.value_type().convert(value)?;
+            return self.send_to_channel(inbox, payload, &opts).await;
+        }
         let record = self.record_for(value, &opts)?;
         self.context().producer.send(record).await
     }
@@ -150,16 +164,31 @@ impl Agent {
             .correlation_id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let record = self.request_record(value, &opts, &reply_to, &cid)?;
+        let send = match self.inbox() {
+            Some(inbox) => Send::Channel(inbox, inbox.value_type().convert(value)?),
+            None => Send::Record(self.request_record(value, &opts, &reply_to, &cid)?),
+        };
         deadline.run(ctx.replies.start(&reply_to)).await?;
-        let promise = ReplyPromise::new(reply_to, cid.clone())?;
+        let promise = ReplyPromise::new(reply_to.clone(), cid.clone())?;
         let mut guard = Registration {
             agent: self,
             cids: vec![cid.clone()],
         };
-        ctx.replies.add(cid, Arc::new(promise.clone()));
+        ctx.replies.add(cid.clone(), Arc::new(promise.clone()));
         deadline.step(PRODUCING);
-        deadline.run(ctx.producer.send(record)).await?;
+        match send {
+            Send::Channel(inbox, payload) => {
+                let mut opts = opts;
+                opts.reply_to = Some(reply_to);
+                opts.correlation_id = Some(cid);
+                deadline
+                    .run(self.send_to_channel(inbox, payload, &opts))
+                    .await?;
+            }
+            Send::Record(record) => {
+                deadline.run(ctx.producer.send(record)).await?;
+            }
+        }
         guard.cids.clear();
         Ok(promise)
     }
@@ -242,11 +271,23 @@ impl Agent {
                     if let Some(k) = &key {
                         opts.key = Some(self.key_bytes(k)?);
                     }
-                    let record = self.request_record(&value, &opts, &reply_to, &cid)?;
+                    let send = match self.inbox() {
+                        Some(inbox) => Send::Channel(inbox, inbox.value_type().convert(&value)?),
+                        None => Send::Record(self.request_record(&value, &opts, &reply_to, &cid)?),
+                    };
                     barrier.add_correlation_id(cid.clone())?;
                     ctx.replies.add(cid.clone(), waiter.clone());
                     reg.cids.push(cid.clone());
-                    deliveries.extend(ctx.producer.enqueue(record).await?);
+                    match send {
+                        Send::Channel(inbox, payload) => {
+                            opts.reply_to = Some(reply_to.clone());
+                            opts.correlation_id = Some(cid.clone());
+                            self.send_to_channel(inbox, payload, &opts).await?;
+                        }
+                        Send::Record(record) => {
+                            deliveries.extend(ctx.producer.enqueue(record).await?)
+                        }
+                    }
                     order.push(cid);
                 }
                 barrier.finalize();

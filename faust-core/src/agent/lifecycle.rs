@@ -67,7 +67,11 @@ impl Agent {
             st.budget = Some(RestartBudget::new(cfg.max_restarts, cfg.restart_window));
             st.exits = Some(tx);
             if !self.isolated_partitions() {
-                st.shared = Some(QueueTx(AgentQueue::new(capacity, self.concurrency() > 1)));
+                let queue = AgentQueue::new(capacity, self.concurrency() > 1);
+                if let Some(inbox) = self.inbox() {
+                    inbox.attach(self.name(), queue.clone());
+                }
+                st.shared = Some(QueueTx(queue));
             }
         }
         if !self.isolated_partitions() {
@@ -249,6 +253,17 @@ impl Agent {
             st.stopping = true;
             st.started = false;
             st.run_by_app = false;
+            // Values waiting in a channel's queue are lost, as in Faust: the
+            // channel takes no more, and what no actor took is dropped.
+            if let Some(inbox) = self.inbox() {
+                inbox.detach(self.name());
+                if let Some(q) = &st.shared {
+                    let dropped = q.0.close_and_drop();
+                    if dropped > 0 {
+                        tracing::info!(agent = %self.name(), channel = %inbox.name(), dropped, "values left in the channel are dropped");
+                    }
+                }
+            }
             st.shared = None;
             st.isolated.clear();
             st.exits = None;

@@ -38,7 +38,9 @@ use crate::codec::{Codec, Value};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::record::{Headers, RecordMetadata, TopicPartition};
-use crate::runtime::acks::Message;
+use crate::rpc::SendOptions;
+use crate::runtime::acks::{Message, Payload};
+use crate::runtime::inbox::Inbox;
 use crate::runtime::queue::Queue;
 use crate::sync::{Mutex, MutexGuard, RwLock};
 use crate::transport::TopicPattern;
@@ -47,7 +49,7 @@ pub use self::acker::MAX_UNACKED;
 use self::actor::ActorCtx;
 pub use self::body::current_agent;
 use self::body::Outcome;
-use self::sink::{ErasedSink, Sink};
+use self::sink::{ErasedSink, Sink, SinkTarget};
 pub use self::spec::{AgentSpec, OnError};
 pub use self::stats::{AgentInfo, AgentStats};
 use self::stream::Stream;
@@ -66,6 +68,8 @@ pub(crate) struct AgentInner {
     topics: Vec<Arc<str>>,
     /// Patterns of further topics it consumes.
     patterns: Vec<TopicPattern>,
+    /// The in-memory channel it reads instead of topics.
+    inbox: Option<Arc<Inbox>>,
     value_codec: Codec,
     /// The app's shared services.
     ctx: Arc<Context>,
@@ -136,7 +140,16 @@ impl Agent {
             .iter()
             .map(|p| TopicPattern::new(p))
             .collect::<Result<Vec<_>>>()?;
-        let topics: Vec<Arc<str>> = if spec.topics.is_empty() && patterns.is_empty() {
+        let inbox = match &spec.channel {
+            Some(name) => Some(ctx.channel(name, spec.input).map_err(|e| match e {
+                Error::Config(why) => Error::config(format!("agent `{}`: {why}", spec.name)),
+                other => other,
+            })?),
+            None => None,
+        };
+        let topics: Vec<Arc<str>> = if inbox.is_some() {
+            Vec::new()
+        } else if spec.topics.is_empty() && patterns.is_empty() {
             let qual = spec.qualname.as_deref().unwrap_or(&spec.name);
             vec![format!("{}-{}", ctx.config.id, qual.replace("::", ".")).into()]
         } else {
@@ -149,6 +162,7 @@ impl Agent {
                 spec,
                 topics,
                 patterns,
+                inbox,
                 value_codec,
                 ctx,
                 sinks,
@@ -169,15 +183,25 @@ impl Agent {
     /// The topic the agent consumes; of several, the first, which sending
     /// to the agent produces to. For an agent with only topic patterns, its
     /// first pattern (it has no topic to send to).
+    ///
+    /// For an agent reading a [channel](AgentSpec::channel), the channel's name.
     pub fn topic(&self) -> &str {
-        match self.inner.topics.first() {
-            Some(topic) => topic,
-            None => self.inner.patterns[0].as_str(),
+        match (self.inner.topics.first(), &self.inner.inbox) {
+            (Some(topic), _) => topic,
+            (None, Some(inbox)) => inbox.name(),
+            (None, None) => self.inner.patterns[0].as_str(),
         }
     }
     /// The topic sending to the agent produces to, shared (cheap to clone
     /// into records); an error for an agent with only topic patterns.
     pub(crate) fn topic_name(&self) -> Result<&Arc<str>> {
+        if let Some(inbox) = &self.inner.inbox {
+            return Err(Error::config(format!(
+                "agent `{}` reads channel `{}`, which has no topic",
+                self.name(),
+                inbox.name()
+            )));
+        }
         self.inner.topics.first().ok_or_else(|| {
             Error::config(format!(
                 "agent `{}` reads topic patterns only: send to one of its topics with `App::send`",
@@ -247,16 +271,25 @@ impl Agent {
     pub fn stats(&self) -> &AgentStats {
         &self.inner.stats
     }
-    /// The channel the agent reads: its (first) topic name (Faust's `agent.channel`).
+    /// The channel the agent reads: its in-memory channel's name, or its
+    /// (first) topic name (Faust's `agent.channel`).
     pub fn channel(&self) -> &str {
         self.topic()
+    }
+    /// Whether the agent reads an in-memory [channel](AgentSpec::channel).
+    pub fn reads_channel(&self) -> bool {
+        self.inner.inbox.is_some()
+    }
+    /// The in-memory channel the agent reads, if any.
+    pub(crate) fn inbox(&self) -> Option<&Arc<Inbox>> {
+        self.inner.inbox.as_ref()
     }
     /// A stream over the agent's shared queue (Faust's `channel_iterator`);
     /// same as [`stream`](Self::stream) with no partition.
     pub fn channel_iterator<T: Value>(&self) -> Result<Stream<T>> {
         self.stream(None)
     }
-    /// Topic names the agent subscribes to.
+    /// Topic names the agent subscribes to (none for a channel agent).
     pub fn get_topic_names(&self) -> Vec<String> {
         self.topics().map(str::to_string).collect()
     }
@@ -278,7 +311,12 @@ impl Agent {
     pub fn info(&self) -> AgentInfo {
         AgentInfo {
             name: self.name().to_string(),
-            topic: self.topic().to_string(),
+            topic: if self.reads_channel() {
+                "<LOCAL>".to_string()
+            } else {
+                self.topic().to_string()
+            },
+            channel: self.inner.inbox.as_ref().map(|i| i.name().to_string()),
             topics: self.get_topic_names(),
             topic_patterns: self.topic_patterns().map(str::to_string).collect(),
             concurrency: self.concurrency(),
@@ -289,7 +327,7 @@ impl Agent {
             supervisor_strategy: self.supervisor_strategy().name().to_string(),
             has_on_error: self.inner.spec.on_error.is_some(),
             value_codec: self.value_codec().name().to_string(),
-            value_type: self.inner.spec.value_type.to_string(),
+            value_type: self.inner.spec.input.type_name.to_string(),
             produces_values: self.produces_values(),
         }
     }
@@ -350,8 +388,19 @@ impl Agent {
     }
 
     fn check_sink(&self, sink: &ErasedSink) -> Result<()> {
-        let Some(target) = &sink.target_agent else {
-            return Ok(());
+        let target = match &sink.target {
+            None => return Ok(()),
+            Some(SinkTarget::Channel(name)) => {
+                return match self.inner.ctx.find_channel(name) {
+                    Some(_) => Ok(()),
+                    None => Err(Error::config(format!(
+                        "agent `{}` has a sink to channel `{name}`: {}",
+                        self.name(),
+                        sink::unknown_channel(name)
+                    ))),
+                }
+            }
+            Some(SinkTarget::Agent(name)) => name,
         };
         match self.inner.ctx.agent_target(target) {
             Ok(_) => Ok(()),
@@ -401,6 +450,18 @@ impl Agent {
         partition: Option<i32>,
         headers: Headers,
     ) -> Result<RecordMetadata> {
+        if let Some(inbox) = self.inbox() {
+            let payload = inbox
+                .value_type()
+                .decode(self.value_codec(), value.as_deref().unwrap_or(b"null"))?;
+            let opts = SendOptions {
+                key,
+                partition,
+                headers,
+                ..SendOptions::default()
+            };
+            return self.send_to_channel(inbox, payload, &opts).await;
+        }
         let record = crate::record::ProducerRecord {
             topic: self.topic_name()?.clone(),
             partition,
@@ -414,6 +475,12 @@ impl Agent {
 
     /// Send a value to the agent (no reply expected).
     pub async fn send<V: serde::Serialize + ?Sized>(&self, value: &V) -> Result<RecordMetadata> {
+        if let Some(inbox) = self.inbox() {
+            let payload = inbox.value_type().convert(value)?;
+            return self
+                .send_to_channel(inbox, payload, &SendOptions::default())
+                .await;
+        }
         let bytes = self.value_codec().encode_bytes(value)?;
         self.send_raw(None, Some(bytes), None, Vec::new()).await
     }
@@ -425,8 +492,41 @@ impl Agent {
         V: serde::Serialize + ?Sized,
     {
         let k = self.key_codec().encode_bytes(key)?;
+        if let Some(inbox) = self.inbox() {
+            let payload = inbox.value_type().convert(value)?;
+            return self
+                .send_to_channel(inbox, payload, &SendOptions::default().key(k))
+                .await;
+        }
         let v = self.value_codec().encode_bytes(value)?;
         self.send_raw(Some(k), Some(v), None, Vec::new()).await
+    }
+
+    /// Hand a value of the channel's type to the channel the agent reads,
+    /// waiting for room up to `opts.timeout` or the app's `ask_timeout`.
+    pub(crate) async fn send_to_channel(
+        &self,
+        inbox: &Inbox,
+        payload: Payload,
+        opts: &SendOptions,
+    ) -> Result<RecordMetadata> {
+        if opts.partition.is_some() {
+            return Err(Error::config(format!(
+                "agent `{}` reads channel `{}`, which has no partitions to send to",
+                self.name(),
+                inbox.name()
+            )));
+        }
+        let wait = opts.timeout.unwrap_or(self.inner.ctx.config.ask_timeout);
+        inbox
+            .push(
+                payload,
+                opts.key.clone(),
+                opts.channel_headers(),
+                opts.timestamp,
+                wait,
+            )
+            .await
     }
 
     /// RPC: deliver a value to the agent without waiting for a reply.

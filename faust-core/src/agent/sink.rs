@@ -15,9 +15,10 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 
 use crate::codec::{Codec, Value};
-use crate::context::Context;
+use crate::context::{AgentRoute, Context};
 use crate::error::{Error, Result};
 use crate::record::ProducerRecord;
+use crate::runtime::inbox::Inbox;
 use crate::transport::producer::Queued;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -45,16 +46,16 @@ impl fmt::Debug for SinkCall {
 /// give the delivery of the record they queued.
 pub(crate) type SinkSend = Queued;
 
-/// The codec and topic of a sink's target agent, looked up by name once
+/// The codec and route of a sink's target agent, looked up by name once
 /// per app (agents are never removed from an app).
 #[derive(Default)]
-struct AgentTarget(std::sync::OnceLock<(u64, Codec, Arc<str>)>);
+struct AgentTarget(std::sync::OnceLock<(u64, Codec, AgentRoute)>);
 
 impl AgentTarget {
-    fn resolve(&self, ctx: &Context, name: &str) -> Result<(Codec, Arc<str>)> {
-        if let Some((instance, codec, topic)) = self.0.get() {
+    fn resolve(&self, ctx: &Context, name: &str) -> Result<(Codec, AgentRoute)> {
+        if let Some((instance, codec, route)) = self.0.get() {
             if *instance == ctx.instance {
-                return Ok((*codec, topic.clone()));
+                return Ok((*codec, route.clone()));
             }
         }
         let found = ctx.agent_target(name)?;
@@ -62,6 +63,55 @@ impl AgentTarget {
         let _ = self.0.set((ctx.instance, found.0, found.1.clone()));
         Ok(found)
     }
+}
+
+/// A sink's channel, looked up by name once per app.
+#[derive(Default)]
+struct ChannelTarget(std::sync::OnceLock<(u64, Arc<Inbox>)>);
+
+impl ChannelTarget {
+    fn resolve(&self, ctx: &Context, name: &str) -> Result<Arc<Inbox>> {
+        if let Some((instance, inbox)) = self.0.get() {
+            if *instance == ctx.instance {
+                return Ok(inbox.clone());
+            }
+        }
+        let inbox = ctx
+            .find_channel(name)
+            .ok_or_else(|| unknown_channel(name))?;
+        let _ = self.0.set((ctx.instance, inbox.clone()));
+        Ok(inbox)
+    }
+}
+
+pub(crate) fn unknown_channel(name: &str) -> Error {
+    Error::config(format!(
+        "the app has no channel `{name}` (a channel exists once an agent reads it or `App::channel` made it)"
+    ))
+}
+
+/// Hand a produced value to a channel: converted to the channel's type
+/// through serde, waiting for room up to the app's `ask_timeout`.
+fn send_to_channel<R: Value>(
+    ctx: &Context,
+    inbox: Arc<Inbox>,
+    value: &R,
+    key: Option<bytes::Bytes>,
+) -> SinkSend {
+    let payload = match inbox.value_type().convert(value) {
+        Ok(p) => p,
+        Err(e) => return SinkSend::Now(Err(e)),
+    };
+    let wait = ctx.config.ask_timeout;
+    SinkSend::Later(
+        async move {
+            inbox
+                .push(payload, key, Vec::new(), None, wait)
+                .await
+                .map(|_| None)
+        }
+        .boxed(),
+    )
 }
 
 /// A destination for the values an agent produces.
@@ -83,6 +133,7 @@ type KeyFn<R> = Arc<dyn Fn(&R, Codec) -> Result<bytes::Bytes> + Send + Sync>;
 enum SinkKind<R> {
     Agent(String),
     Topic(String),
+    Channel(String),
     Callback(CallFn<R>),
 }
 
@@ -90,6 +141,7 @@ enum SinkKind<R> {
 enum ErasedKind<R> {
     Agent(String, AgentTarget),
     Topic(Arc<str>),
+    Channel(String, ChannelTarget),
     Callback(CallFn<R>),
 }
 
@@ -98,6 +150,7 @@ impl<R> Clone for Sink<R> {
         let kind = match &self.kind {
             SinkKind::Agent(a) => SinkKind::Agent(a.clone()),
             SinkKind::Topic(t) => SinkKind::Topic(t.clone()),
+            SinkKind::Channel(c) => SinkKind::Channel(c.clone()),
             SinkKind::Callback(f) => SinkKind::Callback(f.clone()),
         };
         Sink {
@@ -112,6 +165,7 @@ impl<R> fmt::Debug for Sink<R> {
         match &self.kind {
             SinkKind::Agent(a) => write!(f, "Sink::agent({a:?})"),
             SinkKind::Topic(t) => write!(f, "Sink::topic({t:?})"),
+            SinkKind::Channel(c) => write!(f, "Sink::channel({c:?})"),
             SinkKind::Callback(_) => f.write_str("Sink::callback(..)"),
         }
     }
@@ -131,6 +185,17 @@ impl<R: Value> Sink<R> {
     pub fn topic(name: impl Into<String>) -> Self {
         Sink {
             kind: SinkKind::Topic(name.into()),
+            key_by: None,
+        }
+    }
+
+    /// Hand each value to the in-memory channel `name` (see
+    /// [`Channel`](crate::Channel)), converted to the channel's type
+    /// through serde; a full channel makes the agent wait for room, up to
+    /// the app's `ask_timeout`. The channel must exist when the app starts.
+    pub fn channel(name: impl Into<String>) -> Self {
+        Sink {
+            kind: SinkKind::Channel(name.into()),
             key_by: None,
         }
     }
@@ -167,6 +232,7 @@ impl<R: Value> Sink<R> {
         match &self.kind {
             SinkKind::Agent(a) => format!("@{a}"),
             SinkKind::Topic(t) => t.clone(),
+            SinkKind::Channel(c) => format!("channel:{c}"),
             SinkKind::Callback(_) => "<callback>".to_string(),
         }
     }
@@ -176,10 +242,12 @@ impl<R: Value> Sink<R> {
         let key = match &self.kind {
             SinkKind::Agent(a) => Some(format!("agent:{a}")),
             SinkKind::Topic(t) => Some(format!("topic:{t}")),
+            SinkKind::Channel(c) => Some(format!("channel:{c}")),
             SinkKind::Callback(_) => None,
         };
-        let target_agent = match &self.kind {
-            SinkKind::Agent(a) => Some(a.clone()),
+        let target = match &self.kind {
+            SinkKind::Agent(a) => Some(SinkTarget::Agent(a.clone())),
+            SinkKind::Channel(c) => Some(SinkTarget::Channel(c.clone())),
             _ => None,
         };
         let keyed_callback = self.key_by.is_some() && matches!(self.kind, SinkKind::Callback(_));
@@ -187,6 +255,7 @@ impl<R: Value> Sink<R> {
         let kind = match self.kind {
             SinkKind::Topic(t) => ErasedKind::Topic(t.into()),
             SinkKind::Agent(a) => ErasedKind::Agent(a, AgentTarget::default()),
+            SinkKind::Channel(c) => ErasedKind::Channel(c, ChannelTarget::default()),
             SinkKind::Callback(f) => ErasedKind::Callback(f),
         };
         let send: ErasedSendFn = Arc::new(move |ctx: &Context, out: SinkInput<'_>| {
@@ -203,9 +272,21 @@ impl<R: Value> Sink<R> {
                 None => out.key.cloned(),
             };
             let encoded = match &kind {
-                ErasedKind::Agent(name, target) => target
-                    .resolve(ctx, name)
-                    .and_then(|(codec, topic)| Ok((codec.encode_bytes(value)?, topic))),
+                ErasedKind::Agent(name, target) => match target.resolve(ctx, name) {
+                    Ok((codec, AgentRoute::Topic(topic))) => {
+                        codec.encode_bytes(value).map(|bytes| (bytes, topic))
+                    }
+                    Ok((_, AgentRoute::Channel(inbox))) => {
+                        return send_to_channel(ctx, inbox, value, key)
+                    }
+                    Err(e) => Err(e),
+                },
+                ErasedKind::Channel(name, target) => {
+                    return match target.resolve(ctx, name) {
+                        Ok(inbox) => send_to_channel(ctx, inbox, value, key),
+                        Err(e) => SinkSend::Now(Err(e)),
+                    }
+                }
                 ErasedKind::Topic(topic) => ctx
                     .config
                     .value_codec
@@ -235,11 +316,18 @@ impl<R: Value> Sink<R> {
             span: format!("sink {label}").into(),
             label,
             key,
-            target_agent,
+            target,
             keyed_callback,
             send,
         }
     }
+}
+
+/// What a sink sends to by name, checked when the app starts.
+#[derive(Clone, Debug)]
+pub(crate) enum SinkTarget {
+    Agent(String),
+    Channel(String),
 }
 
 /// One value an agent produced, as its sinks get it.
@@ -267,8 +355,8 @@ pub(crate) struct ErasedSink {
     span: await_tree::Span,
     /// Identity for de-duplication (`add_sink` ignores a sink already present).
     pub(crate) key: Option<String>,
-    /// The agent an agent sink sends to, checked when the app starts.
-    pub(crate) target_agent: Option<String>,
+    /// The agent or channel the sink sends to, checked when the app starts.
+    pub(crate) target: Option<SinkTarget>,
     /// A callback with `key_by`: refused when added (it makes no record).
     keyed_callback: bool,
     send: ErasedSendFn,
@@ -288,7 +376,7 @@ impl ErasedSink {
             span: format!("sink {label}").into(),
             label: label.to_string(),
             key: None,
-            target_agent: None,
+            target: None,
             keyed_callback: false,
             send: Arc::new(move |_ctx: &Context, out: SinkInput<'_>| {
                 SinkSend::Now(f(out.value).map(|()| None))

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::codec::{Codec, Value};
 use crate::error::{Error, Result};
+use crate::runtime::inbox::ValueType;
 use crate::transport::TopicPattern;
 
 use super::body::{ActorBody, BoxError, ConsumerBody, HandlerBody, ProducerBody, YieldingBody};
@@ -61,7 +62,10 @@ pub struct AgentSpec {
     pub(crate) sinks: Vec<ErasedSink>,
     pub(crate) body: Arc<dyn ActorBody>,
     pub(crate) output: Option<Output>,
-    pub(crate) value_type: &'static str,
+    /// The type of the values it reads.
+    pub(crate) input: ValueType,
+    /// The in-memory channel it reads instead of topics.
+    pub(crate) channel: Option<String>,
     pub(crate) remote: bool,
 }
 
@@ -92,7 +96,7 @@ impl AgentSpec {
     fn with_body(
         name: impl Into<String>,
         body: Arc<dyn ActorBody>,
-        value_type: &'static str,
+        input: ValueType,
         output: Option<Output>,
     ) -> Self {
         Self {
@@ -112,7 +116,8 @@ impl AgentSpec {
             sinks: Vec::new(),
             body,
             output,
-            value_type,
+            input,
+            channel: None,
             remote: false,
         }
     }
@@ -127,7 +132,7 @@ impl AgentSpec {
         E: Into<BoxError> + Send + 'static,
     {
         let body = ConsumerBody::<T, F>(f, PhantomData);
-        Self::with_body(name, Arc::new(body), std::any::type_name::<T>(), None)
+        Self::with_body(name, Arc::new(body), ValueType::of::<T>(), None)
     }
 
     /// An agent that produces values with [`Yield::send`] (Faust's `yield`):
@@ -144,7 +149,7 @@ impl AgentSpec {
         Self::with_body(
             name,
             Arc::new(body),
-            std::any::type_name::<T>(),
+            ValueType::of::<T>(),
             Some(Output::of::<R>()),
         )
     }
@@ -163,7 +168,7 @@ impl AgentSpec {
         Self::with_body(
             name,
             Arc::new(body),
-            std::any::type_name::<T>(),
+            ValueType::of::<T>(),
             Some(Output::of::<R>()),
         )
     }
@@ -183,7 +188,7 @@ impl AgentSpec {
         Self::with_body(
             name,
             Arc::new(body),
-            std::any::type_name::<T>(),
+            ValueType::of::<T>(),
             Some(Output::of::<R>()),
         )
     }
@@ -234,6 +239,16 @@ impl AgentSpec {
         S: Into<String>,
     {
         self.topics = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Read the in-memory channel `name` instead of topics (see
+    /// [`Channel`](crate::Channel)): values come as they were sent, with
+    /// no broker, no encoding and nothing committed. The app has one
+    /// channel per name; every agent reading it gets every value. Not with
+    /// topics, topic patterns or isolated partitions.
+    pub fn channel(mut self, name: impl Into<String>) -> Self {
+        self.channel = Some(name.into());
         self
     }
 
@@ -350,6 +365,31 @@ impl AgentSpec {
                 Error::Config(why) => Error::config(format!("agent `{}`: {why}", self.name)),
                 other => other,
             })?;
+        }
+        if let Some(channel) = &self.channel {
+            let also = if !self.topics.is_empty() {
+                Some("topics")
+            } else if !self.patterns.is_empty() {
+                Some("topic patterns")
+            } else if self.isolated_partitions {
+                Some("isolated partitions (a channel has no partitions)")
+            } else if self.remote {
+                Some("`remote` (a channel is in this process)")
+            } else {
+                None
+            };
+            if let Some(also) = also {
+                return Err(Error::config(format!(
+                    "agent `{}` reads channel `{channel}`: it cannot also have {also}",
+                    self.name
+                )));
+            }
+            if channel.trim().is_empty() {
+                return Err(Error::config(format!(
+                    "agent `{}`: the channel name is empty",
+                    self.name
+                )));
+            }
         }
         if self.isolated_partitions && (self.topics.len() > 1 || !self.patterns.is_empty()) {
             return Err(Error::config(format!(

@@ -9,8 +9,11 @@ use std::time::Duration;
 pub struct AgentInfo {
     /// Agent name.
     pub name: String,
-    /// Topic it consumes (the first of several).
+    /// Topic it consumes (the first of several); `<LOCAL>` for an agent
+    /// reading an in-memory channel, as in Faust.
     pub topic: String,
+    /// The in-memory channel it reads, if any.
+    pub channel: Option<String>,
     /// Every topic it consumes by name.
     pub topics: Vec<String>,
     /// Patterns of further topics it consumes.

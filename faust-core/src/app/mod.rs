@@ -17,9 +17,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::manager::AgentManager;
 use crate::agent::{Agent, AgentSpec};
-use crate::context::Context;
+use crate::channel::Channel;
+use crate::codec::Value;
+use crate::context::{AgentRoute, Context};
 use crate::error::{Error, Result};
 use crate::record::{Headers, ProducerRecord, RecordMetadata};
+use crate::runtime::inbox::ValueType;
 use crate::transport::{SubscribeOptions, TopicSpec, Transport};
 
 pub use self::builder::AppBuilder;
@@ -104,12 +107,24 @@ impl App {
     pub fn add_agent(&self, spec: AgentSpec) -> Result<Agent> {
         let agent = Agent::new(spec, self.context().clone())?;
         self.inner.agents.add(agent.clone())?;
-        self.context().add_agent(
-            agent.name(),
-            agent.value_codec(),
-            agent.topic_name().ok().cloned(),
-        );
+        let route = match agent.inbox() {
+            Some(inbox) => {
+                inbox.add_reader(agent.name());
+                Some(AgentRoute::Channel(inbox.clone()))
+            }
+            None => agent.topic_name().ok().cloned().map(AgentRoute::Topic),
+        };
+        self.context()
+            .add_agent(agent.name(), agent.value_codec(), route);
         Ok(agent)
+    }
+
+    /// The in-memory channel `name`, carrying values of type `T`: the one
+    /// agents read with [`AgentSpec::channel`], or a new one for agents
+    /// added later. An error if the channel carries another type.
+    pub fn channel<T: Value>(&self, name: &str) -> Result<Channel<T>> {
+        let inbox = self.context().channel(name, ValueType::of::<T>())?;
+        Ok(Channel::new(inbox, self.context().clone()))
     }
 
     /// The reply consumer of this app.

@@ -81,4 +81,19 @@ impl SendOptions {
         self.value_codec = Some(codec);
         self
     }
+
+    /// The headers of a value sent through a channel: the extra headers,
+    /// plus the reply address when `reply_to` is set (a new correlation id
+    /// unless one is given).
+    pub(crate) fn channel_headers(&self) -> Headers {
+        let mut headers = self.headers.clone();
+        if let Some(reply_to) = &self.reply_to {
+            let cid = self
+                .correlation_id
+                .clone()
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            headers.extend(wire::request_headers(reply_to, &cid));
+        }
+        headers
+    }
 }

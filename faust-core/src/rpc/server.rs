@@ -49,7 +49,7 @@ pub(crate) fn read_request<'a>(raw: &'a [u8], headers: &Headers) -> Request<'a> 
 /// The reply address of a request in headers mode, by Faust's rule (see
 /// [`wire::request_from_headers`]); a request without a correlation id is
 /// answered with an empty one.
-fn reply_address(headers: &Headers) -> Option<ReplyAddr> {
+pub(crate) fn reply_address(headers: &Headers) -> Option<ReplyAddr> {
     let (reply_to, correlation_id) = wire::request_from_headers(headers)?;
     Some(ReplyAddr {
         reply_to,

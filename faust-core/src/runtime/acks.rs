@@ -338,18 +338,38 @@ impl PartitionAcks {
 pub(crate) struct Lease {
     msg: MessageRef,
     started: bool,
+    /// The value itself, for a message sent through a channel (no bytes).
+    payload: Option<Payload>,
 }
+
+/// A value sent through a channel, as it travels to the reading actor.
+pub(crate) type Payload = Box<dyn std::any::Any + Send>;
 
 impl Lease {
     pub(crate) fn new(msg: MessageRef) -> Self {
         Self {
             msg,
             started: false,
+            payload: None,
+        }
+    }
+
+    /// A lease of a channel message, carrying its value.
+    pub(crate) fn with_payload(msg: MessageRef, payload: Payload) -> Self {
+        Self {
+            msg,
+            started: false,
+            payload: Some(payload),
         }
     }
 
     pub(crate) fn message(&self) -> &MessageRef {
         &self.msg
+    }
+
+    /// The value of a channel message (once; `None` for a consumed record).
+    pub(crate) fn take_payload(&mut self) -> Option<Payload> {
+        self.payload.take()
     }
 
     /// Claim the message for processing; false if its partition was revoked.

@@ -137,6 +137,22 @@ impl AgentQueue {
         self.room.notify_waiters();
     }
 
+    /// Close the queue and drop the events no reader has taken (an event
+    /// already promised to a woken reader is still its own). Returns how
+    /// many were dropped.
+    pub(crate) fn close_and_drop(&self) -> usize {
+        let dropped: Vec<Lease> = {
+            let mut ready = self.lock_ready();
+            let mut st = self.lock();
+            let keep = st.handed.len().min(st.items.len());
+            let mut dropped: Vec<Lease> = st.items.drain(keep..).collect();
+            dropped.extend(ready.drain(..));
+            dropped
+        };
+        self.close();
+        dropped.len()
+    }
+
     /// Release the lock after events were taken, waking a producer waiting
     /// for room once the queue is half empty (not on every event, so a full
     /// queue refills in runs).

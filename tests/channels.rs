@@ -1,0 +1,395 @@
+//! In-memory channels through the public API: agents reading a channel,
+//! fed by `Channel::send`, by the reading agent's own RPC calls and by
+//! sinks, next to topic agents; back-pressure, errors and what a stop does.
+//! Kafka runs of the same shape are in the broker suite.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use faust::{agent, AgentSpec, App, Error, SendOptions, Sink, Stream};
+use tokio::sync::{mpsc, Barrier, Notify};
+
+/// Fail the test instead of hanging.
+async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), fut)
+        .await
+        .unwrap_or_else(|_| panic!("timed out: {what}"))
+}
+
+/// An app on a fresh embedded broker.
+fn app(id: &str) -> App {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    App::builder(id)
+        .broker(format!("memory://channels-{id}-{}-{n}", std::process::id()))
+        .build()
+        .unwrap()
+}
+
+/// A value that cannot be encoded: it arrives only if nothing encodes it.
+#[derive(Debug, PartialEq, serde::Deserialize)]
+struct Opaque(u32);
+
+impl serde::Serialize for Opaque {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("Opaque is never encoded"))
+    }
+}
+
+#[tokio::test]
+async fn values_sent_to_a_channel_arrive_as_they_were_sent() {
+    let app = app("as-sent");
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    app.add_agent(
+        AgentSpec::consumer("read", move |mut s: Stream<Opaque>| {
+            let tx = tx.clone();
+            async move {
+                while let Some(event) = s.next_event().await {
+                    let m = event.message();
+                    tx.send((m.topic().to_string(), m.partition(), m.offset(), event.value))
+                        .unwrap();
+                }
+                Ok::<_, Error>(())
+            }
+        })
+        .channel("opaque"),
+    )
+    .unwrap();
+    let channel = app.channel::<Opaque>("opaque").unwrap();
+    assert_eq!(channel.readers(), ["read"]);
+    within("start", app.start()).await.unwrap();
+    for i in 0..3 {
+        let meta = within("send", channel.send(Opaque(i))).await.unwrap();
+        assert_eq!((&*meta.topic, meta.partition, meta.offset), ("opaque", 0, i64::from(i)));
+    }
+    for i in 0..3 {
+        let got = within("value", rx.recv()).await.unwrap();
+        assert_eq!(got, ("opaque".to_string(), 0, i64::from(i), Opaque(i)));
+    }
+    let agent = app.agent("read").unwrap();
+    assert!(agent.reads_channel());
+    assert!(agent.get_topic_names().is_empty(), "a channel agent subscribes to no topic");
+    assert_eq!(agent.info().topic, "<LOCAL>");
+    assert_eq!(agent.info().channel.as_deref(), Some("opaque"));
+    within("stop", app.stop()).await.unwrap();
+}
+
+#[tokio::test]
+async fn twelve_values_on_a_channel_with_concurrency_four_go_three_to_each_actor_in_order() {
+    let app = app("c4");
+    let barrier = Arc::new(Barrier::new(4));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (b, s) = (barrier.clone(), seen.clone());
+    app.add_agent(
+        AgentSpec::consumer("work", move |mut stream: Stream<u32>| {
+            let (barrier, seen) = (b.clone(), s.clone());
+            async move {
+                while let Some(v) = stream.next().await {
+                    seen.lock().unwrap().push((stream.concurrency_index().unwrap(), v));
+                    // No actor takes a second value before each took one.
+                    barrier.wait().await;
+                }
+                Ok::<_, Error>(())
+            }
+        })
+        .channel("jobs")
+        .concurrency(4),
+    )
+    .unwrap();
+    let jobs = app.channel::<u32>("jobs").unwrap();
+    within("start", app.start()).await.unwrap();
+    for v in 0..12 {
+        within("send", jobs.send(v)).await.unwrap();
+    }
+    within("all processed", async {
+        while seen.lock().unwrap().len() < 12 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    let seen = seen.lock().unwrap().clone();
+    for index in 0..4 {
+        let mine: Vec<u32> = seen.iter().filter(|(i, _)| *i == index).map(|(_, v)| *v).collect();
+        assert_eq!(mine.len(), 3, "actor {index} got {mine:?} of {seen:?}");
+        assert!(mine.windows(2).all(|w| w[0] < w[1]), "in order: {mine:?}");
+    }
+    within("stop", app.stop()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_channel_agent_answers_send_ask_and_join() {
+    let app = app("rpc");
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    app.add_agent(
+        AgentSpec::handler("double", move |x: i64| {
+            let tx = tx.clone();
+            async move {
+                tx.send(x).unwrap();
+                Ok::<_, Error>(x * 2)
+            }
+        })
+        .channel("numbers"),
+    )
+    .unwrap();
+    within("start", app.start()).await.unwrap();
+    let double = app.agent("double").unwrap();
+    let answer: i64 = within("ask", double.ask(&21)).await.unwrap();
+    assert_eq!(answer, 42);
+    let all: Vec<i64> = within("join", double.join([1, 2, 3])).await.unwrap();
+    assert_eq!(all, [2, 4, 6]);
+    within("send", double.send(&5)).await.unwrap();
+    within("cast", double.cast(&6)).await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..6 {
+        got.push(within("value", rx.recv()).await.unwrap());
+    }
+    got.sort_unstable();
+    assert_eq!(got, [1, 2, 3, 5, 6, 21]);
+    let err = double
+        .send_with(&1, SendOptions::default().partition(3))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no partitions"), "{err}");
+    within("stop", app.stop()).await.unwrap();
+}
+
+#[tokio::test]
+async fn every_agent_reading_a_channel_gets_every_value() {
+    let app = app("fan-out");
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    for name in ["a", "b"] {
+        let tx = tx.clone();
+        app.add_agent(
+            AgentSpec::consumer(name, move |mut s: Stream<String>| {
+                let tx = tx.clone();
+                async move {
+                    while let Some(v) = s.next().await {
+                        tx.send((name, v)).unwrap();
+                    }
+                    Ok::<_, Error>(())
+                }
+            })
+            .channel("news"),
+        )
+        .unwrap();
+    }
+    let news = app.channel::<String>("news").unwrap();
+    within("start", app.start()).await.unwrap();
+    within("send", news.send("hello".into())).await.unwrap();
+    let mut got = vec![
+        within("a or b", rx.recv()).await.unwrap(),
+        within("a or b", rx.recv()).await.unwrap(),
+    ];
+    got.sort();
+    assert_eq!(got, [("a", "hello".to_string()), ("b", "hello".to_string())]);
+    within("stop", app.stop()).await.unwrap();
+}
+
+#[tokio::test]
+async fn sinks_feed_a_channel_by_name_and_through_its_agent() {
+    let app = app("sinks");
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    app.add_agent(
+        AgentSpec::handler("total", move |x: u64| {
+            let tx = tx.clone();
+            async move {
+                tx.send(x).unwrap();
+                Ok::<_, Error>(x)
+            }
+        })
+        .channel("totals"),
+    )
+    .unwrap();
+    // A topic agent whose results go to the channel, by name and by agent.
+    app.add_agent(
+        AgentSpec::handler("price", |x: u64| async move { Ok::<_, Error>(x * 10) })
+            .sink(Sink::<u64>::channel("totals"))
+            .sink(Sink::<u64>::agent("total")),
+    )
+    .unwrap();
+    within("start", app.start()).await.unwrap();
+    within("send", app.agent("price").unwrap().send(&4)).await.unwrap();
+    assert_eq!(within("by name", rx.recv()).await.unwrap(), 40);
+    assert_eq!(within("by agent", rx.recv()).await.unwrap(), 40);
+    within("stop", app.stop()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_sink_to_a_channel_that_does_not_exist_fails_the_start() {
+    let app = app("no-channel");
+    app.add_agent(
+        AgentSpec::handler("price", |x: u64| async move { Ok::<_, Error>(x) })
+            .sink(Sink::<u64>::channel("totlas")),
+    )
+    .unwrap();
+    let err = within("start", app.start()).await.unwrap_err().to_string();
+    assert!(err.contains("channel `totlas`"), "{err}");
+}
+
+#[tokio::test]
+async fn bad_channel_declarations_are_refused_with_the_fix() {
+    let app = app("bad");
+    let reader = |name: &str| {
+        AgentSpec::consumer(name, |mut s: Stream<u32>| async move {
+            while s.next().await.is_some() {}
+            Ok::<_, Error>(())
+        })
+    };
+    let err = app
+        .add_agent(reader("both").channel("c").topic("t"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cannot also have topics"), "{err}");
+    let err = app
+        .add_agent(reader("iso").channel("c").isolated_partitions(true))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("isolated partitions"), "{err}");
+    app.add_agent(reader("ok").channel("c")).unwrap();
+    let err = app.channel::<String>("c").unwrap_err().to_string();
+    assert!(err.contains("carries `u32`, not `alloc::string::String`"), "{err}");
+    // Sending before the app runs keeps nothing: an error, not a loss.
+    let err = app.channel::<u32>("c").unwrap().send(1).await.unwrap_err();
+    assert!(matches!(err, Error::Stopped(_)), "{err}");
+    let err = app.channel::<u32>("nobody").unwrap().send(1).await.unwrap_err();
+    assert!(err.to_string().contains("no agent reading it"), "{err}");
+}
+
+#[tokio::test]
+async fn a_full_channel_blocks_the_sender_until_its_deadline_and_drops_nothing() {
+    let app = App::builder("full")
+        .broker(format!("memory://channels-full-{}", std::process::id()))
+        .stream_buffer_maxsize(2)
+        .build()
+        .unwrap();
+    let release = Arc::new(Notify::new());
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let r = release.clone();
+    app.add_agent(
+        AgentSpec::handler("slow", move |x: u32| {
+            let (release, tx) = (r.clone(), tx.clone());
+            async move {
+                tx.send(("taken", x)).unwrap();
+                if x == 0 {
+                    release.notified().await;
+                }
+                tx.send(("done", x)).unwrap();
+                Ok::<_, Error>(())
+            }
+        })
+        .channel("work"),
+    )
+    .unwrap();
+    let work = app.channel::<u32>("work").unwrap();
+    within("start", app.start()).await.unwrap();
+    within("send 0", work.send(0)).await.unwrap();
+    assert_eq!(within("taken", rx.recv()).await.unwrap(), ("taken", 0));
+    // The actor is busy with 0: two values fill its queue...
+    within("send 1", work.send(1)).await.unwrap();
+    within("send 2", work.send(2)).await.unwrap();
+    // ...and the third waits for room until its deadline.
+    let opts = SendOptions::default().timeout(Duration::from_millis(100));
+    let err = within("send 3", work.send_with(3, opts)).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Timeout { what, .. } if what.contains("channel `work`")),
+        "{err}"
+    );
+    release.notify_one();
+    let mut done = Vec::new();
+    while done.len() < 3 {
+        if let ("done", x) = within("done", rx.recv()).await.unwrap() {
+            done.push(x);
+        }
+    }
+    assert_eq!(done, [0, 1, 2], "every value the channel took is processed");
+    within("stop", app.stop()).await.unwrap();
+}
+
+#[tokio::test]
+async fn values_left_in_a_channel_are_lost_when_the_app_stops() {
+    let app = app("lost");
+    let release = Arc::new(Notify::new());
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let r = release.clone();
+    app.add_agent(
+        AgentSpec::handler("slow", move |x: u32| {
+            let (release, tx) = (r.clone(), tx.clone());
+            async move {
+                tx.send(x).unwrap();
+                if x == 0 {
+                    release.notified().await;
+                }
+                Ok::<_, Error>(())
+            }
+        })
+        .channel("work"),
+    )
+    .unwrap();
+    let work = app.channel::<u32>("work").unwrap();
+    within("start", app.start()).await.unwrap();
+    within("send", work.send(0)).await.unwrap();
+    assert_eq!(within("taken", rx.recv()).await.unwrap(), 0);
+    for v in 1..=10 {
+        within("send", work.send(v)).await.unwrap();
+    }
+    let stopping = tokio::spawn({
+        let app = app.clone();
+        async move { app.stop().await }
+    });
+    // Once the channel refuses values, the stop has dropped what waited.
+    within("the channel refuses values", async {
+        loop {
+            match work.send(99).await {
+                Err(Error::Stopped(_)) => break,
+                Err(other) => panic!("{other}"),
+                Ok(_) => tokio::task::yield_now().await,
+            }
+        }
+    })
+    .await;
+    release.notify_one();
+    within("stop", stopping).await.unwrap().unwrap();
+    within("restart", app.start()).await.unwrap();
+    within("send", work.send(100)).await.unwrap();
+    assert_eq!(
+        within("after restart", rx.recv()).await.unwrap(),
+        100,
+        "values queued at the stop are not delivered later"
+    );
+    within("stop", app.stop()).await.unwrap();
+}
+
+/// Counts to a channel agent declared with the macro.
+#[agent(channel = "macro-counts")]
+async fn count_in_channel(mut stream: Stream<u64>) -> faust::Result<()> {
+    while let Some(n) = stream.next().await {
+        COUNTED.fetch_add(n as usize, Ordering::Relaxed);
+        COUNTED_SIGNAL.notify_one();
+    }
+    Ok(())
+}
+
+static COUNTED: AtomicUsize = AtomicUsize::new(0);
+static COUNTED_SIGNAL: Notify = Notify::const_new();
+
+#[tokio::test]
+async fn the_macro_declares_a_channel_agent() {
+    let app = app("macro");
+    for d in faust::registered_agents().unwrap() {
+        if d.name == "count_in_channel" {
+            app.add_agent((d.build)()).unwrap();
+        }
+    }
+    let counts = app.channel::<u64>("macro-counts").unwrap();
+    within("start", app.start()).await.unwrap();
+    within("send", counts.send(5)).await.unwrap();
+    within("counted", async {
+        while COUNTED.load(Ordering::Relaxed) < 5 {
+            COUNTED_SIGNAL.notified().await;
+        }
+    })
+    .await;
+    within("stop", app.stop()).await.unwrap();
+}
