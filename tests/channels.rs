@@ -48,8 +48,13 @@ async fn values_sent_to_a_channel_arrive_as_they_were_sent() {
             async move {
                 while let Some(event) = s.next_event().await {
                     let m = event.message();
-                    tx.send((m.topic().to_string(), m.partition(), m.offset(), event.value))
-                        .unwrap();
+                    tx.send((
+                        m.topic().to_string(),
+                        m.partition(),
+                        m.offset(),
+                        event.value,
+                    ))
+                    .unwrap();
                 }
                 Ok::<_, Error>(())
             }
@@ -62,7 +67,10 @@ async fn values_sent_to_a_channel_arrive_as_they_were_sent() {
     within("start", app.start()).await.unwrap();
     for i in 0..3 {
         let meta = within("send", channel.send(Opaque(i))).await.unwrap();
-        assert_eq!((&*meta.topic, meta.partition, meta.offset), ("opaque", 0, i64::from(i)));
+        assert_eq!(
+            (&*meta.topic, meta.partition, meta.offset),
+            ("opaque", 0, i64::from(i))
+        );
     }
     for i in 0..3 {
         let got = within("value", rx.recv()).await.unwrap();
@@ -70,7 +78,10 @@ async fn values_sent_to_a_channel_arrive_as_they_were_sent() {
     }
     let agent = app.agent("read").unwrap();
     assert!(agent.reads_channel());
-    assert!(agent.get_topic_names().is_empty(), "a channel agent subscribes to no topic");
+    assert!(
+        agent.get_topic_names().is_empty(),
+        "a channel agent subscribes to no topic"
+    );
     assert_eq!(agent.info().topic, "<LOCAL>");
     assert_eq!(agent.info().channel.as_deref(), Some("opaque"));
     within("stop", app.stop()).await.unwrap();
@@ -87,7 +98,9 @@ async fn twelve_values_on_a_channel_with_concurrency_four_go_three_to_each_actor
             let (barrier, seen) = (b.clone(), s.clone());
             async move {
                 while let Some(v) = stream.next().await {
-                    seen.lock().unwrap().push((stream.concurrency_index().unwrap(), v));
+                    seen.lock()
+                        .unwrap()
+                        .push((stream.concurrency_index().unwrap(), v));
                     // No actor takes a second value before each took one.
                     barrier.wait().await;
                 }
@@ -111,7 +124,11 @@ async fn twelve_values_on_a_channel_with_concurrency_four_go_three_to_each_actor
     .await;
     let seen = seen.lock().unwrap().clone();
     for index in 0..4 {
-        let mine: Vec<u32> = seen.iter().filter(|(i, _)| *i == index).map(|(_, v)| *v).collect();
+        let mine: Vec<u32> = seen
+            .iter()
+            .filter(|(i, _)| *i == index)
+            .map(|(_, v)| *v)
+            .collect();
         assert_eq!(mine.len(), 3, "actor {index} got {mine:?} of {seen:?}");
         assert!(mine.windows(2).all(|w| w[0] < w[1]), "in order: {mine:?}");
     }
@@ -183,7 +200,10 @@ async fn every_agent_reading_a_channel_gets_every_value() {
         within("a or b", rx.recv()).await.unwrap(),
     ];
     got.sort();
-    assert_eq!(got, [("a", "hello".to_string()), ("b", "hello".to_string())]);
+    assert_eq!(
+        got,
+        [("a", "hello".to_string()), ("b", "hello".to_string())]
+    );
     within("stop", app.stop()).await.unwrap();
 }
 
@@ -210,7 +230,9 @@ async fn sinks_feed_a_channel_by_name_and_through_its_agent() {
     )
     .unwrap();
     within("start", app.start()).await.unwrap();
-    within("send", app.agent("price").unwrap().send(&4)).await.unwrap();
+    within("send", app.agent("price").unwrap().send(&4))
+        .await
+        .unwrap();
     assert_eq!(within("by name", rx.recv()).await.unwrap(), 40);
     assert_eq!(within("by agent", rx.recv()).await.unwrap(), 40);
     within("stop", app.stop()).await.unwrap();
@@ -249,11 +271,19 @@ async fn bad_channel_declarations_are_refused_with_the_fix() {
     assert!(err.contains("isolated partitions"), "{err}");
     app.add_agent(reader("ok").channel("c")).unwrap();
     let err = app.channel::<String>("c").unwrap_err().to_string();
-    assert!(err.contains("carries `u32`, not `alloc::string::String`"), "{err}");
+    assert!(
+        err.contains("carries `u32`, not `alloc::string::String`"),
+        "{err}"
+    );
     // Sending before the app runs keeps nothing: an error, not a loss.
     let err = app.channel::<u32>("c").unwrap().send(1).await.unwrap_err();
     assert!(matches!(err, Error::Stopped(_)), "{err}");
-    let err = app.channel::<u32>("nobody").unwrap().send(1).await.unwrap_err();
+    let err = app
+        .channel::<u32>("nobody")
+        .unwrap()
+        .send(1)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("no agent reading it"), "{err}");
 }
 

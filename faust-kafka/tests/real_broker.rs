@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use common::{init_tracing, next_within, unique, within};
 use faust_core::transport::{Consumer, ConsumerEvent, SubscribeOptions, TopicSpec, Transport};
-use faust_core::{AgentSpec, App, Error, ProducerRecord, Stream, TopicPartition};
+use faust_core::{AgentSpec, App, Error, ProducerRecord, Sink, Stream, TopicPartition};
 use faust_kafka::KafkaTransport;
 use tokio::sync::mpsc;
 
@@ -301,6 +301,102 @@ async fn app_creates_its_topics_and_answers_asks() {
     })
     .await;
     within(30, "stop", app.stop()).await.unwrap();
+}
+
+/// An app on Kafka with channel agents next to topic agents: a topic agent
+/// sinks into an in-process channel, a channel agent answers asks (its
+/// replies go through the Kafka reply topic), and a rebalance of the topic
+/// agent (a second instance joins the group) leaves the channel agent's
+/// actor alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_agents_run_next_to_topic_agents_on_kafka() {
+    let Some(b) = broker() else { return };
+    let id = unique("chan");
+    let topic = format!("{id}-prices");
+    let instance = |n: usize, tx: mpsc::UnboundedSender<(usize, u64, u64)>| {
+        let app = App::builder(id.clone())
+            .broker(url(&b))
+            .scheme("kafka", faust_kafka::factory)
+            .topic_partitions(4)
+            .build()
+            .unwrap();
+        app.add_agent(
+            AgentSpec::handler("price", |x: u64| async move { Ok::<_, Error>(x * 10) })
+                .topic(topic.clone())
+                .sink(Sink::<u64>::channel("totals")),
+        )
+        .unwrap();
+        // Counts what it got in the actor's own state: a restarted actor
+        // would count from zero again.
+        app.add_agent(
+            AgentSpec::consumer("totals", move |mut s: Stream<u64>| {
+                let tx = tx.clone();
+                async move {
+                    let mut seen = 0u64;
+                    while let Some(v) = s.next().await {
+                        seen += 1;
+                        let _ = tx.send((n, seen, v));
+                    }
+                    Ok::<_, Error>(())
+                }
+            })
+            .channel("totals"),
+        )
+        .unwrap();
+        app.add_agent(
+            AgentSpec::handler("half", |x: u64| async move { Ok::<_, Error>(x / 2) })
+                .channel("halves"),
+        )
+        .unwrap();
+        app
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let first = instance(1, tx.clone());
+    within(60, "start", first.start()).await.unwrap();
+    let half: u64 = within(60, "ask", first.agent("half").unwrap().ask(&84u64))
+        .await
+        .unwrap();
+    assert_eq!(half, 42);
+    assert!(first.agent("totals").unwrap().get_topic_names().is_empty());
+    let price = first.agent("price").unwrap();
+    within(60, "send", price.send(&1u64)).await.unwrap();
+    assert_eq!(
+        within(60, "through the channel", rx.recv()).await,
+        Some((1, 1, 10))
+    );
+    // A second instance joins: the topic's partitions are shared out.
+    let second = instance(2, tx.clone());
+    within(60, "second start", second.start()).await.unwrap();
+    let mut counts = [1u64, 0];
+    let mut next = 2u64;
+    within(90, "both instances process", async {
+        while counts[1] == 0 {
+            price.send(&next).await.unwrap();
+            next += 1;
+            while let Ok(Some((n, seen, _))) =
+                tokio::time::timeout(Duration::from_millis(200), rx.recv()).await
+            {
+                counts[n - 1] += 1;
+                assert_eq!(
+                    seen,
+                    counts[n - 1],
+                    "instance {n}'s channel actor kept its count"
+                );
+            }
+        }
+    })
+    .await;
+    within(60, "second stop", second.stop()).await.unwrap();
+    assert_eq!(first.agent("totals").unwrap().stats().restarts(), 0);
+    let half: u64 = within(
+        60,
+        "ask after the rebalance",
+        first.agent("half").unwrap().ask(&10u64),
+    )
+    .await
+    .unwrap();
+    assert_eq!(half, 5);
+    within(60, "stop", first.stop()).await.unwrap();
 }
 
 /// A pattern agent reads the matching topics that exist at start and one
