@@ -2,7 +2,8 @@
 //!
 //! Agents on the embedded broker, no setup: orders are priced by an agent
 //! with four concurrent actors, each price goes to a sink agent that keeps a
-//! running total, and a handler agent answers `ask`.
+//! running total and to one that counts large orders through an in-memory
+//! channel, and a handler agent answers `ask`.
 //!
 //! With arguments it is a normal faust CLI app:
 //! `cargo run --example quickstart -- agents`, `-- worker`, `-- --help`.
@@ -19,8 +20,8 @@ struct Order {
     quantity: u32,
 }
 
-/// Price each order; every price goes to the `totals` agent.
-#[faust::agent(topic = "orders", concurrency = 4, sink = ["@totals"])]
+/// Price each order; every price goes to the `totals` and `large` agents.
+#[faust::agent(topic = "orders", concurrency = 4, sink = ["@totals", "@large"])]
 async fn price(mut orders: Stream<Order>, prices: Yield<f64>) -> faust::Result<()> {
     while let Some(order) = orders.next().await {
         let unit = if order.item == "tea" { 2.5 } else { 4.0 };
@@ -38,6 +39,21 @@ async fn totals(mut prices: Stream<f64>) -> faust::Result<()> {
     while let Some(p) = prices.next().await {
         TOTAL_CENTS.fetch_add((p * 100.0).round() as u64, Ordering::Relaxed);
         COUNT.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+static LARGE: AtomicU64 = AtomicU64::new(0);
+static LARGE_SEEN: AtomicU64 = AtomicU64::new(0);
+
+/// Count prices of 10 or more; reads an in-memory channel (no topic).
+#[faust::agent(channel = "prices")]
+async fn large(mut prices: Stream<f64>) -> faust::Result<()> {
+    while let Some(p) = prices.next().await {
+        if p >= 10.0 {
+            LARGE.fetch_add(1, Ordering::Relaxed);
+        }
+        LARGE_SEEN.fetch_add(1, Ordering::Relaxed);
     }
     Ok(())
 }
@@ -92,16 +108,17 @@ async fn main() -> anyhow::Result<()> {
 
     // Wait (bounded) until the sink agent has seen every price.
     tokio::time::timeout(std::time::Duration::from_secs(30), async {
-        while COUNT.load(Ordering::Relaxed) < 1000 {
+        while COUNT.load(Ordering::Relaxed) < 1000 || LARGE_SEEN.load(Ordering::Relaxed) < 1000 {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     })
     .await?;
     println!(
-        "priced {} orders with {} actors, total {:.2}",
+        "priced {} orders with {} actors, total {:.2}, {} of 10 or more",
         COUNT.load(Ordering::Relaxed),
         orders.concurrency(),
-        TOTAL_CENTS.load(Ordering::Relaxed) as f64 / 100.0
+        TOTAL_CENTS.load(Ordering::Relaxed) as f64 / 100.0,
+        LARGE.load(Ordering::Relaxed)
     );
     app.stop().await?;
     Ok(())

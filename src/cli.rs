@@ -41,6 +41,9 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Also list agents reading an in-memory channel (topic `<LOCAL>`).
+        #[arg(long)]
+        local: bool,
     },
     /// Send a value to an agent (@name) or a topic; prints where it was written.
     Send {
@@ -135,7 +138,7 @@ pub(crate) async fn main(
     }
     let result = match command {
         Command::Worker => worker(&app).await,
-        Command::Agents { json } => agents(&app, json),
+        Command::Agents { json, local } => agents(&app, json, local),
         Command::Send {
             target,
             value,
@@ -164,11 +167,15 @@ fn banner(app: &App) -> String {
         out.push_str(&format!(
             "  @{:<24} topic={} concurrency={}{}\n",
             a.name(),
-            a.get_topic_names()
-                .into_iter()
-                .chain(a.topic_patterns().map(|p| format!("/{p}/")))
-                .collect::<Vec<_>>()
-                .join(","),
+            if a.reads_channel() {
+                format!("<LOCAL> channel={}", a.channel())
+            } else {
+                a.get_topic_names()
+                    .into_iter()
+                    .chain(a.topic_patterns().map(|p| format!("/{p}/")))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            },
             a.concurrency(),
             if a.isolated_partitions() {
                 " isolated_partitions"
@@ -187,15 +194,21 @@ async fn worker(app: &App) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn agents(app: &App, json: bool) -> anyhow::Result<()> {
+fn agents(app: &App, json: bool, local: bool) -> anyhow::Result<()> {
     let rows: Vec<serde_json::Value> = app
         .agents()
         .all()
         .iter()
+        .filter(|a| local || !a.reads_channel())
         .map(|a| {
+            let topic = if a.reads_channel() {
+                "<LOCAL>".to_string()
+            } else {
+                a.get_topic_names().join(",")
+            };
             serde_json::json!({
                 "name": format!("@{}", a.name()),
-                "topic": a.get_topic_names().join(","),
+                "topic": topic,
                 "concurrency": a.concurrency(),
                 "help": a.help().lines().next().filter(|l| !l.is_empty()).unwrap_or("<N/A>"),
             })
@@ -233,6 +246,21 @@ fn agents(app: &App, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The agent `name`, unless it reads an in-memory channel, which lives in
+/// the worker's process and cannot be reached from this one.
+fn in_reach(app: &App, name: &str) -> anyhow::Result<faust_core::Agent> {
+    let agent = app.agent(name)?;
+    if agent.reads_channel() {
+        bail!(
+            "agent `{}` reads the in-memory channel `{}`, which exists only inside the worker's \
+             process: send to an agent on a topic that feeds it",
+            agent.name(),
+            agent.channel()
+        );
+    }
+    Ok(agent)
+}
+
 async fn send(
     app: &App,
     target: &str,
@@ -242,7 +270,7 @@ async fn send(
 ) -> anyhow::Result<()> {
     let value = parse_value(raw);
     let meta = if let Some(name) = target.strip_prefix('@') {
-        let agent = app.agent(name)?;
+        let agent = in_reach(app, name)?;
         let mut opts = SendOptions::default();
         opts.key = key.map(Into::into);
         opts.partition = partition;
@@ -277,7 +305,7 @@ async fn ask(
     if !(timeout > 0.0 && timeout.is_finite()) {
         bail!("--timeout must be a positive number of seconds");
     }
-    let agent = app.agent(name)?;
+    let agent = in_reach(app, name)?;
     let mut opts = SendOptions::default().timeout(Duration::from_secs_f64(timeout));
     opts.key = key.map(Into::into);
     let reply: serde_json::Value = agent.ask_with(&parse_value(raw), opts).await?;

@@ -46,6 +46,20 @@ fn agents_json_lists_every_agent_sorted_with_topic_and_help() {
 }
 
 #[test]
+fn channel_agents_are_listed_with_local_only_and_cannot_be_sent_to_from_here() {
+    let out = quickstart(&["agents", "--local", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(rows[0]["name"], "@large");
+    assert_eq!(rows[0]["topic"], "<LOCAL>");
+    assert_eq!(rows.as_array().unwrap().len(), 4);
+    let out = quickstart(&["send", "@large", "12"]);
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in-memory channel `prices`"), "{err}");
+}
+
+#[test]
 fn agents_table_is_readable() {
     let out = quickstart(&["agents"]);
     assert!(out.status.success());
@@ -76,7 +90,7 @@ fn unknown_agent_and_bad_input_fail_with_a_clear_message() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("unknown agent `nope`; registered agents: price, quote, totals"),
+        err.contains("unknown agent `nope`; registered agents: large, price, quote, totals"),
         "{err}"
     );
     let out = quickstart(&["ask", "quote", "1"]);
