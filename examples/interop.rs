@@ -121,6 +121,8 @@ impl Settings {
 // ---- serve: Rust agents for the Python client -------------------------------------
 
 static COLLECTED: std::sync::Mutex<Vec<Value>> = std::sync::Mutex::new(Vec::new());
+/// How many `Add` records the `adds` agent read, and the sum of their fields.
+static ADDS_SEEN: std::sync::Mutex<(i64, i64)> = std::sync::Mutex::new((0, 0));
 
 async fn serve(s: &Settings) -> anyhow::Result<()> {
     let app = s.app("rs", Duration::from_secs(60))?;
@@ -171,6 +173,21 @@ async fn serve(s: &Settings) -> anyhow::Result<()> {
             Ok::<_, Error>(COLLECTED.lock().unwrap().clone())
         })
         .topic(t("seen")),
+        // Fed by a Faust app through a topic it declared with value_type=Add.
+        AgentSpec::consumer("adds", |mut adds: Stream<Add>| async move {
+            while let Some(add) = adds.next().await {
+                let mut seen = ADDS_SEEN.lock().unwrap();
+                seen.0 += 1;
+                seen.1 += add.a + add.b;
+            }
+            Ok::<_, Error>(())
+        })
+        .topic(t("adds")),
+        AgentSpec::handler("adds_seen", |_: Value| async move {
+            let (count, sum) = *ADDS_SEEN.lock().unwrap();
+            Ok::<_, Error>(vec![count, sum])
+        })
+        .topic(t("adds_seen")),
     ];
     for spec in specs {
         app.add_agent(spec.on_error(report))?;

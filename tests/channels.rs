@@ -423,3 +423,26 @@ async fn the_macro_declares_a_channel_agent() {
     .await;
     within("stop", app.stop()).await.unwrap();
 }
+
+#[tokio::test]
+async fn the_test_harness_runs_a_channel_agent() {
+    let app = app("harness");
+    let double = app
+        .add_agent(
+            AgentSpec::handler("double", |x: i64| async move { Ok::<_, Error>(x * 2) })
+                .channel("numbers"),
+        )
+        .unwrap();
+    let tc = within("test context", double.test_context()).await.unwrap();
+    let event = within("put", tc.put(&21)).await.unwrap();
+    assert_eq!(
+        (event.topic.as_str(), event.partition, event.offset),
+        ("numbers", 0, 0)
+    );
+    assert_eq!(
+        event.value, None,
+        "a channel value is passed as a value, not bytes"
+    );
+    assert_eq!(tc.results::<i64>().unwrap(), [42]);
+    within("stop", tc.stop()).await.unwrap();
+}

@@ -209,19 +209,33 @@ impl TestContext {
         opts: PutOptions,
     ) -> Result<TestEvent> {
         let agent = &self.agent;
-        let send = crate::rpc::SendOptions {
+        let mut send = crate::rpc::SendOptions {
             key: opts.key.clone(),
-            partition: Some(opts.partition.unwrap_or(0)),
+            // A channel has no partitions.
+            partition: match agent.reads_channel() {
+                true => opts.partition,
+                false => Some(opts.partition.unwrap_or(0)),
+            },
             timestamp: opts.timestamp,
             headers: opts.headers.clone(),
             reply_to: opts.reply_to.clone(),
             correlation_id: opts.correlation_id.clone(),
             ..Default::default()
         };
-        let record = agent.record_for(value, &send)?;
-        let event_headers = record.headers.clone();
-        let (key, val) = (record.key.clone(), record.value.clone());
-        let meta = self.app.send_record(record).await?;
+        let (meta, key, val, event_headers) = if agent.reads_channel() {
+            // The value goes as a value: the event has no bytes.
+            if send.reply_to.is_some() && send.correlation_id.is_none() {
+                send.correlation_id = Some(uuid::Uuid::new_v4().to_string());
+            }
+            let headers = send.channel_headers();
+            let meta = agent.send_with(value, send).await?;
+            (meta, opts.key.clone(), None, headers)
+        } else {
+            let record = agent.record_for(value, &send)?;
+            let event_headers = record.headers.clone();
+            let (key, val) = (record.key.clone(), record.value.clone());
+            (self.app.send_record(record).await?, key, val, event_headers)
+        };
         let event = TestEvent {
             topic: meta.topic.to_string(),
             partition: meta.partition,

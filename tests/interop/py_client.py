@@ -15,7 +15,9 @@ from common import Add, Checks, Line, Point, Total, expect, log, make_app, topic
 
 app = make_app("pyclient")
 MODES = {"headers": True, "envelope": False}
-RUST_AGENTS = ["double", "shout", "total", "keys", "add", "shapes", "fail", "collect", "seen"]
+RUST_AGENTS = [
+    "double", "shout", "total", "keys", "add", "shapes", "fail", "collect", "seen", "adds_seen",
+]
 
 
 def remote(name, mode):
@@ -92,6 +94,16 @@ async def wait_seen(agent, want):
         await asyncio.sleep(0.2)
 
 
+async def wait_adds(agent, want):
+    """Ask the Rust `adds_seen` agent until the Rust `adds` agent read the
+    records: `want` is [count, sum of a + b]."""
+    while True:
+        got = await agent.ask(value=None)
+        if got == want:
+            return None
+        await asyncio.sleep(0.2)
+
+
 async def main():
     checks = Checks("py-client")
     t0 = time.monotonic()
@@ -147,6 +159,14 @@ async def main():
     await checks.run(
         "Rust agent consumed every cast and plain JSON value",
         wait_seen(AGENTS["seen", "headers"], collected),
+    )
+    # A Faust producer on a topic declared with value_type: Add records.
+    typed = app.topic(topic_name("rs-adds"), value_type=Add)
+    for i in range(3):
+        await typed.send(value=Add(a=i, b=10 * i))
+    await checks.run(
+        "Rust Record agent consumed the Add records of a value_type topic",
+        wait_adds(AGENTS["adds_seen", "headers"], [3, 33]),
     )
     return checks.summary()
 
