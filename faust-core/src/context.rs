@@ -13,7 +13,7 @@ use bytes::Bytes;
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
-use crate::codec::Codec;
+use crate::codec::{CodecRef, Registry};
 use crate::config::AppConfig;
 use crate::error::{Error, Result};
 use crate::record::ProducerRecord;
@@ -44,13 +44,15 @@ pub(crate) struct Context {
     /// Each agent's value codec and topic, by name (for agent sinks).
     agents: RwLock<HashMap<String, AgentEntry>>,
     hook: Option<Arc<dyn EventHook>>,
+    /// The app's codecs by name.
+    codecs: Registry,
     /// Unique among the contexts of this process (caches keyed by app use it).
     pub(crate) instance: u64,
 }
 
 /// What an agent sink needs of its target agent.
 struct AgentEntry {
-    codec: Codec,
+    codec: CodecRef,
     /// `None`: it reads topic patterns only.
     topic: Option<Arc<str>>,
 }
@@ -62,6 +64,7 @@ impl Context {
         config: AppConfig,
         transport: Arc<dyn Transport>,
         hook: Option<Arc<dyn EventHook>>,
+        codecs: Registry,
     ) -> Self {
         let replies = ReplyConsumer::new(ReplyTopics {
             transport: transport.clone(),
@@ -79,6 +82,7 @@ impl Context {
             tracebacks: await_tree::Registry::new(await_tree::Config::default()),
             agents: RwLock::default(),
             hook,
+            codecs,
             instance: NEXT_INSTANCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
@@ -126,21 +130,21 @@ impl Context {
     // ----- agents by name ----------------------------------------------------
 
     /// Make an agent known by name (its sinks' targets are looked up here).
-    pub(crate) fn add_agent(&self, name: &str, codec: Codec, topic: Option<Arc<str>>) {
+    pub(crate) fn add_agent(&self, name: &str, codec: CodecRef, topic: Option<Arc<str>>) {
         self.agents
             .write()
             .insert(name.to_string(), AgentEntry { codec, topic });
     }
 
     /// The value codec and topic of the agent with this name.
-    pub(crate) fn agent_target(&self, name: &str) -> Result<(Codec, Arc<str>)> {
+    pub(crate) fn agent_target(&self, name: &str) -> Result<(CodecRef, Arc<str>)> {
         let agents = self.agents.read();
         let name = name.strip_prefix('@').unwrap_or(name);
         match agents.get(name) {
             Some(AgentEntry {
                 codec,
                 topic: Some(topic),
-            }) => return Ok((*codec, topic.clone())),
+            }) => return Ok((codec.clone(), topic.clone())),
             Some(AgentEntry { topic: None, .. }) => {
                 return Err(Error::config(format!(
                     "agent `{name}` reads topic patterns only: it has no topic to send to"
@@ -151,6 +155,17 @@ impl Context {
         let mut known: Vec<&str> = agents.keys().map(String::as_str).collect();
         known.sort_unstable();
         Err(Error::unknown_agent(name, known))
+    }
+
+    // ----- codecs ------------------------------------------------------------
+
+    /// `codec` with its name looked up in the app's codecs, if it is a name
+    /// (free for a codec already resolved).
+    pub(crate) fn codec(&self, codec: &CodecRef) -> Result<CodecRef> {
+        if codec.is_resolved() {
+            return Ok(codec.clone());
+        }
+        self.codecs.resolve(codec)
     }
 
     // ----- events ------------------------------------------------------------

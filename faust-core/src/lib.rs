@@ -34,7 +34,7 @@ pub mod replies {
 pub use agent::current_agent;
 pub use agent::{Agent, AgentInfo, AgentSpec, AgentStats, AgentT, OnError};
 pub use app::{App, AppBuilder, AppConfig};
-pub use codec::{Codec, Value};
+pub use codec::{Codec, CodecRef, Value};
 pub use error::{Error, Result};
 pub use manager::{AgentManager, AgentManagerT};
 #[doc(no_inline)]

@@ -106,10 +106,20 @@ impl App {
         self.inner.agents.add(agent.clone())?;
         self.context().add_agent(
             agent.name(),
-            agent.value_codec(),
+            agent.value_codec().clone(),
             agent.topic_name().ok().cloned(),
         );
         Ok(agent)
+    }
+
+    /// A codec by name or value, names looked up in the app's codecs
+    /// ([`AppBuilder::codec`]): `app.codec("json|binary")?.encode(&v)?`.
+    /// An unknown name is an [`Error::Config`] listing the known ones.
+    pub fn codec(
+        &self,
+        codec: impl Into<crate::codec::CodecRef>,
+    ) -> Result<crate::codec::CodecRef> {
+        self.context().codec(&codec.into())
     }
 
     /// The reply consumer of this app.
