@@ -15,7 +15,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 ///
 /// ```
 /// # use faust_core as faust;
-/// use faust::codec::{BoxError, Codec, ValueSlot};
+/// use faust::codec::{erased_serde, BoxError, Codec, ValueSlot};
 ///
 /// struct VersionedJson;
 ///

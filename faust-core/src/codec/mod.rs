@@ -30,6 +30,10 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 
+/// The crate of the erased serde traits [`Codec`] takes (its version, so
+/// that codecs need not depend on it).
+pub use erased_serde;
+
 pub use self::builtin::{Binary, Bincode, Json, Raw};
 pub use self::custom::{BoxError, Codec, Transform, ValueSlot};
 pub(crate) use self::registry::Registry;
