@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
 use faust_core::registry::Registry;
-use faust_core::{App, AppBuilder, Codec, SendOptions};
+use faust_core::{App, AppBuilder, CodecRef, SendOptions};
 
 /// A faust for Rust app.
 #[derive(Debug, Parser)]
@@ -276,7 +276,7 @@ async fn send(
         opts.partition = partition;
         agent.send_with(&value, opts).await?
     } else {
-        let bytes = Codec::Json.encode(&value)?;
+        let bytes = CodecRef::JSON.encode(&value)?;
         app.send_record(faust_core::ProducerRecord {
             topic: target.into(),
             partition,

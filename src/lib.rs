@@ -28,9 +28,9 @@ pub use faust_core::{
     agent as agents, channel, codec, current_agent, error, manager, message, record, redact,
     replies, stream, supervisor, testing, transport, wire, Agent, AgentInfo, AgentManager,
     AgentManagerT, AgentSpec, AgentStats, AgentT, App, AppBuilder, AppConfig, BarrierState,
-    Channel, Codec, Error, Event, Message, MessageRef, OffsetReset, PutOptions, RecordMetadata,
-    ReplyConsumer, ReplyPromise, ReplyTuple, Result, SendOptions, Sink, Stream, SupervisorStrategy,
-    TestContext, TestEvent, TopicPartition, Value, Yield,
+    Channel, Codec, CodecRef, Error, Event, Message, MessageRef, OffsetReset, PutOptions,
+    RecordMetadata, ReplyConsumer, ReplyPromise, ReplyTuple, Result, SendOptions, Sink, Stream,
+    SupervisorStrategy, TestContext, TestEvent, TopicPartition, Value, Yield,
 };
 pub use faust_macros::{agent, Record};
 
@@ -46,7 +46,7 @@ pub mod __private {
     //! public API.
     pub use faust_core::model::{dotted, dotted_len, utf8, Record, RecordMarker};
     pub use faust_core::registry::AgentDescriptor;
-    pub use faust_core::{AgentSpec, Codec, Sink, Stream, SupervisorStrategy, Yield};
+    pub use faust_core::{AgentSpec, CodecRef, Sink, Stream, SupervisorStrategy, Yield};
     pub use inventory;
     pub use serde;
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use faust::{agent, Agent, App, Codec, Error, Stream, SupervisorStrategy, Yield};
+use faust::{agent, Agent, App, CodecRef, Error, Stream, SupervisorStrategy, Yield};
 
 // ----- helpers ---------------------------------------------------------------
 
@@ -425,8 +425,8 @@ async fn every_option_reaches_the_agent() {
     let agent = app.agent("renamed").unwrap();
     assert_eq!(agent.topic(), "macro-configured");
     assert_eq!(agent.partitions(), Some(3));
-    assert_eq!(agent.value_codec(), Codec::Json);
-    assert_eq!(agent.key_codec(), Codec::Json);
+    assert_eq!(*agent.value_codec(), CodecRef::JSON);
+    assert_eq!(*agent.key_codec(), CodecRef::JSON);
     assert!(!agent.use_reply_headers());
     assert_eq!(agent.supervisor_strategy(), SupervisorStrategy::OneForAll);
     assert_eq!(agent.help(), "Explicit help.");
@@ -442,7 +442,7 @@ async fn every_option_reaches_the_agent() {
 async fn value_codec_is_used_on_the_wire() {
     let app = start("codec", &["compact"]).await;
     let agent = app.agent("compact").unwrap();
-    assert_eq!(agent.value_codec(), Codec::Bincode);
+    assert_eq!(*agent.value_codec(), "bincode");
     assert_eq!(agent.info().value_codec, "bincode");
     let reply: u32 = within("ask compact", agent.ask::<_, u32>(&41u32))
         .await

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use faust::{AgentSpec, App, Codec, Error, Record as _, Stream};
+use faust::{AgentSpec, App, CodecRef, Error, Record as _, Stream};
 use serde_json::{json, Value};
 
 /// `class Add(faust.Record, namespace="shop.Add")`.
@@ -82,7 +82,7 @@ fn exact_bytes_as_faust_writes_them() {
     let json = serde_json::to_string(&add).unwrap();
     assert_eq!(json, r#"{"a":1,"b":2,"__faust":{"ns":"shop.Add"}}"#);
     assert_eq!(
-        Codec::Json.encode(&add).unwrap(),
+        CodecRef::JSON.encode(&add).unwrap(),
         br#"{"a":1,"b":2,"__faust":{"ns":"shop.Add"}}"#
     );
     assert_eq!(
@@ -97,8 +97,8 @@ fn round_trip() {
     let back: Add = serde_json::from_str(&serde_json::to_string(&add).unwrap()).unwrap();
     assert_eq!(back, add);
     // bincode (Rust-to-Rust topics) too.
-    let bytes = Codec::Bincode.encode(&add).unwrap();
-    assert_eq!(Codec::Bincode.decode::<Add>(&bytes).unwrap(), add);
+    let bytes = CodecRef::BINCODE.encode(&add).unwrap();
+    assert_eq!(CodecRef::BINCODE.decode::<Add>(&bytes).unwrap(), add);
 }
 
 #[test]
@@ -121,7 +121,7 @@ fn wrong_namespace_names_both() {
         "{err}"
     );
     // Through the codec, as an agent decodes its events.
-    let err = Codec::Json
+    let err = CodecRef::JSON
         .decode::<Add>(br#"{"a":1,"b":2,"__faust":{"ns":"x.Y"}}"#)
         .unwrap_err()
         .to_string();

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::codec::Codec;
+use crate::codec::CodecRef;
 use crate::error::{Error, Result};
 use crate::rpc::wire;
 use crate::transport::OffsetReset;
@@ -19,8 +19,9 @@ pub struct AppConfig {
     pub id: String,
     /// Broker URL: `memory://` (default), `memory://<name>`, `kafka://host:port`.
     pub broker: String,
-    /// Default codec of agent values (JSON).
-    pub value_codec: Codec,
+    /// Default codec of agent values and topic sends (JSON). A name is
+    /// looked up in the app's codecs when the app is built.
+    pub value_codec: CodecRef,
     /// Partitions of topics the app creates (8).
     pub topic_partitions: i32,
     /// Replication factor of topics the app creates (1).
@@ -86,7 +87,7 @@ impl AppConfig {
         Self {
             id: id.into(),
             broker: std::env::var(BROKER_ENV).unwrap_or_else(|_| "memory://".to_string()),
-            value_codec: Codec::Json,
+            value_codec: CodecRef::JSON,
             topic_partitions: 8,
             topic_replication: 1,
             stream_buffer_maxsize: 4096,

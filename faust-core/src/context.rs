@@ -13,7 +13,7 @@ use bytes::Bytes;
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
-use crate::codec::Codec;
+use crate::codec::{CodecRef, Registry};
 use crate::config::AppConfig;
 use crate::error::{Error, Result};
 use crate::record::ProducerRecord;
@@ -47,13 +47,15 @@ pub(crate) struct Context {
     /// The in-memory channels, by name.
     channels: RwLock<HashMap<String, Arc<Inbox>>>,
     hook: Option<Arc<dyn EventHook>>,
+    /// The app's codecs by name.
+    codecs: Registry,
     /// Unique among the contexts of this process (caches keyed by app use it).
     pub(crate) instance: u64,
 }
 
 /// What an agent sink needs of its target agent.
 struct AgentEntry {
-    codec: Codec,
+    codec: CodecRef,
     route: Option<AgentRoute>,
 }
 
@@ -73,6 +75,7 @@ impl Context {
         config: AppConfig,
         transport: Arc<dyn Transport>,
         hook: Option<Arc<dyn EventHook>>,
+        codecs: Registry,
     ) -> Self {
         let replies = ReplyConsumer::new(ReplyTopics {
             transport: transport.clone(),
@@ -91,6 +94,7 @@ impl Context {
             agents: RwLock::default(),
             channels: RwLock::default(),
             hook,
+            codecs,
             instance: NEXT_INSTANCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
@@ -139,21 +143,21 @@ impl Context {
 
     /// Make an agent known by name (its sinks' targets are looked up here);
     /// `route`: `None` for an agent reading topic patterns only.
-    pub(crate) fn add_agent(&self, name: &str, codec: Codec, route: Option<AgentRoute>) {
+    pub(crate) fn add_agent(&self, name: &str, codec: CodecRef, route: Option<AgentRoute>) {
         self.agents
             .write()
             .insert(name.to_string(), AgentEntry { codec, route });
     }
 
     /// The value codec of the agent with this name and where sending to it goes.
-    pub(crate) fn agent_target(&self, name: &str) -> Result<(Codec, AgentRoute)> {
+    pub(crate) fn agent_target(&self, name: &str) -> Result<(CodecRef, AgentRoute)> {
         let agents = self.agents.read();
         let name = name.strip_prefix('@').unwrap_or(name);
         match agents.get(name) {
             Some(AgentEntry {
                 codec,
                 route: Some(route),
-            }) => return Ok((*codec, route.clone())),
+            }) => return Ok((codec.clone(), route.clone())),
             Some(AgentEntry { route: None, .. }) => {
                 return Err(Error::config(format!(
                     "agent `{name}` reads topic patterns only: it has no topic to send to"
@@ -184,6 +188,17 @@ impl Context {
     /// The channel with this name, if the app has one.
     pub(crate) fn find_channel(&self, name: &str) -> Option<Arc<Inbox>> {
         self.channels.read().get(name).cloned()
+    }
+
+    // ----- codecs ------------------------------------------------------------
+
+    /// `codec` with its name looked up in the app's codecs, if it is a name
+    /// (free for a codec already resolved).
+    pub(crate) fn codec(&self, codec: &CodecRef) -> Result<CodecRef> {
+        if codec.is_resolved() {
+            return Ok(codec.clone());
+        }
+        self.codecs.resolve(codec)
     }
 
     // ----- events ------------------------------------------------------------

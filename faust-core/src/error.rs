@@ -44,7 +44,7 @@ pub enum Error {
     #[error("cannot encode value with the {codec} codec: {reason}")]
     Encode {
         /// The codec used.
-        codec: &'static str,
+        codec: String,
         /// What went wrong.
         reason: String,
     },
@@ -60,7 +60,7 @@ pub enum Error {
         /// Offset of the message.
         offset: i64,
         /// The codec used.
-        codec: &'static str,
+        codec: String,
         /// What went wrong.
         reason: String,
     },
@@ -68,7 +68,7 @@ pub enum Error {
     #[error("cannot decode value with the {codec} codec: {reason}")]
     DecodeValue {
         /// The codec used.
-        codec: &'static str,
+        codec: String,
         /// What went wrong.
         reason: String,
     },
@@ -172,10 +172,19 @@ impl Error {
         Error::Config(msg.into())
     }
 
+    /// A configuration error said of `what` (`agent `x``); other errors
+    /// as they are.
+    pub(crate) fn context(self, what: &str) -> Self {
+        match self {
+            Error::Config(msg) => Error::Config(format!("{what}: {msg}")),
+            other => other,
+        }
+    }
+
     /// A value that serde_json could not encode.
     pub(crate) fn json_encode(err: serde_json::Error) -> Self {
         Error::Encode {
-            codec: "json",
+            codec: "json".into(),
             reason: err.to_string(),
         }
     }
@@ -184,7 +193,7 @@ impl Error {
 impl From<serde_json::Error> for Error {
     fn from(err: serde_json::Error) -> Self {
         Error::DecodeValue {
-            codec: "json",
+            codec: "json".into(),
             reason: err.to_string(),
         }
     }

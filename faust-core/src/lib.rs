@@ -36,7 +36,7 @@ pub use agent::current_agent;
 pub use agent::{Agent, AgentInfo, AgentSpec, AgentStats, AgentT, OnError};
 pub use app::{App, AppBuilder, AppConfig};
 pub use channel::Channel;
-pub use codec::{Codec, Value};
+pub use codec::{Codec, CodecRef, Value};
 pub use error::{Error, Result};
 pub use manager::{AgentManager, AgentManagerT};
 #[doc(no_inline)]

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use crate::agent::sink::ErasedSink;
 use crate::agent::Agent;
 use crate::app::{App, AppBuilder};
-use crate::codec::Codec;
+use crate::codec::CodecRef;
 use crate::context::EventHook;
 use crate::error::{Error, Result};
 use crate::record::Headers;
@@ -95,7 +95,7 @@ pub struct TestEvent {
 #[derive(Clone, Debug)]
 enum Entry {
     Json(serde_json::Value),
-    Raw(Bytes, Codec),
+    Raw(Bytes, CodecRef),
 }
 
 /// What the harness learns about each event the agent is done with.
@@ -161,7 +161,7 @@ impl TestContext {
                 output.type_name,
                 move |v| {
                     let json = (output.to_json)(v).ok_or_else(|| Error::Encode {
-                        codec: "json",
+                        codec: "json".into(),
                         reason: "result is not serializable".into(),
                     })?;
                     sink_results.lock().push(Entry::Json(json));
@@ -255,7 +255,7 @@ impl TestContext {
                     if let Some(v) = &p.value {
                         self.results
                             .lock()
-                            .push(Entry::Raw(v.clone(), agent.value_codec()));
+                            .push(Entry::Raw(v.clone(), agent.value_codec().clone()));
                     }
                 }
                 if p.partition == event.partition && p.offset == event.offset {

@@ -688,7 +688,7 @@ async fn bincode_and_raw_codecs_work_end_to_end() {
                     Ok::<_, Error>(())
                 }
             })
-            .value_codec(faust_core::Codec::Bincode),
+            .value_codec(faust_core::codec::Bincode),
         )
         .unwrap();
     let raw = app
@@ -702,7 +702,7 @@ async fn bincode_and_raw_codecs_work_end_to_end() {
                     Ok::<_, Error>(())
                 }
             })
-            .value_codec(faust_core::Codec::Raw),
+            .value_codec(faust_core::codec::Raw),
         )
         .unwrap();
     app.start().await.unwrap();

@@ -537,7 +537,7 @@ async fn a_send_can_encode_its_value_with_another_codec() {
                     Ok::<_, Error>(())
                 }
             })
-            .value_codec(faust_core::Codec::Raw),
+            .value_codec(faust_core::codec::Raw),
         )
         .unwrap();
     app.start().await.unwrap();
@@ -545,7 +545,7 @@ async fn a_send_can_encode_its_value_with_another_codec() {
     agent
         .send_with(
             &"quoted",
-            SendOptions::default().value_codec(faust_core::Codec::Json),
+            SendOptions::default().value_codec(faust_core::codec::Json),
         )
         .await
         .unwrap();

@@ -65,6 +65,15 @@ pub(crate) struct Name {
     pub(crate) span: Span,
 }
 
+/// The value of `codec`, `value_codec` or `key_codec`.
+pub(crate) enum CodecArg {
+    /// A string (`"json|binary"`), or a bare built-in name (`raw`).
+    Name(Name),
+    /// Any other expression: a codec value (`MyCodec`), passed on as
+    /// `impl Into<CodecRef>`.
+    Expr(Expr),
+}
+
 /// The value of `topic`: one name, or a bracketed list of names.
 pub(crate) enum TopicArg {
     /// `topic = "orders"`.
@@ -95,8 +104,8 @@ pub(crate) struct Args {
     pub(crate) sink: Option<Arg<Vec<SinkArg>>>,
     pub(crate) on_error: Option<Arg<Expr>>,
     pub(crate) supervisor: Option<Arg<Name>>,
-    pub(crate) value_codec: Option<Arg<Name>>,
-    pub(crate) key_codec: Option<Arg<Name>>,
+    pub(crate) value_codec: Option<Arg<CodecArg>>,
+    pub(crate) key_codec: Option<Arg<CodecArg>>,
     pub(crate) use_reply_headers: Option<Arg<bool>>,
     pub(crate) help: Option<Arg<LitStr>>,
     /// `topic_pattern = "orders-.*"`.
@@ -220,7 +229,7 @@ impl Args {
             } else {
                 (input.parse::<kw::value_codec>()?.span, "value_codec")
             };
-            let value = name_value(input, key, spelled, &format!("{spelled} = \"json\""))?;
+            let value = codec_value(input, key, spelled)?;
             if self.value_codec.is_some() {
                 errors.at(
                     key,
@@ -234,7 +243,7 @@ impl Args {
             }
         } else if input.peek(kw::key_codec) {
             let key = input.parse::<kw::key_codec>()?.span;
-            let value = name_value(input, key, "key_codec", "key_codec = \"json\"")?;
+            let value = codec_value(input, key, "key_codec")?;
             set(&mut self.key_codec, "key_codec", key, value, errors);
         } else if input.peek(kw::use_reply_headers) {
             let key = input.parse::<kw::use_reply_headers>()?.span;
@@ -460,6 +469,31 @@ fn name_value(input: ParseStream<'_>, at: Span, key: &str, usage: &str) -> syn::
             format!("`{key}` takes a name: write `{usage}`"),
         ))
     }
+}
+
+/// `= "json|binary"`, `= raw` (a bare built-in name) or `= <expression>`.
+fn codec_value(input: ParseStream<'_>, at: Span, key: &str) -> syn::Result<CodecArg> {
+    expect_eq(input, at, key, &format!("{key} = \"json\""))?;
+    if input.peek(LitStr) {
+        let lit: LitStr = input.parse()?;
+        return Ok(CodecArg::Name(Name {
+            text: lit.value(),
+            span: lit.span(),
+        }));
+    }
+    let expr: Expr = input.parse()?;
+    if let Expr::Path(p) = &expr {
+        if let Some(ident) = p.path.get_ident().filter(|_| p.qself.is_none()) {
+            let text = ident.unraw().to_string();
+            if crate::valid::is_builtin_codec_name(&text) {
+                return Ok(CodecArg::Name(Name {
+                    text,
+                    span: ident.span(),
+                }));
+            }
+        }
+    }
+    Ok(CodecArg::Expr(expr))
 }
 
 /// `= ["topic", "@agent", callback, ...]` (or a single element).

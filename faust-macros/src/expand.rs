@@ -121,6 +121,18 @@ fn krate_path(agent: &Agent, span: Span) -> TokenStream {
         .collect()
 }
 
+/// `.value_codec("json|binary")`, or `.value_codec(expr)` pointing at the
+/// expression (its `Into<CodecRef>` errors land there).
+fn codec_option(method: TokenStream, codec: &valid::CodecOut) -> TokenStream {
+    match codec {
+        valid::CodecOut::Name(name) => quote!(.#method(#name)),
+        valid::CodecOut::Expr(expr) => {
+            let at = Span::call_site().located_at(expr.span());
+            quote_spanned!(at=> .#method(#expr))
+        }
+    }
+}
+
 /// The builder calls after the constructor, one per option given.
 fn options(agent: &Agent) -> TokenStream {
     let krate = krate_path(agent, Span::call_site());
@@ -159,10 +171,10 @@ fn options(agent: &Agent) -> TokenStream {
         out.extend(quote!(.help(#help)));
     }
     if let Some(codec) = &agent.value_codec {
-        out.extend(quote!(.value_codec(#krate::__private::Codec::#codec)));
+        out.extend(codec_option(quote!(value_codec), codec));
     }
     if let Some(codec) = &agent.key_codec {
-        out.extend(quote!(.key_codec(#krate::__private::Codec::#codec)));
+        out.extend(codec_option(quote!(key_codec), codec));
     }
     if let Some(strategy) = &agent.supervisor {
         out.extend(quote!(.supervisor(#krate::__private::SupervisorStrategy::#strategy)));
@@ -269,8 +281,10 @@ mod tests {
             ),
         )
         .to_string();
-        assert_eq!(out.matches("my :: faust :: __private").count(), 7, "{out}");
-        assert_eq!(out.matches("faust :: __private").count(), 7, "{out}");
+        // A codec name is passed as a string: no path to replace.
+        assert!(out.contains(". value_codec (\"json\")"), "{out}");
+        assert_eq!(out.matches("my :: faust :: __private").count(), 6, "{out}");
+        assert_eq!(out.matches("faust :: __private").count(), 6, "{out}");
     }
 
     #[test]

@@ -93,8 +93,8 @@ use proc_macro::TokenStream;
 /// | `sink` | `[..]` of `"topic"`, `"@agent"` or a callback path (see below) | none |
 /// | `on_error` | a path to `fn(&faust::Agent, &faust::Error)` (or a closure) | none |
 /// | `supervisor` | `one_for_one`, `one_for_all`, `forfeit_one_for_one`, `forfeit_one_for_all` or `crashing` (an identifier or a string) | `one_for_one` |
-/// | `codec` (alias `value_codec`) | `"json"`, `"bincode"` or `"raw"`: codec of values | the app's (JSON) |
-/// | `key_codec` | `"json"`, `"bincode"` or `"raw"`: codec of keys | `"raw"` |
+/// | `codec` (alias `value_codec`) | codec of values: a built-in name or chain (`"json"`, `"bincode"`, `"raw"`, `"json\|binary"`, `"binary"`), or an expression giving a codec (`MyCodec`, `CodecRef::named("msgpack")`) | the app's (JSON) |
+/// | `key_codec` | codec of keys, as `codec` | `"raw"` |
 /// | `use_reply_headers` | `true`/`false`: reply address in headers, or in a `ReqRepRequest` envelope | `true` |
 /// | `help` | `"text"`: shown by the CLI's `agents` command | the doc comment (lines trimmed and joined), or empty |
 /// | `crate` | `"path"`: where faust is, for a crate that re-exports it (`crate = "my_runtime::faust"`) | `::faust` |

@@ -9,7 +9,7 @@ use syn::{
     PathArguments, ReturnType, Signature, Type,
 };
 
-use crate::ast::{Arg, Args, Errors, Name, SinkArg, TopicArg};
+use crate::ast::{Arg, Args, CodecArg, Errors, Name, SinkArg, TopicArg};
 
 /// The three agent function forms.
 pub(crate) enum Form {
@@ -50,10 +50,10 @@ pub(crate) struct Agent {
     pub(crate) on_error: Option<Expr>,
     /// Variant of `SupervisorStrategy`.
     pub(crate) supervisor: Option<Ident>,
-    /// Variant of `Codec`.
-    pub(crate) value_codec: Option<Ident>,
-    /// Variant of `Codec`.
-    pub(crate) key_codec: Option<Ident>,
+    /// A checked built-in name or chain, or an expression.
+    pub(crate) value_codec: Option<CodecOut>,
+    /// A checked built-in name or chain, or an expression.
+    pub(crate) key_codec: Option<CodecOut>,
     pub(crate) help: String,
     /// `crate = "..."`: the path of the faust crate, if not `::faust`.
     pub(crate) krate: Option<syn::Path>,
@@ -71,9 +71,60 @@ const SUPERVISORS: &[(&str, &str)] = &[
     ("crashing", "Crashing"),
 ];
 
-/// Codec names and their `Codec` variants; a test checks them against
-/// `Codec::ALL`.
-const CODECS: &[(&str, &str)] = &[("json", "Json"), ("bincode", "Bincode"), ("raw", "Raw")];
+/// The built-in codec names; a test checks them against
+/// `faust_core::codec::BUILTIN_CODECS`.
+const CODECS: &[&str] = &["json", "bincode", "raw"];
+
+/// The built-in transform names; a test checks them against
+/// `faust_core::codec::BUILTIN_TRANSFORMS`.
+const TRANSFORMS: &[&str] = &["binary"];
+
+/// A codec argument, checked.
+pub(crate) enum CodecOut {
+    /// A built-in name or chain (`"json|binary"`), normalized.
+    Name(LitStr),
+    /// Passed on as `impl Into<CodecRef>`.
+    Expr(Expr),
+}
+
+/// Whether a bare identifier names a built-in codec or transform.
+pub(crate) fn is_builtin_codec_name(name: &str) -> bool {
+    CODECS.contains(&name) || TRANSFORMS.contains(&name)
+}
+
+/// Check a codec argument: a name must be a built-in codec or transform,
+/// optionally followed by transforms (`"json|binary"`).
+fn check_codec(arg: &CodecArg, errors: &mut Errors) -> Option<CodecOut> {
+    let name = match arg {
+        CodecArg::Expr(expr) => return Some(CodecOut::Expr(expr.clone())),
+        CodecArg::Name(name) => name,
+    };
+    let parts: Vec<&str> = name.text.split('|').map(str::trim).collect();
+    let fix = format!(
+        "built-in codecs: {}; transforms: {} (chain them: `\"json|binary\"`). For a codec of \
+         your own, pass its value: `codec = MyCodec`, or a name registered with \
+         `App::builder(..).codec(\"name\", MyCodec)`: `codec = CodecRef::named(\"name\")`",
+        CODECS.join(", "),
+        TRANSFORMS.join(", ")
+    );
+    for (i, part) in parts.iter().enumerate() {
+        let known = TRANSFORMS.contains(part) || (i == 0 && CODECS.contains(part));
+        if known {
+            continue;
+        }
+        let msg = if CODECS.contains(part) {
+            format!(
+                "codec `{part}` in `{}` must come first: a chain is a codec, then transforms; {fix}",
+                name.text
+            )
+        } else {
+            format!("unknown codec `{part}`; {fix}")
+        };
+        errors.at(name.span, msg);
+        return None;
+    }
+    Some(CodecOut::Name(LitStr::new(&parts.join("|"), name.span)))
+}
 
 const FORMS: &str = "an agent function is one of: `async fn f(stream: Stream<T>) -> Result<()>` \
                      (consumer), `async fn f(stream: Stream<T>, out: Yield<R>) -> Result<()>` \
@@ -209,11 +260,11 @@ pub(crate) fn validate(args: Args, func: &ItemFn, mut errors: Errors) -> Result<
     let value_codec = args
         .value_codec
         .as_ref()
-        .and_then(|a| lookup(&a.value, CODECS, "codec", &mut errors));
+        .and_then(|a| check_codec(&a.value, &mut errors));
     let key_codec = args
         .key_codec
         .as_ref()
-        .and_then(|a| lookup(&a.value, CODECS, "codec", &mut errors));
+        .and_then(|a| check_codec(&a.value, &mut errors));
 
     let help = match &args.help {
         Some(a) => a.value.value(),
@@ -578,7 +629,7 @@ fn owned(ty: &Type) -> String {
 
 #[cfg(test)]
 mod tests {
-    use faust_core::{Codec, SupervisorStrategy};
+    use faust_core::SupervisorStrategy;
 
     /// `(name, variant)` pairs as the runtime lists them.
     fn runtime<T: std::fmt::Debug>(all: &[(&'static str, T)]) -> Vec<(String, String)> {
@@ -604,6 +655,7 @@ mod tests {
 
     #[test]
     fn codec_names_match_the_runtime() {
-        assert_eq!(macro_table(super::CODECS), runtime(&Codec::ALL));
+        assert_eq!(super::CODECS, faust_core::codec::BUILTIN_CODECS);
+        assert_eq!(super::TRANSFORMS, faust_core::codec::BUILTIN_TRANSFORMS);
     }
 }

@@ -227,7 +227,7 @@ impl ActorCtx {
                         reply,
                         pending: Vec::new(),
                     });
-                    return Some(Event::new(value, msg, self.agent.key_codec()));
+                    return Some(Event::new(value, msg, self.agent.key_codec().clone()));
                 }
                 Err(err) => {
                     self.fail_event(lease, reply, &err).await;

@@ -9,6 +9,7 @@ use futures::Stream;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::codec::CodecRef;
 use crate::error::{Error, Result};
 use crate::record::{ProducerRecord, RecordMetadata};
 use crate::rpc::deadline::{Deadline, PRODUCING, WAITING};
@@ -49,6 +50,14 @@ impl Agent {
         self.key_codec().encode_bytes(key)
     }
 
+    /// The value codec of a send: the options', looked up, or the agent's.
+    fn send_codec(&self, opts: &SendOptions) -> Result<std::borrow::Cow<'_, CodecRef>> {
+        Ok(match &opts.value_codec {
+            Some(codec) => std::borrow::Cow::Owned(self.context().codec(codec)?),
+            None => std::borrow::Cow::Borrowed(self.value_codec()),
+        })
+    }
+
     /// Build the request record: the reply address goes in headers or in a
     /// `ReqRepRequest` envelope, per the agent's `use_reply_headers`.
     pub(crate) fn request_record<V: Serialize + ?Sized>(
@@ -61,9 +70,7 @@ impl Agent {
         let mut headers = opts.headers.clone();
         let bytes = if self.use_reply_headers() {
             headers.extend(wire::request_headers(reply_to, correlation_id));
-            opts.value_codec
-                .unwrap_or(self.value_codec())
-                .encode(value)?
+            self.send_codec(opts)?.encode(value)?
         } else {
             let json = serde_json::to_value(value).map_err(Error::json_encode)?;
             let model = wire::is_record(&json);
@@ -99,11 +106,7 @@ impl Agent {
                 topic: self.topic_name()?.clone(),
                 partition: opts.partition,
                 key: opts.key.clone(),
-                value: Some(
-                    opts.value_codec
-                        .unwrap_or(self.value_codec())
-                        .encode_bytes(value)?,
-                ),
+                value: Some(self.send_codec(opts)?.encode_bytes(value)?),
                 headers: opts.headers.clone(),
                 timestamp: opts.timestamp,
             }),
@@ -232,7 +235,7 @@ impl Agent {
     fn decode_reply<R: DeserializeOwned>(&self, reply: Result<serde_json::Value>) -> Result<R> {
         match reply {
             Ok(value) => serde_json::from_value(value).map_err(|e| Error::DecodeValue {
-                codec: "json",
+                codec: "json".into(),
                 reason: format!("reply of agent `{}`: {e}", self.name()),
             }),
             Err(Error::Remote { message, .. }) => Err(Error::Remote {

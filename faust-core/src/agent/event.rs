@@ -11,11 +11,11 @@ pub struct Event<T> {
     /// The decoded value.
     pub value: T,
     message: MessageRef,
-    key_codec: crate::codec::Codec,
+    key_codec: crate::codec::CodecRef,
 }
 
 impl<T> Event<T> {
-    pub(crate) fn new(value: T, message: MessageRef, key_codec: crate::codec::Codec) -> Self {
+    pub(crate) fn new(value: T, message: MessageRef, key_codec: crate::codec::CodecRef) -> Self {
         Self {
             value,
             message,

@@ -34,7 +34,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::codec::{Codec, Value};
+use crate::codec::{CodecRef, Value};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::record::{Headers, RecordMetadata, TopicPartition};
@@ -70,7 +70,8 @@ pub(crate) struct AgentInner {
     patterns: Vec<TopicPattern>,
     /// The in-memory channel it reads instead of topics.
     inbox: Option<Arc<Inbox>>,
-    value_codec: Codec,
+    value_codec: CodecRef,
+    key_codec: CodecRef,
     /// The app's shared services.
     ctx: Arc<Context>,
     sinks: RwLock<Arc<Vec<ErasedSink>>>,
@@ -155,7 +156,12 @@ impl Agent {
         } else {
             spec.topics.iter().map(|t| t.as_str().into()).collect()
         };
-        let value_codec = spec.value_codec.unwrap_or(ctx.config.value_codec);
+        let in_agent = |e: Error| e.context(&format!("agent `{}`", spec.name));
+        let value_codec = match &spec.value_codec {
+            Some(codec) => ctx.codec(codec).map_err(in_agent)?,
+            None => ctx.config.value_codec.clone(),
+        };
+        let key_codec = ctx.codec(&spec.key_codec).map_err(in_agent)?;
         let sinks = RwLock::new(Arc::new(spec.sinks.clone()));
         Ok(Agent {
             inner: Arc::new(AgentInner {
@@ -164,6 +170,7 @@ impl Agent {
                 patterns,
                 inbox,
                 value_codec,
+                key_codec,
                 ctx,
                 sinks,
                 stats: AgentStats::default(),
@@ -248,12 +255,12 @@ impl Agent {
         self.inner.spec.use_reply_headers
     }
     /// Codec of values.
-    pub fn value_codec(&self) -> Codec {
-        self.inner.value_codec
+    pub fn value_codec(&self) -> &CodecRef {
+        &self.inner.value_codec
     }
     /// Codec of keys.
-    pub fn key_codec(&self) -> Codec {
-        self.inner.spec.key_codec
+    pub fn key_codec(&self) -> &CodecRef {
+        &self.inner.key_codec
     }
     /// Partitions of the topic when the app creates it (`None`: the app's default).
     pub fn partitions(&self) -> Option<i32> {
@@ -338,7 +345,8 @@ impl Agent {
         let mut spec = self.inner.spec.clone();
         spec.topics = self.get_topic_names();
         spec.patterns = self.topic_patterns().map(str::to_string).collect();
-        spec.value_codec = Some(self.inner.value_codec);
+        spec.value_codec = Some(self.inner.value_codec.clone());
+        spec.key_codec = self.inner.key_codec.clone();
         spec.sinks = self.sinks().as_ref().clone();
         spec
     }
@@ -527,6 +535,27 @@ impl Agent {
                 wait,
             )
             .await
+    }
+
+    /// [`send_keyed`](Self::send_keyed) with options: the key is encoded
+    /// with `opts`' key codec ([`SendOptions::key_codec`](crate::SendOptions::key_codec),
+    /// default the agent's), and replaces `opts.key`.
+    pub async fn send_keyed_with<K, V>(
+        &self,
+        key: &K,
+        value: &V,
+        mut opts: crate::SendOptions,
+    ) -> Result<RecordMetadata>
+    where
+        K: serde::Serialize + ?Sized,
+        V: serde::Serialize + ?Sized,
+    {
+        let key_codec = match &opts.key_codec {
+            Some(codec) => self.context().codec(codec)?,
+            None => self.key_codec().clone(),
+        };
+        opts.key = Some(key_codec.encode_bytes(key)?);
+        self.send_with(value, opts).await
     }
 
     /// RPC: deliver a value to the agent without waiting for a reply.

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
-use crate::codec::{Codec, Value};
+use crate::codec::{CodecRef, Value};
 use crate::context::{AgentRoute, Context};
 use crate::error::{Error, Result};
 use crate::record::ProducerRecord;
@@ -49,18 +49,18 @@ pub(crate) type SinkSend = Queued;
 /// The codec and route of a sink's target agent, looked up by name once
 /// per app (agents are never removed from an app).
 #[derive(Default)]
-struct AgentTarget(std::sync::OnceLock<(u64, Codec, AgentRoute)>);
+struct AgentTarget(std::sync::OnceLock<(u64, CodecRef, AgentRoute)>);
 
 impl AgentTarget {
-    fn resolve(&self, ctx: &Context, name: &str) -> Result<(Codec, AgentRoute)> {
+    fn resolve(&self, ctx: &Context, name: &str) -> Result<(CodecRef, AgentRoute)> {
         if let Some((instance, codec, route)) = self.0.get() {
             if *instance == ctx.instance {
-                return Ok((*codec, route.clone()));
+                return Ok((codec.clone(), route.clone()));
             }
         }
         let found = ctx.agent_target(name)?;
         // The first app to use the sink keeps the cache; others look up.
-        let _ = self.0.set((ctx.instance, found.0, found.1.clone()));
+        let _ = self.0.set((ctx.instance, found.0.clone(), found.1.clone()));
         Ok(found)
     }
 }
@@ -128,7 +128,7 @@ pub struct Sink<R> {
 
 /// Computes a record's key from a value, encoded with the producing agent's
 /// key codec.
-type KeyFn<R> = Arc<dyn Fn(&R, Codec) -> Result<bytes::Bytes> + Send + Sync>;
+type KeyFn<R> = Arc<dyn Fn(&R, &CodecRef) -> Result<bytes::Bytes> + Send + Sync>;
 
 enum SinkKind<R> {
     Agent(String),
@@ -221,7 +221,7 @@ impl<R: Value> Sink<R> {
         K: serde::Serialize,
         F: Fn(&R) -> K + Send + Sync + 'static,
     {
-        self.key_by = Some(Arc::new(move |value: &R, codec: Codec| {
+        self.key_by = Some(Arc::new(move |value: &R, codec: &CodecRef| {
             codec.encode_bytes(&key(value))
         }));
         self
@@ -338,7 +338,7 @@ pub(crate) struct SinkInput<'a> {
     /// or the one the agent gave.
     pub(crate) key: Option<&'a bytes::Bytes>,
     /// The producing agent's key codec (for `key_by`).
-    pub(crate) key_codec: Codec,
+    pub(crate) key_codec: &'a CodecRef,
 }
 
 /// Sends one value; topic and agent sinks return the delivery of the

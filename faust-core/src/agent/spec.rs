@@ -7,7 +7,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::codec::{Codec, Value};
+use crate::codec::{CodecRef, Value};
 use crate::error::{Error, Result};
 use crate::runtime::inbox::ValueType;
 use crate::transport::TopicPattern;
@@ -55,8 +55,8 @@ pub struct AgentSpec {
     pub(crate) isolated_partitions: bool,
     pub(crate) use_reply_headers: bool,
     pub(crate) help: String,
-    pub(crate) value_codec: Option<Codec>,
-    pub(crate) key_codec: Codec,
+    pub(crate) value_codec: Option<CodecRef>,
+    pub(crate) key_codec: CodecRef,
     pub(crate) supervisor: SupervisorStrategy,
     pub(crate) on_error: Option<OnError>,
     pub(crate) sinks: Vec<ErasedSink>,
@@ -110,7 +110,7 @@ impl AgentSpec {
             use_reply_headers: true,
             help: String::new(),
             value_codec: None,
-            key_codec: Codec::Raw,
+            key_codec: CodecRef::RAW,
             supervisor: SupervisorStrategy::OneForOne,
             on_error: None,
             sinks: Vec::new(),
@@ -294,15 +294,18 @@ impl AgentSpec {
         self
     }
 
-    /// Codec of values (default: the app's, JSON unless configured).
-    pub fn value_codec(mut self, codec: Codec) -> Self {
-        self.value_codec = Some(codec);
+    /// Codec of values (default: the app's, JSON unless configured): a
+    /// codec value or a name, looked up in the app's codecs when the agent
+    /// is added ([`CodecRef`]).
+    pub fn value_codec(mut self, codec: impl Into<CodecRef>) -> Self {
+        self.value_codec = Some(codec.into());
         self
     }
 
-    /// Codec of keys (default: raw bytes, as in Faust).
-    pub fn key_codec(mut self, codec: Codec) -> Self {
-        self.key_codec = codec;
+    /// Codec of keys (default: raw bytes, as in Faust); like
+    /// [`value_codec`](Self::value_codec).
+    pub fn key_codec(mut self, codec: impl Into<CodecRef>) -> Self {
+        self.key_codec = codec.into();
         self
     }
 

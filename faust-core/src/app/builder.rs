@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::codec::Codec;
+use crate::codec::{Codec, CodecRef, Registry, Transform};
 use crate::config::AppConfig;
 use crate::context::{Context, EventHook};
 use crate::error::Result;
@@ -19,6 +19,7 @@ pub struct AppBuilder {
     schemes: Vec<(&'static str, TransportFactory)>,
     transport: Option<Arc<dyn Transport>>,
     hook: Option<Arc<dyn EventHook>>,
+    codecs: Registry,
 }
 
 impl fmt::Debug for AppBuilder {
@@ -46,6 +47,7 @@ impl AppBuilder {
             schemes: Vec::new(),
             transport: None,
             hook: None,
+            codecs: Registry::default(),
         }
     }
 
@@ -75,9 +77,32 @@ impl AppBuilder {
         self
     }
 
+    /// Default codec of agent values and topic sends (default: JSON): a
+    /// codec value or a name (built in, a chain like `"json|binary"`, or
+    /// registered with [`codec`](Self::codec)), looked up by
+    /// [`build`](Self::build).
+    pub fn value_codec(mut self, codec: impl Into<CodecRef>) -> Self {
+        self.config.value_codec = codec.into();
+        self
+    }
+
+    /// Register a codec under a name (Faust's `codecs.register`), for
+    /// agents, sends and the settings to name; a later one of the same name
+    /// replaces it. The built-in names (`json`, `bincode`, `raw`, `binary`)
+    /// cannot be taken: [`build`](Self::build) fails. See [`Codec`].
+    pub fn codec(mut self, name: &str, codec: impl Codec) -> Self {
+        self.codecs.add_codec(name, codec);
+        self
+    }
+
+    /// Register a transform of encoded bytes under a name, to chain after
+    /// a codec (`"json|name"`). See [`Transform`].
+    pub fn transform(mut self, name: &str, transform: impl Transform) -> Self {
+        self.codecs.add_transform(name, transform);
+        self
+    }
+
     setters! {
-        /// Default value codec.
-        value_codec: Codec;
         /// Partitions of created topics.
         topic_partitions: i32;
         /// Replication of created topics.
@@ -127,8 +152,13 @@ impl AppBuilder {
     }
 
     /// Check the configuration, connect the transport and build the app.
-    pub fn build(self) -> Result<App> {
+    pub fn build(mut self) -> Result<App> {
         self.config.validate()?;
+        self.codecs.check()?;
+        self.config.value_codec = self
+            .codecs
+            .resolve(&self.config.value_codec)
+            .map_err(|e| e.context("the app's value_codec"))?;
         let transport = match self.transport {
             Some(transport) => transport,
             None => transport::connect(&self.config.broker, &self.schemes)?,
@@ -137,6 +167,7 @@ impl AppBuilder {
             self.config,
             transport,
             self.hook,
+            self.codecs,
         )))
     }
 }

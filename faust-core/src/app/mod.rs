@@ -115,7 +115,7 @@ impl App {
             None => agent.topic_name().ok().cloned().map(AgentRoute::Topic),
         };
         self.context()
-            .add_agent(agent.name(), agent.value_codec(), route);
+            .add_agent(agent.name(), agent.value_codec().clone(), route);
         Ok(agent)
     }
 
@@ -125,6 +125,16 @@ impl App {
     pub fn channel<T: Value>(&self, name: &str) -> Result<Channel<T>> {
         let inbox = self.context().channel(name, ValueType::of::<T>())?;
         Ok(Channel::new(inbox, self.context().clone()))
+    }
+
+    /// A codec by name or value, names looked up in the app's codecs
+    /// ([`AppBuilder::codec`]): `app.codec("json|binary")?.encode(&v)?`.
+    /// An unknown name is an [`Error::Config`] listing the known ones.
+    pub fn codec(
+        &self,
+        codec: impl Into<crate::codec::CodecRef>,
+    ) -> Result<crate::codec::CodecRef> {
+        self.context().codec(&codec.into())
     }
 
     /// The reply consumer of this app.

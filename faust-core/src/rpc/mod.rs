@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::codec::Codec;
+use crate::codec::CodecRef;
 use crate::record::Headers;
 
 pub use barrier::{BarrierState, ReplyTuple};
@@ -40,8 +40,13 @@ pub struct SendOptions {
     /// Deadline of `ask` (default: the app's `ask_timeout`).
     pub timeout: Option<Duration>,
     /// Encode the value with this codec instead of the agent's (Faust's
-    /// `value_serializer`); a `ReqRepRequest` envelope is JSON whatever it is.
-    pub value_codec: Option<Codec>,
+    /// `value_serializer`); a `ReqRepRequest` envelope is JSON whatever it
+    /// is. A name is looked up in the app's codecs when the value is sent.
+    pub value_codec: Option<CodecRef>,
+    /// Encode the key with this codec instead of the agent's, where the
+    /// send encodes a key ([`Agent::send_keyed_with`](crate::Agent::send_keyed_with);
+    /// Faust's `key_serializer`).
+    pub key_codec: Option<CodecRef>,
 }
 
 impl SendOptions {
@@ -76,9 +81,16 @@ impl SendOptions {
         self.timeout = Some(timeout);
         self
     }
-    /// Encode the value with this codec instead of the agent's.
-    pub fn value_codec(mut self, codec: Codec) -> Self {
-        self.value_codec = Some(codec);
+    /// Encode the value with this codec instead of the agent's: a codec
+    /// value or a name ([`CodecRef`]).
+    pub fn value_codec(mut self, codec: impl Into<CodecRef>) -> Self {
+        self.value_codec = Some(codec.into());
+        self
+    }
+    /// Encode the key with this codec instead of the agent's (see
+    /// [`key_codec`](Self::key_codec)).
+    pub fn key_codec(mut self, codec: impl Into<CodecRef>) -> Self {
+        self.key_codec = Some(codec.into());
         self
     }
 

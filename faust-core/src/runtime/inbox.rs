@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::codec::{Codec, Value};
+use crate::codec::{CodecRef, Value};
 use crate::error::{Error, Result};
 use crate::record::{now_millis, Headers, Record, RecordMetadata};
 use crate::runtime::acks::{Lease, Message, MessageRef, PartitionAcks, Payload};
@@ -31,7 +31,7 @@ pub(crate) struct ValueType {
     /// A value of this type from JSON (sends of values of another type).
     from_json: fn(serde_json::Value) -> Result<Payload>,
     /// A value of this type decoded from bytes (sends of raw bytes).
-    from_bytes: fn(Codec, &[u8]) -> Result<Payload>,
+    from_bytes: fn(&CodecRef, &[u8]) -> Result<Payload>,
 }
 
 impl ValueType {
@@ -52,7 +52,7 @@ impl ValueType {
     }
 
     /// A value of this type decoded from `bytes` with `codec`.
-    pub(crate) fn decode(&self, codec: Codec, bytes: &[u8]) -> Result<Payload> {
+    pub(crate) fn decode(&self, codec: &CodecRef, bytes: &[u8]) -> Result<Payload> {
         (self.from_bytes)(codec, bytes)
     }
 
