@@ -17,7 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{init_tracing, next_within, unique, within};
-use faust_core::transport::{Consumer, ConsumerEvent, SubscribeOptions, TopicSpec, Transport};
+use faust_core::transport::{
+    CleanupPolicy, Consumer, ConsumerEvent, SubscribeOptions, TopicSpec, Transport,
+};
 use faust_core::{AgentSpec, App, Error, ProducerRecord, Stream, TopicPartition};
 use faust_kafka::KafkaTransport;
 use tokio::sync::mpsc;
@@ -49,7 +51,8 @@ async fn create_topic_creates_with_settings() {
         partitions: 3,
         replication: 1,
         retention: Some(Duration::from_secs(3600)),
-        deleting: true,
+        cleanup_policy: CleanupPolicy::Delete,
+        configs: Vec::new(),
     };
     within(30, "create", t.create_topic(&spec)).await.unwrap();
     assert_eq!(t.partition_count(&name).await.unwrap(), Some(3));
@@ -64,7 +67,7 @@ async fn create_topic_creates_with_settings() {
     assert_eq!((md.partition, md.offset), (2, 0));
     // A compacted topic.
     let compacted = TopicSpec {
-        deleting: false,
+        cleanup_policy: CleanupPolicy::Compact,
         ..TopicSpec::new(unique("compacted"), 1)
     };
     within(30, "create compacted", t.create_topic(&compacted))

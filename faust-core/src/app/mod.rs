@@ -141,7 +141,8 @@ impl App {
                     partitions: agent.partitions().unwrap_or(cfg.topic_partitions),
                     replication: cfg.topic_replication,
                     retention: None,
-                    deleting: true,
+                    cleanup_policy: crate::transport::CleanupPolicy::Delete,
+                    configs: Vec::new(),
                 };
                 ctx.with_broker_deadline("creating topic", self.transport().create_topic(&spec))
                     .await?;
