@@ -41,6 +41,7 @@ use crate::record::{Headers, RecordMetadata, TopicPartition};
 use crate::runtime::acks::Message;
 use crate::runtime::queue::Queue;
 use crate::sync::{Mutex, MutexGuard, RwLock};
+use crate::topic::Topic;
 use crate::transport::TopicPattern;
 
 pub use self::acker::MAX_UNACKED;
@@ -67,6 +68,7 @@ pub(crate) struct AgentInner {
     /// Patterns of further topics it consumes.
     patterns: Vec<TopicPattern>,
     value_codec: Codec,
+    key_codec: Codec,
     /// The app's shared services.
     ctx: Arc<Context>,
     sinks: RwLock<Arc<Vec<ErasedSink>>>,
@@ -140,9 +142,18 @@ impl Agent {
             let qual = spec.qualname.as_deref().unwrap_or(&spec.name);
             vec![format!("{}-{}", ctx.config.id, qual.replace("::", ".")).into()]
         } else {
-            spec.topics.iter().map(|t| t.as_str().into()).collect()
+            spec.topics.iter().map(|t| t.name().into()).collect()
         };
-        let value_codec = spec.value_codec.unwrap_or(ctx.config.value_codec);
+        // An agent without codecs of its own uses its (first) topic's.
+        let first = spec.topics.first();
+        let value_codec = spec
+            .value_codec
+            .or_else(|| first.and_then(Topic::value_serializer))
+            .unwrap_or(ctx.config.value_codec);
+        let key_codec = spec
+            .key_codec
+            .or_else(|| first.and_then(Topic::key_serializer))
+            .unwrap_or(Codec::Raw);
         let sinks = RwLock::new(Arc::new(spec.sinks.clone()));
         Ok(Agent {
             inner: Arc::new(AgentInner {
@@ -150,6 +161,7 @@ impl Agent {
                 topics,
                 patterns,
                 value_codec,
+                key_codec,
                 ctx,
                 sinks,
                 stats: AgentStats::default(),
@@ -229,7 +241,16 @@ impl Agent {
     }
     /// Codec of keys.
     pub fn key_codec(&self) -> Codec {
-        self.inner.spec.key_codec
+        self.inner.key_codec
+    }
+    /// The topics the agent reads as declared (its [`Topic`]s, or its
+    /// default topic), for the app to create.
+    pub(crate) fn declared_topics(&self) -> Vec<Topic> {
+        if self.inner.spec.topics.is_empty() {
+            self.topics().map(Topic::new).collect()
+        } else {
+            self.inner.spec.topics.clone()
+        }
     }
     /// Partitions of the topic when the app creates it (`None`: the app's default).
     pub fn partitions(&self) -> Option<i32> {
@@ -298,7 +319,10 @@ impl Agent {
     /// included), to adjust and add to another app — Faust's `clone()`.
     pub fn to_spec(&self) -> AgentSpec {
         let mut spec = self.inner.spec.clone();
-        spec.topics = self.get_topic_names();
+        if spec.topics.is_empty() {
+            spec.topics = self.topics().map(Topic::new).collect();
+        }
+        spec.key_codec = Some(self.inner.key_codec);
         spec.patterns = self.topic_patterns().map(str::to_string).collect();
         spec.value_codec = Some(self.inner.value_codec);
         spec.sinks = self.sinks().as_ref().clone();
