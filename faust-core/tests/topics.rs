@@ -19,9 +19,10 @@ async fn read(app: &App, topic: &str, partitions: i32, n: usize) -> Vec<Record> 
     let mut consumer = app.transport().assign(tps).await.unwrap();
     let mut out = Vec::new();
     while out.len() < n {
-        match within(10, "records", consumer.poll()).await.unwrap() {
-            ConsumerEvent::Records(records) => out.extend(records),
-            _ => {}
+        if let ConsumerEvent::Records(records) =
+            within(10, "records", consumer.poll()).await.unwrap()
+        {
+            out.extend(records);
         }
     }
     out
