@@ -26,11 +26,11 @@ pub use faust_core::model;
 pub use faust_core::model::Record;
 pub use faust_core::{
     agent as agents, channel, codec, current_agent, error, manager, message, record, redact,
-    replies, stream, supervisor, testing, transport, wire, Agent, AgentInfo, AgentManager,
+    replies, stream, supervisor, testing, topic, transport, wire, Agent, AgentInfo, AgentManager,
     AgentManagerT, AgentSpec, AgentStats, AgentT, App, AppBuilder, AppConfig, BarrierState,
-    Channel, Codec, CodecRef, Error, Event, Message, MessageRef, OffsetReset, PutOptions,
-    RecordMetadata, ReplyConsumer, ReplyPromise, ReplyTuple, Result, SendOptions, Sink, Stream,
-    SupervisorStrategy, TestContext, TestEvent, TopicPartition, Value, Yield,
+    Channel, CleanupPolicy, Codec, CodecRef, Error, Event, Message, MessageRef, OffsetReset,
+    PutOptions, RecordMetadata, ReplyConsumer, ReplyPromise, ReplyTuple, Result, SendOptions, Sink,
+    Stream, SupervisorStrategy, TestContext, TestEvent, Topic, TopicPartition, Value, Yield,
 };
 pub use faust_macros::{agent, Record};
 

@@ -110,6 +110,23 @@ async fn word_lengths(mut words: Stream<String>, out: Yield<usize>) -> faust::Re
     Ok(())
 }
 
+static READINGS: Collector<i64> = Collector::new();
+
+/// The topic of `collect_readings`: its own codec and partitions.
+fn readings_topic() -> faust::Topic {
+    faust::Topic::new("macro-readings")
+        .partitions(2)
+        .value_codec("bincode")
+}
+
+#[agent(topic = readings_topic())]
+async fn collect_readings(mut readings: Stream<i64>) -> faust::Result<()> {
+    while let Some(r) = readings.next().await {
+        READINGS.push(r);
+    }
+    Ok(())
+}
+
 static ORDERS_AND_REFUNDS: Collector<String> = Collector::new();
 
 #[agent(topic = ["macro-orders", "macro-refunds"])]
@@ -474,4 +491,17 @@ async fn crashing_supervisor_crashes_the_app() {
     let err = within("app crash", app.wait_crashed()).await;
     assert!(err.to_string().contains("crash on 1"), "{err}");
     let _ = app.stop().await;
+}
+
+#[tokio::test]
+async fn topic_can_be_a_call_giving_a_topic_object() {
+    let app = start("readings", &["collect_readings"]).await;
+    let agent = app.agent("collect_readings").unwrap();
+    assert_eq!(agent.topic(), "macro-readings");
+    assert_eq!(agent.value_codec().name(), "bincode", "the topic's codec");
+    let found = app.transport().describe_topic("macro-readings").await;
+    assert_eq!(found.unwrap().map(|t| t.partitions), Some(2));
+    app.send_to(&readings_topic(), &7_i64).await.unwrap();
+    assert_eq!(READINGS.wait_for(1, "the reading").await, [7]);
+    app.stop().await.unwrap();
 }

@@ -143,6 +143,23 @@ pub enum Error {
         /// The error the agent reported.
         message: String,
     },
+    /// A topic the app declares ([`Topic`](crate::Topic)) exists on the
+    /// broker with another setting than the declaration states.
+    #[error(
+        "topic `{topic}` exists with {setting} {found}, but the app declares {setting} {wanted}: \
+         change the declaration to match, or alter or delete the topic on the broker"
+    )]
+    TopicMismatch {
+        /// Topic name.
+        topic: String,
+        /// The setting that differs: `partitions`, `replicas`, `retention`
+        /// or `cleanup.policy`.
+        setting: &'static str,
+        /// What the declaration states.
+        wanted: String,
+        /// What the broker has.
+        found: String,
+    },
 }
 
 impl Error {

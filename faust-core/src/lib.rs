@@ -19,6 +19,7 @@ mod rpc;
 mod runtime;
 mod sync;
 pub mod testing;
+pub mod topic;
 pub mod transport;
 
 pub use agent::{manager, sink, stream, supervisor};
@@ -47,4 +48,5 @@ pub use sink::Sink;
 pub use stream::{Event, Stream, Yield};
 pub use supervisor::{RestartBudget, SupervisorStrategy};
 pub use testing::{PutOptions, TestContext, TestEvent};
+pub use topic::{CleanupPolicy, Topic};
 pub use transport::OffsetReset;

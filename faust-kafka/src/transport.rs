@@ -9,11 +9,11 @@ use async_trait::async_trait;
 use faust_core::record::now_millis;
 use faust_core::redact::redact_url;
 use faust_core::transport::{
-    dedup_partitions, Consumer, OffsetReset, SubscribeOptions, TopicSpec, Transport,
+    dedup_partitions, CleanupPolicy, Consumer, OffsetReset, SubscribeOptions, TopicSpec, Transport,
 };
 use faust_core::transport::{DeliveryFuture, Enqueued};
 use faust_core::{Error, ProducerRecord, RecordMetadata, Result, TopicPartition};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -114,6 +114,8 @@ struct Clients {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct TopicState {
     partitions: i32,
+    /// Replicas of its first partition.
+    replication: i16,
     /// Every partition has a leader and no error.
     ready: bool,
 }
@@ -226,6 +228,8 @@ impl KafkaTransport {
                         .all(|p| p.error().is_none() && p.leader() >= 0);
                 Some(TopicState {
                     partitions: t.partitions().len() as i32,
+                    replication: i16::try_from(t.partitions()[0].replicas().len())
+                        .unwrap_or(i16::MAX),
                     ready,
                 })
             }))
@@ -520,7 +524,7 @@ impl Transport for KafkaTransport {
     }
 
     /// Create the topic with the spec's partitions, replication,
-    /// `retention.ms` and `cleanup.policy`, then wait until its metadata
+    /// `retention.ms`, `cleanup.policy` and further configs, then wait until its metadata
     /// shows it. A topic the metadata already shows is success without an
     /// admin request (its settings are left as they are), and so is "topic
     /// already exists". On a broker without the CreateTopics API
@@ -547,12 +551,12 @@ impl Transport for KafkaTransport {
             spec.partitions,
             TopicReplication::Fixed(i32::from(spec.replication)),
         )
-        .set(
-            "cleanup.policy",
-            if spec.deleting { "delete" } else { "compact" },
-        );
+        .set("cleanup.policy", spec.cleanup_policy.as_str());
         if let Some(ms) = &retention {
             topic = topic.set("retention.ms", ms);
+        }
+        for (key, value) in &spec.configs {
+            topic = topic.set(key, value);
         }
         let opts = AdminOptions::new()
             .request_timeout(Some(left))
@@ -603,6 +607,66 @@ impl Transport for KafkaTransport {
             .topic_state(topic, self.settings.operation_timeout)
             .await?
             .map(|s| s.partitions))
+    }
+
+    /// Partitions and replication from the metadata, `retention.ms` and
+    /// `cleanup.policy` from the broker's DescribeConfigs (their effective
+    /// values, the broker's defaults included; a retention of -1, unlimited,
+    /// is `None`).
+    async fn describe_topic(&self, topic: &str) -> Result<Option<TopicSpec>> {
+        let op = self.settings.operation_timeout;
+        let Some(state) = self.topic_state(topic, op).await? else {
+            return Ok(None);
+        };
+        let opts = AdminOptions::new().request_timeout(Some(op));
+        let resource = ResourceSpecifier::Topic(topic);
+        let described = tokio::select! {
+            biased;
+            described = tokio::time::timeout(
+                op + Duration::from_secs(1),
+                self.clients().admin.describe_configs([&resource], &opts),
+            ) => described,
+            why = self.errors.wait_fatal() => {
+                return Err(self.fatal_error(&format!("cannot describe topic `{topic}`"), &why));
+            }
+        }
+        .map_err(|_| self.timeout(format!("describing topic `{topic}`"), op))?;
+        let cannot = |why: String| {
+            Error::Broker(format!(
+                "cannot read the configs of topic `{topic}` from {}: {why}{}",
+                self.bootstrap,
+                self.errors.suffix()
+            ))
+        };
+        let config = match described {
+            Ok(mut results) if !results.is_empty() => {
+                results.remove(0).map_err(|code| cannot(code.to_string()))?
+            }
+            Ok(_) => return Err(cannot("no answer".into())),
+            Err(e) => return Err(cannot(e.to_string())),
+        };
+        let value = |name: &str| config.get(name).and_then(|e| e.value.clone());
+        let retention = match value("retention.ms") {
+            Some(ms) => {
+                let ms: i64 = ms
+                    .parse()
+                    .map_err(|_| cannot(format!("retention.ms is `{ms}`")))?;
+                u64::try_from(ms).ok().map(Duration::from_millis)
+            }
+            None => None,
+        };
+        let cleanup_policy = match value("cleanup.policy") {
+            Some(policy) => policy.parse().map_err(|e: Error| cannot(e.to_string()))?,
+            None => CleanupPolicy::Delete,
+        };
+        Ok(Some(TopicSpec {
+            name: topic.to_string(),
+            partitions: state.partitions,
+            replication: state.replication,
+            retention,
+            cleanup_policy,
+            configs: Vec::new(),
+        }))
     }
 
     /// Enqueue the record and wait for its delivery report, or for a fatal

@@ -17,8 +17,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{init_tracing, next_within, unique, within};
-use faust_core::transport::{Consumer, ConsumerEvent, SubscribeOptions, TopicSpec, Transport};
-use faust_core::{AgentSpec, App, Error, ProducerRecord, Sink, Stream, TopicPartition};
+use faust_core::transport::{
+    CleanupPolicy, Consumer, ConsumerEvent, SubscribeOptions, TopicSpec, Transport,
+};
+use faust_core::{AgentSpec, App, Error, ProducerRecord, Sink, Stream, Topic, TopicPartition};
 use faust_kafka::KafkaTransport;
 use tokio::sync::mpsc;
 
@@ -49,7 +51,8 @@ async fn create_topic_creates_with_settings() {
         partitions: 3,
         replication: 1,
         retention: Some(Duration::from_secs(3600)),
-        deleting: true,
+        cleanup_policy: CleanupPolicy::Delete,
+        configs: Vec::new(),
     };
     within(30, "create", t.create_topic(&spec)).await.unwrap();
     assert_eq!(t.partition_count(&name).await.unwrap(), Some(3));
@@ -64,7 +67,7 @@ async fn create_topic_creates_with_settings() {
     assert_eq!((md.partition, md.offset), (2, 0));
     // A compacted topic.
     let compacted = TopicSpec {
-        deleting: false,
+        cleanup_policy: CleanupPolicy::Compact,
         ..TopicSpec::new(unique("compacted"), 1)
     };
     within(30, "create compacted", t.create_topic(&compacted))
@@ -447,4 +450,90 @@ async fn a_pattern_agent_picks_up_a_topic_created_after_start() {
         Some((late.clone(), 2))
     );
     within(60, "stop", app.stop()).await.unwrap();
+}
+
+/// An app declaring a compacted topic with a retention creates it with
+/// these configs (the broker describes them); an app declaring it with
+/// other partitions, retention or cleanup policy fails to start, naming the
+/// topic, the setting, what it wants and what the broker has; one stating
+/// nothing uses it as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_creates_declared_topics_with_their_configs_and_reports_mismatches() {
+    let Some(b) = broker() else { return };
+    let name = unique("declared");
+    let app_on = |id: &str| {
+        App::builder(unique(id))
+            .broker(url(&b))
+            .scheme("kafka", faust_kafka::factory)
+            .build()
+            .unwrap()
+    };
+    let app = app_on("owner");
+    let topic = app.topic(
+        Topic::new(&name)
+            .partitions(3)
+            .replicas(1)
+            .compacted()
+            .retention(Duration::from_secs(3600))
+            .config("segment.ms", "600000"),
+    );
+    within(60, "start", app.start()).await.unwrap();
+    let found = within(30, "describe", app.transport().describe_topic(&name))
+        .await
+        .unwrap()
+        .expect("the topic was created");
+    assert_eq!(found.partitions, 3);
+    assert_eq!(found.replication, 1);
+    assert_eq!(found.cleanup_policy, CleanupPolicy::Compact);
+    assert_eq!(found.retention, Some(Duration::from_secs(3600)));
+    within(30, "send", app.send_keyed_to(&topic, "k", &"v"))
+        .await
+        .unwrap();
+    within(30, "stop", app.stop()).await.unwrap();
+
+    for (declared, setting, wanted, got) in [
+        (Topic::new(&name).partitions(4), "partitions", "4", "3"),
+        (
+            Topic::new(&name).retention(Duration::from_secs(60)),
+            "retention",
+            "60s",
+            "3600s",
+        ),
+        (
+            Topic::new(&name).cleanup_policy(CleanupPolicy::Delete),
+            "cleanup.policy",
+            "delete",
+            "compact",
+        ),
+    ] {
+        let other = app_on("other");
+        other.topic(declared);
+        let err = within(60, "start with a mismatch", other.start())
+            .await
+            .unwrap_err();
+        match &err {
+            Error::TopicMismatch {
+                topic,
+                setting: s,
+                wanted: w,
+                found: f,
+            } => {
+                assert_eq!(
+                    (topic.as_str(), *s, w.as_str(), f.as_str()),
+                    (name.as_str(), setting, wanted, got)
+                );
+            }
+            other => panic!("expected a topic mismatch, got {other:?}"),
+        }
+        assert!(
+            err.to_string()
+                .contains(&format!("topic `{name}` exists with {setting} {got}")),
+            "{err}"
+        );
+    }
+    // Stating nothing: used as it is.
+    let plain = app_on("plain");
+    plain.topic(name.as_str());
+    within(60, "start", plain.start()).await.unwrap();
+    within(30, "stop", plain.stop()).await.unwrap();
 }

@@ -7,6 +7,7 @@
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::ToTokens;
 use syn::ext::IdentExt;
+use syn::parse::discouraged::Speculative;
 use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
@@ -81,6 +82,9 @@ pub(crate) enum TopicArg {
     /// `topic = ["orders", "refunds"]`: the string elements (any other
     /// element is reported while parsing and left out).
     Many(Vec<LitStr>),
+    /// `topic = orders_topic()`: a call (function or method) evaluating to
+    /// a `Topic` (or anything converting into one).
+    Expr(Expr),
 }
 
 /// One element of `sink = [...]`.
@@ -359,10 +363,16 @@ fn topic_value(input: ParseStream<'_>, at: Span, errors: &mut Errors) -> syn::Re
         return Ok(TopicArg::One(input.parse()?));
     }
     if !input.peek(syn::token::Bracket) {
+        let fork = input.fork();
+        if let Ok(expr @ (Expr::Call(_) | Expr::MethodCall(_))) = fork.parse::<Expr>() {
+            input.advance_to(&fork);
+            return Ok(TopicArg::Expr(expr));
+        }
         return Err(syn::Error::new(
             value_span(input),
             "`topic` takes a string literal, or a list of them for several topics: write \
-             `topic = \"orders\"` or `topic = [\"orders\", \"refunds\"]`",
+             `topic = \"orders\"` or `topic = [\"orders\", \"refunds\"]`; or a call \
+             giving a `Topic`: `topic = orders_topic()`",
         ));
     }
     let content;

@@ -144,6 +144,7 @@ fn options(agent: &Agent) -> TokenStream {
     match &agent.topic {
         Some(TopicArg::One(topic)) => out.extend(quote!(.topic(#topic))),
         Some(TopicArg::Many(topics)) => out.extend(quote!(.topics([#(#topics),*]))),
+        Some(TopicArg::Expr(topic)) => out.extend(quote!(.topic(#topic))),
         None => {}
     }
     if let Some(channel) = &agent.channel {
@@ -303,6 +304,13 @@ mod tests {
         assert!(many.contains(". topics ([\"a\" , \"b\"])"), "{many}");
         let single = agent(quote!(topic = ["a",]), f()).to_string();
         assert!(single.contains(". topics ([\"a\"])"), "{single}");
+        let call = agent(quote!(topic = orders_topic()), f()).to_string();
+        assert!(call.contains(". topic (orders_topic ())"), "{call}");
+        let method = agent(quote!(topic = Topic::new("a").compacted()), f()).to_string();
+        assert!(
+            method.contains(". topic (Topic :: new (\"a\") . compacted ())"),
+            "{method}"
+        );
     }
 
     #[test]

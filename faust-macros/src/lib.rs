@@ -84,7 +84,7 @@ use proc_macro::TokenStream;
 ///
 /// | Argument | Value | Default |
 /// |---|---|---|
-/// | `topic` | `"name"`: the topic to consume, or `["a", "b"]`: several topics, read as one stream (each name once, none empty) | `<app id>-<module path>.<fn>` (`::` becomes `.`) |
+/// | `topic` | `"name"`: the topic to consume, or `["a", "b"]`: several topics, read as one stream (each name once, none empty), or a call giving a `Topic` (`orders_topic()`: its settings and codecs) | `<app id>-<module path>.<fn>` (`::` becomes `.`) |
 /// | `topic_pattern` | `"orders-.*"`: also every topic whose whole name matches this regular expression, including topics created later (checked at compile time) | none |
 /// | `name` | `"name"`: the agent's name (for `app.agent(..)`, `"@name"` sinks and the CLI) | the function's name |
 /// | `concurrency` | `N ≥ 1`: actors sharing the agent's queue | `1` |

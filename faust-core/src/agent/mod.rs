@@ -43,6 +43,7 @@ use crate::runtime::acks::{Message, Payload};
 use crate::runtime::inbox::Inbox;
 use crate::runtime::queue::Queue;
 use crate::sync::{Mutex, MutexGuard, RwLock};
+use crate::topic::Topic;
 use crate::transport::TopicPattern;
 
 pub use self::acker::MAX_UNACKED;
@@ -154,14 +155,27 @@ impl Agent {
             let qual = spec.qualname.as_deref().unwrap_or(&spec.name);
             vec![format!("{}-{}", ctx.config.id, qual.replace("::", ".")).into()]
         } else {
-            spec.topics.iter().map(|t| t.as_str().into()).collect()
+            spec.topics.iter().map(|t| t.name().into()).collect()
         };
+        // An agent without codecs of its own uses its (first) topic's.
         let in_agent = |e: Error| e.context(&format!("agent `{}`", spec.name));
-        let value_codec = match &spec.value_codec {
+        let first = spec.topics.first();
+        let value_codec = match spec
+            .value_codec
+            .as_ref()
+            .or_else(|| first.and_then(Topic::value_serializer))
+        {
             Some(codec) => ctx.codec(codec).map_err(in_agent)?,
             None => ctx.config.value_codec.clone(),
         };
-        let key_codec = ctx.codec(&spec.key_codec).map_err(in_agent)?;
+        let key_codec = match spec
+            .key_codec
+            .as_ref()
+            .or_else(|| first.and_then(Topic::key_serializer))
+        {
+            Some(codec) => ctx.codec(codec).map_err(in_agent)?,
+            None => CodecRef::RAW,
+        };
         let sinks = RwLock::new(Arc::new(spec.sinks.clone()));
         Ok(Agent {
             inner: Arc::new(AgentInner {
@@ -262,6 +276,15 @@ impl Agent {
     pub fn key_codec(&self) -> &CodecRef {
         &self.inner.key_codec
     }
+    /// The topics the agent reads as declared (its [`Topic`]s, or its
+    /// default topic), for the app to create.
+    pub(crate) fn declared_topics(&self) -> Vec<Topic> {
+        if self.inner.spec.topics.is_empty() {
+            self.topics().map(Topic::new).collect()
+        } else {
+            self.inner.spec.topics.clone()
+        }
+    }
     /// Partitions of the topic when the app creates it (`None`: the app's default).
     pub fn partitions(&self) -> Option<i32> {
         self.inner.spec.partitions
@@ -343,10 +366,12 @@ impl Agent {
     /// included), to adjust and add to another app — Faust's `clone()`.
     pub fn to_spec(&self) -> AgentSpec {
         let mut spec = self.inner.spec.clone();
-        spec.topics = self.get_topic_names();
+        if spec.topics.is_empty() {
+            spec.topics = self.topics().map(Topic::new).collect();
+        }
         spec.patterns = self.topic_patterns().map(str::to_string).collect();
         spec.value_codec = Some(self.inner.value_codec.clone());
-        spec.key_codec = self.inner.key_codec.clone();
+        spec.key_codec = Some(self.inner.key_codec.clone());
         spec.sinks = self.sinks().as_ref().clone();
         spec
     }
@@ -396,6 +421,16 @@ impl Agent {
     }
 
     fn check_sink(&self, sink: &ErasedSink) -> Result<()> {
+        if let Some(topic) = &sink.topic {
+            for codec in [topic.value_serializer(), topic.key_serializer()]
+                .into_iter()
+                .flatten()
+            {
+                self.inner.ctx.codec(codec).map_err(|e| {
+                    e.context(&format!("agent `{}`, sink {}", self.name(), sink.label))
+                })?;
+            }
+        }
         let target = match &sink.target {
             None => return Ok(()),
             Some(SinkTarget::Channel(name)) => {

@@ -19,6 +19,7 @@ use crate::context::{AgentRoute, Context};
 use crate::error::{Error, Result};
 use crate::record::ProducerRecord;
 use crate::runtime::inbox::Inbox;
+use crate::topic::Topic;
 use crate::transport::producer::Queued;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -132,7 +133,7 @@ type KeyFn<R> = Arc<dyn Fn(&R, &CodecRef) -> Result<bytes::Bytes> + Send + Sync>
 
 enum SinkKind<R> {
     Agent(String),
-    Topic(String),
+    Topic(Topic),
     Channel(String),
     Callback(CallFn<R>),
 }
@@ -140,7 +141,8 @@ enum SinkKind<R> {
 /// [`SinkKind`] with the topic name ready to share with every record.
 enum ErasedKind<R> {
     Agent(String, AgentTarget),
-    Topic(Arc<str>),
+    /// The topic name, and the topic's value codec if it has one.
+    Topic(Arc<str>, Option<CodecRef>),
     Channel(String, ChannelTarget),
     Callback(CallFn<R>),
 }
@@ -164,7 +166,7 @@ impl<R> fmt::Debug for Sink<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             SinkKind::Agent(a) => write!(f, "Sink::agent({a:?})"),
-            SinkKind::Topic(t) => write!(f, "Sink::topic({t:?})"),
+            SinkKind::Topic(t) => write!(f, "Sink::topic({:?})", t.name()),
             SinkKind::Channel(c) => write!(f, "Sink::channel({c:?})"),
             SinkKind::Callback(_) => f.write_str("Sink::callback(..)"),
         }
@@ -180,11 +182,12 @@ impl<R: Value> Sink<R> {
         }
     }
 
-    /// Produce each value to a topic, encoded with the app's value codec
-    /// (JSON by default).
-    pub fn topic(name: impl Into<String>) -> Self {
+    /// Produce each value to a topic (a name or a [`Topic`]), encoded with
+    /// the topic's value codec, else the app's (JSON by default). The app
+    /// creates a [`Topic`] with its settings when it starts.
+    pub fn topic(topic: impl Into<Topic>) -> Self {
         Sink {
-            kind: SinkKind::Topic(name.into()),
+            kind: SinkKind::Topic(topic.into()),
             key_by: None,
         }
     }
@@ -212,7 +215,8 @@ impl<R: Value> Sink<R> {
     }
 
     /// Key each record with `key(value)` instead of the source event's key,
-    /// encoded with the producing agent's key codec (raw by default: a
+    /// encoded with the key codec of the sink's [`Topic`] if it has one,
+    /// else the producing agent's (raw by default: a
     /// `String` or bytes): `Sink::agent("totals").key_by(|o: &Order|
     /// o.customer.clone())` repartitions by customer. An error for a
     /// callback sink, which makes no record.
@@ -231,7 +235,7 @@ impl<R: Value> Sink<R> {
     pub fn describe(&self) -> String {
         match &self.kind {
             SinkKind::Agent(a) => format!("@{a}"),
-            SinkKind::Topic(t) => t.clone(),
+            SinkKind::Topic(t) => t.name().to_string(),
             SinkKind::Channel(c) => format!("channel:{c}"),
             SinkKind::Callback(_) => "<callback>".to_string(),
         }
@@ -241,7 +245,7 @@ impl<R: Value> Sink<R> {
         let label = self.describe();
         let key = match &self.kind {
             SinkKind::Agent(a) => Some(format!("agent:{a}")),
-            SinkKind::Topic(t) => Some(format!("topic:{t}")),
+            SinkKind::Topic(t) => Some(format!("topic:{}", t.name())),
             SinkKind::Channel(c) => Some(format!("channel:{c}")),
             SinkKind::Callback(_) => None,
         };
@@ -252,8 +256,13 @@ impl<R: Value> Sink<R> {
         };
         let keyed_callback = self.key_by.is_some() && matches!(self.kind, SinkKind::Callback(_));
         let key_by = self.key_by;
+        let topic = match &self.kind {
+            SinkKind::Topic(t) => Some(t.clone()),
+            _ => None,
+        };
+        let topic_key_codec = topic.as_ref().and_then(Topic::key_serializer).cloned();
         let kind = match self.kind {
-            SinkKind::Topic(t) => ErasedKind::Topic(t.into()),
+            SinkKind::Topic(t) => ErasedKind::Topic(t.name().into(), t.value_serializer().cloned()),
             SinkKind::Agent(a) => ErasedKind::Agent(a, AgentTarget::default()),
             SinkKind::Channel(c) => ErasedKind::Channel(c, ChannelTarget::default()),
             SinkKind::Callback(f) => ErasedKind::Callback(f),
@@ -265,7 +274,11 @@ impl<R: Value> Sink<R> {
                 )));
             };
             let key = match &key_by {
-                Some(key_by) => match key_by(value, out.key_codec) {
+                Some(key_by) => match topic_key_codec
+                    .as_ref()
+                    .map_or(Ok(out.key_codec.clone()), |c| ctx.codec(c))
+                    .and_then(|codec| key_by(value, &codec))
+                {
                     Ok(key) => Some(key),
                     Err(e) => return SinkSend::Now(Err(e)),
                 },
@@ -287,10 +300,10 @@ impl<R: Value> Sink<R> {
                         Err(e) => SinkSend::Now(Err(e)),
                     }
                 }
-                ErasedKind::Topic(topic) => ctx
-                    .config
-                    .value_codec
-                    .encode_bytes(value)
+                ErasedKind::Topic(topic, codec) => codec
+                    .as_ref()
+                    .map_or(Ok(ctx.config.value_codec.clone()), |c| ctx.codec(c))
+                    .and_then(|codec| codec.encode_bytes(value))
                     .map(|bytes| (bytes, topic.clone())),
                 ErasedKind::Callback(f) => {
                     return match f(value) {
@@ -317,6 +330,7 @@ impl<R: Value> Sink<R> {
             label,
             key,
             target,
+            topic,
             keyed_callback,
             send,
         }
@@ -357,6 +371,8 @@ pub(crate) struct ErasedSink {
     pub(crate) key: Option<String>,
     /// The agent or channel the sink sends to, checked when the app starts.
     pub(crate) target: Option<SinkTarget>,
+    /// The topic a topic sink produces to, created when the app starts.
+    pub(crate) topic: Option<Topic>,
     /// A callback with `key_by`: refused when added (it makes no record).
     keyed_callback: bool,
     send: ErasedSendFn,
@@ -377,6 +393,7 @@ impl ErasedSink {
             label: label.to_string(),
             key: None,
             target: None,
+            topic: None,
             keyed_callback: false,
             send: Arc::new(move |_ctx: &Context, out: SinkInput<'_>| {
                 SinkSend::Now(f(out.value).map(|()| None))

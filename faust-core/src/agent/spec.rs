@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::codec::{CodecRef, Value};
 use crate::error::{Error, Result};
 use crate::runtime::inbox::ValueType;
+use crate::topic::Topic;
 use crate::transport::TopicPattern;
 
 use super::body::{ActorBody, BoxError, ConsumerBody, HandlerBody, ProducerBody, YieldingBody};
@@ -47,7 +48,7 @@ pub struct AgentSpec {
     pub(crate) name: String,
     pub(crate) qualname: Option<String>,
     /// The topics to consume (empty, without patterns: the default one).
-    pub(crate) topics: Vec<String>,
+    pub(crate) topics: Vec<Topic>,
     /// Patterns of further topics to consume (checked when added to an app).
     pub(crate) patterns: Vec<String>,
     pub(crate) partitions: Option<i32>,
@@ -56,7 +57,7 @@ pub struct AgentSpec {
     pub(crate) use_reply_headers: bool,
     pub(crate) help: String,
     pub(crate) value_codec: Option<CodecRef>,
-    pub(crate) key_codec: CodecRef,
+    pub(crate) key_codec: Option<CodecRef>,
     pub(crate) supervisor: SupervisorStrategy,
     pub(crate) on_error: Option<OnError>,
     pub(crate) sinks: Vec<ErasedSink>,
@@ -110,7 +111,7 @@ impl AgentSpec {
             use_reply_headers: true,
             help: String::new(),
             value_codec: None,
-            key_codec: CodecRef::RAW,
+            key_codec: None,
             supervisor: SupervisorStrategy::OneForOne,
             on_error: None,
             sinks: Vec::new(),
@@ -222,8 +223,10 @@ impl AgentSpec {
         self
     }
 
-    /// The topic to consume (default `<app id>-<qualname>`).
-    pub fn topic(mut self, topic: impl Into<String>) -> Self {
+    /// The topic to consume (default `<app id>-<qualname>`): a name or a
+    /// [`Topic`], whose codecs the agent uses unless it sets its own, and
+    /// which the app creates with its settings when it starts.
+    pub fn topic(mut self, topic: impl Into<Topic>) -> Self {
         self.topics = vec![topic.into()];
         self
     }
@@ -236,7 +239,7 @@ impl AgentSpec {
     pub fn topics<I, S>(mut self, names: I) -> Self
     where
         I: IntoIterator<Item = S>,
-        S: Into<String>,
+        S: Into<Topic>,
     {
         self.topics = names.into_iter().map(Into::into).collect();
         self
@@ -294,18 +297,18 @@ impl AgentSpec {
         self
     }
 
-    /// Codec of values (default: the app's, JSON unless configured): a
-    /// codec value or a name, looked up in the app's codecs when the agent
-    /// is added ([`CodecRef`]).
+    /// Codec of values (default: its first topic's, else the app's, JSON
+    /// unless configured): a codec value or a name, looked up in the app's
+    /// codecs when the agent is added ([`CodecRef`]).
     pub fn value_codec(mut self, codec: impl Into<CodecRef>) -> Self {
         self.value_codec = Some(codec.into());
         self
     }
 
-    /// Codec of keys (default: raw bytes, as in Faust); like
-    /// [`value_codec`](Self::value_codec).
+    /// Codec of keys (default: its first topic's, else raw bytes, as in
+    /// Faust); like [`value_codec`](Self::value_codec).
     pub fn key_codec(mut self, codec: impl Into<CodecRef>) -> Self {
-        self.key_codec = codec.into();
+        self.key_codec = Some(codec.into());
         self
     }
 
@@ -346,18 +349,19 @@ impl AgentSpec {
                 self.name
             )));
         }
-        if let Some(bad) = self.topics.iter().find(|t| t.trim().is_empty()) {
+        if let Some(bad) = self.topics.iter().find(|t| t.name().trim().is_empty()) {
             return Err(Error::config(format!(
-                "agent `{}`: topic name {bad:?} is empty",
-                self.name
+                "agent `{}`: topic name {:?} is empty",
+                self.name,
+                bad.name()
             )));
         }
-        if let Some(dup) = self
-            .topics
-            .iter()
-            .enumerate()
-            .find_map(|(i, t)| self.topics[..i].contains(t).then_some(t))
-        {
+        if let Some(dup) = self.topics.iter().enumerate().find_map(|(i, t)| {
+            self.topics[..i]
+                .iter()
+                .any(|u| u.name() == t.name())
+                .then_some(t.name())
+        }) {
             return Err(Error::config(format!(
                 "agent `{}`: topic `{dup}` is listed twice",
                 self.name

@@ -23,6 +23,8 @@ use crate::context::{AgentRoute, Context};
 use crate::error::{Error, Result};
 use crate::record::{Headers, ProducerRecord, RecordMetadata};
 use crate::runtime::inbox::ValueType;
+use crate::sync::Mutex;
+use crate::topic::Topic;
 use crate::transport::{SubscribeOptions, TopicSpec, Transport};
 
 pub use self::builder::AppBuilder;
@@ -49,6 +51,8 @@ pub struct App {
 struct AppInner {
     ctx: Arc<Context>,
     agents: AgentManager,
+    /// The topics declared with [`App::topic`], in order.
+    topics: Mutex<Vec<Topic>>,
     running: tokio::sync::Mutex<Option<Running>>,
 }
 
@@ -68,6 +72,7 @@ impl App {
             inner: Arc::new(AppInner {
                 ctx: Arc::new(ctx),
                 agents: AgentManager::default(),
+                topics: Mutex::new(Vec::new()),
                 running: tokio::sync::Mutex::new(None),
             }),
         }
@@ -147,8 +152,70 @@ impl App {
         self.inner.running.lock().await.is_some()
     }
 
-    /// Start: create the agents' topics, start the agents, join the
-    /// consumer group and start consuming.
+    /// Declare a topic ([`Topic`], a name converts): the app creates it
+    /// when it starts, with the settings the topic states and the app's
+    /// defaults (`topic_partitions`, `topic_replication`) for the others.
+    /// If it exists already, a setting it states that differs on the
+    /// broker makes [`start`](Self::start) fail with
+    /// [`Error::TopicMismatch`]. Returns the topic, to pass to agents,
+    /// sinks and [`send_to`](Self::send_to).
+    ///
+    /// ```
+    /// # use faust_core as faust;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> faust::Result<()> {
+    /// use faust::{App, Topic};
+    /// let app = App::builder("demo").broker("memory://doc-app-topic").build()?;
+    /// let orders = app.topic(Topic::new("orders").partitions(4).compacted());
+    /// app.start().await?;
+    /// let found = app.transport().describe_topic("orders").await?.unwrap();
+    /// assert_eq!(found.partitions, 4);
+    /// app.send_to(&orders, &"first order").await?;
+    /// app.stop().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn topic(&self, topic: impl Into<Topic>) -> Topic {
+        let topic = topic.into();
+        self.inner.topics.lock().push(topic.clone());
+        topic
+    }
+
+    /// The topics to create at start, each once, with the partitions to
+    /// create it with where it states none: the declared ones, then the
+    /// agents' (an agent's `partitions` applies to its topics), then
+    /// those of topic sinks.
+    fn topics_to_create(&self) -> Result<Vec<(Topic, i32)>> {
+        let default = self.config().topic_partitions;
+        let mut all: Vec<(Topic, i32)> = self
+            .inner
+            .topics
+            .lock()
+            .iter()
+            .map(|t| (t.clone(), default))
+            .collect();
+        for agent in self.agents().all().into_iter().filter(|a| !a.is_remote()) {
+            let partitions = agent.partitions().unwrap_or(default);
+            for topic in agent.declared_topics() {
+                all.push((topic, partitions));
+            }
+            for sink in agent.sinks().iter() {
+                if let Some(topic) = &sink.topic {
+                    all.push((topic.clone(), default));
+                }
+            }
+        }
+        let mut once: Vec<(Topic, i32)> = Vec::with_capacity(all.len());
+        for (topic, partitions) in all {
+            match once.iter_mut().find(|(t, _)| t.name() == topic.name()) {
+                Some(seen) => seen.0 = seen.0.merge(&topic)?,
+                None => once.push((topic, partitions)),
+            }
+        }
+        Ok(once)
+    }
+
+    /// Start: create the topics (declared with [`topic`](Self::topic), the
+    /// agents' and their topic sinks') and check the settings they state,
+    /// start the agents, join the consumer group and start consuming.
     pub async fn start(&self) -> Result<()> {
         let mut running = self.inner.running.lock().await;
         if running.is_some() {
@@ -159,17 +226,20 @@ impl App {
         for agent in self.agents().all() {
             agent.check_sinks()?;
         }
-        for agent in self.agents().all().into_iter().filter(|a| !a.is_remote()) {
-            for topic in agent.topics() {
-                let spec = TopicSpec {
-                    name: topic.to_string(),
-                    partitions: agent.partitions().unwrap_or(cfg.topic_partitions),
-                    replication: cfg.topic_replication,
-                    retention: None,
-                    deleting: true,
-                };
-                ctx.with_broker_deadline("creating topic", self.transport().create_topic(&spec))
+        for (topic, partitions) in self.topics_to_create()? {
+            let spec = topic.spec(partitions, cfg.topic_replication);
+            ctx.with_broker_deadline("creating topic", self.transport().create_topic(&spec))
+                .await?;
+            if topic.states_settings() {
+                let found = ctx
+                    .with_broker_deadline(
+                        "checking topic settings",
+                        self.transport().describe_topic(topic.name()),
+                    )
                     .await?;
+                if let Some(found) = found {
+                    topic.check(&spec, &found)?;
+                }
             }
         }
         if let Some(dlq) = &cfg.dead_letter_topic {
@@ -312,6 +382,73 @@ impl App {
             timestamp: None,
         })
         .await
+    }
+
+    /// Produce a value to a topic (Faust's `topic.send(value=...)`),
+    /// encoded with the topic's value codec, else the app's; no key.
+    ///
+    /// ```
+    /// # use faust_core as faust;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> faust::Result<()> {
+    /// use faust::{App, Topic};
+    /// let app = App::builder("demo").broker("memory://doc-send-to").build()?;
+    /// let readings = app.topic(Topic::new("readings").value_codec("bincode"));
+    /// let sent = app.send_to(&readings, &21.5_f64).await?;
+    /// assert_eq!(sent.offset, 0);
+    /// # Ok(()) }
+    /// ```
+    pub async fn send_to<V: serde::Serialize + ?Sized>(
+        &self,
+        topic: impl Into<Topic>,
+        value: &V,
+    ) -> Result<RecordMetadata> {
+        let topic = topic.into();
+        let bytes = self.topic_value_codec(&topic)?.encode_bytes(value)?;
+        self.send_bytes(topic.name(), None, Some(bytes), Vec::new())
+            .await
+    }
+
+    /// The codec of `topic`'s values: its own, else the app's.
+    fn topic_value_codec(&self, topic: &Topic) -> Result<crate::codec::CodecRef> {
+        match topic.value_serializer() {
+            Some(codec) => self.codec(codec.clone()),
+            None => Ok(self.config().value_codec.clone()),
+        }
+    }
+
+    /// Produce a keyed value to a topic (Faust's `topic.send(key=...,
+    /// value=...)`): the key encoded with the topic's key codec, else raw
+    /// (a `String` or bytes), the value as in [`send_to`](Self::send_to).
+    /// The key picks the partition (Kafka's partitioner).
+    ///
+    /// ```
+    /// # use faust_core as faust;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> faust::Result<()> {
+    /// use faust::{App, Topic};
+    /// let app = App::builder("demo").broker("memory://doc-send-keyed-to").build()?;
+    /// let orders = app.topic(Topic::new("orders"));
+    /// app.send_keyed_to(&orders, "customer-7", &"two apples").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn send_keyed_to<K, V>(
+        &self,
+        topic: impl Into<Topic>,
+        key: &K,
+        value: &V,
+    ) -> Result<RecordMetadata>
+    where
+        K: serde::Serialize + ?Sized,
+        V: serde::Serialize + ?Sized,
+    {
+        let topic = topic.into();
+        let key_codec = match topic.key_serializer() {
+            Some(codec) => self.codec(codec.clone())?,
+            None => crate::codec::CodecRef::RAW,
+        };
+        let key = key_codec.encode_bytes(key)?;
+        let bytes = self.topic_value_codec(&topic)?.encode_bytes(value)?;
+        self.send_bytes(topic.name(), Some(key), Some(bytes), Vec::new())
+            .await
     }
 
     /// Produce a value to a topic with the app's value codec.

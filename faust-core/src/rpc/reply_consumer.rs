@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::record::TopicPartition;
 use crate::rpc::wire::{self, ReqRepResponse};
 use crate::sync::{Mutex, MutexGuard};
-use crate::transport::{ConsumerEvent, TopicSpec, Transport};
+use crate::transport::{CleanupPolicy, ConsumerEvent, TopicSpec, Transport};
 
 type Waiting = Arc<Mutex<HashMap<String, Arc<dyn ReplyWaiter>>>>;
 
@@ -89,7 +89,8 @@ impl ReplyConsumer {
             partitions: 1,
             replication: cfg.replication,
             retention: Some(cfg.retention),
-            deleting: true,
+            cleanup_policy: CleanupPolicy::Delete,
+            configs: Vec::new(),
         };
         let deadline = cfg.deadline;
         let timeout = |what: &str| Error::Timeout {

@@ -67,7 +67,64 @@ impl fmt::Debug for Enqueued {
     }
 }
 
-/// How to create a topic.
+/// What a broker does with old records of a topic (Kafka's `cleanup.policy`).
+///
+/// ```
+/// # use faust_core as faust;
+/// use faust::transport::CleanupPolicy;
+/// assert_eq!(CleanupPolicy::CompactDelete.as_str(), "compact,delete");
+/// assert_eq!("delete,compact".parse::<CleanupPolicy>().unwrap(), CleanupPolicy::CompactDelete);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum CleanupPolicy {
+    /// Delete records older than the retention (`delete`, Kafka's default).
+    #[default]
+    Delete,
+    /// Keep the latest record of each key (`compact`): a changelog.
+    Compact,
+    /// Compact, and also delete records older than the retention
+    /// (`compact,delete`).
+    CompactDelete,
+}
+
+impl CleanupPolicy {
+    /// The value of Kafka's `cleanup.policy`: `delete`, `compact` or
+    /// `compact,delete`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CleanupPolicy::Delete => "delete",
+            CleanupPolicy::Compact => "compact",
+            CleanupPolicy::CompactDelete => "compact,delete",
+        }
+    }
+}
+
+impl fmt::Display for CleanupPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for CleanupPolicy {
+    type Err = Error;
+
+    /// Parse a `cleanup.policy` value (the two parts in either order).
+    fn from_str(s: &str) -> Result<Self> {
+        let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+        let has = |p: &str| parts.contains(&p);
+        let known = parts.iter().all(|p| *p == "delete" || *p == "compact");
+        match (known, has("compact"), has("delete")) {
+            (true, true, true) => Ok(CleanupPolicy::CompactDelete),
+            (true, true, false) => Ok(CleanupPolicy::Compact),
+            (true, false, true) => Ok(CleanupPolicy::Delete),
+            _ => Err(Error::config(format!(
+                "unknown cleanup policy `{s}`; expected `delete`, `compact` or `compact,delete`"
+            ))),
+        }
+    }
+}
+
+/// How to create a topic, and what [`Transport::describe_topic`] finds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopicSpec {
     /// Topic name.
@@ -76,10 +133,13 @@ pub struct TopicSpec {
     pub partitions: i32,
     /// Replication factor.
     pub replication: i16,
-    /// Retention of records, `None` for the broker default.
+    /// Retention of records (`retention.ms`), `None` for the broker default.
     pub retention: Option<Duration>,
-    /// Whether old records are deleted (`cleanup.policy=delete`) rather than compacted.
-    pub deleting: bool,
+    /// What happens to old records (`cleanup.policy`).
+    pub cleanup_policy: CleanupPolicy,
+    /// Further topic configs set at creation (`("min.insync.replicas",
+    /// "2")`); a description leaves them out.
+    pub configs: Vec<(String, String)>,
 }
 
 impl TopicSpec {
@@ -90,7 +150,8 @@ impl TopicSpec {
             partitions,
             replication: 1,
             retention: None,
-            deleting: true,
+            cleanup_policy: CleanupPolicy::Delete,
+            configs: Vec::new(),
         }
     }
 
@@ -225,6 +286,19 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
 
     /// Number of partitions of a topic, or `None` if it does not exist.
     async fn partition_count(&self, topic: &str) -> Result<Option<i32>>;
+
+    /// The settings of an existing topic (partitions, replication,
+    /// retention, cleanup policy; `configs` empty), or `None` if it does
+    /// not exist. It does not create the topic. The default says the
+    /// transport cannot: the app asks only about topics declared with
+    /// settings to check.
+    async fn describe_topic(&self, topic: &str) -> Result<Option<TopicSpec>> {
+        Err(Error::Broker(format!(
+            "cannot check the settings of topic `{topic}`: the transport `{}` does not \
+             describe topics",
+            crate::redact::redact_url(self.url())
+        )))
+    }
 
     /// Produce one record and wait until the broker has it.
     async fn send(&self, record: ProducerRecord) -> Result<RecordMetadata>;

@@ -21,7 +21,9 @@
 //!   [`RETENTION_CHUNK`] records. A group that joins later starts at the
 //!   oldest retained record (as with Kafka's retention). Group consumers
 //!   ask the runtime to commit every [`COMMIT_INTERVAL`], so a steady stream holds
-//!   only a few milliseconds of records. `TopicSpec::retention` is ignored.
+//!   only a few milliseconds of records. `TopicSpec::retention` and
+//!   `cleanup_policy` are recorded (see [`Transport::describe_topic`]) but
+//!   not applied.
 //! - **Consumer groups** use range assignment per topic over the members
 //!   ordered by join order, and an eager rebalance whenever a member joins or
 //!   leaves: a member whose assignment changes first gets
@@ -99,6 +101,9 @@ struct Inner {
     default_partitions: AtomicI32,
     rebalance_timeout_ns: AtomicU64,
     topics: RwLock<FxHashMap<String, Arc<Topic>>>,
+    /// The spec each topic was created with by `create_topic` (topics
+    /// created automatically have none: broker defaults).
+    specs: RwLock<FxHashMap<String, TopicSpec>>,
     groups: Mutex<HashMap<String, Arc<Mutex<Group>>>>,
     next_consumer: AtomicU64,
 }
@@ -237,6 +242,7 @@ impl MemoryBroker {
                 default_partitions: AtomicI32::new(DEFAULT_PARTITIONS),
                 rebalance_timeout_ns: AtomicU64::new(DEFAULT_REBALANCE_TIMEOUT.as_nanos() as u64),
                 topics: RwLock::new(FxHashMap::default()),
+                specs: RwLock::new(FxHashMap::default()),
                 groups: Mutex::new(HashMap::new()),
                 next_consumer: AtomicU64::new(1),
             }),
@@ -346,6 +352,9 @@ impl Transport for MemoryBroker {
                 topic
             });
         if let Some(topic) = created {
+            let mut spec = spec.clone();
+            spec.partitions = topic.count();
+            self.inner.specs.write().insert(spec.name.clone(), spec);
             self.inner.created(&topic);
         }
         Ok(())
@@ -353,6 +362,23 @@ impl Transport for MemoryBroker {
 
     async fn partition_count(&self, topic: &str) -> Result<Option<i32>> {
         Ok(self.inner.topic(topic).map(|t| t.count()))
+    }
+
+    /// The spec the topic was created with (its `configs` left out); for a
+    /// topic created automatically, its partitions, replication 1 and
+    /// broker defaults.
+    async fn describe_topic(&self, topic: &str) -> Result<Option<TopicSpec>> {
+        let Some(found) = self.inner.topic(topic) else {
+            return Ok(None);
+        };
+        let spec = self.inner.specs.read().get(topic).cloned();
+        Ok(Some(match spec {
+            Some(spec) => TopicSpec {
+                configs: Vec::new(),
+                ..spec
+            },
+            None => TopicSpec::new(topic, found.count()),
+        }))
     }
 
     async fn send(&self, record: ProducerRecord) -> Result<RecordMetadata> {

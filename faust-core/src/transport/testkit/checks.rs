@@ -8,7 +8,7 @@ use bytes::Bytes;
 use crate::error::Error;
 use crate::record::{now_millis, Headers, ProducerRecord, Record};
 use crate::transport::partitioner::partition_for_key;
-use crate::transport::{ConsumerEvent, Enqueued, OffsetReset, TopicSpec};
+use crate::transport::{CleanupPolicy, ConsumerEvent, Enqueued, OffsetReset, TopicSpec};
 
 use super::member::settle;
 use super::{
@@ -116,6 +116,61 @@ pub async fn topics_are_created_idempotently_and_validated(h: &dyn Harness) {
         .await
         .expect_err("an empty topic name was accepted");
     assert!(matches!(err, Error::Broker(_)), "{err:?}");
+}
+
+/// `describe_topic` of a missing topic is `None` and does not create it.
+/// Where the broker creates topics ([`Harness::creates_topics`]), a topic created compacted with a retention and a
+/// replication of 1 is described with exactly these settings, and
+/// creating it again with other settings changes none of them.
+pub async fn topics_are_described_with_their_settings(h: &dyn Harness) {
+    let t = h.transport();
+    let d = h.deadline();
+    let missing = unique("missing");
+    let found = within(d, "describe a missing topic", t.describe_topic(&missing))
+        .await
+        .unwrap_or_else(|e| panic!("describe_topic of a missing topic failed: {e}"));
+    assert_eq!(found, None, "a missing topic was described");
+    assert_eq!(
+        t.partition_count(&missing).await.unwrap(),
+        None,
+        "describing a topic created it"
+    );
+    if !h.creates_topics() {
+        return;
+    }
+    let name = unique("described");
+    let spec = TopicSpec {
+        retention: Some(Duration::from_secs(3600)),
+        cleanup_policy: CleanupPolicy::Compact,
+        configs: vec![("segment.ms".into(), "600000".into())],
+        ..TopicSpec::new(name.clone(), 3)
+    };
+    within(d, "create", t.create_topic(&spec))
+        .await
+        .unwrap_or_else(|e| panic!("create_topic failed: {e}"));
+    let wanted = TopicSpec {
+        configs: Vec::new(),
+        ..spec
+    };
+    let described = within(d, "describe", t.describe_topic(&name))
+        .await
+        .unwrap_or_else(|e| panic!("describe_topic failed: {e}"));
+    assert_eq!(described.as_ref(), Some(&wanted), "described settings");
+    within(
+        d,
+        "create again",
+        t.create_topic(&TopicSpec::new(name.clone(), 1)),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("create_topic of an existing topic failed: {e}"));
+    let again = within(d, "describe again", t.describe_topic(&name))
+        .await
+        .unwrap_or_else(|e| panic!("describe_topic failed: {e}"));
+    assert_eq!(
+        again.as_ref(),
+        Some(&wanted),
+        "creating an existing topic changed its settings"
+    );
 }
 
 /// Records sent to a partition get consecutive offsets from 0 in the
