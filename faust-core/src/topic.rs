@@ -13,8 +13,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::codec::CodecRef;
+use crate::codec::{CodecRef, Value};
 use crate::error::{Error, Result};
+use crate::schema::{Schema, TypeName};
 pub use crate::transport::CleanupPolicy;
 use crate::transport::TopicSpec;
 
@@ -57,6 +58,8 @@ struct TopicInner {
     internal: bool,
     key_codec: Option<CodecRef>,
     value_codec: Option<CodecRef>,
+    /// The key and value types of its schema, if it has one.
+    types: Option<(TypeName, TypeName)>,
     configs: Vec<(String, String)>,
 }
 
@@ -81,6 +84,7 @@ impl Topic {
                 internal: false,
                 key_codec: None,
                 value_codec: None,
+                types: None,
                 configs: Vec::new(),
             }),
         }
@@ -270,6 +274,45 @@ impl Topic {
     /// ```
     pub fn is_internal(&self) -> bool {
         self.inner.internal
+    }
+
+    /// The schema of its records (Faust's `schema=`, `key_type=`,
+    /// `value_type=`): its codecs become the topic's (those it states), and
+    /// an agent reading the topic must take values of type `V`.
+    ///
+    /// ```
+    /// # use faust_core as faust;
+    /// use faust::{Schema, Topic};
+    /// let t = Topic::new("t").schema(Schema::<String, u64>::new().value_codec("bincode"));
+    /// assert_eq!(t.value_serializer().unwrap().name(), "bincode");
+    /// assert_eq!(t.key_type(), Some("alloc::string::String"));
+    /// ```
+    pub fn schema<K: Value, V: Value>(self, schema: Schema<K, V>) -> Self {
+        let s = schema.erased;
+        self.with(|t| {
+            if s.key_codec.is_some() {
+                t.key_codec = s.key_codec;
+            }
+            if s.value_codec.is_some() {
+                t.value_codec = s.value_codec;
+            }
+            t.types = Some((s.key_type, s.value_type));
+        })
+    }
+
+    /// The value type of its schema, if it has one.
+    pub fn value_type(&self) -> Option<&'static str> {
+        self.inner.types.map(|(_, v)| v.name)
+    }
+
+    /// The key type of its schema, if it has one.
+    pub fn key_type(&self) -> Option<&'static str> {
+        self.inner.types.map(|(k, _)| k.name)
+    }
+
+    /// The value type of its schema, with its id.
+    pub(crate) fn schema_value_type(&self) -> Option<TypeName> {
+        self.inner.types.map(|(_, v)| v)
     }
 
     /// Its value codec, if it has one.

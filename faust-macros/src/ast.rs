@@ -24,6 +24,7 @@ pub(crate) mod kw {
     syn::custom_keyword!(partitions);
     syn::custom_keyword!(sink);
     syn::custom_keyword!(on_error);
+    syn::custom_keyword!(schema);
     syn::custom_keyword!(supervisor);
     syn::custom_keyword!(codec);
     syn::custom_keyword!(value_codec);
@@ -43,6 +44,7 @@ pub(crate) const KEYS: &[&str] = &[
     "partitions",
     "sink",
     "on_error",
+    "schema",
     "supervisor",
     "codec",
     "value_codec",
@@ -107,6 +109,8 @@ pub(crate) struct Args {
     pub(crate) partitions: Option<Arg<LitInt>>,
     pub(crate) sink: Option<Arg<Vec<SinkArg>>>,
     pub(crate) on_error: Option<Arg<Expr>>,
+    /// `schema = orders_schema()`: a `Schema<K, V>` expression.
+    pub(crate) schema: Option<Arg<Expr>>,
     pub(crate) supervisor: Option<Arg<Name>>,
     pub(crate) value_codec: Option<Arg<CodecArg>>,
     pub(crate) key_codec: Option<Arg<CodecArg>>,
@@ -223,6 +227,16 @@ impl Args {
             expect_eq(input, key, "on_error", "on_error = my_error_handler")?;
             let value: Expr = input.parse()?;
             set(&mut self.on_error, "on_error", key, value, errors);
+        } else if input.peek(kw::schema) {
+            let key = input.parse::<kw::schema>()?.span;
+            expect_eq(
+                input,
+                key,
+                "schema",
+                "schema = Schema::<String, Order>::new()",
+            )?;
+            let value: Expr = input.parse()?;
+            set(&mut self.schema, "schema", key, value, errors);
         } else if input.peek(kw::supervisor) {
             let key = input.parse::<kw::supervisor>()?.span;
             let value = name_value(input, key, "supervisor", "supervisor = one_for_all")?;

@@ -147,6 +147,20 @@ fn options(agent: &Agent) -> TokenStream {
         Some(TopicArg::Expr(topic)) => out.extend(quote!(.topic(#topic))),
         None => {}
     }
+    if let Some(schema) = &agent.schema {
+        // The check function ties the schema's value type to the function's:
+        // a mismatch is a type error at the schema expression.
+        let at = Span::call_site().located_at(schema.span());
+        let ident = &agent.ident;
+        let check = match agent.form {
+            Form::Consumer => quote!(consumer),
+            Form::Yielding { .. } => quote!(yielding),
+            Form::Handler { .. } => quote!(handler),
+        };
+        out.extend(
+            quote_spanned!(at=> .schema(#krate::__private::schema_check::#check(&#ident, #schema))),
+        );
+    }
     if let Some(channel) = &agent.channel {
         out.extend(quote!(.channel(#channel)));
     }

@@ -48,6 +48,9 @@ pub(crate) struct Agent {
     pub(crate) use_reply_headers: Option<bool>,
     pub(crate) sinks: Vec<SinkArg>,
     pub(crate) on_error: Option<Expr>,
+    /// `schema`: a `Schema<K, V>` expression (its `V` checked against the
+    /// function's value type by the compiler).
+    pub(crate) schema: Option<Expr>,
     /// Variant of `SupervisorStrategy`.
     pub(crate) supervisor: Option<Ident>,
     /// A checked built-in name or chain, or an expression.
@@ -184,6 +187,12 @@ pub(crate) fn validate(args: Args, func: &ItemFn, mut errors: Errors) -> Result<
         }
     }
 
+    if let (Some(schema), Some(channel)) = (&args.schema, &args.channel) {
+        let msg = "a channel passes values as they are, with no codec: remove `schema` \
+                   (the function's parameter gives the channel's type)";
+        errors.at(schema.key, msg);
+        errors.at(channel.key, msg);
+    }
     if let Some(Arg { key, value }) = &args.channel {
         if value.value().trim().is_empty() {
             errors.at(
@@ -288,6 +297,7 @@ pub(crate) fn validate(args: Args, func: &ItemFn, mut errors: Errors) -> Result<
         use_reply_headers: args.use_reply_headers.map(|a| a.value),
         sinks,
         on_error: args.on_error.map(|a| a.value),
+        schema: args.schema.map(|a| a.value),
         supervisor,
         value_codec,
         key_codec,

@@ -51,6 +51,8 @@ use self::actor::ActorCtx;
 pub use self::body::current_agent;
 use self::body::Outcome;
 use self::sink::{ErasedSink, Sink, SinkTarget};
+#[doc(hidden)]
+pub use self::spec::schema_check;
 pub use self::spec::{AgentSpec, OnError};
 pub use self::stats::{AgentInfo, AgentStats};
 use self::stream::Stream;
@@ -160,9 +162,11 @@ impl Agent {
         // An agent without codecs of its own uses its (first) topic's.
         let in_agent = |e: Error| e.context(&format!("agent `{}`", spec.name));
         let first = spec.topics.first();
+        let schema = spec.schema.as_ref();
         let value_codec = match spec
             .value_codec
             .as_ref()
+            .or_else(|| schema.and_then(|s| s.value_codec.as_ref()))
             .or_else(|| first.and_then(Topic::value_serializer))
         {
             Some(codec) => ctx.codec(codec).map_err(in_agent)?,
@@ -171,6 +175,7 @@ impl Agent {
         let key_codec = match spec
             .key_codec
             .as_ref()
+            .or_else(|| schema.and_then(|s| s.key_codec.as_ref()))
             .or_else(|| first.and_then(Topic::key_serializer))
         {
             Some(codec) => ctx.codec(codec).map_err(in_agent)?,

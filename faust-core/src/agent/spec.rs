@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::codec::{CodecRef, Value};
 use crate::error::{Error, Result};
 use crate::runtime::inbox::ValueType;
+use crate::schema::{ErasedSchema, Schema};
 use crate::topic::Topic;
 use crate::transport::TopicPattern;
 
@@ -58,6 +59,8 @@ pub struct AgentSpec {
     pub(crate) help: String,
     pub(crate) value_codec: Option<CodecRef>,
     pub(crate) key_codec: Option<CodecRef>,
+    /// Its schema (types checked against the function's when validated).
+    pub(crate) schema: Option<ErasedSchema>,
     pub(crate) supervisor: SupervisorStrategy,
     pub(crate) on_error: Option<OnError>,
     pub(crate) sinks: Vec<ErasedSink>,
@@ -112,6 +115,7 @@ impl AgentSpec {
             help: String::new(),
             value_codec: None,
             key_codec: None,
+            schema: None,
             supervisor: SupervisorStrategy::OneForOne,
             on_error: None,
             sinks: Vec::new(),
@@ -312,6 +316,17 @@ impl AgentSpec {
         self
     }
 
+    /// The schema of what the agent reads (Faust's `schema=`, `key_type=`,
+    /// `value_type=`): its value type must be the function's (checked here
+    /// when the agent is added, at compile time with the macro), and its
+    /// codecs are used unless [`value_codec`](Self::value_codec) or
+    /// [`key_codec`](Self::key_codec) says otherwise; they win over the
+    /// topic's.
+    pub fn schema<K: Value, V: Value>(mut self, schema: Schema<K, V>) -> Self {
+        self.schema = Some(schema.erased);
+        self
+    }
+
     /// Supervisor strategy (default: one-for-one).
     pub fn supervisor(mut self, strategy: SupervisorStrategy) -> Self {
         self.supervisor = strategy;
@@ -372,6 +387,28 @@ impl AgentSpec {
                 Error::Config(why) => Error::config(format!("agent `{}`: {why}", self.name)),
                 other => other,
             })?;
+        }
+        if let Some(schema) = &self.schema {
+            if schema.value_type.id != self.input.type_id {
+                return Err(Error::config(format!(
+                    "agent `{}` reads `{}` but its schema's value type is `{}`",
+                    self.name, self.input.type_name, schema.value_type.name
+                )));
+            }
+        }
+        if !self.remote {
+            for topic in &self.topics {
+                match topic.schema_value_type() {
+                    Some(v) if v.id != self.input.type_id => return Err(Error::config(format!(
+                        "agent `{}` reads `{}` from topic `{}`, whose schema's value type is `{}`",
+                        self.name,
+                        self.input.type_name,
+                        topic.name(),
+                        v.name
+                    ))),
+                    _ => {}
+                }
+            }
         }
         if let Some(channel) = &self.channel {
             let also = if !self.topics.is_empty() {
@@ -444,5 +481,37 @@ impl fmt::Debug for AgentSpec {
             .field("concurrency", &self.concurrency)
             .field("isolated_partitions", &self.isolated_partitions)
             .finish_non_exhaustive()
+    }
+}
+
+/// Used by `#[agent(schema = ...)]`: each function ties a schema's value
+/// type to the value type of an agent function of one form, so that a
+/// mismatch is a compile error at the schema. Not public API.
+#[doc(hidden)]
+pub mod schema_check {
+    use super::{Schema, Stream, Yield};
+
+    /// For `async fn(Stream<T>) -> ...`.
+    pub fn consumer<K, T, F, Fut>(_: &F, schema: Schema<K, T>) -> Schema<K, T>
+    where
+        F: Fn(Stream<T>) -> Fut,
+    {
+        schema
+    }
+
+    /// For `async fn(Stream<T>, Yield<R>) -> ...`.
+    pub fn yielding<K, T, R, F, Fut>(_: &F, schema: Schema<K, T>) -> Schema<K, T>
+    where
+        F: Fn(Stream<T>, Yield<R>) -> Fut,
+    {
+        schema
+    }
+
+    /// For `async fn(T) -> ...`.
+    pub fn handler<K, T, F, Fut>(_: &F, schema: Schema<K, T>) -> Schema<K, T>
+    where
+        F: Fn(T) -> Fut,
+    {
+        schema
     }
 }
