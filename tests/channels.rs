@@ -446,3 +446,71 @@ async fn the_test_harness_runs_a_channel_agent() {
     assert_eq!(tc.results::<i64>().unwrap(), [42]);
     within("stop", tc.stop()).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_crashed_channel_actor_is_reported_restarted_and_reads_on() {
+    let app = app("crash");
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (etx, mut erx) = mpsc::unbounded_channel();
+    app.add_agent(
+        AgentSpec::consumer("fragile", move |mut s: Stream<String>| {
+            let tx = tx.clone();
+            async move {
+                while let Some(v) = s.next().await {
+                    if v == "boom" {
+                        return Err(Error::config("boom"));
+                    }
+                    tx.send(v).unwrap();
+                }
+                Ok::<_, Error>(())
+            }
+        })
+        .channel("words")
+        .on_error(move |_, e| {
+            let _ = etx.send(e.to_string());
+        }),
+    )
+    .unwrap();
+    let words = app.channel::<String>("words").unwrap();
+    within("start", app.start()).await.unwrap();
+    for w in ["a", "boom", "b"] {
+        within("send", words.send(w.to_string())).await.unwrap();
+    }
+    assert_eq!(within("a", rx.recv()).await.unwrap(), "a");
+    assert!(within("on_error", erx.recv())
+        .await
+        .unwrap()
+        .contains("boom"));
+    assert_eq!(
+        within("b", rx.recv()).await.unwrap(),
+        "b",
+        "the restarted actor reads the same channel"
+    );
+    assert_eq!(app.agent("fragile").unwrap().stats().restarts(), 1);
+    within("stop", app.stop()).await.unwrap();
+}
+
+#[tokio::test]
+async fn ask_nowait_on_a_channel_agent_gives_a_promise_of_the_reply() {
+    let app = app("nowait");
+    app.add_agent(
+        AgentSpec::handler("upper", |s: String| async move {
+            Ok::<_, Error>(s.to_uppercase())
+        })
+        .channel("text"),
+    )
+    .unwrap();
+    within("start", app.start()).await.unwrap();
+    let upper = app.agent("upper").unwrap();
+    let promise = within(
+        "ask_nowait",
+        upper.ask_nowait(&"hi", SendOptions::default().correlation_id("cid-1")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(promise.correlation_id(), "cid-1");
+    assert_eq!(promise.reply_to(), app.config().reply_to);
+    let reply = within("reply", promise.wait()).await.unwrap();
+    assert_eq!(reply, serde_json::json!("HI"));
+    within("stop", app.stop()).await.unwrap();
+}

@@ -82,7 +82,9 @@ async fn an_agent_of_another_type_on_a_schema_topic_is_refused() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("reads `alloc::string::String` from topic `orders`, whose schema's value type is"),
+        err.contains(
+            "reads `alloc::string::String` from topic `orders`, whose schema's value type is"
+        ),
         "{err}"
     );
     let err = app
@@ -92,7 +94,10 @@ async fn an_agent_of_another_type_on_a_schema_topic_is_refused() {
         )
         .unwrap_err()
         .to_string();
-    assert!(err.contains("its schema's value type is `alloc::string::String`"), "{err}");
+    assert!(
+        err.contains("its schema's value type is `alloc::string::String`"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -399,13 +399,15 @@ impl AgentSpec {
         if !self.remote {
             for topic in &self.topics {
                 match topic.schema_value_type() {
-                    Some(v) if v.id != self.input.type_id => return Err(Error::config(format!(
+                    Some(v) if v.id != self.input.type_id => {
+                        return Err(Error::config(format!(
                         "agent `{}` reads `{}` from topic `{}`, whose schema's value type is `{}`",
                         self.name,
                         self.input.type_name,
                         topic.name(),
                         v.name
-                    ))),
+                    )))
+                    }
                     _ => {}
                 }
             }
