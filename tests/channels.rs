@@ -3,30 +3,18 @@
 //! sinks, next to topic agents; back-pressure, errors and what a stop does.
 //! Kafka runs of the same shape are in the broker suite.
 
-use std::future::Future;
+mod common;
+
+use common::{app, within};
+
+const SUITE: &str = "channels";
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use faust::{agent, AgentSpec, App, Error, SendOptions, Sink, Stream};
 use tokio::sync::{mpsc, Barrier, Notify};
-
-/// Fail the test instead of hanging.
-async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(10), fut)
-        .await
-        .unwrap_or_else(|_| panic!("timed out: {what}"))
-}
-
-/// An app on a fresh embedded broker.
-fn app(id: &str) -> App {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    App::builder(id)
-        .broker(format!("memory://channels-{id}-{}-{n}", std::process::id()))
-        .build()
-        .unwrap()
-}
 
 /// A value that cannot be encoded: it arrives only if nothing encodes it.
 #[derive(Debug, PartialEq, serde::Deserialize)]
@@ -40,7 +28,7 @@ impl serde::Serialize for Opaque {
 
 #[tokio::test]
 async fn values_sent_to_a_channel_arrive_as_they_were_sent() {
-    let app = app("as-sent");
+    let app = app(SUITE, "as-sent");
     let (tx, mut rx) = mpsc::unbounded_channel();
     app.add_agent(
         AgentSpec::consumer("read", move |mut s: Stream<Opaque>| {
@@ -89,7 +77,7 @@ async fn values_sent_to_a_channel_arrive_as_they_were_sent() {
 
 #[tokio::test]
 async fn twelve_values_on_a_channel_with_concurrency_four_go_three_to_each_actor_in_order() {
-    let app = app("c4");
+    let app = app(SUITE, "c4");
     let barrier = Arc::new(Barrier::new(4));
     let seen = Arc::new(Mutex::new(Vec::new()));
     let (b, s) = (barrier.clone(), seen.clone());
@@ -137,7 +125,7 @@ async fn twelve_values_on_a_channel_with_concurrency_four_go_three_to_each_actor
 
 #[tokio::test]
 async fn a_channel_agent_answers_send_ask_and_join() {
-    let app = app("rpc");
+    let app = app(SUITE, "rpc");
     let (tx, mut rx) = mpsc::unbounded_channel();
     app.add_agent(
         AgentSpec::handler("double", move |x: i64| {
@@ -174,7 +162,7 @@ async fn a_channel_agent_answers_send_ask_and_join() {
 
 #[tokio::test]
 async fn every_agent_reading_a_channel_gets_every_value() {
-    let app = app("fan-out");
+    let app = app(SUITE, "fan-out");
     let (tx, mut rx) = mpsc::unbounded_channel();
     for name in ["a", "b"] {
         let tx = tx.clone();
@@ -209,7 +197,7 @@ async fn every_agent_reading_a_channel_gets_every_value() {
 
 #[tokio::test]
 async fn sinks_feed_a_channel_by_name_and_through_its_agent() {
-    let app = app("sinks");
+    let app = app(SUITE, "sinks");
     let (tx, mut rx) = mpsc::unbounded_channel();
     app.add_agent(
         AgentSpec::handler("total", move |x: u64| {
@@ -240,7 +228,7 @@ async fn sinks_feed_a_channel_by_name_and_through_its_agent() {
 
 #[tokio::test]
 async fn a_sink_to_a_channel_that_does_not_exist_fails_the_start() {
-    let app = app("no-channel");
+    let app = app(SUITE, "no-channel");
     app.add_agent(
         AgentSpec::handler("price", |x: u64| async move { Ok::<_, Error>(x) })
             .sink(Sink::<u64>::channel("totlas")),
@@ -252,7 +240,7 @@ async fn a_sink_to_a_channel_that_does_not_exist_fails_the_start() {
 
 #[tokio::test]
 async fn bad_channel_declarations_are_refused_with_the_fix() {
-    let app = app("bad");
+    let app = app(SUITE, "bad");
     let reader = |name: &str| {
         AgentSpec::consumer(name, |mut s: Stream<u32>| async move {
             while s.next().await.is_some() {}
@@ -339,7 +327,7 @@ async fn a_full_channel_blocks_the_sender_until_its_deadline_and_drops_nothing()
 
 #[tokio::test]
 async fn values_left_in_a_channel_are_lost_when_the_app_stops() {
-    let app = app("lost");
+    let app = app(SUITE, "lost");
     let release = Arc::new(Notify::new());
     let (tx, mut rx) = mpsc::unbounded_channel();
     let r = release.clone();
@@ -406,7 +394,7 @@ static COUNTED_SIGNAL: Notify = Notify::const_new();
 
 #[tokio::test]
 async fn the_macro_declares_a_channel_agent() {
-    let app = app("macro");
+    let app = app(SUITE, "macro");
     for d in faust::registered_agents().unwrap() {
         if d.name == "count_in_channel" {
             app.add_agent((d.build)()).unwrap();
@@ -426,7 +414,7 @@ async fn the_macro_declares_a_channel_agent() {
 
 #[tokio::test]
 async fn the_test_harness_runs_a_channel_agent() {
-    let app = app("harness");
+    let app = app(SUITE, "harness");
     let double = app
         .add_agent(
             AgentSpec::handler("double", |x: i64| async move { Ok::<_, Error>(x * 2) })
@@ -449,7 +437,7 @@ async fn the_test_harness_runs_a_channel_agent() {
 
 #[tokio::test]
 async fn a_crashed_channel_actor_is_reported_restarted_and_reads_on() {
-    let app = app("crash");
+    let app = app(SUITE, "crash");
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (etx, mut erx) = mpsc::unbounded_channel();
     app.add_agent(
@@ -492,7 +480,7 @@ async fn a_crashed_channel_actor_is_reported_restarted_and_reads_on() {
 
 #[tokio::test]
 async fn ask_nowait_on_a_channel_agent_gives_a_promise_of_the_reply() {
-    let app = app("nowait");
+    let app = app(SUITE, "nowait");
     app.add_agent(
         AgentSpec::handler("upper", |s: String| async move {
             Ok::<_, Error>(s.to_uppercase())

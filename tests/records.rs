@@ -2,11 +2,14 @@
 //! writes, what is accepted on input, nested records, and records as agent
 //! values on the embedded broker.
 
-use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+mod common;
 
-use faust::{AgentSpec, App, CodecRef, Error, Record as _, Stream};
+use common::{app, within};
+
+const SUITE: &str = "records";
+
+
+use faust::{AgentSpec, CodecRef, Error, Record as _, Stream};
 use serde_json::{json, Value};
 
 /// `class Add(faust.Record, namespace="shop.Add")`.
@@ -225,24 +228,9 @@ fn namespace_of_dispatches() {
 
 // ----- agents on the embedded broker ----------------------------------------------
 
-async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(10), fut)
-        .await
-        .unwrap_or_else(|_| panic!("timed out: {what}"))
-}
-
-fn app(id: &str) -> App {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    App::builder(id)
-        .broker(format!("memory://records-{id}-{}-{n}", std::process::id()))
-        .build()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn agent_with_record_values_answers_ask() {
-    let app = app("ask");
+    let app = app(SUITE, "ask");
     let add = app
         .add_agent(
             AgentSpec::handler("add", |r: Add| async move {
@@ -278,7 +266,7 @@ async fn agent_with_record_values_answers_ask() {
 
 #[tokio::test]
 async fn one_topic_several_record_types() {
-    let app = app("mixed");
+    let app = app(SUITE, "mixed");
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     app.add_agent(
         AgentSpec::consumer("mixed", move |mut values: Stream<Value>| {

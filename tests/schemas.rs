@@ -3,28 +3,16 @@
 //! schema wins over the topic's; records that do not match are decode
 //! errors with their coordinates.
 
-use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+mod common;
 
-use faust::{agent, AgentSpec, App, Error, Schema, Stream, Topic};
+use common::{app, within};
+
+const SUITE: &str = "schemas";
+
+
+use faust::{agent, AgentSpec, Error, Schema, Stream, Topic};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
-
-async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(10), fut)
-        .await
-        .unwrap_or_else(|_| panic!("timed out: {what}"))
-}
-
-fn app(id: &str) -> App {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    App::builder(id)
-        .broker(format!("memory://schemas-{id}-{}-{n}", std::process::id()))
-        .build()
-        .unwrap()
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Order {
@@ -38,7 +26,7 @@ fn order_schema() -> Schema<String, Order> {
 
 #[tokio::test]
 async fn a_topic_schema_gives_the_codecs_and_the_value_type() {
-    let app = app("topic");
+    let app = app(SUITE, "topic");
     let orders = app.topic(Topic::new("orders").schema(order_schema()));
     assert_eq!(orders.value_type(), Some(std::any::type_name::<Order>()));
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -69,7 +57,7 @@ async fn a_topic_schema_gives_the_codecs_and_the_value_type() {
 
 #[tokio::test]
 async fn an_agent_of_another_type_on_a_schema_topic_is_refused() {
-    let app = app("mismatch");
+    let app = app(SUITE, "mismatch");
     let orders = Topic::new("orders").schema(order_schema());
     let err = app
         .add_agent(
@@ -102,7 +90,7 @@ async fn an_agent_of_another_type_on_a_schema_topic_is_refused() {
 
 #[tokio::test]
 async fn the_agent_schema_wins_over_the_topic_and_a_bad_record_is_a_located_decode_error() {
-    let app = app("wins");
+    let app = app(SUITE, "wins");
     let orders = app.topic(Topic::new("orders").value_codec("bincode"));
     let (tx, mut rx) = mpsc::unbounded_channel();
     let errors = tx.clone();
@@ -156,7 +144,7 @@ async fn the_macro_takes_a_schema() {
         .into_iter()
         .find(|d| d.name == "count_orders")
         .unwrap();
-    let app = app("macro");
+    let app = app(SUITE, "macro");
     let agent = app.add_agent((d.build)()).unwrap();
     assert_eq!(agent.value_codec().name(), "json");
 }

@@ -338,8 +338,9 @@ impl PartitionAcks {
 pub(crate) struct Lease {
     msg: MessageRef,
     started: bool,
-    /// The value itself, for a message sent through a channel (no bytes).
-    payload: Option<Payload>,
+    /// The value itself, for a message sent through a channel (no bytes);
+    /// boxed again so that a lease stays one pointer larger, not two.
+    payload: Option<Box<Payload>>,
 }
 
 /// A value sent through a channel, as it travels to the reading actor.
@@ -359,7 +360,7 @@ impl Lease {
         Self {
             msg,
             started: false,
-            payload: Some(payload),
+            payload: Some(Box::new(payload)),
         }
     }
 
@@ -369,7 +370,7 @@ impl Lease {
 
     /// The value of a channel message (once; `None` for a consumed record).
     pub(crate) fn take_payload(&mut self) -> Option<Payload> {
-        self.payload.take()
+        self.payload.take().map(|p| *p)
     }
 
     /// Claim the message for processing; false if its partition was revoked.
