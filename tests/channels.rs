@@ -3,18 +3,17 @@
 //! sinks, next to topic agents; back-pressure, errors and what a stop does.
 //! Kafka runs of the same shape are in the broker suite.
 
-mod common;
-
-use common::{app, within};
-
-const SUITE: &str = "channels";
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use faust::{agent, AgentSpec, App, Error, SendOptions, Sink, Stream};
 use tokio::sync::{mpsc, Barrier, Notify};
+
+mod common;
+use common::{app, within};
+
+const SUITE: &str = "channels";
 
 /// A value that cannot be encoded: it arrives only if nothing encodes it.
 #[derive(Debug, PartialEq, serde::Deserialize)]

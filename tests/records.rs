@@ -2,15 +2,13 @@
 //! writes, what is accepted on input, nested records, and records as agent
 //! values on the embedded broker.
 
-mod common;
+use faust::{AgentSpec, CodecRef, Error, Record as _, Stream};
+use serde_json::{json, Value};
 
+mod common;
 use common::{app, within};
 
 const SUITE: &str = "records";
-
-
-use faust::{AgentSpec, CodecRef, Error, Record as _, Stream};
-use serde_json::{json, Value};
 
 /// `class Add(faust.Record, namespace="shop.Add")`.
 #[derive(Clone, Debug, PartialEq, faust::Record)]

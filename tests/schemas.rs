@@ -3,16 +3,14 @@
 //! schema wins over the topic's; records that do not match are decode
 //! errors with their coordinates.
 
-mod common;
-
-use common::{app, within};
-
-const SUITE: &str = "schemas";
-
-
 use faust::{agent, AgentSpec, Error, Schema, Stream, Topic};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+
+mod common;
+use common::{app, within};
+
+const SUITE: &str = "schemas";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Order {
