@@ -186,7 +186,7 @@ fn agent_spec(cfg: &Config, output: Arc<Output>) -> AgentSpec {
             let stall_file = stall_file.clone();
             async move {
                 let actor = match (events.active_partition(), events.concurrency_index()) {
-                    (Some(p), _) => format!("p{p}"),
+                    (Some(tp), _) => format!("p{}", tp.partition),
                     (None, i) => format!("a{}", i.unwrap_or(0)),
                 };
                 while let Some(event) = events.next_event().await {
@@ -334,7 +334,11 @@ enum Owned {
 impl Owned {
     fn get(&self) -> Vec<i32> {
         match self {
-            Owned::Actors(agent) => agent.active_partitions(),
+            Owned::Actors(agent) => agent
+                .active_partitions()
+                .iter()
+                .map(|tp| tp.partition)
+                .collect(),
             Owned::Events(assignment) => assignment.get(),
         }
     }

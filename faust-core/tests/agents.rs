@@ -136,7 +136,7 @@ async fn isolated_partitions_one_actor_per_partition_each_sees_only_its_own() {
             AgentSpec::consumer("iso", move |mut s: Stream<i64>| {
                 let tx = tx.clone();
                 async move {
-                    let mine = s.active_partition();
+                    let mine = s.active_partition().map(|tp| tp.partition);
                     while let Some(ev) = s.next_event().await {
                         let _ = tx.send((mine, ev.message().partition(), ev.message().offset()));
                     }
@@ -174,7 +174,7 @@ async fn isolated_partitions_one_actor_per_partition_each_sees_only_its_own() {
             "partition {p} in order, uniform"
         );
     }
-    assert_eq!(agent.active_partitions(), (0..8).collect::<Vec<_>>());
+    assert_eq!(partitions_of(&agent), (0..8).collect::<Vec<_>>());
     assert_eq!(agent.actor_count(), 8);
     app.stop().await.unwrap();
 }
@@ -223,7 +223,7 @@ async fn isolated_partitions_rebalancing_starts_and_truly_stops_actors() {
             .await
             .unwrap();
         assert_eq!(
-            agent.active_partitions(),
+            partitions_of(&agent),
             next,
             "actors after rebalance to {next:?}"
         );
@@ -1060,4 +1060,76 @@ async fn a_pattern_agent_reads_matching_topics_including_ones_created_later() {
         err.starts_with("invalid configuration: agent `bad`: invalid topic pattern `orders-(`"),
         "{err}"
     );
+}
+
+/// The partition numbers of an isolated agent's actors.
+fn partitions_of(agent: &faust_core::Agent) -> Vec<i32> {
+    agent
+        .active_partitions()
+        .iter()
+        .map(|tp| tp.partition)
+        .collect()
+}
+
+#[tokio::test]
+async fn isolated_partitions_of_several_topics_and_a_pattern_get_an_actor_each() {
+    let app = app("isolated-topics").topic_partitions(2).build().unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let agent = app
+        .add_agent(
+            AgentSpec::consumer("iso", move |mut s: Stream<i64>| {
+                let tx = tx.clone();
+                async move {
+                    let mine = s
+                        .active_partition()
+                        .expect("an isolated actor has a partition");
+                    while let Some(ev) = s.next_event().await {
+                        let _ = tx.send((mine.clone(), ev.message().topic_partition(), ev.value));
+                    }
+                    Ok::<_, Error>(())
+                }
+            })
+            .topics(["iso-a", "iso-b"])
+            .topic_pattern("iso-p-.*")
+            .isolated_partitions(true),
+        )
+        .unwrap();
+    use faust_core::transport::TopicSpec;
+    app.transport()
+        .create_topic(&TopicSpec::new("iso-p-1", 2))
+        .await
+        .unwrap();
+    within(10, "start", app.start()).await.unwrap();
+    let tp = |t: &str, p: i32| faust_core::TopicPartition::new(t, p);
+    let all = [
+        tp("iso-a", 0),
+        tp("iso-a", 1),
+        tp("iso-b", 0),
+        tp("iso-b", 1),
+        tp("iso-p-1", 0),
+        tp("iso-p-1", 1),
+    ];
+    within(10, "an actor per topic partition", async {
+        while agent.active_partitions() != all {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    for (i, t) in all.iter().enumerate() {
+        let mut record = faust_core::ProducerRecord::new(t.topic.clone(), i.to_string());
+        record.partition = Some(t.partition);
+        app.send_record(record).await.unwrap();
+    }
+    let seen = take(&mut rx, all.len()).await;
+    for (mine, from, _) in &seen {
+        assert_eq!(
+            mine, from,
+            "an isolated actor receives only its topic partition"
+        );
+    }
+    let mut got: Vec<_> = seen.into_iter().map(|(_, from, v)| (from, v)).collect();
+    got.sort();
+    let want: Vec<_> = all.iter().cloned().zip(0..).collect();
+    assert_eq!(got, want);
+    within(10, "stop", app.stop()).await.unwrap();
 }

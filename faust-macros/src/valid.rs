@@ -179,12 +179,6 @@ pub(crate) fn validate(args: Args, func: &ItemFn, mut errors: Errors) -> Result<
                 ),
             );
         }
-        if let Some(iso) = args.isolated_partitions.as_ref().filter(|a| a.value) {
-            errors.at(
-                iso.key,
-                "`isolated_partitions` cannot be combined with `topic_pattern` yet: remove one of them",
-            );
-        }
     }
 
     if let (Some(schema), Some(channel)) = (&args.schema, &args.channel) {

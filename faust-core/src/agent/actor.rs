@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::codec::Value;
 use crate::error::{Error, Result};
+use crate::record::TopicPartition;
 use crate::rpc::server::{self, ReplyAddr, Request};
 use crate::runtime::acks::{Lease, Message, MessageRef};
 use crate::runtime::queue::Queue;
@@ -37,7 +38,7 @@ struct Current {
 pub(crate) struct ActorCtx {
     agent: Agent,
     index: Option<usize>,
-    partition: Option<i32>,
+    partition: Option<TopicPartition>,
     queue: Queue,
     cancel: CancellationToken,
     current: Mutex<Option<Current>>,
@@ -67,12 +68,12 @@ impl ActorCtx {
     pub(crate) fn new(
         agent: Agent,
         index: Option<usize>,
-        partition: Option<i32>,
+        partition: Option<TopicPartition>,
         queue: Queue,
         cancel: CancellationToken,
     ) -> Arc<Self> {
-        let label = match (index, partition) {
-            (_, Some(p)) => format!("Agent*: {} isolated={{{p}}}", agent.name()),
+        let label = match (index, &partition) {
+            (_, Some(tp)) => format!("Agent*: {} isolated={{{tp}}}", agent.name()),
             (Some(i), None) => format!("Agent*: {} #{i}", agent.name()),
             (None, None) => format!("Agent*: {}", agent.name()),
         };
@@ -96,8 +97,8 @@ impl ActorCtx {
     pub(crate) fn index(&self) -> Option<usize> {
         self.index
     }
-    pub(crate) fn partition(&self) -> Option<i32> {
-        self.partition
+    pub(crate) fn partition(&self) -> Option<&TopicPartition> {
+        self.partition.as_ref()
     }
     pub(crate) fn label(&self) -> &str {
         &self.label

@@ -91,10 +91,10 @@ impl Agent {
         Ok(())
     }
 
-    fn queue_for(&self, st: &State, slot: Slot) -> Option<Queue> {
+    fn queue_for(&self, st: &State, slot: &Slot) -> Option<Queue> {
         match slot {
             Slot::Index(_) => st.queue(None),
-            Slot::Partition(p) => st.queue(Some(p)),
+            Slot::Partition(tp) => st.queue(Some(tp)),
         }
     }
 
@@ -103,12 +103,12 @@ impl Agent {
         if st.stopping {
             return;
         }
-        let (Some(queue), Some(exits)) = (self.queue_for(&st, slot), st.exits.clone()) else {
+        let (Some(queue), Some(exits)) = (self.queue_for(&st, &slot), st.exits.clone()) else {
             return;
         };
-        let (index, partition) = match slot {
-            Slot::Index(i) => (i, None),
-            Slot::Partition(p) => (None, Some(p)),
+        let (index, partition) = match &slot {
+            Slot::Index(i) => (*i, None),
+            Slot::Partition(tp) => (None, Some(tp.clone())),
         };
         let id = st.next_id;
         st.next_id += 1;
@@ -163,12 +163,14 @@ impl Agent {
             }
             Decision::RestartAll => {
                 let others = self.take_actors();
-                let mut slots: Vec<Slot> = others.iter().map(|h| h.slot).collect();
+                let mut slots: Vec<Slot> = others.iter().map(|h| h.slot.clone()).collect();
                 self.stop_actors(others, ctx.config.stop_timeout).await;
                 slots.push(handle.slot);
-                slots.sort_by_key(|s| match s {
-                    Slot::Index(i) => i.unwrap_or(0) as i64,
-                    Slot::Partition(p) => *p as i64,
+                slots.sort_by(|a, b| match (a, b) {
+                    (Slot::Index(a), Slot::Index(b)) => a.cmp(b),
+                    (Slot::Partition(a), Slot::Partition(b)) => a.cmp(b),
+                    (Slot::Index(_), Slot::Partition(_)) => std::cmp::Ordering::Less,
+                    (Slot::Partition(_), Slot::Index(_)) => std::cmp::Ordering::Greater,
                 });
                 if self.spend_restart(ctx) {
                     for slot in slots {

@@ -82,10 +82,10 @@ pub(crate) struct AgentInner {
     state: Mutex<State>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Slot {
     Index(Option<usize>),
-    Partition(i32),
+    Partition(TopicPartition),
 }
 
 struct ActorHandle {
@@ -111,9 +111,9 @@ impl Drop for QueueTx {
 
 impl State {
     /// The queue of isolated `partition`, or the shared one for `None`.
-    fn queue(&self, partition: Option<i32>) -> Option<Queue> {
+    fn queue(&self, partition: Option<&TopicPartition>) -> Option<Queue> {
         match partition {
-            Some(p) => self.isolated.get(&p),
+            Some(tp) => self.isolated.get(tp),
             None => self.shared.as_ref(),
         }
         .map(|q| q.0.clone())
@@ -127,7 +127,7 @@ struct State {
     run_by_app: bool,
     stopping: bool,
     shared: Option<QueueTx>,
-    isolated: BTreeMap<i32, QueueTx>,
+    isolated: BTreeMap<TopicPartition, QueueTx>,
     actors: HashMap<u64, ActorHandle>,
     finished: Vec<String>,
     next_id: u64,
@@ -474,10 +474,10 @@ impl Agent {
 
     /// A new stream reading the agent's shared queue, alongside its actors
     /// (Faust's `stream()`; for isolated agents, `partition` picks the queue).
-    pub fn stream<T: Value>(&self, partition: Option<i32>) -> Result<Stream<T>> {
+    pub fn stream<T: Value>(&self, partition: Option<TopicPartition>) -> Result<Stream<T>> {
         let queue = self
             .state()
-            .queue(partition)
+            .queue(partition.as_ref())
             .ok_or_else(|| Error::Stopped(format!("agent `{}` (no such queue)", self.name())))?;
         Ok(Stream::new(ActorCtx::new(
             self.clone(),

@@ -3,24 +3,26 @@
 
 use crate::error::Result;
 use crate::record::TopicPartition;
+use crate::runtime::acks::Message;
 use crate::runtime::queue::{AgentQueue, Queue};
 
 use super::{Agent, QueueTx, Slot};
 
 impl Agent {
-    /// Partitions with a running isolated actor.
-    pub fn active_partitions(&self) -> Vec<i32> {
+    /// The topic partitions with a running isolated actor, in order
+    /// (Faust's `actor.active_partitions`, for the whole agent).
+    pub fn active_partitions(&self) -> Vec<TopicPartition> {
         let st = self.state();
-        let mut ps: Vec<i32> = st
+        let mut tps: Vec<TopicPartition> = st
             .actors
             .values()
-            .filter_map(|h| match h.slot {
-                Slot::Partition(p) => Some(p),
+            .filter_map(|h| match &h.slot {
+                Slot::Partition(tp) => Some(tp.clone()),
                 Slot::Index(_) => None,
             })
             .collect();
-        ps.sort_unstable();
-        ps
+        tps.sort_unstable();
+        tps
     }
 
     /// Partitions were assigned to this app; routes to the isolated or
@@ -71,29 +73,30 @@ impl Agent {
         }
     }
 
-    /// Start one actor per newly assigned partition, in partition order.
+    /// Start one actor per newly assigned partition of a topic it reads, in
+    /// topic and partition order.
     async fn assign_isolated(&self, assigned: &[TopicPartition]) -> Result<()> {
         let capacity = self.context().config.stream_buffer_maxsize;
-        let mut parts: Vec<i32> = assigned
+        let mut tps: Vec<TopicPartition> = assigned
             .iter()
             .filter(|tp| self.reads(&tp.topic))
-            .map(|tp| tp.partition)
+            .cloned()
             .collect();
-        parts.sort_unstable();
-        for p in parts {
+        tps.sort_unstable();
+        for tp in tps {
             let new = {
                 let mut st = self.state();
-                if !st.started || st.isolated.contains_key(&p) {
+                if !st.started || st.isolated.contains_key(&tp) {
                     false
                 } else {
                     st.isolated
-                        .insert(p, QueueTx(AgentQueue::new(capacity, false)));
+                        .insert(tp.clone(), QueueTx(AgentQueue::new(capacity, false)));
                     true
                 }
             };
             if new {
-                tracing::debug!(agent = %self.name(), partition = p, "isolated partition assigned");
-                self.spawn_actor(Slot::Partition(p));
+                tracing::debug!(agent = %self.name(), partition = %tp, "isolated partition assigned");
+                self.spawn_actor(Slot::Partition(tp));
             }
         }
         Ok(())
@@ -104,18 +107,15 @@ impl Agent {
     async fn revoke_isolated(&self, revoked: &[TopicPartition]) -> Result<()> {
         let actors = {
             let mut st = self.state();
-            let parts: Vec<i32> = revoked
-                .iter()
-                .filter(|tp| self.reads(&tp.topic))
-                .map(|tp| tp.partition)
-                .collect();
-            for p in &parts {
-                st.isolated.remove(p);
+            let tps: Vec<&TopicPartition> =
+                revoked.iter().filter(|tp| self.reads(&tp.topic)).collect();
+            for tp in &tps {
+                st.isolated.remove(*tp);
             }
             let ids: Vec<u64> = st
                 .actors
                 .iter()
-                .filter(|(_, h)| matches!(h.slot, Slot::Partition(p) if parts.contains(&p)))
+                .filter(|(_, h)| matches!(&h.slot, Slot::Partition(tp) if tps.contains(&tp)))
                 .map(|(id, _)| *id)
                 .collect();
             ids.into_iter()
@@ -139,10 +139,13 @@ impl Agent {
         Ok(())
     }
 
-    /// The queue that receives this agent's messages of `partition`, if
-    /// the agent is running (and, isolated, has the partition).
-    pub(crate) fn queue(&self, partition: i32) -> Option<Queue> {
-        self.state()
-            .queue(self.isolated_partitions().then_some(partition))
+    /// The queue that receives this agent's copy of `msg`, if the agent is
+    /// running (and, isolated, has its partition).
+    pub(crate) fn queue(&self, msg: &Message) -> Option<Queue> {
+        if self.isolated_partitions() {
+            self.state().queue(Some(&msg.topic_partition()))
+        } else {
+            self.state().queue(None)
+        }
     }
 }

@@ -238,8 +238,8 @@ impl AgentSpec {
     /// Consume several topics: events say which one they came from
     /// ([`Message::topic`](crate::Message::topic)), each partition's order is
     /// kept, and sending to the agent (`send`, `ask`...) produces to the
-    /// first one. An empty list keeps the default topic. Not with isolated
-    /// partitions yet.
+    /// first one. An empty list keeps the default topic. With isolated
+    /// partitions, each partition of each topic gets its own actor.
     pub fn topics<I, S>(mut self, names: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -263,8 +263,8 @@ impl AgentSpec {
     /// regular expression, `regex` crate syntax; Kafka's pattern
     /// subscription), including topics created after the app started. An
     /// agent with only patterns has no topic of its own: it cannot be sent
-    /// to, and the app creates no topic for it. Not with isolated
-    /// partitions yet.
+    /// to, and the app creates no topic for it. With isolated partitions,
+    /// each partition of each matching topic gets its own actor.
     pub fn topic_pattern(mut self, pattern: impl Into<String>) -> Self {
         self.patterns.push(pattern.into());
         self
@@ -421,6 +421,8 @@ impl AgentSpec {
                 Some("isolated partitions (a channel has no partitions)")
             } else if self.remote {
                 Some("`remote` (a channel is in this process)")
+            } else if self.schema.is_some() {
+                Some("a schema (a channel passes values as they are, with no codec)")
             } else {
                 None
             };
@@ -436,13 +438,6 @@ impl AgentSpec {
                     self.name
                 )));
             }
-        }
-        if self.isolated_partitions && (self.topics.len() > 1 || !self.patterns.is_empty()) {
-            return Err(Error::config(format!(
-                "agent `{}`: isolated partitions with several topics or a topic pattern are not \
-                 supported yet (one agent per topic, or a shared agent)",
-                self.name
-            )));
         }
         if self.isolated_partitions && self.concurrency > 1 {
             return Err(Error::config(format!(

@@ -12,6 +12,7 @@ use futures::FutureExt;
 
 use crate::codec::Value;
 use crate::error::Result;
+use crate::record::TopicPartition;
 use crate::runtime::acks::MessageRef;
 
 use super::actor::ActorCtx;
@@ -71,9 +72,10 @@ impl<T: Value> Stream<T> {
         self.ctx.index()
     }
 
-    /// The partition this stream is limited to, for isolated-partition agents.
-    pub fn active_partition(&self) -> Option<i32> {
-        self.ctx.partition()
+    /// The topic partition this stream is limited to, for isolated-partition
+    /// agents (Faust's `active_partitions`, one here).
+    pub fn active_partition(&self) -> Option<TopicPartition> {
+        self.ctx.partition().cloned()
     }
 
     pub(crate) fn into_ctx(self) -> Arc<ActorCtx> {

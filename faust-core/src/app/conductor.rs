@@ -277,9 +277,8 @@ impl Conductor {
                 return Delivered::Revoked;
             }
         }
-        let partition = msg.partition();
         for (agent, queue) in run.agents.iter().zip(run.queues.iter_mut()) {
-            let Some(mut lease) = try_hand(agent, partition, queue, Lease::new(msg.clone())) else {
+            let Some(mut lease) = try_hand(agent, &msg, queue, Lease::new(msg.clone())) else {
                 continue;
             };
             let Some(q) = queue.clone() else {
@@ -303,7 +302,7 @@ impl Conductor {
                 }
                 let next = Instant::now() + SIDE_POLL;
                 self.side_timer.as_mut().reset(next);
-                if self.tick(msg.topic(), partition).await {
+                if self.tick(msg.topic(), msg.partition()).await {
                     return Delivered::Revoked;
                 }
             };
@@ -497,16 +496,16 @@ impl Conductor {
 /// Queue `delivery` with `agent` without waiting, looking its queue up
 /// again if it closed since (the agent stopped or restarted). `None`: it is
 /// queued. Otherwise it comes back, with `queue` the queue to wait on (full
-/// or closed) or `None` when the agent has no queue for `partition`.
+/// or closed) or `None` when the agent has no queue for `msg`'s partition.
 fn try_hand(
     agent: &crate::agent::Agent,
-    partition: i32,
+    msg: &Message,
     queue: &mut Option<Queue>,
     mut lease: Lease,
 ) -> Option<Lease> {
     for look_again in [false, true] {
         if look_again || queue.is_none() {
-            *queue = agent.queue(partition);
+            *queue = agent.queue(msg);
         }
         let Some(q) = queue.as_ref() else {
             return Some(lease);

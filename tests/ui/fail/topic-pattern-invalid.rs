@@ -5,9 +5,4 @@ async fn orders(_s: Stream<i64>) -> faust::Result<()> {
     Ok(())
 }
 
-#[agent(topic_pattern = "orders-.*", isolated_partitions = true)]
-async fn isolated(_s: Stream<i64>) -> faust::Result<()> {
-    Ok(())
-}
-
 fn main() {}

@@ -16,4 +16,10 @@ async fn off(_s: Stream<i64>) -> faust::Result<()> {
     Ok(())
 }
 
+// An actor per partition of every topic listed or matching the pattern.
+#[agent(topic = ["a", "b"], topic_pattern = "orders-.*", isolated_partitions = true)]
+async fn several(_s: Stream<i64>) -> faust::Result<()> {
+    Ok(())
+}
+
 fn main() {}
