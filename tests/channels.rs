@@ -256,6 +256,15 @@ async fn bad_channel_declarations_are_refused_with_the_fix() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("isolated partitions"), "{err}");
+    let err = app
+        .add_agent(
+            reader("schema")
+                .channel("c")
+                .schema(faust::Schema::<String, u32>::new()),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cannot also have a schema"), "{err}");
     app.add_agent(reader("ok").channel("c")).unwrap();
     let err = app.channel::<String>("c").unwrap_err().to_string();
     assert!(
