@@ -54,6 +54,19 @@ pub(crate) const KEYS: &[&str] = &[
     "crate",
 ];
 
+/// The built-in codec names; a test checks them against
+/// `faust_core::codec::BUILTIN_CODECS`.
+pub(crate) const CODECS: &[&str] = &["json", "bincode", "raw"];
+
+/// The built-in transform names; a test checks them against
+/// `faust_core::codec::BUILTIN_TRANSFORMS`.
+pub(crate) const TRANSFORMS: &[&str] = &["binary"];
+
+/// Whether a bare identifier names a built-in codec or transform.
+fn is_builtin_codec_name(name: &str) -> bool {
+    CODECS.contains(&name) || TRANSFORMS.contains(&name)
+}
+
 /// One argument: where its key is, and its value.
 pub(crate) struct Arg<T> {
     /// The key token (errors about the argument as a whole point here).
@@ -509,7 +522,7 @@ fn codec_value(input: ParseStream<'_>, at: Span, key: &str) -> syn::Result<Codec
     if let Expr::Path(p) = &expr {
         if let Some(ident) = p.path.get_ident().filter(|_| p.qself.is_none()) {
             let text = ident.unraw().to_string();
-            if crate::valid::is_builtin_codec_name(&text) {
+            if is_builtin_codec_name(&text) {
                 return Ok(CodecArg::Name(Name {
                     text,
                     span: ident.span(),

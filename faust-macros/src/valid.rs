@@ -9,7 +9,7 @@ use syn::{
     PathArguments, ReturnType, Signature, Type,
 };
 
-use crate::ast::{Arg, Args, CodecArg, Errors, Name, SinkArg, TopicArg};
+use crate::ast::{Arg, Args, CodecArg, Errors, Name, SinkArg, TopicArg, CODECS, TRANSFORMS};
 
 /// The three agent function forms.
 pub(crate) enum Form {
@@ -74,25 +74,12 @@ const SUPERVISORS: &[(&str, &str)] = &[
     ("crashing", "Crashing"),
 ];
 
-/// The built-in codec names; a test checks them against
-/// `faust_core::codec::BUILTIN_CODECS`.
-const CODECS: &[&str] = &["json", "bincode", "raw"];
-
-/// The built-in transform names; a test checks them against
-/// `faust_core::codec::BUILTIN_TRANSFORMS`.
-const TRANSFORMS: &[&str] = &["binary"];
-
 /// A codec argument, checked.
 pub(crate) enum CodecOut {
     /// A built-in name or chain (`"json|binary"`), normalized.
     Name(LitStr),
     /// Passed on as `impl Into<CodecRef>`.
     Expr(Expr),
-}
-
-/// Whether a bare identifier names a built-in codec or transform.
-pub(crate) fn is_builtin_codec_name(name: &str) -> bool {
-    CODECS.contains(&name) || TRANSFORMS.contains(&name)
 }
 
 /// Check a codec argument: a name must be a built-in codec or transform,
@@ -659,7 +646,10 @@ mod tests {
 
     #[test]
     fn codec_names_match_the_runtime() {
-        assert_eq!(super::CODECS, faust_core::codec::BUILTIN_CODECS);
-        assert_eq!(super::TRANSFORMS, faust_core::codec::BUILTIN_TRANSFORMS);
+        assert_eq!(crate::ast::CODECS, faust_core::codec::BUILTIN_CODECS);
+        assert_eq!(
+            crate::ast::TRANSFORMS,
+            faust_core::codec::BUILTIN_TRANSFORMS
+        );
     }
 }
