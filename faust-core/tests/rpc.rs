@@ -554,3 +554,32 @@ async fn a_send_can_encode_its_value_with_another_codec() {
     assert_eq!((first.as_str(), second.as_str()), ("plain", "\"quoted\""));
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn cast_takes_the_options_of_send() {
+    let app = app("cast-with").build().unwrap();
+    let agent = app
+        .add_agent(
+            AgentSpec::consumer("sink", |mut s: Stream<i64>| async move {
+                while s.next().await.is_some() {}
+                Ok::<_, Error>(())
+            })
+            .topic("cast-with")
+            .partitions(2),
+        )
+        .unwrap();
+    app.start().await.unwrap();
+    let opts = SendOptions::default()
+        .key("k")
+        .partition(0)
+        .timestamp(1_700_000_000_000)
+        .header("h", "v");
+    within(5, "cast", agent.cast_with(&7, opts)).await.unwrap();
+    let got = records(&app, "cast-with", 1).await;
+    let r = &got[0];
+    assert_eq!(r.key.as_deref(), Some(&b"k"[..]));
+    assert_eq!(r.timestamp, 1_700_000_000_000);
+    assert!(r.headers.iter().any(|(n, v)| n == "h" && &v[..] == b"v"));
+    assert_eq!(r.value.as_deref(), Some(&b"7"[..]));
+    app.stop().await.unwrap();
+}

@@ -602,6 +602,16 @@ impl Agent {
     pub async fn cast<V: serde::Serialize + ?Sized>(&self, value: &V) -> Result<()> {
         self.send(value).await.map(|_| ())
     }
+
+    /// [`cast`](Self::cast) with the options of [`send_with`](Self::send_with):
+    /// key, partition, timestamp, headers, codec.
+    pub async fn cast_with<V: serde::Serialize + ?Sized>(
+        &self,
+        value: &V,
+        opts: SendOptions,
+    ) -> Result<()> {
+        self.send_with(value, opts).await.map(|_| ())
+    }
 }
 
 impl PartialEq for Agent {

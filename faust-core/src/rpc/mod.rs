@@ -61,6 +61,12 @@ impl SendOptions {
         self.partition = Some(partition);
         self
     }
+    /// Give the record this timestamp (milliseconds since the Unix epoch)
+    /// instead of the time it is produced.
+    pub fn timestamp(mut self, millis: i64) -> Self {
+        self.timestamp = Some(millis);
+        self
+    }
     /// Add a header.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<Bytes>) -> Self {
         self.headers.push((name.into(), value.into()));
