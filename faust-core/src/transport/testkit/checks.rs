@@ -34,6 +34,28 @@ fn member(h: &dyn Harness, name: &str, c: Box<dyn crate::transport::Consumer>) -
     m
 }
 
+/// A member of `group` on `topic` (from the oldest record), tolerant of
+/// refused commits as the harness says.
+async fn joined(h: &dyn Harness, name: &str, group: &str, topic: &str) -> Member {
+    member(
+        h,
+        name,
+        join(&*h.transport(), group, topic, OffsetReset::Earliest).await,
+    )
+}
+
+/// Members `m1` and `m2` of `group`, joined together on the 8 partitions of
+/// `topic` and driven until they own 4 each.
+async fn two_members_splitting_8(h: &dyn Harness, group: &str, topic: &str) -> (Member, Member) {
+    let mut m1 = joined(h, "m1", group, topic).await;
+    let mut m2 = joined(h, "m2", group, topic).await;
+    drive_until(&mut [&mut m1, &mut m2], h.deadline(), "a 4/4 split", |ms| {
+        sizes(ms) == [4, 4]
+    })
+    .await;
+    (m1, m2)
+}
+
 /// Read records until `n` arrived, failing on anything but records.
 async fn read(
     h: &dyn Harness,
@@ -505,17 +527,9 @@ pub async fn second_member_splits_partitions_and_each_record_is_seen_once(h: &dy
     let d = h.deadline();
     let topic = h.topic(8).await;
     let group = h.group();
-    let mut m1 = member(
-        h,
-        "m1",
-        join(&*t, &group, &topic, OffsetReset::Earliest).await,
-    );
+    let mut m1 = joined(h, "m1", &group, &topic).await;
     drive_until(&mut [&mut m1], d, "m1 owns all", |ms| sizes(ms) == [8]).await;
-    let mut m2 = member(
-        h,
-        "m2",
-        join(&*t, &group, &topic, OffsetReset::Earliest).await,
-    );
+    let mut m2 = joined(h, "m2", &group, &topic).await;
     drive_until(&mut [&mut m1, &mut m2], d, "a 4/4 split", |ms| {
         sizes(ms) == [4, 4]
     })
@@ -657,20 +671,7 @@ pub async fn third_member_triggers_revoke_then_assign_without_loss_or_duplicates
     let d = h.deadline();
     let topic = h.topic(8).await;
     let group = h.group();
-    let mut m1 = member(
-        h,
-        "m1",
-        join(&*t, &group, &topic, OffsetReset::Earliest).await,
-    );
-    let mut m2 = member(
-        h,
-        "m2",
-        join(&*t, &group, &topic, OffsetReset::Earliest).await,
-    );
-    drive_until(&mut [&mut m1, &mut m2], d, "a 4/4 split", |ms| {
-        sizes(ms) == [4, 4]
-    })
-    .await;
+    let (mut m1, mut m2) = two_members_splitting_8(h, &group, &topic).await;
     for i in 0..800 {
         send(&*t, &topic, Some(i % 8), None, &format!("a{i}")).await;
     }
@@ -682,11 +683,7 @@ pub async fn third_member_triggers_revoke_then_assign_without_loss_or_duplicates
     m1.commit_all().await;
     m2.commit_all().await;
     let (r1, r2) = (m1.revocations(), m2.revocations());
-    let mut m3 = member(
-        h,
-        "m3",
-        join(&*t, &group, &topic, OffsetReset::Earliest).await,
-    );
+    let mut m3 = joined(h, "m3", &group, &topic).await;
     drive_until(&mut [&mut m1, &mut m2, &mut m3], d, "a 3/3/2 split", |ms| {
         let mut s = sizes(ms);
         s.sort_unstable();
@@ -736,20 +733,7 @@ async fn leaving_member_releases_its_partitions(h: &dyn Harness, by_drop: bool) 
     let d = h.deadline();
     let topic = h.topic(8).await;
     let group = h.group();
-    let mut m1 = member(
-        h,
-        "m1",
-        join(&*t, &group, &topic, OffsetReset::Earliest).await,
-    );
-    let mut m2 = member(
-        h,
-        "m2",
-        join(&*t, &group, &topic, OffsetReset::Earliest).await,
-    );
-    drive_until(&mut [&mut m1, &mut m2], d, "a 4/4 split", |ms| {
-        sizes(ms) == [4, 4]
-    })
-    .await;
+    let (mut m1, mut m2) = two_members_splitting_8(h, &group, &topic).await;
     for i in 0..80 {
         send(&*t, &topic, Some(i % 8), None, &format!("{i}")).await;
     }
@@ -930,16 +914,8 @@ pub async fn two_groups_each_see_every_record(h: &dyn Harness) {
     let t = h.transport();
     let d = h.deadline();
     let topic = h.topic(4).await;
-    let mut g1 = member(
-        h,
-        "g1",
-        join(&*t, &h.group(), &topic, OffsetReset::Earliest).await,
-    );
-    let mut g2 = member(
-        h,
-        "g2",
-        join(&*t, &h.group(), &topic, OffsetReset::Earliest).await,
-    );
+    let mut g1 = joined(h, "g1", &h.group(), &topic).await;
+    let mut g2 = joined(h, "g2", &h.group(), &topic).await;
     for i in 0..200 {
         send(&*t, &topic, None, Some(&i.to_string()), "v").await;
     }
@@ -964,21 +940,12 @@ pub async fn two_groups_each_see_every_record(h: &dyn Harness) {
 /// of the old owner would be accepted and overwrite the group's offset):
 /// a transport checks ownership itself, as the Kafka transport does.
 pub async fn commits_of_a_partition_moved_away_are_refused(h: &dyn Harness) {
-    let t = h.transport();
     let d = h.deadline();
     let topic = h.topic(2).await;
     let group = h.group();
-    let mut a = member(
-        h,
-        "a",
-        join(&*t, &group, &topic, OffsetReset::Earliest).await,
-    );
+    let mut a = joined(h, "a", &group, &topic).await;
     drive_until(&mut [&mut a], d, "a owns all", |ms| sizes(ms) == [2]).await;
-    let mut c = member(
-        h,
-        "c",
-        join(&*t, &group, &topic, OffsetReset::Earliest).await,
-    );
+    let mut c = joined(h, "c", &group, &topic).await;
     drive_until(&mut [&mut a, &mut c], d, "a 1/1 split", |ms| {
         sizes(ms) == [1, 1]
     })
