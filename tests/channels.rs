@@ -4,7 +4,7 @@
 //! Kafka runs of the same shape are in the broker suite.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use faust::{agent, AgentSpec, App, Error, SendOptions, Sink, Stream};
@@ -14,6 +14,22 @@ mod common;
 use common::{app, within};
 
 const SUITE: &str = "channels";
+
+/// A handler agent answering `f(value)` that reports each value it gets.
+fn reporting_handler<T: faust::Value + Clone, R: faust::Value>(
+    name: &str,
+    f: fn(T) -> R,
+) -> (AgentSpec, mpsc::UnboundedReceiver<T>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let spec = AgentSpec::handler(name, move |x: T| {
+        let tx = tx.clone();
+        async move {
+            tx.send(x.clone()).unwrap();
+            Ok::<_, Error>(f(x))
+        }
+    });
+    (spec, rx)
+}
 
 /// A value that cannot be encoded: it arrives only if nothing encodes it.
 #[derive(Debug, PartialEq, serde::Deserialize)]
@@ -78,16 +94,13 @@ async fn values_sent_to_a_channel_arrive_as_they_were_sent() {
 async fn twelve_values_on_a_channel_with_concurrency_four_go_three_to_each_actor_in_order() {
     let app = app(SUITE, "c4");
     let barrier = Arc::new(Barrier::new(4));
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let (b, s) = (barrier.clone(), seen.clone());
+    let (tx, mut rx) = mpsc::unbounded_channel();
     app.add_agent(
         AgentSpec::consumer("work", move |mut stream: Stream<u32>| {
-            let (barrier, seen) = (b.clone(), s.clone());
+            let (barrier, tx) = (barrier.clone(), tx.clone());
             async move {
                 while let Some(v) = stream.next().await {
-                    seen.lock()
-                        .unwrap()
-                        .push((stream.concurrency_index().unwrap(), v));
+                    tx.send((stream.concurrency_index().unwrap(), v)).unwrap();
                     // No actor takes a second value before each took one.
                     barrier.wait().await;
                 }
@@ -103,13 +116,10 @@ async fn twelve_values_on_a_channel_with_concurrency_four_go_three_to_each_actor
     for v in 0..12 {
         within("send", jobs.send(v)).await.unwrap();
     }
-    within("all processed", async {
-        while seen.lock().unwrap().len() < 12 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
-    let seen = seen.lock().unwrap().clone();
+    let mut seen = Vec::new();
+    for _ in 0..12 {
+        seen.push(within("all processed", rx.recv()).await.unwrap());
+    }
     for index in 0..4 {
         let mine: Vec<u32> = seen
             .iter()
@@ -125,18 +135,8 @@ async fn twelve_values_on_a_channel_with_concurrency_four_go_three_to_each_actor
 #[tokio::test]
 async fn a_channel_agent_answers_send_ask_and_join() {
     let app = app(SUITE, "rpc");
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    app.add_agent(
-        AgentSpec::handler("double", move |x: i64| {
-            let tx = tx.clone();
-            async move {
-                tx.send(x).unwrap();
-                Ok::<_, Error>(x * 2)
-            }
-        })
-        .channel("numbers"),
-    )
-    .unwrap();
+    let (double, mut rx) = reporting_handler("double", |x: i64| x * 2);
+    app.add_agent(double.channel("numbers")).unwrap();
     within("start", app.start()).await.unwrap();
     let double = app.agent("double").unwrap();
     let answer: i64 = within("ask", double.ask(&21)).await.unwrap();
@@ -197,18 +197,8 @@ async fn every_agent_reading_a_channel_gets_every_value() {
 #[tokio::test]
 async fn sinks_feed_a_channel_by_name_and_through_its_agent() {
     let app = app(SUITE, "sinks");
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    app.add_agent(
-        AgentSpec::handler("total", move |x: u64| {
-            let tx = tx.clone();
-            async move {
-                tx.send(x).unwrap();
-                Ok::<_, Error>(x)
-            }
-        })
-        .channel("totals"),
-    )
-    .unwrap();
+    let (total, mut rx) = reporting_handler("total", |x: u64| x);
+    app.add_agent(total.channel("totals")).unwrap();
     // A topic agent whose results go to the channel, by name and by agent.
     app.add_agent(
         AgentSpec::handler("price", |x: u64| async move { Ok::<_, Error>(x * 10) })

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{app, nothing_more, take, within};
+use common::{app, nothing_more, partitions_of, take, within};
 use faust_core::{current_agent, AgentSpec, Error, Sink, Stream, SupervisorStrategy, Yield};
 use tokio::sync::mpsc;
 
@@ -1060,15 +1060,6 @@ async fn a_pattern_agent_reads_matching_topics_including_ones_created_later() {
         err.starts_with("invalid configuration: agent `bad`: invalid topic pattern `orders-(`"),
         "{err}"
     );
-}
-
-/// The partition numbers of an isolated agent's actors.
-fn partitions_of(agent: &faust_core::Agent) -> Vec<i32> {
-    agent
-        .active_partitions()
-        .iter()
-        .map(|tp| tp.partition)
-        .collect()
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{app, within};
+use common::{app, partitions_of, within};
 use faust_core::{AgentManagerT, AgentSpec, Error, Stream, TopicPartition};
 
 fn idle(name: &str, topic: &str) -> AgentSpec {
@@ -200,13 +200,4 @@ async fn user_code_cannot_stop_or_rebalance_the_agents_of_a_running_app() {
     // Once the app stopped them, the agents are the user's to run again.
     app.agents().start().await.unwrap();
     app.agents().stop().await.unwrap();
-}
-
-/// The partition numbers of an isolated agent's actors.
-fn partitions_of(agent: &faust_core::Agent) -> Vec<i32> {
-    agent
-        .active_partitions()
-        .iter()
-        .map(|tp| tp.partition)
-        .collect()
 }

@@ -144,11 +144,9 @@ impl Agent {
             .iter()
             .map(|p| TopicPattern::new(p))
             .collect::<Result<Vec<_>>>()?;
+        let in_agent = |e: Error| e.context(&format!("agent `{}`", spec.name));
         let inbox = match &spec.channel {
-            Some(name) => Some(ctx.channel(name, spec.input).map_err(|e| match e {
-                Error::Config(why) => Error::config(format!("agent `{}`: {why}", spec.name)),
-                other => other,
-            })?),
+            Some(name) => Some(ctx.channel(name, spec.input).map_err(in_agent)?),
             None => None,
         };
         let topics: Vec<Arc<str>> = if inbox.is_some() {
@@ -160,7 +158,6 @@ impl Agent {
             spec.topics.iter().map(|t| t.name().into()).collect()
         };
         // An agent without codecs of its own uses its (first) topic's.
-        let in_agent = |e: Error| e.context(&format!("agent `{}`", spec.name));
         let first = spec.topics.first();
         let schema = spec.schema.as_ref();
         let value_codec = match spec
@@ -523,14 +520,7 @@ impl Agent {
 
     /// Send a value to the agent (no reply expected).
     pub async fn send<V: serde::Serialize + ?Sized>(&self, value: &V) -> Result<RecordMetadata> {
-        if let Some(inbox) = self.inbox() {
-            let payload = inbox.value_type().convert(value)?;
-            return self
-                .send_to_channel(inbox, payload, &SendOptions::default())
-                .await;
-        }
-        let bytes = self.value_codec().encode_bytes(value)?;
-        self.send_raw(None, Some(bytes), None, Vec::new()).await
+        self.send_with(value, SendOptions::default()).await
     }
 
     /// Send a value with a key (encoded with the key codec) to the agent.
@@ -539,15 +529,8 @@ impl Agent {
         K: serde::Serialize + ?Sized,
         V: serde::Serialize + ?Sized,
     {
-        let k = self.key_codec().encode_bytes(key)?;
-        if let Some(inbox) = self.inbox() {
-            let payload = inbox.value_type().convert(value)?;
-            return self
-                .send_to_channel(inbox, payload, &SendOptions::default().key(k))
-                .await;
-        }
-        let v = self.value_codec().encode_bytes(value)?;
-        self.send_raw(Some(k), Some(v), None, Vec::new()).await
+        self.send_keyed_with(key, value, SendOptions::default())
+            .await
     }
 
     /// Hand a value of the channel's type to the channel the agent reads,

@@ -7,9 +7,10 @@
 //! produced is delivered.
 
 use std::any::{Any, TypeId};
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
@@ -47,41 +48,42 @@ impl fmt::Debug for SinkCall {
 /// give the delivery of the record they queued.
 pub(crate) type SinkSend = Queued;
 
-/// The codec and route of a sink's target agent, looked up by name once
-/// per app (agents are never removed from an app).
-#[derive(Default)]
-struct AgentTarget(std::sync::OnceLock<(u64, CodecRef, AgentRoute)>);
+/// What a sink looks up in its app (a target agent, a channel, a codec by
+/// name), kept for the first app that uses the sink: agents, channels and
+/// codecs are never removed from an app. Another app using the same sink
+/// looks it up each time.
+struct PerApp<T>(OnceLock<(u64, T)>);
 
-impl AgentTarget {
-    fn resolve(&self, ctx: &Context, name: &str) -> Result<(CodecRef, AgentRoute)> {
-        if let Some((instance, codec, route)) = self.0.get() {
-            if *instance == ctx.instance {
-                return Ok((codec.clone(), route.clone()));
-            }
-        }
-        let found = ctx.agent_target(name)?;
-        // The first app to use the sink keeps the cache; others look up.
-        let _ = self.0.set((ctx.instance, found.0.clone(), found.1.clone()));
-        Ok(found)
+impl<T> Default for PerApp<T> {
+    fn default() -> Self {
+        PerApp(OnceLock::new())
     }
 }
 
-/// A sink's channel, looked up by name once per app.
-#[derive(Default)]
-struct ChannelTarget(std::sync::OnceLock<(u64, Arc<Inbox>)>);
-
-impl ChannelTarget {
-    fn resolve(&self, ctx: &Context, name: &str) -> Result<Arc<Inbox>> {
-        if let Some((instance, inbox)) = self.0.get() {
+impl<T: Clone> PerApp<T> {
+    fn get<'a>(&'a self, ctx: &Context, look_up: impl FnOnce() -> Result<T>) -> Result<Cow<'a, T>> {
+        if let Some((instance, found)) = self.0.get() {
             if *instance == ctx.instance {
-                return Ok(inbox.clone());
+                return Ok(Cow::Borrowed(found));
             }
         }
-        let inbox = ctx
-            .find_channel(name)
-            .ok_or_else(|| unknown_channel(name))?;
-        let _ = self.0.set((ctx.instance, inbox.clone()));
-        Ok(inbox)
+        let found = look_up()?;
+        let _ = self.0.set((ctx.instance, found.clone()));
+        Ok(Cow::Owned(found))
+    }
+}
+
+/// A codec a topic states (looked up in the app's codecs once), else
+/// `default`.
+fn stated_or<'a>(
+    stated: &'a Option<CodecRef>,
+    resolved: &'a PerApp<CodecRef>,
+    ctx: &Context,
+    default: &'a CodecRef,
+) -> Result<Cow<'a, CodecRef>> {
+    match stated {
+        None => Ok(Cow::Borrowed(default)),
+        Some(codec) => resolved.get(ctx, || ctx.codec(codec)),
     }
 }
 
@@ -140,10 +142,12 @@ enum SinkKind<R> {
 
 /// [`SinkKind`] with the topic name ready to share with every record.
 enum ErasedKind<R> {
-    Agent(String, AgentTarget),
-    /// The topic name, and the topic's value codec if it has one.
-    Topic(Arc<str>, Option<CodecRef>),
-    Channel(String, ChannelTarget),
+    /// The agent's name, its codec and route once looked up.
+    Agent(String, PerApp<(CodecRef, AgentRoute)>),
+    /// The topic name, the topic's value codec if it has one, and that
+    /// codec looked up.
+    Topic(Arc<str>, Option<CodecRef>, PerApp<CodecRef>),
+    Channel(String, PerApp<Arc<Inbox>>),
     Callback(CallFn<R>),
 }
 
@@ -261,10 +265,15 @@ impl<R: Value> Sink<R> {
             _ => None,
         };
         let topic_key_codec = topic.as_ref().and_then(Topic::key_serializer).cloned();
+        let key_codec = PerApp::default();
         let kind = match self.kind {
-            SinkKind::Topic(t) => ErasedKind::Topic(t.name().into(), t.value_serializer().cloned()),
-            SinkKind::Agent(a) => ErasedKind::Agent(a, AgentTarget::default()),
-            SinkKind::Channel(c) => ErasedKind::Channel(c, ChannelTarget::default()),
+            SinkKind::Topic(t) => ErasedKind::Topic(
+                t.name().into(),
+                t.value_serializer().cloned(),
+                PerApp::default(),
+            ),
+            SinkKind::Agent(a) => ErasedKind::Agent(a, PerApp::default()),
+            SinkKind::Channel(c) => ErasedKind::Channel(c, PerApp::default()),
             SinkKind::Callback(f) => ErasedKind::Callback(f),
         };
         let send: ErasedSendFn = Arc::new(move |ctx: &Context, out: SinkInput<'_>| {
@@ -274,9 +283,7 @@ impl<R: Value> Sink<R> {
                 )));
             };
             let key = match &key_by {
-                Some(key_by) => match topic_key_codec
-                    .as_ref()
-                    .map_or(Ok(out.key_codec.clone()), |c| ctx.codec(c))
+                Some(key_by) => match stated_or(&topic_key_codec, &key_codec, ctx, out.key_codec)
                     .and_then(|codec| key_by(value, &codec))
                 {
                     Ok(key) => Some(key),
@@ -285,26 +292,32 @@ impl<R: Value> Sink<R> {
                 None => out.key.cloned(),
             };
             let encoded = match &kind {
-                ErasedKind::Agent(name, target) => match target.resolve(ctx, name) {
-                    Ok((codec, AgentRoute::Topic(topic))) => {
-                        codec.encode_bytes(value).map(|bytes| (bytes, topic))
-                    }
-                    Ok((_, AgentRoute::Channel(inbox))) => {
-                        return send_to_channel(ctx, inbox, value, key)
-                    }
+                ErasedKind::Agent(name, target) => match target.get(ctx, || ctx.agent_target(name))
+                {
+                    Ok(found) => match &*found {
+                        (codec, AgentRoute::Topic(topic)) => codec
+                            .encode_bytes(value)
+                            .map(|bytes| (bytes, topic.clone())),
+                        (_, AgentRoute::Channel(inbox)) => {
+                            return send_to_channel(ctx, inbox.clone(), value, key)
+                        }
+                    },
                     Err(e) => Err(e),
                 },
                 ErasedKind::Channel(name, target) => {
-                    return match target.resolve(ctx, name) {
-                        Ok(inbox) => send_to_channel(ctx, inbox, value, key),
+                    let found = target.get(ctx, || {
+                        ctx.find_channel(name).ok_or_else(|| unknown_channel(name))
+                    });
+                    return match found {
+                        Ok(inbox) => send_to_channel(ctx, inbox.into_owned(), value, key),
                         Err(e) => SinkSend::Now(Err(e)),
-                    }
+                    };
                 }
-                ErasedKind::Topic(topic, codec) => codec
-                    .as_ref()
-                    .map_or(Ok(ctx.config.value_codec.clone()), |c| ctx.codec(c))
-                    .and_then(|codec| codec.encode_bytes(value))
-                    .map(|bytes| (bytes, topic.clone())),
+                ErasedKind::Topic(topic, stated, resolved) => {
+                    stated_or(stated, resolved, ctx, &ctx.config.value_codec)
+                        .and_then(|codec| codec.encode_bytes(value))
+                        .map(|bytes| (bytes, topic.clone()))
+                }
                 ErasedKind::Callback(f) => {
                     return match f(value) {
                         SinkCall::Done(r) => SinkSend::Now(r.map(|()| None)),

@@ -383,10 +383,7 @@ impl AgentSpec {
             )));
         }
         for pattern in &self.patterns {
-            TopicPattern::new(pattern).map_err(|e| match e {
-                Error::Config(why) => Error::config(format!("agent `{}`: {why}", self.name)),
-                other => other,
-            })?;
+            TopicPattern::new(pattern).map_err(|e| e.context(&format!("agent `{}`", self.name)))?;
         }
         if let Some(schema) = &self.schema {
             if schema.value_type.id != self.input.type_id {

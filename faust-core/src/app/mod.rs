@@ -451,14 +451,14 @@ impl App {
             .await
     }
 
-    /// Produce a value to a topic with the app's value codec.
+    /// Produce a value to a topic with the app's value codec (the topic by
+    /// name: see [`send_to`](Self::send_to) for a [`Topic`]'s own codec).
     pub async fn send<V: serde::Serialize + ?Sized>(
         &self,
         topic: &str,
         value: &V,
     ) -> Result<RecordMetadata> {
-        let bytes = self.config().value_codec.encode_bytes(value)?;
-        self.send_bytes(topic, None, Some(bytes), Vec::new()).await
+        self.send_to(topic, value).await
     }
 }
 

@@ -93,8 +93,10 @@ impl SendOptions {
         self.value_codec = Some(codec.into());
         self
     }
-    /// Encode the key with this codec instead of the agent's (see
-    /// [`key_codec`](Self::key_codec)).
+    /// Encode the key given to
+    /// [`Agent::send_keyed_with`](crate::Agent::send_keyed_with) with this
+    /// codec instead of the agent's (Faust's `key_serializer`); a key set
+    /// with [`key`](Self::key) is bytes already.
     pub fn key_codec(mut self, codec: impl Into<CodecRef>) -> Self {
         self.key_codec = Some(codec.into());
         self

@@ -65,7 +65,7 @@ impl ValueType {
 
 /// One agent reading a channel, and its queue while it runs.
 struct Reader {
-    agent: String,
+    agent: Arc<str>,
     queue: Option<Queue>,
 }
 
@@ -123,9 +123,9 @@ impl Inbox {
     /// `agent` reads this channel (from when it starts).
     pub(crate) fn add_reader(&self, agent: &str) {
         let mut readers = self.readers.write();
-        if !readers.iter().any(|r| r.agent == agent) {
+        if !readers.iter().any(|r| &*r.agent == agent) {
             readers.push(Reader {
-                agent: agent.to_string(),
+                agent: agent.into(),
                 queue: None,
             });
         }
@@ -136,20 +136,20 @@ impl Inbox {
         self.readers
             .read()
             .iter()
-            .map(|r| r.agent.clone())
+            .map(|r| r.agent.to_string())
             .collect()
     }
 
     /// `agent` started: its values go to `queue`.
     pub(crate) fn attach(&self, agent: &str, queue: Queue) {
-        if let Some(r) = self.readers.write().iter_mut().find(|r| r.agent == agent) {
+        if let Some(r) = self.readers.write().iter_mut().find(|r| &*r.agent == agent) {
             r.queue = Some(queue);
         }
     }
 
     /// `agent` stopped: the values in its queue are dropped with it.
     pub(crate) fn detach(&self, agent: &str) {
-        if let Some(r) = self.readers.write().iter_mut().find(|r| r.agent == agent) {
+        if let Some(r) = self.readers.write().iter_mut().find(|r| &*r.agent == agent) {
             r.queue = None;
         }
     }
@@ -180,11 +180,10 @@ impl Inbox {
         let batch: Arc<[Message]> =
             Arc::from(vec![Message::new(record, self.acks.clone(), queues.len())]);
         // Copies first, so a failing copy sends to no reader.
-        let mut payloads = Vec::with_capacity(queues.len());
-        for _ in 1..queues.len() {
-            payloads.push((self.value_type.copy)(&*payload)?);
-        }
-        payloads.insert(0, payload);
+        let copies = (1..queues.len())
+            .map(|_| (self.value_type.copy)(&*payload))
+            .collect::<Result<Vec<_>>>()?;
+        let payloads = std::iter::once(payload).chain(copies);
         let deadline = tokio::time::Instant::now() + wait;
         for ((agent, queue), payload) in queues.into_iter().zip(payloads) {
             let lease = Lease::with_payload(MessageRef::new(batch.clone(), 0), payload);
@@ -215,7 +214,7 @@ impl Inbox {
         })
     }
 
-    fn running_queues(&self) -> Result<Vec<(String, Queue)>> {
+    fn running_queues(&self) -> Result<Vec<(Arc<str>, Queue)>> {
         let readers = self.readers.read();
         if readers.is_empty() {
             return Err(Error::config(format!(

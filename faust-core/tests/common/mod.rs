@@ -36,3 +36,12 @@ pub async fn nothing_more<T: std::fmt::Debug>(rx: &mut tokio::sync::mpsc::Unboun
         panic!("unexpected extra item: {x:?}");
     }
 }
+
+/// The partition numbers of an isolated agent's actors.
+pub fn partitions_of(agent: &faust_core::Agent) -> Vec<i32> {
+    agent
+        .active_partitions()
+        .iter()
+        .map(|tp| tp.partition)
+        .collect()
+}
