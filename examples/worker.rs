@@ -425,6 +425,7 @@ async fn main() -> anyhow::Result<()> {
 
     let app = faust::app_builder(cfg.app_id.clone())
         .stream_buffer_maxsize(cfg.buffer)
+        .with_env()
         .build()?;
     let agent = app.add_agent(agent_spec(&cfg, output))?;
     let owned = match cfg.mode {

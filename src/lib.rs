@@ -26,17 +26,21 @@ pub use faust_core::model;
 pub use faust_core::model::Record;
 pub use faust_core::{
     agent as agents, channel, codec, current_agent, error, manager, message, record, redact,
-    replies, schema, stream, supervisor, testing, topic, transport, wire, Agent, AgentInfo,
-    AgentManager, AgentManagerT, AgentSpec, AgentStats, AgentT, App, AppBuilder, AppConfig,
-    BarrierState, Channel, CleanupPolicy, Codec, CodecRef, Error, Event, Message, MessageRef,
-    OffsetReset, PutOptions, RecordMetadata, ReplyConsumer, ReplyPromise, ReplyTuple, Result,
-    Schema, SendOptions, Sink, Stream, SupervisorStrategy, TestContext, TestEvent, Topic,
-    TopicPartition, Value, Yield,
+    replies, schema, stream, supervisor, testing, timer as timers, topic, transport, wire, Agent,
+    AgentInfo, AgentManager, AgentManagerT, AgentSpec, AgentStats, AgentT, App, AppBuilder,
+    AppConfig, BarrierState, Channel, CleanupPolicy, Codec, CodecRef, Error, Event, Message,
+    MessageRef, OffsetReset, PutOptions, RecordMetadata, ReplyConsumer, ReplyPromise, ReplyTuple,
+    Result, Schema, SendOptions, Sink, Stream, SupervisorStrategy, TestContext, TestEvent,
+    TimerSpec, Topic, TopicPartition, Value, Yield,
 };
-pub use faust_macros::{agent, Record};
+pub use faust_macros::{agent, timer, Record};
 
 mod cli;
 mod run;
+
+/// The command-line parser [`Cli::command`] describes commands with.
+pub use clap;
+pub use cli::Cli;
 
 pub use faust_core::registry::Registry;
 pub use run::{app_builder, registered_agents, registered_app, run, run_with};
@@ -47,8 +51,8 @@ pub mod __private {
     //! public API.
     pub use faust_core::agent::schema_check;
     pub use faust_core::model::{dotted, dotted_len, utf8, Record, RecordMarker};
-    pub use faust_core::registry::AgentDescriptor;
-    pub use faust_core::{AgentSpec, CodecRef, Sink, Stream, SupervisorStrategy, Yield};
+    pub use faust_core::registry::{AgentDescriptor, TimerDescriptor};
+    pub use faust_core::{AgentSpec, CodecRef, Sink, Stream, SupervisorStrategy, TimerSpec, Yield};
     pub use inventory;
     pub use serde;
 }

@@ -25,16 +25,20 @@ pub fn registered_app(id: impl Into<String>) -> faust_core::Result<App> {
     Ok(app)
 }
 
-/// Run the command line of an app made of every registered agent.
+/// Run the command line of an app made of every registered agent: see
+/// [`Cli`](crate::Cli) for the commands (`worker` is the default), the
+/// settings' layers and how errors are printed.
 ///
-/// The app id is `FAUST_APP_ID`, or `--app-id`, or the executable's name.
-/// See `--help` for the commands (`worker` is the default).
+/// The app id is `--app-id`, else `FAUST_APP_ID`, else the executable's
+/// name; the broker `--broker`, else `FAUST_BROKER`, else `memory://`.
 pub async fn run() -> anyhow::Result<()> {
-    crate::cli::main(None, app_builder).await
+    crate::Cli::new().run().await
 }
 
-/// Like [`run`], with an app configured by the caller (the registered
-/// agents are added to it).
+/// Like [`run`], with an app configured in code (the registered agents are
+/// added to it). The environment and the command line win over the code:
+/// `FAUST_BROKER` over `builder.broker(..)`, `--broker` over both, and the
+/// same for the app id.
 pub async fn run_with(builder: AppBuilder) -> anyhow::Result<()> {
-    crate::cli::main(Some(builder), app_builder).await
+    crate::Cli::new().app(builder).run().await
 }

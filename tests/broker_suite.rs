@@ -1423,6 +1423,67 @@ async fn ask_keeps_its_deadline_while_the_broker_is_frozen() -> Result<()> {
     Ok(())
 }
 
+/// `target/<profile>/examples/quickstart`, a `faust::run()` app.
+fn quickstart_bin() -> Result<PathBuf> {
+    let worker = worker_bin()?;
+    let bin = worker.with_file_name(format!("quickstart{}", std::env::consts::EXE_SUFFIX));
+    ensure!(
+        bin.exists(),
+        "{} not found: run `cargo build --example quickstart` first",
+        bin.display()
+    );
+    Ok(bin)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cli_ask_leaves_no_reply_topic_behind() -> Result<()> {
+    let Some(ctx) = Ctx::new("cli-ask") else {
+        return Ok(());
+    };
+    // No worker runs: the ask times out, after its reply topic was made.
+    let out = Command::new(quickstart_bin()?)
+        .args(["--broker", &ctx.url, "--app-id", &ctx.name])
+        .args([
+            "ask",
+            "@quote",
+            r#"{"id":1,"item":"tea","quantity":2}"#,
+            "--timeout",
+            "3",
+        ])
+        .env("RUST_LOG", "faust=debug")
+        .output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        !out.status.success(),
+        "the ask succeeded without a worker: {err}"
+    );
+    ensure!(err.contains("timed out"), "{err}");
+    let topic = err
+        .lines()
+        .find(|l| l.contains("reply topic deleted"))
+        .and_then(|l| l.split("topic=").nth(1))
+        .map(|t| t.split_whitespace().next().unwrap_or_default().to_string())
+        .ok_or_else(|| anyhow!("the ask did not delete its reply topic:\n{err}"))?;
+    ensure!(topic.starts_with("f-reply-"), "{topic}");
+    let client = faust::app_builder(format!("{}-client", ctx.name))
+        .broker(ctx.url.clone())
+        .build()?;
+    let gone = tokio::time::timeout(Duration::from_secs(30), async {
+        while client.transport().partition_count(&topic).await?.is_some() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok::<_, faust::Error>(())
+    })
+    .await;
+    ensure!(
+        matches!(gone, Ok(Ok(()))),
+        "reply topic {topic} still there: {gone:?}"
+    );
+    println!("SUMMARY cli-ask: the timed-out CLI ask deleted its reply topic {topic}");
+    ctx.pass();
+    Ok(())
+}
+
 // ---- a broker restart -----------------------------------------------------------
 
 /// The broker of `scripts/kafka.sh` on the suite's port, which a test may

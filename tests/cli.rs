@@ -143,7 +143,12 @@ fn worker_prints_a_banner_and_stops_gracefully_on_sigterm() {
             break;
         }
     }
-    assert!(banner.contains("app id:  quickstart"), "{banner}");
+    // Nothing named the app: its id is the executable's name, and the
+    // banner says what renaming the binary would do.
+    assert!(
+        banner.contains("app id:  quickstart (the executable's name: renaming the binary renames the consumer group"),
+        "{banner}"
+    );
     assert!(banner.contains("broker:  memory://"), "{banner}");
     assert!(banner.contains("@price"), "{banner}");
     let status = Command::new("kill")
@@ -298,4 +303,152 @@ fn the_broker_password_is_never_printed() {
     );
     assert!(!out.status.success(), "{out:?}");
     assert_no_password(&out);
+}
+
+/// The service example's binary (settings in code, a timer, a start-up
+/// hook, a command of its own), with `env` set and nothing else of faust's.
+fn service(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .map(|d| d.join("examples").join("service"))
+        .unwrap();
+    assert!(bin.exists(), "build the example first: {}", bin.display());
+    Command::new(bin)
+        .args(args)
+        .env_remove("FAUST_BROKER")
+        .env_remove("FAUST_APP_ID")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+fn settings(args: &[&str], env: &[(&str, &str)]) -> (String, String) {
+    let mut all = args.to_vec();
+    all.push("settings");
+    let out = service(&all, env);
+    assert!(out.status.success(), "{out:?}");
+    let s: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    (
+        s["app_id"].as_str().unwrap().to_string(),
+        s["broker"].as_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn settings_come_from_code_then_the_environment_then_the_command_line() {
+    let code = ("service".to_string(), "memory://service".to_string());
+    assert_eq!(settings(&[], &[]), code);
+    let env = [("FAUST_BROKER", "memory://env"), ("FAUST_APP_ID", "env-id")];
+    assert_eq!(
+        settings(&[], &env),
+        ("env-id".into(), "memory://env".into())
+    );
+    let flags = ["--broker", "memory://flag", "--app-id", "flag-id"];
+    assert_eq!(
+        settings(&flags, &env),
+        ("flag-id".into(), "memory://flag".into())
+    );
+    assert_eq!(
+        settings(&flags, &[]),
+        ("flag-id".into(), "memory://flag".into())
+    );
+    // An empty variable is no setting.
+    assert_eq!(settings(&[], &[("FAUST_BROKER", "")]), code);
+}
+
+#[test]
+fn the_apps_own_command_is_in_the_help_with_fausts() {
+    let out = service(&["--help"], &[]);
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout(&out);
+    for word in [
+        "worker",
+        "agents",
+        "settings",
+        "Print the app id and broker",
+    ] {
+        assert!(text.contains(word), "{word} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn the_worker_runs_its_hook_and_timer_then_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/service");
+    let mut child = Command::new(bin)
+        .env_remove("FAUST_BROKER")
+        .env_remove("FAUST_APP_ID")
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    // The banner, the hook's line, the agent's greeting, then a timer run
+    // that counts it.
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("report") && line.contains("greeted=1") {
+            break;
+        }
+    }
+    assert!(seen.contains("app id:  service\n"), "{seen}");
+    assert!(seen.contains("timers:\n  report"), "{seen}");
+    assert!(seen.contains("service ready: 1 agent(s)"), "{seen}");
+    assert!(seen.contains("hello, the first visitor"), "{seen}");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(child.wait().unwrap().success(), "{rest:?}");
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("worker stopped; offsets committed")),
+        "{rest:?}"
+    );
+}
+
+#[test]
+fn errors_print_as_one_message_even_with_rust_backtrace() {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/quickstart");
+    let out = Command::new(bin)
+        .args(["ask", "@nope", "1"])
+        .env_remove("FAUST_BROKER")
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("Error: unknown agent `nope`"), "{err}");
+    assert!(!err.contains("backtrace"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn send_on_the_embedded_broker_warns_that_nothing_else_reads_it() {
+    let out = quickstart(&["send", "@totals", "2.5"]);
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("embedded in this process") && err.contains("--broker"),
+        "{err}"
+    );
 }

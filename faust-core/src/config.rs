@@ -8,8 +8,13 @@ use crate::error::{Error, Result};
 use crate::rpc::wire;
 use crate::transport::OffsetReset;
 
-/// Environment variable naming the broker URL.
+/// Environment variable naming the broker URL, read by
+/// [`AppBuilder::with_env`](crate::AppBuilder::with_env).
 pub const BROKER_ENV: &str = "FAUST_BROKER";
+
+/// Environment variable naming the app id, read by
+/// [`AppBuilder::with_env`](crate::AppBuilder::with_env).
+pub const APP_ID_ENV: &str = "FAUST_APP_ID";
 
 /// App settings. Build with [`App::builder`].
 #[derive(Clone)]
@@ -46,7 +51,8 @@ pub struct AppConfig {
     pub offset_reset: OffsetReset,
     /// Prefix of the reply topic name (`f-reply-`).
     pub reply_to_prefix: String,
-    /// This app's reply topic (`<prefix><uuid4>` unless set).
+    /// This app's reply topic; empty (the default) means
+    /// `<reply_to_prefix><uuid4>`, chosen when the app is built.
     pub reply_to: String,
     /// Retention of the reply topic (1 day).
     pub reply_expires: Duration,
@@ -81,12 +87,14 @@ impl fmt::Debug for AppConfig {
 }
 
 impl AppConfig {
-    /// Defaults for an app id; the broker comes from `FAUST_BROKER` or is `memory://`.
+    /// Defaults for an app id, on the embedded broker (`memory://`). Nothing
+    /// is read from the environment here: see
+    /// [`AppBuilder::with_env`](crate::AppBuilder::with_env).
     pub fn new(id: impl Into<String>) -> Self {
         let prefix = wire::DEFAULT_REPLY_TO_PREFIX.to_string();
         Self {
             id: id.into(),
-            broker: std::env::var(BROKER_ENV).unwrap_or_else(|_| "memory://".to_string()),
+            broker: "memory://".to_string(),
             value_codec: CodecRef::JSON,
             topic_partitions: 8,
             topic_replication: 1,
@@ -99,7 +107,7 @@ impl AppConfig {
             restart_window: Duration::from_secs(1),
             dead_letter_topic: None,
             offset_reset: OffsetReset::Earliest,
-            reply_to: format!("{prefix}{}", uuid::Uuid::new_v4()),
+            reply_to: String::new(),
             reply_to_prefix: prefix,
             reply_expires: Duration::from_secs(86_400),
             ask_timeout: Duration::from_secs(30),

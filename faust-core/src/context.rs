@@ -51,6 +51,8 @@ pub(crate) struct Context {
     codecs: Registry,
     /// Unique among the contexts of this process (caches keyed by app use it).
     pub(crate) instance: u64,
+    /// This worker holds the app's leader topic.
+    pub(crate) leader: std::sync::atomic::AtomicBool,
 }
 
 /// What an agent sink needs of its target agent.
@@ -96,6 +98,7 @@ impl Context {
             hook,
             codecs,
             instance: NEXT_INSTANCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            leader: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

@@ -215,3 +215,42 @@ impl From<serde_json::Error> for Error {
         }
     }
 }
+
+/// `?` on the errors agent code meets most, inside a function returning
+/// [`faust::Result`](crate::Result): each becomes [`Error::User`] (its
+/// message and source kept). For an error type of your own, add
+/// `impl From<MyError> for faust::Error` calling [`Error::user`]; for any
+/// other, `.map_err(faust::Error::user)`, or return `anyhow::Result` from
+/// the agent (every agent form accepts any error that converts into a
+/// boxed error).
+macro_rules! user_errors {
+    ($($ty:ty),* $(,)?) => {$(
+        impl From<$ty> for Error {
+            fn from(err: $ty) -> Self {
+                Error::user(err)
+            }
+        }
+    )*};
+}
+
+user_errors!(
+    std::io::Error,
+    std::fmt::Error,
+    std::num::ParseIntError,
+    std::num::ParseFloatError,
+    std::num::TryFromIntError,
+    std::str::ParseBoolError,
+    std::str::Utf8Error,
+    std::string::FromUtf8Error,
+    std::time::SystemTimeError,
+    tokio::time::error::Elapsed,
+    tokio::task::JoinError,
+    Box<dyn std::error::Error + Send + Sync + 'static>,
+);
+
+impl From<anyhow::Error> for Error {
+    /// The error, its causes kept as sources.
+    fn from(err: anyhow::Error) -> Self {
+        Error::user(err.into_boxed_dyn_error())
+    }
+}

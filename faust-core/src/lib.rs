@@ -20,6 +20,7 @@ mod runtime;
 pub mod schema;
 mod sync;
 pub mod testing;
+pub mod timer;
 pub mod topic;
 pub mod transport;
 
@@ -50,5 +51,6 @@ pub use sink::Sink;
 pub use stream::{Event, Stream, Yield};
 pub use supervisor::{RestartBudget, SupervisorStrategy};
 pub use testing::{PutOptions, TestContext, TestEvent};
+pub use timer::TimerSpec;
 pub use topic::{CleanupPolicy, Topic};
 pub use transport::OffsetReset;

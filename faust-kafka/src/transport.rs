@@ -602,6 +602,40 @@ impl Transport for KafkaTransport {
         self.await_topic(&spec.name, deadline).await
     }
 
+    /// Deletion is asynchronous on the broker: the topic may still be
+    /// listed for a moment after this returns.
+    async fn delete_topic(&self, topic: &str) -> Result<()> {
+        let op = self.settings.operation_timeout;
+        let opts = AdminOptions::new()
+            .request_timeout(Some(op))
+            .operation_timeout(Some(op));
+        let deleted = tokio::select! {
+            biased;
+            deleted = tokio::time::timeout(
+                op + Duration::from_secs(1),
+                self.clients().admin.delete_topics(&[topic], &opts),
+            ) => deleted,
+            why = self.errors.wait_fatal() => {
+                return Err(self.fatal_error(&format!("cannot delete topic `{topic}`"), &why));
+            }
+        }
+        .map_err(|_| self.timeout(format!("deleting topic `{topic}`"), op))?;
+        let failure = match deleted {
+            Ok(results) => results.into_iter().find_map(|r| match r {
+                Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => None,
+                Err((_, code)) => Some(code.to_string()),
+            }),
+            Err(e) => Some(e.to_string()),
+        };
+        match failure {
+            None => Ok(()),
+            Some(failure) => Err(Error::Broker(format!(
+                "cannot delete topic `{topic}`: {failure}{}",
+                self.errors.suffix()
+            ))),
+        }
+    }
+
     async fn partition_count(&self, topic: &str) -> Result<Option<i32>> {
         Ok(self
             .topic_state(topic, self.settings.operation_timeout)

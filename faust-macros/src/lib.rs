@@ -8,6 +8,7 @@ mod expand;
 mod record;
 #[cfg(test)]
 mod test_support;
+mod timer;
 mod valid;
 
 use proc_macro::TokenStream;
@@ -158,6 +159,35 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn agent(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::agent(args.into(), item.into()).into()
+}
+
+/// Declare a timer: an async function the app runs every interval while
+/// it runs (Faust's `@app.timer`), registered like an agent and picked up
+/// by `faust::run()` and `faust::registered_app()`.
+///
+/// ```ignore
+/// /// Log the number of agents every five seconds, on one worker only.
+/// #[faust::timer(interval = "5s", on_leader)]
+/// async fn report(app: faust::App) -> faust::Result<()> {
+///     tracing::info!(agents = app.agents().len(), "alive");
+///     Ok(())
+/// }
+/// ```
+///
+/// The function takes no parameter or the app (`faust::App`) and returns a
+/// `Result<()>` whose error converts into a boxed error. Arguments:
+///
+/// | Argument | Value | Default |
+/// |---|---|---|
+/// | `interval` | `"250ms"`, `"5s"`, `"2m"`, `"1h"`, or a number of seconds (`1.5`) | required |
+/// | `on_leader` | flag, or `= true`/`false`: run on the group's leader only | `false` |
+/// | `name` | `"name"` | the function's name |
+/// | `crate` | `"path"`: where faust is | `::faust` |
+///
+/// How a timer runs, fails and stops: `faust::TimerSpec`.
+#[proc_macro_attribute]
+pub fn timer(args: TokenStream, item: TokenStream) -> TokenStream {
+    timer::timer(args.into(), item.into()).into()
 }
 
 /// Make a struct a Faust record: `faust::Record` with its namespace, and

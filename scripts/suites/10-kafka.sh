@@ -20,8 +20,8 @@ if ! timeout 2 bash -c "exec 3<>/dev/tcp/${FAUST_TEST_KAFKA%:*}/${FAUST_TEST_KAF
   exit 1
 fi
 
-echo "building the worker (examples/worker.rs)"
-cargo build --example worker
+echo "building the worker (examples/worker.rs) and the quickstart CLI app"
+cargo build --example worker --example quickstart
 
 echo "real-broker suite against $FAUST_TEST_KAFKA"
 start=$SECONDS

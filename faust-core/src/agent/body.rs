@@ -174,7 +174,8 @@ pub(crate) async fn run_actor(
     outcome
 }
 
-fn panic_message(panic: &Box<dyn Any + Send>) -> String {
+/// The message of a panic payload when it is a string.
+pub(crate) fn panic_message(panic: &Box<dyn Any + Send>) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = panic.downcast_ref::<String>() {

@@ -13,6 +13,7 @@ mod acker;
 pub(crate) mod actor;
 mod ask;
 mod body;
+pub(crate) use body::panic_message;
 mod event;
 mod lifecycle;
 pub mod manager;

@@ -51,9 +51,48 @@ impl AppBuilder {
         }
     }
 
-    /// Broker URL (overrides `FAUST_BROKER`).
+    /// The settings made so far.
+    pub fn config(&self) -> &AppConfig {
+        &self.config
+    }
+
+    /// Broker URL (default `memory://`).
     pub fn broker(mut self, url: impl Into<String>) -> Self {
         self.config.broker = url.into();
+        self
+    }
+
+    /// Rename the app: its consumer group and the prefix of its default
+    /// topic names.
+    pub fn app_id(mut self, id: impl Into<String>) -> Self {
+        self.config.id = id.into();
+        self
+    }
+
+    /// Apply the environment over the settings made so far: `FAUST_BROKER`
+    /// replaces the broker and `FAUST_APP_ID` the app id, where set and
+    /// not empty.
+    ///
+    /// Settings come in layers, the later winning, the same for every
+    /// setting: the defaults, then code (this builder), then the
+    /// environment, then the command line. `faust::run` and
+    /// `faust::run_with` apply the last two; an app built without them
+    /// reads the environment only if it calls this.
+    ///
+    /// ```
+    /// # use faust_core as faust;
+    /// let builder = faust::App::builder("orders").broker("memory://orders").with_env();
+    /// // `FAUST_BROKER=kafka://127.0.0.1:9092` in the environment would win over the code.
+    /// # drop(builder);
+    /// ```
+    pub fn with_env(mut self) -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        if let Some(broker) = var(crate::config::BROKER_ENV) {
+            self.config.broker = broker;
+        }
+        if let Some(id) = var(crate::config::APP_ID_ENV) {
+            self.config.id = id;
+        }
         self
     }
 
@@ -63,15 +102,13 @@ impl AppBuilder {
         self
     }
 
-    /// Reply topic prefix; also renames the reply topic.
+    /// Prefix of the generated reply topic name (`f-reply-`).
     pub fn reply_to_prefix(mut self, prefix: impl Into<String>) -> Self {
-        let prefix = prefix.into();
-        self.config.reply_to = format!("{prefix}{}", uuid::Uuid::new_v4());
-        self.config.reply_to_prefix = prefix;
+        self.config.reply_to_prefix = prefix.into();
         self
     }
 
-    /// Exact reply topic name.
+    /// Exact reply topic name (default: the prefix and a fresh uuid).
     pub fn reply_to(mut self, topic: impl Into<String>) -> Self {
         self.config.reply_to = topic.into();
         self
@@ -154,6 +191,10 @@ impl AppBuilder {
     /// Check the configuration, connect the transport and build the app.
     pub fn build(mut self) -> Result<App> {
         self.config.validate()?;
+        if self.config.reply_to.is_empty() {
+            self.config.reply_to =
+                format!("{}{}", self.config.reply_to_prefix, uuid::Uuid::new_v4());
+        }
         self.codecs.check()?;
         self.config.value_codec = self
             .codecs

@@ -104,12 +104,13 @@ pub(crate) struct Conductor {
     side_timer: std::pin::Pin<Box<tokio::time::Sleep>>,
     /// The partition of the previous record, its acks and its agents.
     last: Option<RunCache>,
+    /// The app's leader topic: who holds it is the group's leader.
+    leader_topic: String,
 }
 
 impl Conductor {
     pub(crate) fn new(app: App, consumer: Box<dyn Consumer>) -> Self {
         Self {
-            app,
             consumer,
             parts: Parts::default(),
             backlog: VecDeque::new(),
@@ -120,6 +121,8 @@ impl Conductor {
             since_tick: 0,
             side_timer: Box::pin(tokio::time::sleep(SIDE_POLL)),
             last: None,
+            leader_topic: crate::timer::leader_topic(app.id()),
+            app,
         }
     }
 
@@ -357,8 +360,27 @@ impl Conductor {
         false
     }
 
+    /// Whether `tps` hold the leader topic.
+    fn lead(&self, tps: &[TopicPartition]) -> bool {
+        tps.iter().any(|tp| *tp.topic == *self.leader_topic)
+    }
+
+    fn set_leader(&self, leader: bool) {
+        let was = self
+            .app
+            .context()
+            .leader
+            .swap(leader, std::sync::atomic::Ordering::AcqRel);
+        if was != leader {
+            tracing::info!(leader, "leadership changed");
+        }
+    }
+
     async fn on_revoked(&mut self, tps: Vec<TopicPartition>) {
         tracing::info!(partitions = %record::compact(&tps), "partitions revoked");
+        if self.lead(&tps) {
+            self.set_leader(false);
+        }
         self.last = None;
         // Records read ahead for these partitions are dropped: their new
         // owner reads them from the committed offset.
@@ -393,6 +415,9 @@ impl Conductor {
     async fn on_assigned(&mut self, tps: Vec<TopicPartition>) {
         self.last = None;
         tracing::info!(partitions = %record::compact(&tps), "partitions assigned");
+        if self.lead(&tps) {
+            self.set_leader(true);
+        }
         for tp in &tps {
             self.parts
                 .entry(tp.clone())
@@ -487,6 +512,7 @@ impl Conductor {
 
     /// Final commit and leave the group.
     pub(crate) async fn close(mut self) -> Result<()> {
+        self.set_leader(false);
         self.commit_all().await;
         let timeout = self.app.config().stop_timeout;
         self.consumer.close(timeout).await

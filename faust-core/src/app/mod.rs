@@ -24,12 +24,13 @@ use crate::error::{Error, Result};
 use crate::record::{Headers, ProducerRecord, RecordMetadata};
 use crate::runtime::inbox::ValueType;
 use crate::sync::Mutex;
+use crate::timer::{self, TimerSpec, Timers};
 use crate::topic::Topic;
 use crate::transport::{SubscribeOptions, TopicSpec, Transport};
 
 pub use self::builder::AppBuilder;
 use self::conductor::Conductor;
-pub use crate::config::{AppConfig, BROKER_ENV};
+pub use crate::config::{AppConfig, APP_ID_ENV, BROKER_ENV};
 
 /// An app: agents on a broker. Cheap to clone (a shared handle).
 ///
@@ -53,12 +54,15 @@ struct AppInner {
     agents: AgentManager,
     /// The topics declared with [`App::topic`], in order.
     topics: Mutex<Vec<Topic>>,
+    /// The timers added with [`App::add_timer`], in order.
+    timers: Mutex<Vec<TimerSpec>>,
     running: tokio::sync::Mutex<Option<Running>>,
 }
 
 struct Running {
     shutdown: CancellationToken,
     conductor: Option<JoinHandle<Conductor>>,
+    timers: Timers,
 }
 
 impl App {
@@ -73,6 +77,7 @@ impl App {
                 ctx: Arc::new(ctx),
                 agents: AgentManager::default(),
                 topics: Mutex::new(Vec::new()),
+                timers: Mutex::new(Vec::new()),
                 running: tokio::sync::Mutex::new(None),
             }),
         }
@@ -179,6 +184,48 @@ impl App {
         topic
     }
 
+    /// Add a timer, run while the app runs (see [`TimerSpec`]). Names are
+    /// unique among the app's timers; a timer added while the app runs
+    /// starts with its next start.
+    pub fn add_timer(&self, timer: TimerSpec) -> Result<()> {
+        timer.validate()?;
+        let mut timers = self.inner.timers.lock();
+        if timers.iter().any(|t| t.name() == timer.name()) {
+            return Err(Error::config(format!(
+                "a timer named `{}` is already added to app `{}`",
+                timer.name(),
+                self.id()
+            )));
+        }
+        timers.push(timer);
+        Ok(())
+    }
+
+    /// The app's timers, in the order added.
+    pub fn timers(&self) -> Vec<TimerSpec> {
+        self.inner.timers.lock().clone()
+    }
+
+    /// Whether this worker is the group's leader: it holds the app's
+    /// leader topic, which the app joins when one of its timers runs
+    /// [`on_leader`](TimerSpec::on_leader) (else this is `false`). On the
+    /// embedded broker a single worker is always the leader.
+    pub fn is_leader(&self) -> bool {
+        self.context()
+            .leader
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The leader topic, when a timer needs the election.
+    fn leader_topic(&self) -> Option<String> {
+        self.inner
+            .timers
+            .lock()
+            .iter()
+            .any(TimerSpec::is_on_leader)
+            .then(|| timer::leader_topic(self.id()))
+    }
+
     /// The topics to create at start, each once, with the partitions to
     /// create it with where it states none: the declared ones, then the
     /// agents' (an agent's `partitions` applies to its topics), then
@@ -250,10 +297,20 @@ impl App {
             )
             .await?;
         }
+        let leader_topic = self.leader_topic();
+        if let Some(topic) = &leader_topic {
+            let spec = TopicSpec::new(topic.clone(), 1);
+            ctx.with_broker_deadline(
+                "creating the leader topic",
+                self.transport().create_topic(&spec),
+            )
+            .await?;
+        }
         ctx.crashed_reset();
         self.agents().start_agents(true).await?;
         let shutdown = CancellationToken::new();
-        let topics = self.agents().topics();
+        let mut topics = self.agents().topics();
+        topics.extend(leader_topic);
         let patterns = self.agents().patterns();
         let conductor = if topics.is_empty() && patterns.is_empty() {
             None
@@ -272,9 +329,11 @@ impl App {
             let conductor = Conductor::new(self.clone(), consumer);
             Some(tokio::spawn(conductor.run(shutdown.clone())))
         };
+        let timers = Timers::start(self, self.timers());
         *running = Some(Running {
             shutdown,
             conductor,
+            timers,
         });
         tracing::info!(app = %cfg.id, broker = %crate::redact::redact_url(&cfg.broker), agents = self.agents().len(), "app started");
         Ok(())
@@ -294,6 +353,7 @@ impl App {
             ctx.replies.stop();
             return self.transport().flush(stop_timeout).await;
         };
+        running.timers.stop(stop_timeout).await;
         running.shutdown.cancel();
         let conductor = match running.conductor {
             Some(handle) => handle.await.ok(),

@@ -148,6 +148,12 @@ impl ReplyConsumer {
         self.waiting().remove(correlation_id);
     }
 
+    /// Whether this reply topic is being read (its fetcher started and the
+    /// app has not stopped).
+    pub fn is_reading(&self, reply_to: &str) -> bool {
+        self.fetchers().contains_key(reply_to)
+    }
+
     /// Number of correlation ids still waited for.
     pub fn pending(&self) -> usize {
         self.waiting().len()

@@ -300,6 +300,15 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
         )))
     }
 
+    /// Delete a topic and its records. A missing topic is not an error.
+    /// The default says the transport cannot.
+    async fn delete_topic(&self, topic: &str) -> Result<()> {
+        Err(Error::Broker(format!(
+            "cannot delete topic `{topic}`: the transport `{}` does not delete topics",
+            crate::redact::redact_url(self.url())
+        )))
+    }
+
     /// Produce one record and wait until the broker has it.
     async fn send(&self, record: ProducerRecord) -> Result<RecordMetadata>;
 

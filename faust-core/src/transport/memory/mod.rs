@@ -360,6 +360,14 @@ impl Transport for MemoryBroker {
         Ok(())
     }
 
+    /// Consumers reading the topic keep what they hold; a topic created
+    /// again under its name starts empty.
+    async fn delete_topic(&self, topic: &str) -> Result<()> {
+        self.inner.topics.write().remove(topic);
+        self.inner.specs.write().remove(topic);
+        Ok(())
+    }
+
     async fn partition_count(&self, topic: &str) -> Result<Option<i32>> {
         Ok(self.inner.topic(topic).map(|t| t.count()))
     }

@@ -195,6 +195,38 @@ pub async fn topics_are_described_with_their_settings(h: &dyn Harness) {
     );
 }
 
+/// Where the broker has the admin API ([`Harness::creates_topics`]):
+/// deleting a missing topic is not an error, and a deleted topic is gone
+/// (the broker may take a moment to say so).
+pub async fn topics_are_deleted(h: &dyn Harness) {
+    if !h.creates_topics() {
+        return;
+    }
+    let t = h.transport();
+    let d = h.deadline();
+    within(
+        d,
+        "delete a missing topic",
+        t.delete_topic(&unique("missing")),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("delete_topic of a missing topic failed: {e}"));
+    let name = h.topic(1).await;
+    within(d, "send", t.send(ProducerRecord::new(name.clone(), "v")))
+        .await
+        .unwrap_or_else(|e| panic!("send failed: {e}"));
+    within(d, "delete", t.delete_topic(&name))
+        .await
+        .unwrap_or_else(|e| panic!("delete_topic failed: {e}"));
+    // Deletion is asynchronous on Kafka: look until the topic is gone.
+    within(d, "the deleted topic to go", async {
+        while t.partition_count(&name).await.ok().flatten().is_some() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+}
+
 /// Records sent to a partition get consecutive offsets from 0 in the
 /// metadata of their sends; an assigned consumer first reports `Assigned`,
 /// then hands them out in that order with their topic, partition and value;

@@ -237,6 +237,7 @@ macro_rules! for_each_conformance_check {
         $then!(
             topics_are_created_idempotently_and_validated,
             topics_are_described_with_their_settings,
+            topics_are_deleted,
             produce_then_consume_in_order_with_offsets,
             each_partition_keeps_its_order,
             keyed_records_use_the_kafka_partitioner,

@@ -1,166 +1,96 @@
-//! The command line: `worker`, `agents`, `send`, `ask`.
+//! Faust's commands: `worker`, `agents`, `send`, `ask`.
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::Write as _;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use clap::{Parser, Subcommand};
-use faust_core::registry::Registry;
-use faust_core::{App, AppBuilder, CodecRef, SendOptions};
+use faust_core::{App, CodecRef, SendOptions};
 
-/// A faust for Rust app.
-#[derive(Debug, Parser)]
-#[command(
-    about = "Run and talk to the agents of this faust app",
-    long_about = "Run and talk to the agents of this faust app.\n\nWithout a command, starts a worker.",
-    after_help = "Examples:\n  app worker\n  app agents --json\n  app send @double 21\n  app ask @double 21\n  FAUST_BROKER=kafka://127.0.0.1:9092 app worker"
-)]
-struct Cli {
-    /// Broker URL: memory:// (default), memory://<name> or kafka://host:port.
-    #[arg(short, long, env = "FAUST_BROKER", global = true)]
-    broker: Option<String>,
-
-    /// App id (consumer group, default topic prefix). Default: executable name.
-    #[arg(long, env = "FAUST_APP_ID", global = true)]
-    app_id: Option<String>,
-
-    /// Log level (error, warn, info, debug, trace) or a RUST_LOG filter.
-    #[arg(short = 'l', long, global = true)]
-    loglevel: Option<String>,
-
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Start a worker running every agent (the default). Stops on Ctrl-C/SIGTERM.
-    Worker,
-    /// List the agents: name, topic, concurrency, help.
-    Agents {
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-        /// Also list agents reading an in-memory channel (topic `<LOCAL>`).
-        #[arg(long)]
-        local: bool,
-    },
-    /// Send a value to an agent (@name) or a topic; prints where it was written.
-    Send {
-        /// `@agent` or a topic name.
-        target: String,
-        /// The value: JSON, or a plain string.
-        value: String,
-        /// Key (sent as raw bytes).
-        #[arg(short, long)]
-        key: Option<String>,
-        /// Partition.
-        #[arg(short, long)]
-        partition: Option<i32>,
-    },
-    /// Ask an agent (@name) to process a value and print its reply as JSON.
-    Ask {
-        /// `@agent`.
-        agent: String,
-        /// The value: JSON, or a plain string.
-        value: String,
-        /// Key (sent as raw bytes).
-        #[arg(short, long)]
-        key: Option<String>,
-        /// Seconds to wait for the reply.
-        #[arg(short, long, default_value_t = 30.0)]
-        timeout: f64,
-    },
-}
-
-fn init_logging(level: Option<&str>, default: &str) {
-    let filter = match level {
-        Some(l) => tracing_subscriber::EnvFilter::new(l),
-        None => tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
-    };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
-fn default_app_id() -> String {
-    std::env::current_exe()
-        .ok()
-        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| "faust-app".to_string())
-}
+use super::args::Command;
+use super::Hook;
 
 fn parse_value(raw: &str) -> serde_json::Value {
     serde_json::from_str(raw).unwrap_or_else(|_| serde_json::Value::String(raw.to_string()))
 }
 
-/// Parse the command line and run it; `new_builder` makes the app's builder
-/// (from the app id) when the caller gave none.
-pub(crate) async fn main(
-    builder: Option<AppBuilder>,
-    new_builder: fn(String) -> AppBuilder,
+/// Whether the app's broker is the embedded one of this process.
+fn embedded(app: &App) -> bool {
+    app.config().broker.starts_with("memory://")
+}
+
+/// Where settings of the app came from.
+pub(super) struct Origin {
+    /// No code, environment or flag named the app.
+    pub(super) id_from_executable: bool,
+    /// The reply topic's name was generated for this process.
+    pub(super) reply_topic_generated: bool,
+}
+
+/// Run one of faust's commands on `app`, then stop it.
+pub(super) async fn run(
+    app: &App,
+    command: Command,
+    origin: Origin,
+    on_started: Vec<Hook>,
 ) -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let is_worker = matches!(cli.command, None | Some(Command::Worker));
-    init_logging(
-        cli.loglevel.as_deref(),
-        if is_worker { "info" } else { "warn" },
-    );
-
-    let registry = Registry::collect()?;
-    if registry.descriptors().is_empty() {
-        bail!(
-            "no agents are registered. Declare agents with #[faust::agent], and if they live in \
-             another crate, make sure it is linked: add `use my_agents as _;` to main.rs \
-             (the linker drops crates nothing refers to)"
-        );
-    }
-    let mut builder = match builder {
-        Some(b) => b,
-        None => new_builder(cli.app_id.clone().unwrap_or_else(default_app_id)),
-    };
-    if let Some(b) = &cli.broker {
-        builder = builder.broker(b.clone());
-    }
-    let app = builder.build()?;
-    registry.add_all(&app)?;
-
-    let command = cli.command.unwrap_or(Command::Worker);
     // On the embedded broker nobody else runs the agents: `send` and `ask`
     // start them in this process.
-    let local = app.config().broker.starts_with("memory://")
-        && matches!(command, Command::Send { .. } | Command::Ask { .. });
+    let local = embedded(app) && matches!(command, Command::Send { .. } | Command::Ask { .. });
     if local {
         app.start().await?;
     }
+    let asks = matches!(command, Command::Ask { .. });
     let result = match command {
-        Command::Worker => worker(&app).await,
-        Command::Agents { json, local } => agents(&app, json, local),
+        Command::Worker => worker(app, origin.id_from_executable, on_started).await,
+        Command::Agents { json, local } => agents(app, json, local),
         Command::Send {
             target,
             value,
             key,
             partition,
-        } => send(&app, &target, &value, key, partition).await,
+        } => send(app, &target, &value, key, partition).await,
         Command::Ask {
             agent,
             value,
             key,
             timeout,
-        } => ask(&app, &agent, &value, key, timeout).await,
+        } => ask(app, &agent, &value, key, timeout).await,
     };
-    app.stop().await?;
-    result
+    // Only a reply topic that was made (the broker answered) is removed.
+    let made = asks && origin.reply_topic_generated && !embedded(app);
+    let made = made && app.replies().is_reading(&app.config().reply_to);
+    let stopped = app.stop().await;
+    if made {
+        remove_reply_topic(app).await;
+    }
+    result?;
+    Ok(stopped?)
 }
 
-fn banner(app: &App) -> String {
+/// Delete the reply topic this process's `ask` created: nobody will read
+/// it again (its name is this process's), and each run would otherwise
+/// leave one behind on the broker. A failure is only a warning.
+async fn remove_reply_topic(app: &App) {
+    let topic = &app.config().reply_to;
+    let deadline = app.config().broker_timeout;
+    match tokio::time::timeout(deadline, app.transport().delete_topic(topic)).await {
+        Ok(Ok(())) => tracing::debug!(%topic, "reply topic deleted"),
+        Ok(Err(e)) => tracing::warn!(%topic, error = %e, "could not delete the reply topic"),
+        Err(_) => tracing::warn!(%topic, ?deadline, "deleting the reply topic timed out"),
+    }
+}
+
+fn banner(app: &App, id_from_executable: bool) -> String {
     let mut out = format!(
-        "faust for Rust v{}\napp id:  {}\nbroker:  {}\nagents:\n",
+        "faust for Rust v{}\napp id:  {}{}\nbroker:  {}\nagents:\n",
         env!("CARGO_PKG_VERSION"),
         app.id(),
+        if id_from_executable {
+            " (the executable's name: renaming the binary renames the consumer group; \
+             set --app-id or FAUST_APP_ID)"
+        } else {
+            ""
+        },
         faust_core::redact::redact_url(&app.config().broker)
     );
     for a in app.agents().all() {
@@ -184,12 +114,45 @@ fn banner(app: &App) -> String {
             }
         ));
     }
+    let timers = app.timers();
+    if !timers.is_empty() {
+        out.push_str("timers:\n");
+        for t in timers {
+            out.push_str(&format!(
+                "  {:<25} every {:?}{}\n",
+                t.name(),
+                t.interval(),
+                if t.is_on_leader() { " on_leader" } else { "" }
+            ));
+        }
+    }
     out
 }
 
-async fn worker(app: &App) -> anyhow::Result<()> {
-    eprint!("{}", banner(app));
-    app.run().await.context("worker stopped with an error")?;
+/// Start, run the hooks, run until Ctrl-C/SIGTERM or a crash (or a hook's
+/// error), then stop.
+async fn worker(app: &App, id_from_executable: bool, on_started: Vec<Hook>) -> anyhow::Result<()> {
+    eprint!("{}", banner(app, id_from_executable));
+    // Installed now, so that a signal while starting or in a hook stops
+    // the worker gracefully.
+    let signal = faust_core::app::shutdown_signal();
+    app.start().await?;
+    let hooks = async {
+        for hook in on_started {
+            hook(app.clone())
+                .await
+                .context("an on_started hook failed")?;
+        }
+        std::future::pending::<anyhow::Result<()>>().await
+    };
+    let outcome = tokio::select! {
+        () = signal => Ok(()),
+        failed = hooks => failed,
+        reason = app.wait_crashed() => Err(faust_core::Error::Crashed(reason.to_string()).into()),
+    };
+    let stopped = app.stop().await;
+    outcome.context("worker stopped with an error")?;
+    stopped.context("worker stopped with an error")?;
     eprintln!("worker stopped; offsets committed");
     Ok(())
 }
@@ -269,6 +232,14 @@ async fn send(
     partition: Option<i32>,
 ) -> anyhow::Result<()> {
     let value = parse_value(raw);
+    if embedded(app) {
+        eprintln!(
+            "warning: the broker is {}, embedded in this process: only this process's agents \
+             read the value, and it is gone when the process exits. Give --broker \
+             kafka://host:port (or FAUST_BROKER) to reach a worker.",
+            app.config().broker
+        );
+    }
     let meta = if let Some(name) = target.strip_prefix('@') {
         let agent = in_reach(app, name)?;
         let mut opts = SendOptions::default();
