@@ -32,7 +32,10 @@ pub mod replies {
     //! Request/reply: promises for one reply, barriers for many, and the
     //! consumer that reads reply topics and fulfils them.
 
-    pub use crate::rpc::{BarrierState, ReplyConsumer, ReplyPromise, ReplyTuple, ReplyWaiter};
+    pub use crate::agent::JoinResults;
+    pub use crate::rpc::{
+        BarrierState, OnDelivery, ReplyConsumer, ReplyPromise, ReplyTuple, ReplyWaiter,
+    };
 }
 
 pub use agent::current_agent;

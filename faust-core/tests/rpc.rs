@@ -583,3 +583,180 @@ async fn cast_takes_the_options_of_send() {
     assert_eq!(r.value.as_deref(), Some(&b"7"[..]));
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn map_yields_results_while_its_inputs_are_still_coming() {
+    let app = app("map-interleaved").build().unwrap();
+    let agent = doubler(&app, true);
+    app.start().await.unwrap();
+    // The second input is only given once the first result is in: a map
+    // that sent every request before reading a result would wait forever.
+    let (first_in_tx, first_in) = tokio::sync::oneshot::channel::<()>();
+    let inputs = futures::stream::once(async { 1 }).chain(futures::stream::once(async move {
+        first_in.await.unwrap();
+        2
+    }));
+    let opts = SendOptions::default().timeout(Duration::from_secs(5));
+    let mut results = std::pin::pin!(agent.map_with::<_, i64, _>(inputs, opts));
+    assert_eq!(
+        within(5, "first", results.next()).await.unwrap().unwrap(),
+        2
+    );
+    first_in_tx.send(()).unwrap();
+    assert_eq!(
+        within(5, "second", results.next()).await.unwrap().unwrap(),
+        4
+    );
+    assert!(within(5, "the end", results.next()).await.is_none());
+    app.stop().await.unwrap();
+}
+
+/// A yielding agent answering each request with its value and key, and
+/// skipping (never answering) the value 2.
+fn keyed_echo(app: &App) -> faust_core::Agent {
+    app.add_agent(AgentSpec::yielding(
+        "echo",
+        |mut s: Stream<i64>, out: Yield<(i64, Option<String>)>| async move {
+            while let Some(event) = s.next_event().await {
+                if event.value != 2 {
+                    let key: Option<String> = event.key()?;
+                    out.send((event.value, key)).await?;
+                }
+            }
+            Ok::<_, Error>(())
+        },
+    ))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn join_and_map_take_a_key_a_reply_topic_and_a_deadline() {
+    let app = app("join-options").build().unwrap();
+    let agent = keyed_echo(&app);
+    app.start().await.unwrap();
+    let opts = SendOptions::default()
+        .key("k")
+        .reply_to("my-replies")
+        .timeout(Duration::from_secs(5));
+    let got: Vec<(i64, Option<String>)> = agent
+        .join_with(futures::stream::iter([1, 3]), opts.clone())
+        .await
+        .unwrap();
+    assert_eq!(got, vec![(1, Some("k".into())), (3, Some("k".into()))]);
+    assert!(app.replies().is_reading("my-replies"));
+    // A key per input wins over the options' key.
+    let got: Vec<(i64, Option<String>)> = agent
+        .kvjoin_with(
+            futures::stream::iter([(Some("a"), 1), (None, 3)]),
+            opts.clone(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(got, vec![(1, Some("a".into())), (3, Some("k".into()))]);
+    // The deadline is the call's: the unanswered 2 fails the join at it.
+    let t0 = std::time::Instant::now();
+    let err = agent
+        .join_with::<_, (i64, Option<String>), _>(
+            futures::stream::iter([1, 2]),
+            opts.clone().timeout(Duration::from_millis(300)),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Timeout { what, .. } if what.contains("1 of 2 replies")),
+        "{err}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    let results: Vec<Result<(i64, Option<String>), Error>> = agent
+        .map_with(
+            futures::stream::iter([1, 2]),
+            opts.timeout(Duration::from_millis(300)),
+        )
+        .collect()
+        .await;
+    assert_eq!(results.len(), 2, "{results:?}");
+    assert_eq!(results[0].as_ref().unwrap().0, 1);
+    assert!(
+        matches!(results[1], Err(Error::Timeout { .. })),
+        "{results:?}"
+    );
+    assert_eq!(app.replies().pending(), 0, "every registration is gone");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_partial_join_returns_what_arrived_and_names_the_missing() {
+    let app = app("join-partial").build().unwrap();
+    let agent = keyed_echo(&app);
+    app.start().await.unwrap();
+    let opts = SendOptions::default().timeout(Duration::from_millis(300));
+    let got = agent
+        .join_partial_with::<_, (i64, Option<String>), _>(futures::stream::iter([1, 2, 3]), opts)
+        .await
+        .unwrap();
+    assert!(!got.is_complete());
+    assert_eq!(got.missing(), vec![1]);
+    let slots: Vec<Option<i64>> = got
+        .into_vec()
+        .into_iter()
+        .map(|slot| slot.map(|r| r.unwrap().0))
+        .collect();
+    assert_eq!(slots, vec![Some(1), None, Some(3)]);
+    // Complete when every input answers.
+    let all = agent
+        .join_partial_with::<_, (i64, Option<String>), _>(
+            futures::stream::iter([4, 5]),
+            SendOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert!(all.is_complete() && all.len() == 2);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_delivery_callback_hears_of_every_record_sent() {
+    let app = app("on-delivery").build().unwrap();
+    let agent = doubler(&app, true);
+    app.start().await.unwrap();
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let opts = {
+        let heard = heard.clone();
+        SendOptions::default().on_delivery(move |outcome| {
+            heard.lock().unwrap().push(
+                outcome
+                    .as_ref()
+                    .map(|m| m.offset)
+                    .map_err(|e| e.to_string()),
+            );
+        })
+    };
+    let meta = agent.send_with(&1, opts.clone()).await.unwrap();
+    assert_eq!(*heard.lock().unwrap(), vec![Ok(meta.offset)]);
+    let _: i64 = agent.ask_with(&2, opts.clone()).await.unwrap();
+    let _: Vec<i64> = agent
+        .join_with(futures::stream::iter([3, 4, 5]), opts.clone())
+        .await
+        .unwrap();
+    assert_eq!(heard.lock().unwrap().len(), 5);
+    assert!(heard.lock().unwrap().iter().all(Result::is_ok));
+    // A send that fails is heard of too.
+    heard.lock().unwrap().clear();
+    let err = agent.send_with(&6, opts.partition(99)).await.unwrap_err();
+    let failed = heard.lock().unwrap().clone();
+    assert_eq!(failed, vec![Err(err.to_string())]);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn promises_sharing_a_correlation_id_all_get_its_reply() {
+    let app = app("shared-cid").build().unwrap();
+    let agent = doubler(&app, true);
+    app.start().await.unwrap();
+    let opts = SendOptions::default().correlation_id("one-id");
+    let first = agent.ask_nowait(&21, opts.clone()).await.unwrap();
+    let second = agent.ask_nowait(&21, opts).await.unwrap();
+    assert_eq!(within(5, "first", first.wait()).await.unwrap(), 42);
+    assert_eq!(within(5, "second", second.wait()).await.unwrap(), 42);
+    app.stop().await.unwrap();
+}

@@ -1,11 +1,10 @@
-//! Agent RPC: `send` with a reply address, `ask`, `ask_nowait`, `map`,
-//! `kvmap`, `join` and `kvjoin`, in Faust's wire format.
+//! Agent RPC of one request: `send` with a reply address, `ask`,
+//! `ask_nowait`, in Faust's wire format (`map` and `join`: `scatter.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::Stream;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -14,13 +13,14 @@ use crate::error::{Error, Result};
 use crate::record::{ProducerRecord, RecordMetadata};
 use crate::rpc::deadline::{Deadline, PRODUCING, WAITING};
 use crate::rpc::wire::{self, ReqRepRequest};
-use crate::rpc::{BarrierState, ReplyPromise, ReplyTuple, SendOptions};
+use crate::rpc::{ReplyPromise, ReplyWaiter, SendOptions};
+use crate::sync::Mutex;
 
 use super::Agent;
 
 /// What a request becomes: a record for a topic agent, the value itself
 /// for a channel agent.
-enum Send<'a> {
+pub(super) enum Send<'a> {
     Record(ProducerRecord),
     Channel(
         &'a crate::runtime::inbox::Inbox,
@@ -28,18 +28,44 @@ enum Send<'a> {
     ),
 }
 
-/// Removes a correlation id from the reply consumer when dropped, so an
-/// asker that gives up (timeout, cancellation) frees its entry.
-struct Registration<'a> {
+/// Takes a waiter's correlation ids out of the reply consumer when dropped,
+/// so an asker that gives up (timeout, cancellation) frees its entries and
+/// leaves other waiters of the same ids waiting.
+pub(super) struct Registration<'a> {
     agent: &'a Agent,
-    cids: Vec<String>,
+    waiter: Arc<dyn ReplyWaiter>,
+    cids: Mutex<Vec<String>>,
+}
+
+impl<'a> Registration<'a> {
+    pub(super) fn new(agent: &'a Agent, waiter: Arc<dyn ReplyWaiter>) -> Self {
+        Self {
+            agent,
+            waiter,
+            cids: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Wait for the reply to `cid`.
+    pub(super) fn add(&self, cid: &str) {
+        self.agent
+            .context()
+            .replies
+            .add(cid.to_string(), self.waiter.clone());
+        self.cids.lock().push(cid.to_string());
+    }
+
+    /// Keep waiting after this guard is gone (the caller holds a promise).
+    fn disarm(&self) {
+        self.cids.lock().clear();
+    }
 }
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
         let replies = &self.agent.context().replies;
-        for cid in &self.cids {
-            replies.remove(cid);
+        for cid in self.cids.get_mut().iter() {
+            replies.remove_waiter(cid, &self.waiter);
         }
     }
 }
@@ -120,12 +146,18 @@ impl Agent {
         value: &V,
         opts: SendOptions,
     ) -> Result<RecordMetadata> {
-        if let Some(inbox) = self.inbox() {
-            let payload = inbox.value_type().convert(value)?;
-            return self.send_to_channel(inbox, payload, &opts).await;
-        }
-        let record = self.record_for(value, &opts)?;
-        self.context().producer.send(record).await
+        let sent = match self.inbox() {
+            Some(inbox) => {
+                let payload = inbox.value_type().convert(value)?;
+                self.send_to_channel(inbox, payload, &opts).await
+            }
+            None => {
+                let record = self.record_for(value, &opts)?;
+                self.context().producer.send(record).await
+            }
+        };
+        opts.delivered(&sent);
+        sent
     }
 
     /// Send a request and return the promise of its reply. The promise is
@@ -135,29 +167,36 @@ impl Agent {
     /// ask deadline (`opts.timeout`, default the app's `ask_timeout`), or
     /// the call fails with [`Error::Timeout`]. The promise itself has no
     /// deadline: [`ask_with`](Self::ask_with) waits for it within the same one.
+    ///
+    /// Faust's `force` has nothing to choose here: the request is always
+    /// produced at once (Faust's `force=True`). Sent from inside an agent,
+    /// the event being processed stays uncommitted until the request is
+    /// delivered, which is what Faust's publish-on-commit buffering aims at.
     pub async fn ask_nowait<V: Serialize + ?Sized>(
         &self,
         value: &V,
         opts: SendOptions,
     ) -> Result<ReplyPromise> {
         let deadline = Deadline::new("ask to", self.name(), self.ask_timeout(&opts));
-        let promise = self.request(value, opts, &deadline).await?;
+        let (promise, registration) = self.request(value, opts, &deadline).await?;
+        registration.disarm();
         Ok(promise)
     }
 
     /// The ask deadline of a call with these options.
-    fn ask_timeout(&self, opts: &SendOptions) -> Duration {
+    pub(super) fn ask_timeout(&self, opts: &SendOptions) -> Duration {
         opts.timeout.unwrap_or(self.context().config.ask_timeout)
     }
 
     /// Register a promise and produce the request, within `deadline`. On
-    /// any failure the promise is unregistered.
+    /// any failure the promise is unregistered; the registration returned
+    /// unregisters it when dropped.
     async fn request<V: Serialize + ?Sized>(
         &self,
         value: &V,
         opts: SendOptions,
         deadline: &Deadline<'_>,
-    ) -> Result<ReplyPromise> {
+    ) -> Result<(ReplyPromise, Registration<'_>)> {
         let ctx = self.context();
         let reply_to = opts
             .reply_to
@@ -173,27 +212,23 @@ impl Agent {
         };
         deadline.run(ctx.replies.start(&reply_to)).await?;
         let promise = ReplyPromise::new(reply_to.clone(), cid.clone())?;
-        let mut guard = Registration {
-            agent: self,
-            cids: vec![cid.clone()],
-        };
-        ctx.replies.add(cid.clone(), Arc::new(promise.clone()));
+        let registration = Registration::new(self, Arc::new(promise.clone()));
+        registration.add(&cid);
         deadline.step(PRODUCING);
-        match send {
+        let sent = match send {
             Send::Channel(inbox, payload) => {
-                let mut opts = opts;
-                opts.reply_to = Some(reply_to);
-                opts.correlation_id = Some(cid);
+                let mut channel_opts = opts.clone();
+                channel_opts.reply_to = Some(reply_to);
+                channel_opts.correlation_id = Some(cid);
                 deadline
-                    .run(self.send_to_channel(inbox, payload, &opts))
-                    .await?;
+                    .run(self.send_to_channel(inbox, payload, &channel_opts))
+                    .await
             }
-            Send::Record(record) => {
-                deadline.run(ctx.producer.send(record)).await?;
-            }
-        }
-        guard.cids.clear();
-        Ok(promise)
+            Send::Record(record) => deadline.run(ctx.producer.send(record)).await,
+        };
+        opts.delivered(&sent);
+        sent?;
+        Ok((promise, registration))
     }
 
     /// Ask the agent to process `value` and wait for its reply (up to the
@@ -218,21 +253,20 @@ impl Agent {
         R: DeserializeOwned,
     {
         let deadline = Deadline::new("ask to", self.name(), self.ask_timeout(&opts));
-        let promise = self.request(value, opts, &deadline).await?;
-        let guard = Registration {
-            agent: self,
-            cids: vec![promise.correlation_id().to_string()],
-        };
+        let (promise, registration) = self.request(value, opts, &deadline).await?;
         deadline.step(WAITING);
         let reply = deadline.run(async { Ok(promise.wait().await) }).await?;
-        drop(guard);
+        drop(registration);
         if reply.is_ok() {
             self.stats().record_ask(deadline.started.elapsed());
         }
         self.decode_reply(reply)
     }
 
-    fn decode_reply<R: DeserializeOwned>(&self, reply: Result<serde_json::Value>) -> Result<R> {
+    pub(super) fn decode_reply<R: DeserializeOwned>(
+        &self,
+        reply: Result<serde_json::Value>,
+    ) -> Result<R> {
         match reply {
             Ok(value) => serde_json::from_value(value).map_err(|e| Error::DecodeValue {
                 codec: "json".into(),
@@ -244,200 +278,5 @@ impl Agent {
             }),
             Err(e) => Err(e),
         }
-    }
-
-    /// Produce a request per item for `barrier`, within `deadline`.
-    async fn send_all<K, V, I>(
-        &self,
-        items: I,
-        barrier: &BarrierState,
-        reg: &mut Registration<'_>,
-        deadline: &Deadline<'_>,
-    ) -> Result<Vec<String>>
-    where
-        K: Serialize,
-        V: Serialize,
-        I: IntoIterator<Item = (Option<K>, V)>,
-    {
-        deadline
-            .run(async {
-                let ctx = self.context();
-                let reply_to = barrier.reply_to().to_string();
-                ctx.replies.start(&reply_to).await?;
-                deadline.step(PRODUCING);
-                let waiter: Arc<BarrierState> = Arc::new(barrier.clone());
-                let mut order = Vec::new();
-                let mut deliveries = Vec::new();
-                for (key, value) in items {
-                    let cid = uuid::Uuid::new_v4().to_string();
-                    let mut opts = SendOptions::default();
-                    if let Some(k) = &key {
-                        opts.key = Some(self.key_bytes(k)?);
-                    }
-                    let send = match self.inbox() {
-                        Some(inbox) => Send::Channel(inbox, inbox.value_type().convert(&value)?),
-                        None => Send::Record(self.request_record(&value, &opts, &reply_to, &cid)?),
-                    };
-                    barrier.add_correlation_id(cid.clone())?;
-                    ctx.replies.add(cid.clone(), waiter.clone());
-                    reg.cids.push(cid.clone());
-                    match send {
-                        Send::Channel(inbox, payload) => {
-                            opts.reply_to = Some(reply_to.clone());
-                            opts.correlation_id = Some(cid.clone());
-                            self.send_to_channel(inbox, payload, &opts).await?;
-                        }
-                        Send::Record(record) => {
-                            deliveries.extend(ctx.producer.enqueue(record).await?)
-                        }
-                    }
-                    order.push(cid);
-                }
-                barrier.finalize();
-                futures::future::try_join_all(deliveries).await?;
-                Ok(order)
-            })
-            .await
-    }
-
-    /// RPC map over (key, value) pairs: results as they arrive.
-    pub fn kvmap<'a, K, V, R, I>(&'a self, items: I) -> impl Stream<Item = Result<R>> + 'a
-    where
-        K: Serialize + 'a,
-        V: Serialize + 'a,
-        R: DeserializeOwned + 'a,
-        I: IntoIterator<Item = (Option<K>, V)> + 'a,
-    {
-        async_stream_results(self, items)
-    }
-
-    /// RPC map: ask the agent for every value; results as they arrive.
-    pub fn map<'a, V, R, I>(&'a self, values: I) -> impl Stream<Item = Result<R>> + 'a
-    where
-        V: Serialize + 'a,
-        R: DeserializeOwned + 'a,
-        I: IntoIterator<Item = V> + 'a,
-    {
-        self.kvmap(values.into_iter().map(|v| (None::<()>, v)))
-    }
-
-    /// RPC join over (key, value) pairs: every result, in input order.
-    pub async fn kvjoin<K, V, R, I>(&self, items: I) -> Result<Vec<R>>
-    where
-        K: Serialize,
-        V: Serialize,
-        R: DeserializeOwned,
-        I: IntoIterator<Item = (Option<K>, V)>,
-    {
-        let cfg = &self.context().config;
-        let deadline = Deadline::new("join on", self.name(), cfg.ask_timeout);
-        let barrier = BarrierState::new(cfg.reply_to.clone());
-        let mut reg = Registration {
-            agent: self,
-            cids: Vec::new(),
-        };
-        let order = self.send_all(items, &barrier, &mut reg, &deadline).await?;
-        deadline.step(WAITING);
-        deadline
-            .run(async {
-                barrier.wait().await;
-                Ok(())
-            })
-            .await
-            .map_err(|e| match e {
-                Error::Timeout { what, after } => Error::Timeout {
-                    what: format!(
-                        "{what} ({} of {} replies)",
-                        barrier.fulfilled(),
-                        barrier.total()
-                    ),
-                    after,
-                },
-                other => other,
-            })?;
-        let mut by_cid: std::collections::HashMap<String, ReplyTuple> = barrier
-            .drain()
-            .into_iter()
-            .map(|t| (t.correlation_id.clone(), t))
-            .collect();
-        order
-            .iter()
-            .map(|cid| {
-                let t = by_cid
-                    .remove(cid)
-                    .ok_or_else(|| Error::Rpc(format!("missing reply for {cid}")))?;
-                self.decode_reply(t.into_result())
-            })
-            .collect()
-    }
-
-    /// RPC join: ask the agent for every value; every result, in input order.
-    pub async fn join<V, R, I>(&self, values: I) -> Result<Vec<R>>
-    where
-        V: Serialize,
-        R: DeserializeOwned,
-        I: IntoIterator<Item = V>,
-    {
-        self.kvjoin(values.into_iter().map(|v| (None::<()>, v)))
-            .await
-    }
-}
-
-enum MapState<'a, I> {
-    Init(I),
-    Running(BarrierState, Registration<'a>, Deadline<'a>),
-    Done,
-}
-
-fn async_stream_results<'a, K, V, R, I>(
-    agent: &'a Agent,
-    items: I,
-) -> impl Stream<Item = Result<R>> + 'a
-where
-    K: Serialize + 'a,
-    V: Serialize + 'a,
-    R: DeserializeOwned + 'a,
-    I: IntoIterator<Item = (Option<K>, V)> + 'a,
-{
-    futures::stream::unfold(MapState::Init(items), move |st| async move {
-        match st {
-            MapState::Init(items) => {
-                let cfg = &agent.context().config;
-                let deadline = Deadline::new("map on", agent.name(), cfg.ask_timeout);
-                let barrier = BarrierState::new(cfg.reply_to.clone());
-                let mut reg = Registration {
-                    agent,
-                    cids: Vec::new(),
-                };
-                match agent.send_all(items, &barrier, &mut reg, &deadline).await {
-                    Ok(_) => {
-                        deadline.step(WAITING);
-                        next_result(agent, barrier, reg, deadline).await
-                    }
-                    Err(e) => Some((Err(e), MapState::Done)),
-                }
-            }
-            MapState::Running(barrier, reg, deadline) => {
-                next_result(agent, barrier, reg, deadline).await
-            }
-            MapState::Done => None,
-        }
-    })
-}
-
-/// The next reply of a map, within the map's deadline.
-async fn next_result<'a, R: DeserializeOwned, I>(
-    agent: &'a Agent,
-    barrier: BarrierState,
-    reg: Registration<'a>,
-    deadline: Deadline<'a>,
-) -> Option<(Result<R>, MapState<'a, I>)> {
-    match deadline.run(async { Ok(barrier.next().await) }).await {
-        Ok(Some(t)) => Some((
-            agent.decode_reply(t.into_result()),
-            MapState::Running(barrier, reg, deadline),
-        )),
-        Ok(None) => None,
-        Err(e) => Some((Err(e), MapState::Done)),
     }
 }

@@ -18,6 +18,8 @@ mod event;
 mod lifecycle;
 pub mod manager;
 mod partitions;
+mod scatter;
+pub use scatter::JoinResults;
 pub mod sink;
 mod spec;
 mod stats;

@@ -10,14 +10,18 @@ pub(crate) mod reply_consumer;
 pub(crate) mod server;
 pub mod wire;
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 
 use crate::codec::CodecRef;
-use crate::record::Headers;
+use crate::error::Result;
+use crate::record::{Headers, RecordMetadata};
 
 pub use barrier::{BarrierState, ReplyTuple};
+
 pub use promise::{ReplyPromise, ReplyWaiter};
 pub use reply_consumer::ReplyConsumer;
 
@@ -47,6 +51,30 @@ pub struct SendOptions {
     /// send encodes a key ([`Agent::send_keyed_with`](crate::Agent::send_keyed_with);
     /// Faust's `key_serializer`).
     pub key_codec: Option<CodecRef>,
+    /// Called once the broker has the record, or the send failed (Faust's
+    /// `callback`): for each record the call produces (each request of a
+    /// `map` or `join`).
+    pub on_delivery: Option<OnDelivery>,
+}
+
+/// What a delivery callback is called with.
+type DeliveryFn = dyn Fn(&Result<RecordMetadata>) + Send + Sync;
+
+/// A delivery callback of [`SendOptions::on_delivery`].
+#[derive(Clone)]
+pub struct OnDelivery(Arc<DeliveryFn>);
+
+impl OnDelivery {
+    /// Tell the callback how the send ended.
+    pub(crate) fn call(&self, outcome: &Result<RecordMetadata>) {
+        (self.0)(outcome);
+    }
+}
+
+impl fmt::Debug for OnDelivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OnDelivery(..)")
+    }
 }
 
 impl SendOptions {
@@ -100,6 +128,25 @@ impl SendOptions {
     pub fn key_codec(mut self, codec: impl Into<CodecRef>) -> Self {
         self.key_codec = Some(codec.into());
         self
+    }
+
+    /// Call `callback` with the outcome of each record this call produces:
+    /// its metadata once the broker has it, or the error the send failed
+    /// with. It runs on the producer's side of the call, before the call
+    /// returns; keep it short.
+    pub fn on_delivery(
+        mut self,
+        callback: impl Fn(&Result<RecordMetadata>) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_delivery = Some(OnDelivery(Arc::new(callback)));
+        self
+    }
+
+    /// Tell the delivery callback, if any, how a send ended.
+    pub(crate) fn delivered(&self, outcome: &Result<RecordMetadata>) {
+        if let Some(callback) = &self.on_delivery {
+            callback.call(outcome);
+        }
     }
 
     /// The headers of a value sent through a channel: the extra headers,

@@ -14,7 +14,41 @@ use crate::rpc::wire::{self, ReqRepResponse};
 use crate::sync::{Mutex, MutexGuard};
 use crate::transport::{CleanupPolicy, ConsumerEvent, TopicSpec, Transport};
 
-type Waiting = Arc<Mutex<HashMap<String, Arc<dyn ReplyWaiter>>>>;
+type Waiting = Arc<Mutex<HashMap<String, Waiters>>>;
+
+/// What waits for one correlation id: one waiter (the common case, no
+/// allocation beyond the map's), or several (Faust keeps a set per id).
+enum Waiters {
+    One(Arc<dyn ReplyWaiter>),
+    Many(Vec<Arc<dyn ReplyWaiter>>),
+}
+
+impl Waiters {
+    fn push(&mut self, waiter: Arc<dyn ReplyWaiter>) {
+        match self {
+            Waiters::One(first) => *self = Waiters::Many(vec![first.clone(), waiter]),
+            Waiters::Many(all) => all.push(waiter),
+        }
+    }
+
+    /// Remove `waiter`; true when none is left.
+    fn remove(&mut self, waiter: &Arc<dyn ReplyWaiter>) -> bool {
+        match self {
+            Waiters::One(one) => Arc::ptr_eq(one, waiter),
+            Waiters::Many(all) => {
+                all.retain(|w| !Arc::ptr_eq(w, waiter));
+                all.is_empty()
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Waiters::One(_) => 1,
+            Waiters::Many(all) => all.len(),
+        }
+    }
+}
 
 /// How reply topics are created and joined.
 #[derive(Clone, Debug)]
@@ -63,7 +97,7 @@ impl ReplyConsumer {
         }
     }
 
-    fn waiting(&self) -> MutexGuard<'_, HashMap<String, Arc<dyn ReplyWaiter>>> {
+    fn waiting(&self) -> MutexGuard<'_, HashMap<String, Waiters>> {
         self.waiting.lock()
     }
 
@@ -139,13 +173,31 @@ impl ReplyConsumer {
 
     /// Wait for the reply with this correlation id. The fetcher of the
     /// waiter's reply topic must be started (see [`start`](Self::start)).
+    /// Several waiters may wait for one id: its reply goes to each of them.
     pub fn add(&self, correlation_id: impl Into<String>, waiter: Arc<dyn ReplyWaiter>) {
-        self.waiting().insert(correlation_id.into(), waiter);
+        use std::collections::hash_map::Entry;
+        match self.waiting().entry(correlation_id.into()) {
+            Entry::Occupied(mut waiters) => waiters.get_mut().push(waiter),
+            Entry::Vacant(slot) => {
+                slot.insert(Waiters::One(waiter));
+            }
+        }
     }
 
-    /// Stop waiting for a correlation id.
+    /// Stop waiting for a correlation id: every waiter of it is dropped.
     pub fn remove(&self, correlation_id: &str) {
         self.waiting().remove(correlation_id);
+    }
+
+    /// Stop one waiter (the same `Arc`) waiting for a correlation id; the
+    /// others keep waiting.
+    pub fn remove_waiter(&self, correlation_id: &str, waiter: &Arc<dyn ReplyWaiter>) {
+        let mut waiting = self.waiting();
+        if let Some(waiters) = waiting.get_mut(correlation_id) {
+            if waiters.remove(waiter) {
+                waiting.remove(correlation_id);
+            }
+        }
     }
 
     /// Whether this reply topic is being read (its fetcher started and the
@@ -157,6 +209,11 @@ impl ReplyConsumer {
     /// Number of correlation ids still waited for.
     pub fn pending(&self) -> usize {
         self.waiting().len()
+    }
+
+    /// Number of waiters of one correlation id.
+    pub fn waiters(&self, correlation_id: &str) -> usize {
+        self.waiting().get(correlation_id).map_or(0, Waiters::len)
     }
 
     pub(crate) fn stop(&self) {
@@ -184,15 +241,181 @@ fn dispatch(waiting: &Waiting, topic: &str, records: Vec<crate::record::Record>)
                 continue;
             }
         };
-        let waiter = waiting.lock().remove(&response.correlation_id);
-        let Some(waiter) = waiter else {
+        let waiters = waiting.lock().remove(&response.correlation_id);
+        let Some(waiters) = waiters else {
             tracing::debug!(topic, correlation_id = %response.correlation_id, "reply for an unknown or already answered correlation id ignored");
             continue;
         };
         let cid = response.correlation_id;
-        match wire::error_from_headers(&record.headers) {
-            Some(message) => waiter.fail(&cid, message),
-            None => waiter.fulfill(&cid, response.value),
+        let error = wire::error_from_headers(&record.headers);
+        let answer = |waiter: &dyn ReplyWaiter, value: serde_json::Value| match &error {
+            Some(message) => waiter.fail(&cid, message.clone()),
+            None => waiter.fulfill(&cid, value),
         };
+        match waiters {
+            // The value moves to a single waiter: no copy on the common path.
+            Waiters::One(waiter) => {
+                answer(waiter.as_ref(), response.value);
+            }
+            Waiters::Many(all) => {
+                for waiter in &all {
+                    answer(waiter.as_ref(), response.value.clone());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::record::ProducerRecord;
+    use crate::rpc::{BarrierState, ReplyPromise};
+    use crate::transport::memory::MemoryBroker;
+
+    fn consumer() -> (ReplyConsumer, Arc<dyn Transport>) {
+        let transport: Arc<dyn Transport> = Arc::new(MemoryBroker::new());
+        let consumer = ReplyConsumer::new(ReplyTopics {
+            transport: transport.clone(),
+            replication: 1,
+            retention: Duration::from_secs(60),
+            deadline: Duration::from_secs(5),
+            broker: "memory://".into(),
+        });
+        (consumer, transport)
+    }
+
+    /// A reply record as an agent produces it.
+    fn reply(topic: &str, cid: &str, value: serde_json::Value) -> ProducerRecord {
+        let body = ReqRepResponse::new(json!(null), value, cid).encode();
+        ProducerRecord::new(topic.to_string(), body)
+    }
+
+    fn failed(topic: &str, cid: &str, message: &str) -> ProducerRecord {
+        let mut record = reply(topic, cid, json!(null));
+        record.headers.push((
+            wire::ERROR_HEADER.into(),
+            message.as_bytes().to_vec().into(),
+        ));
+        record
+    }
+
+    async fn within<T>(fut: impl std::future::Future<Output = T>) -> T {
+        tokio::time::timeout(Duration::from_secs(5), fut)
+            .await
+            .expect("within 5 s")
+    }
+
+    #[tokio::test]
+    async fn start_creates_the_topic_once_and_reads_it() {
+        let (replies, transport) = consumer();
+        assert!(!replies.is_reading("r"));
+        replies.start("r").await.unwrap();
+        replies.start("r").await.unwrap();
+        assert!(replies.is_reading("r"));
+        assert_eq!(transport.partition_count("r").await.unwrap(), Some(1));
+        let spec = transport.describe_topic("r").await.unwrap().unwrap();
+        assert_eq!(spec.retention, Some(Duration::from_secs(60)));
+        replies.stop();
+        assert!(!replies.is_reading("r"));
+    }
+
+    #[tokio::test]
+    async fn a_reply_fulfils_its_promise_and_is_forgotten() {
+        let (replies, transport) = consumer();
+        replies.start("r").await.unwrap();
+        let promise = ReplyPromise::new("r", "c1").unwrap();
+        replies.add("c1", Arc::new(promise.clone()));
+        assert_eq!(replies.pending(), 1);
+        transport.send(reply("r", "c1", json!(42))).await.unwrap();
+        assert_eq!(within(promise.wait()).await.unwrap(), json!(42));
+        assert_eq!(replies.pending(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_error_reply_fails_the_promise_with_the_message() {
+        let (replies, transport) = consumer();
+        replies.start("r").await.unwrap();
+        let promise = ReplyPromise::new("r", "c1").unwrap();
+        replies.add("c1", Arc::new(promise.clone()));
+        transport
+            .send(failed("r", "c1", "no such order"))
+            .await
+            .unwrap();
+        let err = within(promise.wait()).await.unwrap_err();
+        assert!(err.to_string().contains("no such order"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn every_waiter_of_one_correlation_id_gets_the_reply() {
+        let (replies, transport) = consumer();
+        replies.start("r").await.unwrap();
+        let first = ReplyPromise::new("r", "c1").unwrap();
+        let second = ReplyPromise::new("r", "c1").unwrap();
+        let barrier = BarrierState::new("r");
+        barrier.add_correlation_id("c1").unwrap();
+        barrier.finalize();
+        replies.add("c1", Arc::new(first.clone()));
+        replies.add("c1", Arc::new(second.clone()));
+        replies.add("c1", Arc::new(barrier.clone()));
+        assert_eq!((replies.pending(), replies.waiters("c1")), (1, 3));
+        transport.send(reply("r", "c1", json!("x"))).await.unwrap();
+        assert_eq!(within(first.wait()).await.unwrap(), json!("x"));
+        assert_eq!(within(second.wait()).await.unwrap(), json!("x"));
+        within(barrier.wait()).await;
+        assert_eq!(barrier.drain()[0].value, Ok(json!("x")));
+    }
+
+    #[tokio::test]
+    async fn a_removed_waiter_gets_nothing_and_the_others_still_do() {
+        let (replies, transport) = consumer();
+        replies.start("r").await.unwrap();
+        let kept = ReplyPromise::new("r", "c1").unwrap();
+        let gone: Arc<dyn ReplyWaiter> = Arc::new(ReplyPromise::new("r", "c1").unwrap());
+        replies.add("c1", Arc::new(kept.clone()));
+        replies.add("c1", gone.clone());
+        replies.remove_waiter("c1", &gone);
+        assert_eq!(replies.waiters("c1"), 1);
+        transport.send(reply("r", "c1", json!(1))).await.unwrap();
+        assert_eq!(within(kept.wait()).await.unwrap(), json!(1));
+        // The last waiter removed: the id is forgotten.
+        let only: Arc<dyn ReplyWaiter> = Arc::new(ReplyPromise::new("r", "c2").unwrap());
+        replies.add("c2", only.clone());
+        replies.remove_waiter("c2", &only);
+        assert_eq!(replies.pending(), 0);
+    }
+
+    #[tokio::test]
+    async fn unknown_duplicate_and_foreign_records_are_ignored() {
+        let (replies, transport) = consumer();
+        replies.start("r").await.unwrap();
+        let promise = ReplyPromise::new("r", "c1").unwrap();
+        replies.add("c1", Arc::new(promise.clone()));
+        // Not a reply, not JSON, a reply nobody waits for: all skipped.
+        transport
+            .send(ProducerRecord::new("r".to_string(), &br#"{"a":1}"#[..]))
+            .await
+            .unwrap();
+        transport
+            .send(ProducerRecord::new("r".to_string(), &b"\xff"[..]))
+            .await
+            .unwrap();
+        transport
+            .send(reply("r", "nobody", json!(0)))
+            .await
+            .unwrap();
+        transport.send(reply("r", "c1", json!(1))).await.unwrap();
+        transport.send(reply("r", "c1", json!(2))).await.unwrap();
+        // The first reply wins; the duplicate changes nothing.
+        assert_eq!(within(promise.wait()).await.unwrap(), json!(1));
+        let later = ReplyPromise::new("r", "c3").unwrap();
+        replies.add("c3", Arc::new(later.clone()));
+        transport.send(reply("r", "c3", json!(3))).await.unwrap();
+        assert_eq!(within(later.wait()).await.unwrap(), json!(3));
+        assert_eq!(promise.wait().await.unwrap(), json!(1));
     }
 }

@@ -63,6 +63,20 @@ impl Producer {
         }
     }
 
+    /// Like [`enqueue`](Self::enqueue), keeping the metadata of a record
+    /// the broker took at once (`Left`); `Right`: its delivery.
+    pub(crate) async fn enqueue_keeping_metadata(
+        &self,
+        record: ProducerRecord,
+    ) -> Result<futures::future::Either<RecordMetadata, DeliveryFuture>> {
+        use futures::future::Either;
+        match self.transport.try_enqueue(record)? {
+            Enqueued::Delivered(meta) => Ok(Either::Left(meta)),
+            Enqueued::Queued(delivery) => Ok(Either::Right(delivery)),
+            Enqueued::WouldWait(record) => self.transport.enqueue(record).await.map(Either::Right),
+        }
+    }
+
     /// Like [`enqueue`](Self::enqueue), without a future of the queueing
     /// unless the producer makes us wait (the common case allocates none).
     pub(crate) fn queue(&self, record: ProducerRecord) -> Queued {
