@@ -3,6 +3,9 @@
 use std::fmt;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use crate::agent::supervisor::{SupervisorStrategy, SupervisorStrategyT};
 use crate::codec::CodecRef;
 use crate::error::{Error, Result};
 use crate::rpc::wire;
@@ -58,6 +61,9 @@ pub struct AppConfig {
     pub reply_expires: Duration,
     /// Default deadline of `ask` (30 s).
     pub ask_timeout: Duration,
+    /// Supervisor strategy of agents that set none (one-for-one; Faust's
+    /// `agent_supervisor`).
+    pub agent_supervisor: Arc<dyn SupervisorStrategyT>,
 }
 
 impl fmt::Debug for AppConfig {
@@ -82,6 +88,7 @@ impl fmt::Debug for AppConfig {
             .field("reply_to", &self.reply_to)
             .field("reply_expires", &self.reply_expires)
             .field("ask_timeout", &self.ask_timeout)
+            .field("agent_supervisor", &self.agent_supervisor.name())
             .finish()
     }
 }
@@ -111,6 +118,7 @@ impl AppConfig {
             reply_to_prefix: prefix,
             reply_expires: Duration::from_secs(86_400),
             ask_timeout: Duration::from_secs(30),
+            agent_supervisor: Arc::new(SupervisorStrategy::OneForOne),
         }
     }
 

@@ -501,6 +501,97 @@ async fn crashing_supervisor_crashes_the_app() {
     app.stop().await.unwrap();
 }
 
+/// Restarts after errors, forfeits the actor on a panic; remembers what
+/// it was asked.
+#[derive(Debug, Default)]
+struct PanicsForfeit {
+    seen: std::sync::Mutex<Vec<(String, String, u64)>>,
+}
+
+impl faust_core::supervisor::SupervisorStrategyT for PanicsForfeit {
+    fn name(&self) -> &str {
+        "panics_forfeit"
+    }
+    fn on_crash(
+        &self,
+        crash: &faust_core::supervisor::Crash<'_>,
+    ) -> faust_core::supervisor::Decision {
+        use faust_core::supervisor::Decision;
+        // The agent can be looked at from here (no lock is held).
+        let _ = crash.agent.info();
+        self.seen.lock().unwrap().push((
+            crash.agent.name().to_string(),
+            crash.error.to_string(),
+            crash.restarts,
+        ));
+        match crash.error {
+            Error::Panic { .. } => Decision::ForfeitOne,
+            _ => Decision::RestartOne,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_custom_strategy_decides_per_crash_and_an_app_default_applies_to_agents_without_one() {
+    let strategy = std::sync::Arc::new(PanicsForfeit::default());
+    let app = app("custom-strategy")
+        .agent_supervisor(strategy.clone())
+        .build()
+        .unwrap();
+    let agent = app
+        .add_agent(AgentSpec::consumer(
+            "moody",
+            |mut s: Stream<i64>| async move {
+                while let Some(v) = s.next().await {
+                    match v {
+                        0 => return Err(Error::config("an error")),
+                        1 => panic!("a panic"),
+                        _ => {}
+                    }
+                }
+                Ok::<_, Error>(())
+            },
+        ))
+        .unwrap();
+    let own = app
+        .add_agent(
+            AgentSpec::consumer("own", |mut s: Stream<i64>| async move {
+                while s.next().await.is_some() {}
+                Ok::<_, Error>(())
+            })
+            .supervisor(SupervisorStrategy::Crashing),
+        )
+        .unwrap();
+    assert_eq!(agent.supervisor_strategy().name(), "panics_forfeit");
+    assert_eq!(agent.info().supervisor_strategy, "panics_forfeit");
+    assert_eq!(own.supervisor_strategy().name(), "crashing");
+    app.start().await.unwrap();
+    agent.send(&0).await.unwrap();
+    within(5, "the restart after an error", async {
+        while agent.stats().restarts() < 1 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    agent.send(&1).await.unwrap();
+    within(5, "the forfeit after a panic", async {
+        while agent.actor_count() != 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert_eq!(agent.stats().restarts(), 1);
+    let seen = strategy.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[0].0, "moody");
+    assert!(seen[0].1.contains("an error"), "{seen:?}");
+    assert_eq!(seen[0].2, 0);
+    assert!(seen[1].1.contains("a panic"), "{seen:?}");
+    assert_eq!(seen[1].2, 1);
+    assert!(app.crash_reason().is_none());
+    app.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn exceeding_the_restart_budget_crashes_the_app() {
     let app = app("budget")

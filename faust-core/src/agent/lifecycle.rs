@@ -17,7 +17,7 @@ use crate::runtime::queue::{AgentQueue, Queue};
 use super::actor::ActorCtx;
 use super::body::{run_actor, Outcome};
 use super::stream::Stream;
-use super::supervisor::{Decision, RestartBudget};
+use super::supervisor::{Crash, Decision, RestartBudget};
 use super::{ActorHandle, Agent, Exit, QueueTx, Slot, State};
 
 impl Agent {
@@ -133,7 +133,7 @@ impl Agent {
     }
 
     async fn on_actor_exit(&self, exit: Exit) {
-        let (handle, decision) = {
+        let handle = {
             let mut st = self.state();
             let Some(handle) = st.actors.remove(&exit.id) else {
                 return; // stopped on purpose (revoked, stopped, restarted as a group)
@@ -141,18 +141,23 @@ impl Agent {
             if st.stopping {
                 return;
             }
-            match &exit.outcome {
-                Outcome::Finished => {
-                    st.finished.push(handle.ctx.label().to_string());
-                    return;
-                }
-                Outcome::Crashed(_) => {}
+            if let Outcome::Finished = &exit.outcome {
+                st.finished.push(handle.ctx.label().to_string());
+                return;
             }
-            (handle, self.supervisor_strategy().decide())
+            handle
         };
         let Outcome::Crashed(err) = exit.outcome else {
             return;
         };
+        // Decided without the agent's lock held: a strategy may look at
+        // the agent.
+        let decision = self.supervisor_strategy().on_crash(&Crash {
+            agent: self,
+            actor: handle.ctx.label(),
+            error: &err,
+            restarts: self.inner.stats.restarts.load(Ordering::Relaxed),
+        });
         tracing::warn!(agent = %self.name(), actor = %handle.ctx.label(), error = %err, ?decision, "actor crashed");
         let ctx = self.context();
         match decision {

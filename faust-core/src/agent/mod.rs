@@ -59,7 +59,7 @@ pub use self::spec::schema_check;
 pub use self::spec::{AgentSpec, OnError};
 pub use self::stats::{AgentInfo, AgentStats};
 use self::stream::Stream;
-use self::supervisor::{RestartBudget, SupervisorStrategy};
+use self::supervisor::{RestartBudget, SupervisorStrategyT};
 
 /// A running agent. Cheap to clone (a shared handle).
 #[derive(Clone)]
@@ -78,6 +78,8 @@ pub(crate) struct AgentInner {
     inbox: Option<Arc<Inbox>>,
     value_codec: CodecRef,
     key_codec: CodecRef,
+    /// Its supervisor strategy (its own or the app's).
+    supervisor: supervisor::Strategy,
     /// The app's shared services.
     ctx: Arc<Context>,
     sinks: RwLock<Arc<Vec<ErasedSink>>>,
@@ -182,8 +184,13 @@ impl Agent {
             None => CodecRef::RAW,
         };
         let sinks = RwLock::new(Arc::new(spec.sinks.clone()));
+        let supervisor = spec
+            .supervisor
+            .clone()
+            .unwrap_or_else(|| ctx.config.agent_supervisor.clone());
         Ok(Agent {
             inner: Arc::new(AgentInner {
+                supervisor,
                 spec,
                 topics,
                 patterns,
@@ -265,9 +272,9 @@ impl Agent {
     pub fn help(&self) -> &str {
         &self.inner.spec.help
     }
-    /// Supervisor strategy.
-    pub fn supervisor_strategy(&self) -> SupervisorStrategy {
-        self.inner.spec.supervisor
+    /// Supervisor strategy: its own, else the app's `agent_supervisor`.
+    pub fn supervisor_strategy(&self) -> &dyn SupervisorStrategyT {
+        self.inner.supervisor.as_ref()
     }
     /// Whether requests carry their reply address in headers.
     pub fn use_reply_headers(&self) -> bool {

@@ -17,7 +17,7 @@ use crate::transport::TopicPattern;
 use super::body::{ActorBody, BoxError, ConsumerBody, HandlerBody, ProducerBody, YieldingBody};
 use super::sink::{ErasedSink, Sink};
 use super::stream::{Stream, Yield};
-use super::supervisor::SupervisorStrategy;
+use super::supervisor::{Strategy, SupervisorStrategyT};
 use super::Agent;
 
 /// Called with the agent and the error when an agent function fails.
@@ -61,7 +61,8 @@ pub struct AgentSpec {
     pub(crate) key_codec: Option<CodecRef>,
     /// Its schema (types checked against the function's when validated).
     pub(crate) schema: Option<ErasedSchema>,
-    pub(crate) supervisor: SupervisorStrategy,
+    /// Its own strategy; `None`: the app's `agent_supervisor`.
+    pub(crate) supervisor: Option<Strategy>,
     pub(crate) on_error: Option<OnError>,
     pub(crate) sinks: Vec<ErasedSink>,
     pub(crate) body: Arc<dyn ActorBody>,
@@ -116,7 +117,7 @@ impl AgentSpec {
             value_codec: None,
             key_codec: None,
             schema: None,
-            supervisor: SupervisorStrategy::OneForOne,
+            supervisor: None,
             on_error: None,
             sinks: Vec::new(),
             body,
@@ -327,9 +328,11 @@ impl AgentSpec {
         self
     }
 
-    /// Supervisor strategy (default: one-for-one).
-    pub fn supervisor(mut self, strategy: SupervisorStrategy) -> Self {
-        self.supervisor = strategy;
+    /// Supervisor strategy: one of [`SupervisorStrategy`](super::SupervisorStrategy) or one's own
+    /// [`SupervisorStrategyT`] (default: the app's
+    /// [`agent_supervisor`](crate::AppBuilder::agent_supervisor), one-for-one).
+    pub fn supervisor(mut self, strategy: impl SupervisorStrategyT) -> Self {
+        self.supervisor = Some(Arc::new(strategy));
         self
     }
 

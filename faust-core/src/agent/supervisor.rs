@@ -4,14 +4,101 @@
 //! A function that returns `Ok(())` has *finished* and is never restarted.
 //! Restarts are rate-limited by a [`RestartBudget`] (Faust: 100 per second);
 //! exceeding it crashes the app with [`Error::MaxRestartsExceeded`](crate::Error).
+//!
+//! The five strategies of Faust are [`SupervisorStrategy`]; a strategy of
+//! one's own implements [`SupervisorStrategyT`] and [`decides`](SupervisorStrategyT::on_crash)
+//! per crash, knowing the agent, the actor and the error.
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::error::Error;
+
+use super::Agent;
+
+/// A supervisor strategy: what to do when one of an agent's actors crashed
+/// (Faust's `SupervisorStrategyT`). Set one per agent with
+/// [`AgentSpec::supervisor`](crate::AgentSpec::supervisor) or for every
+/// agent with [`AppBuilder::agent_supervisor`](crate::AppBuilder::agent_supervisor).
+///
+/// ```
+/// # use faust_core as faust;
+/// use faust::supervisor::{Crash, Decision, SupervisorStrategyT};
+///
+/// /// Restart after errors, but crash the app on a panic.
+/// #[derive(Debug)]
+/// struct PanicsAreFatal;
+///
+/// impl SupervisorStrategyT for PanicsAreFatal {
+///     fn name(&self) -> &str {
+///         "panics_are_fatal"
+///     }
+///     fn on_crash(&self, crash: &Crash<'_>) -> Decision {
+///         match crash.error {
+///             faust::Error::Panic { .. } => Decision::CrashApp,
+///             _ => Decision::RestartOne,
+///         }
+///     }
+/// }
+///
+/// let spec = faust::AgentSpec::consumer("careful", |mut s: faust::Stream<i64>| async move {
+///     while s.next().await.is_some() {}
+///     Ok::<_, faust::Error>(())
+/// })
+/// .supervisor(PanicsAreFatal);
+/// # drop(spec);
+/// ```
+pub trait SupervisorStrategyT: Send + Sync + fmt::Debug + 'static {
+    /// The strategy's name, shown in the agent's info and logs.
+    fn name(&self) -> &str;
+
+    /// What to do about this crash. Restarts spend the app's restart
+    /// budget whatever strategy asks for them.
+    fn on_crash(&self, crash: &Crash<'_>) -> Decision;
+}
+
+/// One crashed actor, as a [`SupervisorStrategyT`] sees it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Crash<'a> {
+    /// The agent.
+    pub agent: &'a Agent,
+    /// The crashed actor's label (`Agent*: name #1`).
+    pub actor: &'a str,
+    /// Why it crashed: the function's error, or [`Error::Panic`].
+    pub error: &'a Error,
+    /// Restarts of this agent so far.
+    pub restarts: u64,
+}
+
+/// A strategy shared with the code that made it (to look at its state).
+impl<T: SupervisorStrategyT> SupervisorStrategyT for Arc<T> {
+    fn name(&self) -> &str {
+        T::name(self)
+    }
+
+    fn on_crash(&self, crash: &Crash<'_>) -> Decision {
+        T::on_crash(self, crash)
+    }
+}
+
+/// A shared strategy, as agents and the app's settings hold it.
+pub(crate) type Strategy = Arc<dyn SupervisorStrategyT>;
+
+impl SupervisorStrategyT for SupervisorStrategy {
+    fn name(&self) -> &str {
+        SupervisorStrategy::name(*self)
+    }
+
+    fn on_crash(&self, _crash: &Crash<'_>) -> Decision {
+        self.decide()
+    }
+}
 
 /// How an agent's supervisor reacts to a crashed actor.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -50,7 +137,7 @@ impl SupervisorStrategy {
     }
 
     /// What to do after an actor crashed.
-    pub(crate) fn decide(self) -> Decision {
+    pub fn decide(self) -> Decision {
         match self {
             SupervisorStrategy::OneForOne => Decision::RestartOne,
             SupervisorStrategy::OneForAll => Decision::RestartAll,
@@ -79,11 +166,16 @@ impl FromStr for SupervisorStrategy {
 
 /// What the supervisor does about a crash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Decision {
+pub enum Decision {
+    /// Restart the crashed actor.
     RestartOne,
+    /// Stop every actor of the agent, then restart them all.
     RestartAll,
+    /// Do not restart the crashed actor.
     ForfeitOne,
+    /// Stop every actor of the agent and restart none.
     ForfeitAll,
+    /// Crash the app.
     CrashApp,
 }
 

@@ -167,6 +167,17 @@ impl AppBuilder {
         ask_timeout: Duration;
     }
 
+    /// Supervisor strategy of every agent that sets none (Faust's
+    /// `agent_supervisor`; default one-for-one): a [`SupervisorStrategy`](crate::SupervisorStrategy)
+    /// or one's own [`SupervisorStrategyT`](crate::supervisor::SupervisorStrategyT).
+    pub fn agent_supervisor(
+        mut self,
+        strategy: impl crate::agent::supervisor::SupervisorStrategyT,
+    ) -> Self {
+        self.config.agent_supervisor = Arc::new(strategy);
+        self
+    }
+
     /// Register a transport for a URL scheme (the facade registers `kafka`).
     pub fn scheme(mut self, scheme: &'static str, factory: TransportFactory) -> Self {
         self.schemes.retain(|(s, _)| *s != scheme);
