@@ -38,7 +38,7 @@ pub mod replies {
     };
 }
 
-pub use agent::current_agent;
+pub use agent::{current_agent, spawn};
 pub use agent::{Agent, AgentInfo, AgentSpec, AgentStats, AgentT, OnError};
 pub use app::{App, AppBuilder, AppConfig};
 pub use channel::Channel;

@@ -1215,3 +1215,35 @@ async fn isolated_partitions_of_several_topics_and_a_pattern_get_an_actor_each()
     assert_eq!(got, want);
     within(10, "stop", app.stop()).await.unwrap();
 }
+
+#[tokio::test]
+async fn tasks_spawned_with_faust_spawn_inherit_the_current_agent() {
+    let app = app("spawned").build().unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let agent = app
+        .add_agent(AgentSpec::consumer("parent", move |mut s: Stream<i64>| {
+            let tx = tx.clone();
+            async move {
+                while s.next().await.is_some() {
+                    let inherited = faust_core::spawn(async {
+                        faust_core::current_agent().map(|a| a.name().to_string())
+                    });
+                    let plain = tokio::spawn(async {
+                        faust_core::current_agent().map(|a| a.name().to_string())
+                    });
+                    let _ = tx.send((inherited.await.unwrap(), plain.await.unwrap()));
+                }
+                Ok::<_, Error>(())
+            }
+        }))
+        .unwrap();
+    app.start().await.unwrap();
+    agent.send(&1).await.unwrap();
+    let (inherited, plain) = within(5, "the tasks", rx.recv()).await.unwrap();
+    assert_eq!(inherited.as_deref(), Some("parent"));
+    assert_eq!(plain, None);
+    // Outside an agent it is tokio::spawn.
+    let outside = faust_core::spawn(async { faust_core::current_agent().is_none() });
+    assert!(outside.await.unwrap());
+    app.stop().await.unwrap();
+}

@@ -26,10 +26,45 @@ tokio::task_local! {
 
 /// The agent whose actor is running the current task, or `None` elsewhere.
 ///
-/// Set for the agent function and everything it awaits (sinks and replies
-/// included). Tasks spawned from an agent do not inherit it.
+/// Set for the agent function and everything it awaits (sinks, replies and
+/// `on_error` included), and for tasks started with [`spawn`] from there;
+/// a task started with `tokio::spawn` does not inherit it.
 pub fn current_agent() -> Option<Agent> {
     CURRENT_AGENT.try_with(|a| a.clone()).ok()
+}
+
+/// Run `future` within `agent`: [`current_agent`] gives it there.
+pub(crate) fn within_agent<F: Future>(
+    agent: Agent,
+    future: F,
+) -> tokio::task::futures::TaskLocalFuture<Agent, F> {
+    CURRENT_AGENT.scope(agent, future)
+}
+
+/// `tokio::spawn`, with [`current_agent`] inherited by the task (as Faust
+/// copies the current agent into tasks an agent starts). Outside an agent
+/// it is `tokio::spawn`.
+///
+/// ```
+/// # use faust_core as faust;
+/// # async fn body(mut s: faust::Stream<i64>) -> faust::Result<()> {
+/// while let Some(v) = s.next().await {
+///     faust::spawn(async move {
+///         let agent = faust::current_agent().expect("inherited");
+///         tracing::info!(agent = agent.name(), v, "in the background");
+///     });
+/// }
+/// # Ok(()) }
+/// ```
+pub fn spawn<F>(future: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match current_agent() {
+        Some(agent) => tokio::spawn(within_agent(agent, future)),
+        None => tokio::spawn(future),
+    }
 }
 
 /// How an actor ended.
@@ -154,7 +189,7 @@ pub(crate) async fn run_actor(
     root: await_tree::TreeRoot,
 ) -> Outcome {
     let agent = ctx.agent().clone();
-    let fut = CURRENT_AGENT.scope(agent.clone(), body.run(ctx.clone()));
+    let fut = within_agent(agent.clone(), body.run(ctx.clone()));
     let result = AssertUnwindSafe(root.instrument(fut)).catch_unwind().await;
     let outcome = match result {
         Ok(Ok(())) => Outcome::Finished,

@@ -14,6 +14,7 @@ pub(crate) mod actor;
 mod ask;
 mod body;
 pub(crate) use body::panic_message;
+pub use body::spawn;
 mod event;
 mod lifecycle;
 pub mod manager;
