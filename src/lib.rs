@@ -25,9 +25,9 @@
 pub use faust_core::model;
 pub use faust_core::model::Record;
 pub use faust_core::{
-    agent as agents, channel, codec, current_agent, error, spawn, manager, message, record, redact,
-    replies, schema, stream, supervisor, testing, timer as timers, topic, transport, wire, Agent,
-    AgentInfo, AgentManager, AgentManagerT, AgentSpec, AgentStats, AgentT, App, AppBuilder,
+    agent as agents, channel, codec, current_agent, error, manager, message, record, redact,
+    replies, schema, spawn, stream, supervisor, testing, timer as timers, topic, transport, wire,
+    Agent, AgentInfo, AgentManager, AgentManagerT, AgentSpec, AgentStats, AgentT, App, AppBuilder,
     AppConfig, BarrierState, Channel, CleanupPolicy, Codec, CodecRef, Error, Event, Message,
     MessageRef, OffsetReset, PutOptions, RecordMetadata, ReplyConsumer, ReplyPromise, ReplyTuple,
     Result, Schema, SendOptions, Sink, Stream, SupervisorStrategy, TestContext, TestEvent,

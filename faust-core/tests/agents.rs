@@ -824,7 +824,15 @@ async fn an_extra_stream_and_actor_from_stream_share_the_queue() {
     app.start().await.unwrap();
     assert_eq!(agent.channel(), agent.topic());
     let stream = agent.channel_iterator::<i64>().unwrap();
-    let extra = agent.actor_from_stream(stream);
+    let extra = agent.actor_from_stream(stream, Some(7)).unwrap();
+    assert_eq!(extra.index(), Some(7));
+    assert!(extra.active_partitions().is_empty());
+    assert_eq!(agent.actor_count(), 2);
+    assert!(
+        agent.actor_tracebacks().iter().any(|t| t.contains("#7")),
+        "{:?}",
+        agent.actor_tracebacks()
+    );
     for v in 0..20i64 {
         agent.send(&v).await.unwrap();
     }
@@ -832,7 +840,45 @@ async fn an_extra_stream_and_actor_from_stream_share_the_queue() {
     got.sort();
     assert_eq!(got, (0..20).collect::<Vec<_>>());
     app.stop().await.unwrap();
-    extra.abort();
+    assert_eq!(agent.actor_count(), 0, "it stops with the agent");
+}
+
+#[tokio::test]
+async fn an_actor_from_a_stream_is_restarted_after_a_crash() {
+    let app = app("extra-restart").build().unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let agent = app
+        .add_agent(
+            AgentSpec::consumer("q", move |mut s: Stream<i64>| {
+                let tx = tx.clone();
+                async move {
+                    let _ = tx.send(("started", s.concurrency_index()));
+                    while let Some(v) = s.next().await {
+                        if v == 0 {
+                            return Err(Error::config("boom"));
+                        }
+                    }
+                    Ok::<_, Error>(())
+                }
+            })
+            .isolated_partitions(false),
+        )
+        .unwrap();
+    app.start().await.unwrap();
+    assert_eq!(take(&mut rx, 1).await, vec![("started", None)]);
+    agent
+        .actor_from_stream(agent.stream::<i64>(None).unwrap(), Some(1))
+        .unwrap();
+    assert_eq!(take(&mut rx, 1).await, vec![("started", Some(1))]);
+    // Crash both actors, one after the other: each is restarted in its slot.
+    agent.send(&0).await.unwrap();
+    agent.send(&0).await.unwrap();
+    let mut restarted: Vec<_> = take(&mut rx, 2).await.into_iter().map(|x| x.1).collect();
+    restarted.sort();
+    assert_eq!(restarted, vec![None, Some(1)]);
+    assert_eq!(agent.stats().restarts(), 2);
+    assert_eq!(agent.actor_count(), 2);
+    app.stop().await.unwrap();
 }
 
 /// A tight loop of sends to `memory://` (which never waits) still lets the

@@ -6,7 +6,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::codec::Value;
@@ -78,7 +77,7 @@ impl Agent {
             let n = self.concurrency();
             for i in 0..n {
                 let index = (n > 1).then_some(i);
-                self.spawn_actor(Slot::Index(index));
+                let _ = self.spawn_actor(Slot::Index(index));
             }
         }
         let agent = self.clone();
@@ -98,13 +97,15 @@ impl Agent {
         }
     }
 
-    pub(super) fn spawn_actor(&self, slot: Slot) {
+    /// Start a supervised actor for `slot`; its label, or `None` when the
+    /// agent is not running.
+    pub(super) fn spawn_actor(&self, slot: Slot) -> Option<String> {
         let mut st = self.state();
         if st.stopping {
-            return;
+            return None;
         }
         let (Some(queue), Some(exits)) = (self.queue_for(&st, &slot), st.exits.clone()) else {
-            return;
+            return None;
         };
         let (index, partition) = match &slot {
             Slot::Index(i) => (*i, None),
@@ -125,11 +126,13 @@ impl Agent {
             .register((self.name().to_string(), id), ctx.label().to_string());
         let body = self.inner.spec.body.clone();
         let run_ctx = ctx.clone();
+        let label = ctx.label().to_string();
         let join = tokio::spawn(async move {
             let outcome = run_actor(run_ctx, body, root).await;
             let _ = exits.send(Exit { id, outcome });
         });
         st.actors.insert(id, ActorHandle { slot, ctx, join });
+        Some(label)
     }
 
     async fn on_actor_exit(&self, exit: Exit) {
@@ -163,7 +166,7 @@ impl Agent {
         match decision {
             Decision::RestartOne => {
                 if self.spend_restart(ctx) {
-                    self.spawn_actor(handle.slot);
+                    let _ = self.spawn_actor(handle.slot);
                 }
             }
             Decision::RestartAll => {
@@ -179,7 +182,7 @@ impl Agent {
                 });
                 if self.spend_restart(ctx) {
                     for slot in slots {
-                        self.spawn_actor(slot);
+                        let _ = self.spawn_actor(slot);
                     }
                 }
             }
@@ -335,21 +338,62 @@ impl Agent {
         out
     }
 
-    /// Start an unsupervised actor running the agent function on `stream`
-    /// (it shares the stream's queue). Faust's `actor_from_stream`.
-    pub fn actor_from_stream<T: Value>(&self, stream: Stream<T>) -> JoinHandle<Result<()>> {
-        let ctx = stream.into_ctx();
-        let body = self.inner.spec.body.clone();
-        let agent = self.clone();
-        tokio::spawn(async move {
-            let root = agent.context().tracebacks.register(
-                (agent.name().to_string(), u64::MAX),
-                ctx.label().to_string(),
-            );
-            match run_actor(ctx, body, root).await {
-                Outcome::Finished => Ok(()),
-                Outcome::Crashed(e) => Err(e),
-            }
+    /// Start one more actor running the agent function on the queue of
+    /// `stream` (from [`stream`](Self::stream) or
+    /// [`channel_iterator`](Self::channel_iterator)), with concurrency
+    /// index `index`: Faust's `actor_from_stream`. It is supervised like
+    /// the agent's own actors (restarted by its strategy, counted in
+    /// [`actor_count`](Self::actor_count), [`actor_tracebacks`](Self::actor_tracebacks)
+    /// and the restarts of its stats) and stops with the agent; an actor on
+    /// an isolated partition's queue stops when that partition is revoked.
+    ///
+    /// The new actor reads from where the stream is: pass a stream nothing
+    /// read from (an event read before is acked when the stream drops).
+    /// An error if the agent is not running.
+    pub fn actor_from_stream<T: Value>(
+        &self,
+        stream: Stream<T>,
+        index: Option<usize>,
+    ) -> Result<ActorRef> {
+        let partition = stream.active_partition();
+        drop(stream);
+        let slot = match &partition {
+            Some(tp) => Slot::Partition(tp.clone()),
+            None => Slot::Index(index),
+        };
+        let label = self
+            .spawn_actor(slot)
+            .ok_or_else(|| Error::Stopped(format!("agent `{}`", self.name())))?;
+        Ok(ActorRef {
+            label,
+            index: if partition.is_some() { None } else { index },
+            partition,
         })
+    }
+}
+
+/// An actor started by [`Agent::actor_from_stream`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActorRef {
+    label: String,
+    index: Option<usize>,
+    partition: Option<crate::record::TopicPartition>,
+}
+
+impl ActorRef {
+    /// Its label, as in tracebacks (`Agent*: name #1`).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Its concurrency index.
+    pub fn index(&self) -> Option<usize> {
+        self.index
+    }
+
+    /// The partitions it is limited to (one for an isolated partition's
+    /// queue, none for the shared queue).
+    pub fn active_partitions(&self) -> Vec<crate::record::TopicPartition> {
+        self.partition.iter().cloned().collect()
     }
 }

@@ -17,6 +17,7 @@ pub(crate) use body::panic_message;
 pub use body::spawn;
 mod event;
 mod lifecycle;
+pub use lifecycle::ActorRef;
 pub mod manager;
 mod partitions;
 mod scatter;

@@ -96,7 +96,7 @@ impl Agent {
             };
             if new {
                 tracing::debug!(agent = %self.name(), partition = %tp, "isolated partition assigned");
-                self.spawn_actor(Slot::Partition(tp));
+                let _ = self.spawn_actor(Slot::Partition(tp));
             }
         }
         Ok(())

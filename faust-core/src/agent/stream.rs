@@ -78,10 +78,6 @@ impl<T: Value> Stream<T> {
         self.ctx.partition().cloned()
     }
 
-    pub(crate) fn into_ctx(self) -> Arc<ActorCtx> {
-        self.ctx
-    }
-
     /// The agent this stream belongs to.
     pub fn agent(&self) -> &crate::agent::Agent {
         self.ctx.agent()
