@@ -273,13 +273,11 @@ async fn one_topic_several_record_types() {
                 while let Some(v) = values.next().await {
                     let seen = match faust::model::namespace_of(&v) {
                         Some(Add::NAMESPACE) => {
-                            let r: Add =
-                                serde_json::from_value(v).map_err(|e| Error::User(e.into()))?;
+                            let r: Add = serde_json::from_value(v).map_err(Error::user)?;
                             format!("add {}", r.a + r.b)
                         }
                         Some(Line::NAMESPACE) => {
-                            let r: Line =
-                                serde_json::from_value(v).map_err(|e| Error::User(e.into()))?;
+                            let r: Line = serde_json::from_value(v).map_err(Error::user)?;
                             format!("line to {},{}", r.to.x, r.to.y)
                         }
                         other => format!("other {other:?}"),

@@ -11,7 +11,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// converts into `Box<dyn std::error::Error + Send + Sync>`; the runtime
 /// reports a failure as [`Error::Agent`]. In a function returning this type,
 /// wrap another error with [`Error::user`]: `.map_err(Error::user)?`.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The application or agent configuration is invalid.
@@ -82,7 +82,7 @@ pub enum Error {
     },
     /// The agent function returned an error of its own.
     #[error(transparent)]
-    User(Box<dyn std::error::Error + Send + Sync + 'static>),
+    User(std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>),
     /// The agent function panicked.
     #[error("agent `{agent}` panicked: {message}")]
     Panic {
@@ -168,7 +168,8 @@ impl Error {
     where
         E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
     {
-        Error::User(err.into())
+        let boxed: Box<dyn std::error::Error + Send + Sync + 'static> = err.into();
+        Error::User(boxed.into())
     }
 
     /// No agent `name` among `known` (listed as given, or "(none)").

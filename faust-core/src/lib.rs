@@ -53,7 +53,7 @@ pub use schema::Schema;
 pub use sink::Sink;
 pub use stream::{Event, Stream, Yield};
 pub use supervisor::{RestartBudget, SupervisorStrategy};
-pub use testing::{PutOptions, TestContext, TestEvent};
+pub use testing::{PutOptions, TestContext, TestEvent, TestOptions};
 pub use timer::TimerSpec;
 pub use topic::{CleanupPolicy, Topic};
 pub use transport::OffsetReset;

@@ -1,10 +1,12 @@
 //! The test harness of an agent (Faust's `test_context()`).
 //!
 //! [`Agent::test_context`](crate::Agent::test_context) runs a copy of the
-//! agent on a private embedded broker. [`TestContext::put`] sends one value
-//! and waits (with a deadline) until the agent has finished with it, then
-//! returns the event or the agent's error. [`TestContext::results`] holds
-//! what the agent produced (its inputs, for consumers).
+//! agent on a private embedded broker, with the crashing supervisor (a crash
+//! fails the test, as in Faust); [`Agent::test_context_with`](crate::Agent::test_context_with)
+//! takes [`TestOptions`]. [`TestContext::put`] sends one value and waits
+//! (with a deadline) until the agent has finished with it, then returns the
+//! event or the agent's error. [`TestContext::results`] holds what the agent
+//! produced (its inputs, for consumers).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,8 +16,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::agent::sink::ErasedSink;
-use crate::agent::Agent;
+use crate::agent::sink::{ErasedSink, SinkTarget};
+use crate::agent::supervisor::{SupervisorStrategy, SupervisorStrategyT};
+use crate::agent::{Agent, AgentSpec};
 use crate::app::{App, AppBuilder};
 use crate::codec::CodecRef;
 use crate::context::EventHook;
@@ -72,6 +75,62 @@ impl PutOptions {
     pub fn timeout(mut self, t: Duration) -> Self {
         self.timeout = Some(t);
         self
+    }
+}
+
+/// Options of [`Agent::test_context_with`](crate::Agent::test_context_with)
+/// (Faust's `test_context(channel, supervisor_strategy, on_error)`).
+#[derive(Clone, Default)]
+#[must_use]
+pub struct TestOptions {
+    supervisor: Option<Arc<dyn SupervisorStrategyT>>,
+    on_error: Option<crate::agent::OnError>,
+    channel: Option<String>,
+    timeout: Option<Duration>,
+}
+
+impl TestOptions {
+    /// The copy's supervisor strategy (default: crashing, so that a crash
+    /// fails the test; one-for-one lets it restart and read on).
+    pub fn supervisor(mut self, strategy: impl SupervisorStrategyT) -> Self {
+        self.supervisor = Some(Arc::new(strategy));
+        self
+    }
+
+    /// The copy's `on_error`, instead of the agent's.
+    pub fn on_error<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&Agent, &Error) + Send + Sync + 'static,
+    {
+        self.on_error = Some(Arc::new(f));
+        self
+    }
+
+    /// Read this in-memory channel instead of the agent's topics (Faust's
+    /// `channel=`): `put` hands values to it. Not for isolated partitions.
+    pub fn channel(mut self, name: impl Into<String>) -> Self {
+        self.channel = Some(name.into());
+        self
+    }
+
+    /// How long `put` waits by default (5 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
+impl std::fmt::Debug for TestOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestOptions")
+            .field(
+                "supervisor",
+                &self.supervisor.as_ref().map(|s| s.name().to_string()),
+            )
+            .field("on_error", &self.on_error.is_some())
+            .field("channel", &self.channel)
+            .field("timeout", &self.timeout)
+            .finish()
     }
 }
 
@@ -133,14 +192,73 @@ pub struct TestContext {
 
 impl Agent {
     /// A test harness running a copy of this agent on a private embedded
-    /// broker; see [`TestContext`].
+    /// broker, with the crashing supervisor; see [`TestContext`].
     pub async fn test_context(&self) -> Result<TestContext> {
-        TestContext::start(self).await
+        TestContext::start(self, TestOptions::default()).await
+    }
+
+    /// [`test_context`](Self::test_context) with options: another
+    /// supervisor strategy, `on_error`, an input channel, a timeout.
+    pub async fn test_context_with(&self, options: TestOptions) -> Result<TestContext> {
+        TestContext::start(self, options).await
     }
 }
 
+/// The copy of `original`'s spec a test context runs: with the options'
+/// supervisor (crashing by default), `on_error` and input channel.
+fn copy_spec(original: &Agent, options: &TestOptions) -> AgentSpec {
+    let mut spec = original.to_spec();
+    spec.supervisor = Some(
+        options
+            .supervisor
+            .clone()
+            .unwrap_or_else(|| Arc::new(SupervisorStrategy::Crashing)),
+    );
+    if let Some(on_error) = &options.on_error {
+        spec.on_error = Some(on_error.clone());
+    }
+    if let Some(channel) = &options.channel {
+        spec.channel = Some(channel.clone());
+        spec.topics.clear();
+        spec.patterns.clear();
+        spec.partitions = None;
+    }
+    spec
+}
+
+/// The agents `spec`'s sinks send to, declared in the private app as
+/// remote agents on their topics (the records land on the private broker,
+/// where nothing reads them). A sink to an agent reading a channel has
+/// nothing to stand in for it: an error naming it.
+fn stand_ins(original: &Agent, spec: &AgentSpec, app: &App) -> Result<()> {
+    for sink in &spec.sinks {
+        let Some(SinkTarget::Agent(name)) = &sink.target else {
+            continue;
+        };
+        let (codec, route) = original.context().agent_target(name)?;
+        match route {
+            crate::context::AgentRoute::Topic(topic) => {
+                let name = name.strip_prefix('@').unwrap_or(name);
+                app.add_agent(
+                    AgentSpec::remote(name)
+                        .topic(topic.to_string())
+                        .value_codec(codec),
+                )?;
+            }
+            crate::context::AgentRoute::Channel(_) => {
+                return Err(Error::config(format!(
+                    "agent `{}` has a sink to agent `{name}`, which reads an in-memory \
+                     channel: a test context runs one agent, so nothing would read it",
+                    original.name()
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
 impl TestContext {
-    async fn start(original: &Agent) -> Result<Self> {
+    async fn start(original: &Agent, options: TestOptions) -> Result<Self> {
         let mut config = original.context().config.clone();
         config.broker = "memory://test-context".to_string();
         config.reply_to = format!("{}{}", config.reply_to_prefix, uuid::Uuid::new_v4());
@@ -151,7 +269,8 @@ impl TestContext {
             .transport(Arc::new(MemoryBroker::new()))
             .event_hook(Arc::new(Observer(tx)))
             .build()?;
-        let mut spec = original.to_spec();
+        let mut spec = copy_spec(original, &options);
+        stand_ins(original, &spec, &app)?;
         let results: Arc<Mutex<Vec<Entry>>> = Arc::default();
         if let Some(output) = spec.output {
             let sink_results = results.clone();
@@ -176,7 +295,7 @@ impl TestContext {
             agent,
             processed: tokio::sync::Mutex::new(rx),
             results,
-            timeout: Duration::from_secs(5),
+            timeout: options.timeout.unwrap_or(Duration::from_secs(5)),
         })
     }
 
@@ -264,7 +383,22 @@ impl TestContext {
             }
             None
         };
-        match tokio::time::timeout(deadline, wait).await {
+        // A crashed copy (the default supervisor crashes the app) processes
+        // nothing more: say so at once instead of at the deadline.
+        let crashed = async {
+            let reason = self.app.wait_crashed().await;
+            Error::Crashed(reason.to_string())
+        };
+        let outcome = tokio::time::timeout(deadline, async {
+            tokio::select! {
+                biased;
+                processed = wait => Ok(processed),
+                crash = crashed => Err(crash),
+            }
+        });
+        match outcome.await {
+            Ok(Err(crash)) => Err(crash),
+            Ok(Ok(processed)) => Self::processed(agent, processed),
             Err(_) => Err(Error::Timeout {
                 what: format!(
                     "agent `{}` processing the event at offset {} (a filtered event is processed too; use no_wait to not wait)",
@@ -273,13 +407,20 @@ impl TestContext {
                 ),
                 after: deadline,
             }),
-            Ok(None) => Err(Error::Stopped("test context".into())),
-            Ok(Some(p)) => match p.error {
+        }
+        .map(|()| event)
+    }
+
+    /// What `put` returns for the event the agent is done with.
+    fn processed(agent: &Agent, processed: Option<Processed>) -> Result<()> {
+        match processed {
+            None => Err(Error::Stopped("test context".into())),
+            Some(p) => match p.error {
                 Some(message) => Err(Error::Agent {
                     agent: agent.name().to_string(),
                     message,
                 }),
-                None => Ok(event),
+                None => Ok(()),
             },
         }
     }

@@ -6,7 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::app;
-use faust_core::{current_agent, AgentSpec, Error, PutOptions, Sink, Stream, Yield};
+use faust_core::testing::TestOptions;
+use faust_core::{
+    current_agent, AgentSpec, Error, PutOptions, Sink, Stream, SupervisorStrategy, Yield,
+};
 
 #[tokio::test]
 async fn a_consumer_agent_records_its_inputs() {
@@ -94,12 +97,111 @@ async fn put_surfaces_the_agent_error() {
             },
         ))
         .unwrap();
+    // By default a crash fails the test (Faust's crashing supervisor).
     let ctx = agent.test_context().await.unwrap();
     ctx.put(&1).await.unwrap();
     let err = ctx.put(&-1).await.unwrap_err();
     assert!(err.to_string().contains("negative"), "{err}");
-    // The supervisor restarted it: the next put works.
+    let t0 = std::time::Instant::now();
+    let err = ctx.put(&2).await.unwrap_err();
+    assert!(matches!(err, Error::Crashed(_)), "{err}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "said at once, not at the deadline"
+    );
+    // With a restarting strategy the next put works.
+    let ctx = agent
+        .test_context_with(TestOptions::default().supervisor(SupervisorStrategy::OneForOne))
+        .await
+        .unwrap();
+    let err = ctx.put(&-1).await.unwrap_err();
+    assert!(err.to_string().contains("negative"), "{err}");
     ctx.put(&2).await.unwrap();
+}
+
+#[tokio::test]
+async fn on_error_and_the_input_channel_can_be_given() {
+    let app = app("tc-options").build().unwrap();
+    let agent = app
+        .add_agent(AgentSpec::handler("picky", |v: i64| async move {
+            if v < 0 {
+                return Err(Error::config("negative"));
+            }
+            Ok::<_, Error>(v * 10)
+        }))
+        .unwrap();
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let seen = errors.clone();
+    let ctx = agent
+        .test_context_with(
+            TestOptions::default()
+                .on_error(move |agent, err| {
+                    seen.lock()
+                        .unwrap()
+                        .push(format!("{}: {err}", agent.name()));
+                })
+                .channel("picky-input")
+                .timeout(Duration::from_secs(2)),
+        )
+        .await
+        .unwrap();
+    assert!(ctx.agent().reads_channel());
+    assert_eq!(ctx.agent().channel(), "picky-input");
+    let event = ctx.put(&4).await.unwrap();
+    assert_eq!(event.topic, "picky-input");
+    assert!(ctx.put(&-1).await.is_err());
+    assert_eq!(ctx.results::<i64>().unwrap(), vec![40]);
+    let errors = errors.lock().unwrap().clone();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("picky: ") && errors[0].contains("negative"),
+        "{errors:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_agent_sinking_into_another_agent_runs_in_a_test_context() {
+    let app = app("tc-agent-sink").build().unwrap();
+    app.add_agent(AgentSpec::consumer(
+        "totals",
+        |mut s: Stream<i64>| async move {
+            while s.next().await.is_some() {}
+            Ok::<_, Error>(())
+        },
+    ))
+    .unwrap();
+    let double = app
+        .add_agent(
+            AgentSpec::handler("double", |v: i64| async move { Ok::<_, Error>(v * 2) })
+                .sink(Sink::<i64>::agent("@totals")),
+        )
+        .unwrap();
+    let ctx = double.test_context().await.unwrap();
+    ctx.put(&21).await.unwrap();
+    assert_eq!(ctx.results::<i64>().unwrap(), vec![42]);
+    // The value went to the stand-in's topic on the private broker.
+    let totals = ctx.app().agent("totals").unwrap();
+    assert!(totals.is_remote());
+    let topic = totals.topic().to_string();
+    let transport = ctx.app().transport();
+    let partitions = transport.partition_count(&topic).await.unwrap().unwrap();
+    let tps = (0..partitions)
+        .map(|p| faust_core::TopicPartition::new(topic.as_str(), p))
+        .collect();
+    let mut consumer = transport.assign(tps).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let faust_core::transport::ConsumerEvent::Records(r) = consumer.poll().await.unwrap()
+            {
+                if let Some(r) = r.into_iter().next() {
+                    return r.value;
+                }
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(got.is_some());
 }
 
 #[tokio::test]

@@ -476,7 +476,7 @@ where
     E: Into<BoxError>,
 {
     fn call(&self, value: &R) -> SinkCall {
-        SinkCall::Done(self(value).map_err(|e| Error::User(e.into())))
+        SinkCall::Done(self(value).map_err(Error::user))
     }
 }
 
@@ -499,10 +499,6 @@ where
     E: Into<BoxError>,
 {
     fn call(&self, value: &R) -> SinkCall {
-        SinkCall::Pending(
-            self(value.clone())
-                .map(|r| r.map_err(|e| Error::User(e.into())))
-                .boxed(),
-        )
+        SinkCall::Pending(self(value.clone()).map(|r| r.map_err(Error::user)).boxed())
     }
 }
