@@ -31,7 +31,7 @@ pub use faust_core::{
     AppConfig, BarrierState, Channel, CleanupPolicy, Codec, CodecRef, Error, Event, Message,
     MessageRef, OffsetReset, PutOptions, RecordMetadata, ReplyConsumer, ReplyPromise, ReplyTuple,
     Result, Schema, SendOptions, Sink, Stream, SupervisorStrategy, TestContext, TestEvent,
-    TimerSpec, Topic, TopicPartition, Value, Yield,
+    TestOptions, TimerSpec, Topic, TopicPartition, Value, Yield,
 };
 pub use faust_macros::{agent, timer, Record};
 
