@@ -146,17 +146,7 @@ impl Cli {
             on_started,
             commands,
         } = self;
-        let mut cli = Args::command();
-        for (command, _) in &commands {
-            if Command::NAMES.contains(&command.get_name()) {
-                bail!(
-                    "the app's command `{}` has the name of one of faust's commands ({})",
-                    command.get_name(),
-                    Command::NAMES.join(", ")
-                );
-            }
-            cli = cli.subcommand(command.clone());
-        }
+        let cli = command_line(&commands)?;
         let matches = cli.get_matches();
         let own = matches.subcommand().and_then(|(name, sub)| {
             commands
@@ -214,6 +204,23 @@ impl Cli {
     }
 }
 
+/// Faust's command line with the app's commands added; an app's command
+/// named like one of faust's is an error.
+fn command_line(commands: &[(clap::Command, Handler)]) -> anyhow::Result<clap::Command> {
+    let mut cli = Args::command();
+    for (command, _) in commands {
+        if Command::NAMES.contains(&command.get_name()) {
+            bail!(
+                "the app's command `{}` has the name of one of faust's commands ({})",
+                command.get_name(),
+                Command::NAMES.join(", ")
+            );
+        }
+        cli = cli.subcommand(command.clone());
+    }
+    Ok(cli)
+}
+
 /// The app's settings after every layer, and where its id came from.
 struct Settings {
     builder: AppBuilder,
@@ -263,4 +270,29 @@ fn init_logging(level: Option<&str>, default: &str) {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noop(_app: App, _args: clap::ArgMatches) -> BoxFuture<'static, anyhow::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    #[test]
+    fn an_apps_command_cannot_take_the_name_of_one_of_fausts() {
+        let taken: Vec<(clap::Command, Handler)> =
+            vec![(clap::Command::new("send"), Box::new(noop))];
+        let err = command_line(&taken).unwrap_err().to_string();
+        assert!(
+            err.contains("`send` has the name of one of faust's commands"),
+            "{err}"
+        );
+        let free: Vec<(clap::Command, Handler)> =
+            vec![(clap::Command::new("report"), Box::new(noop))];
+        let cli = command_line(&free).unwrap();
+        assert!(cli.get_subcommands().any(|c| c.get_name() == "report"));
+        assert!(cli.get_subcommands().any(|c| c.get_name() == "worker"));
+    }
 }
