@@ -537,3 +537,71 @@ async fn app_creates_declared_topics_with_their_configs_and_reports_mismatches()
     within(60, "start", plain.start()).await.unwrap();
     within(30, "stop", plain.stop()).await.unwrap();
 }
+
+/// Two workers of one app on Kafka, each with an `on_leader` timer: the
+/// group gives the leader topic to one of them, only it ticks, and when it
+/// leaves the other takes over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_on_leader_timer_runs_on_one_kafka_worker_and_moves_when_it_leaves() {
+    let Some(b) = broker() else { return };
+    let id = unique("leader");
+    let (tx, mut rx) = mpsc::unbounded_channel::<&'static str>();
+    let worker = |tag: &'static str| {
+        let app = App::builder(id.clone())
+            .broker(url(&b))
+            .scheme("kafka", faust_kafka::factory)
+            .build()
+            .unwrap();
+        let tx = tx.clone();
+        app.add_timer(
+            faust_core::TimerSpec::new("lead", Duration::from_millis(100), move |_app: App| {
+                let tx = tx.clone();
+                async move {
+                    let _ = tx.send(tag);
+                    Ok::<_, Error>(())
+                }
+            })
+            .on_leader(true),
+        )
+        .unwrap();
+        app
+    };
+    let (a, w2) = (worker("a"), worker("b"));
+    within(60, "a starts", a.start()).await.unwrap();
+    assert_eq!(within(60, "a's tick", rx.recv()).await.unwrap(), "a");
+    within(60, "b starts", w2.start()).await.unwrap();
+    within(60, "one leader of two", async {
+        loop {
+            if a.is_leader() != w2.is_leader() {
+                // Settled when it stays so for a while (a rebalance may be under way).
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                if a.is_leader() != w2.is_leader() {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let (leader, follower, other) = if a.is_leader() {
+        (&a, &w2, "b")
+    } else {
+        (&w2, &a, "a")
+    };
+    while rx.try_recv().is_ok() {}
+    for _ in 0..5 {
+        assert_ne!(
+            within(10, "a leader's tick", rx.recv()).await.unwrap(),
+            other
+        );
+    }
+    within(60, "the leader stops", leader.stop()).await.unwrap();
+    within(60, "the follower's tick", async {
+        while within(60, "a tick", rx.recv()).await.unwrap() != other {}
+    })
+    .await;
+    assert!(follower.is_leader());
+    within(60, "the follower stops", follower.stop())
+        .await
+        .unwrap();
+}
