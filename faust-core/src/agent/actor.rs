@@ -1,10 +1,11 @@
 //! Actors: one running instance of an agent function, with the state it
 //! shares with its [`Stream`](super::Stream) and [`Yield`](super::Yield):
-//! the current event, its outputs, and its ack.
+//! the events it holds (the current one, a batch, or those waiting for a
+//! manual ack), their outputs, and their acks.
 
 use std::any::Any;
 use std::fmt;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use await_tree::InstrumentAwait;
@@ -19,34 +20,29 @@ use crate::rpc::server::{self, ReplyAddr, Request};
 use crate::runtime::acks::{Lease, Message, MessageRef};
 use crate::runtime::queue::Queue;
 use crate::sync::{Mutex, MutexGuard};
-use crate::transport::DeliveryFuture;
 
-use super::acker::{ack_when_delivered, not_delivered, Unacked, Waiting, MAX_UNACKED};
+use super::acker::{not_delivered, Unacked, Waiting, MAX_UNACKED};
 use super::event::Event;
+use super::held::{Current, Held, Target};
 use super::sink::{SinkInput, SinkSend};
 use super::Agent;
 
-struct Current {
-    lease: Lease,
-    reply: Option<ReplyAddr>,
-    /// Deliveries of the replies and sink records produced for this event:
-    /// the event is acked when they are all delivered.
-    pending: Vec<DeliveryFuture>,
-}
-
 /// What an actor shares between its runner, its stream and its `Yield`.
 pub(crate) struct ActorCtx {
-    agent: Agent,
+    pub(super) agent: Agent,
     index: Option<usize>,
     partition: Option<TopicPartition>,
-    queue: Queue,
+    pub(super) queue: Queue,
     cancel: CancellationToken,
-    current: Mutex<Option<Current>>,
+    pub(super) held: Mutex<Held>,
+    /// Acks are the function's (`Stream::noack`): events read are kept
+    /// until it acks them.
+    pub(super) noack: AtomicBool,
     /// Acks the events whose outputs are still being delivered (started on
     /// the first such event).
-    acker: std::sync::OnceLock<mpsc::UnboundedSender<Waiting>>,
+    pub(super) acker: std::sync::OnceLock<mpsc::UnboundedSender<Waiting>>,
     /// Events of this actor whose outputs are still being delivered.
-    unacked: Arc<Unacked>,
+    pub(super) unacked: Arc<Unacked>,
     /// Events taken since the cancellation token was last checked.
     since_check: std::sync::atomic::AtomicU32,
     label: String,
@@ -83,7 +79,8 @@ impl ActorCtx {
             partition,
             queue,
             cancel,
-            current: Mutex::new(None),
+            held: Mutex::new(Held::default()),
+            noack: AtomicBool::new(false),
             acker: std::sync::OnceLock::new(),
             unacked: Arc::default(),
             since_check: std::sync::atomic::AtomicU32::new(0),
@@ -107,67 +104,37 @@ impl ActorCtx {
         &self.cancel
     }
 
-    fn lock(&self) -> MutexGuard<'_, Option<Current>> {
-        self.current.lock()
+    pub(super) fn lock(&self) -> MutexGuard<'_, Held> {
+        self.held.lock()
     }
 
     pub(crate) fn current_message(&self) -> Option<MessageRef> {
-        self.lock().as_ref().map(|c| c.lease.message().clone())
+        self.lock()
+            .current
+            .as_ref()
+            .map(|c| c.lease.message().clone())
     }
 
-    /// Ack the current event (the actor moved on or ended).
-    pub(crate) fn finish_current(&self) {
-        let Some(cur) = self.lock().take() else {
-            return;
-        };
-        if cur.pending.is_empty() {
-            self.agent.event_done(cur.lease.message(), None);
-            return;
-        }
-        // Ack once every output of the event is delivered; the actor goes on.
-        let acker = self.acker.get_or_init(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(ack_when_delivered(
-                self.agent.clone(),
-                rx,
-                self.unacked.clone(),
-            ));
-            tx
-        });
-        let waiting = Waiting {
-            lease: cur.lease,
-            pending: cur.pending,
-            _stop_waits: self.agent.context().ack_tasks.token(),
-        };
-        self.unacked.count.fetch_add(1, Ordering::AcqRel);
-        if let Err(mpsc::error::SendError(waiting)) = acker.send(waiting) {
-            self.unacked.done();
-            // The acker is gone (its runtime is shutting down): nothing
-            // will deliver the outputs, so the event stays unacked.
-            waiting.lease.abandon();
-        }
-    }
-
-    /// Drop the current event without acking it (aborted actor).
-    pub(crate) fn abandon_current(&self) {
-        if let Some(cur) = self.lock().take() {
-            cur.lease.abandon();
-        }
-    }
-
-    /// Wait for the next message this actor may process.
-    async fn recv(&self) -> Option<Lease> {
+    /// Wait for the next message this actor may process (until `deadline`,
+    /// if one is given).
+    pub(super) async fn recv(&self, deadline: Option<tokio::time::Instant>) -> Option<Lease> {
         loop {
             let taken = self.since_check.fetch_add(1, Ordering::Relaxed);
             if taken % CANCEL_CHECK_EVERY == 0 && self.cancel.is_cancelled() {
                 return None;
             }
-            let mut lease = match self.queue.try_next() {
-                Some(d) => d,
-                None => tokio::select! {
+            let mut lease = match (self.queue.try_next(), deadline) {
+                (Some(d), _) => d,
+                (None, None) => tokio::select! {
                     biased;
                     _ = self.cancel.cancelled() => return None,
                     d = self.queue.next().instrument_await(waiting_span()) => d?,
+                },
+                (None, Some(at)) => tokio::select! {
+                    biased;
+                    _ = self.cancel.cancelled() => return None,
+                    d = self.queue.next().instrument_await("waiting for more events of the batch") => d?,
+                    _ = tokio::time::sleep_until(at) => return None,
                 },
             };
             if lease.start() {
@@ -180,7 +147,7 @@ impl ActorCtx {
     /// Wait while [`MAX_UNACKED`] events of this actor wait for their
     /// outputs' delivery (each delivery ends within the transport's
     /// delivery deadline). Returns false if the actor is cancelled meanwhile.
-    async fn wait_for_deliveries(&self) -> bool {
+    pub(super) async fn wait_for_deliveries(&self) -> bool {
         while self.unacked.count.load(Ordering::Acquire) >= MAX_UNACKED {
             let delivered = self.unacked.below.notified();
             tokio::pin!(delivered);
@@ -203,8 +170,18 @@ impl ActorCtx {
         if !self.wait_for_deliveries().await {
             return None;
         }
+        self.read_event(None, false).await
+    }
+
+    /// Read and decode the next event (until `deadline`, if given) and hold
+    /// it: as the current event, or (`into_batch`) as the next of the batch.
+    pub(super) async fn read_event<T: Value>(
+        &self,
+        deadline: Option<tokio::time::Instant>,
+        into_batch: bool,
+    ) -> Option<Event<T>> {
         loop {
-            let mut lease = self.recv().await?;
+            let mut lease = self.recv(deadline).await?;
             let msg = lease.message().clone();
             let (decoded, reply) = match lease.take_payload() {
                 // Sent through a channel: the value itself.
@@ -223,11 +200,18 @@ impl ActorCtx {
             match decoded {
                 Ok(value) => {
                     self.agent.stats().record_in();
-                    *self.lock() = Some(Current {
+                    let cur = Current {
                         lease,
                         reply,
                         pending: Vec::new(),
-                    });
+                    };
+                    let mut held = self.lock();
+                    if into_batch {
+                        held.batch.push(cur);
+                    } else {
+                        held.current = Some(cur);
+                    }
+                    drop(held);
                     return Some(Event::new(value, msg, self.agent.key_codec().clone()));
                 }
                 Err(err) => {
@@ -272,10 +256,23 @@ impl ActorCtx {
     /// [`emit`](Self::emit) with the sinks' records keyed by `key` (already
     /// encoded) instead of the current event's key.
     pub(crate) async fn emit_keyed<R: Value>(&self, value: R, key: Option<Bytes>) -> Result<()> {
+        self.emit_to(Target::Current, value, key).await
+    }
+
+    /// Produce a value for the held event `target`: it answers that event
+    /// and its sink records carry that event's key (or `key`); they are
+    /// attached to it (a value with no event to answer waits for its
+    /// deliveries here).
+    pub(super) async fn emit_to<R: Value>(
+        &self,
+        target: Target,
+        value: R,
+        key: Option<Bytes>,
+    ) -> Result<()> {
         self.agent.stats().record_out();
         let (reply, source_key) = {
-            let cur = self.lock();
-            match cur.as_ref() {
+            let held = self.lock();
+            match held.target(target) {
                 Some(c) => (c.reply.clone(), c.lease.message().key().cloned()),
                 None => (None, None),
             }
@@ -309,8 +306,8 @@ impl ActorCtx {
             return Ok(());
         }
         let unattached = {
-            let mut cur = self.lock();
-            match cur.as_mut() {
+            let mut held = self.lock();
+            match held.target_mut(target) {
                 Some(c) if c.pending.is_empty() => {
                     c.pending = pending;
                     None
@@ -331,8 +328,8 @@ impl ActorCtx {
 
     /// The event failed (decode error, handler error or crash): report it,
     /// answer its asker with the error, dead-letter it, then ack it.
-    async fn fail_event(&self, lease: Lease, reply: Option<ReplyAddr>, err: &Error) {
-        let msg = lease.message().clone();
+    pub(super) async fn fail_event(&self, lease: Lease, reply: Option<ReplyAddr>, err: &Error) {
+        let msg = lease.message();
         tracing::error!(
             agent = %self.agent.name(),
             topic = %msg.topic(),
@@ -342,6 +339,25 @@ impl ActorCtx {
             "event failed"
         );
         self.agent.report_error(err);
+        self.settle_failed(lease, reply, err).await;
+    }
+
+    /// Every event of the batch failed (the batch function returned an
+    /// error, or not one result per event): reported once, then each is
+    /// answered with the error, dead-lettered and acked.
+    pub(super) async fn fail_batch(&self, err: &Error) {
+        let batch = std::mem::take(&mut self.lock().batch);
+        tracing::error!(agent = %self.agent.name(), events = batch.len(), error = %err, "batch failed");
+        self.agent.report_error(err);
+        for cur in batch {
+            self.settle_failed(cur.lease, cur.reply, err).await;
+        }
+    }
+
+    /// Answer a failed event's asker with the error, dead-letter the event,
+    /// then ack it.
+    async fn settle_failed(&self, lease: Lease, reply: Option<ReplyAddr>, err: &Error) {
+        let msg = lease.message().clone();
         let ctx = self.agent.context();
         // The error reply and the dead-letter copy are outputs of the
         // event like any other: it is acked only once both are delivered.
@@ -369,7 +385,7 @@ impl ActorCtx {
     /// The current event (if any) failed: the function returned an error
     /// for it, or the actor crashed while it was current.
     pub(crate) async fn fail_current(&self, err: &Error) {
-        let cur = self.lock().take();
+        let cur = self.lock().current.take();
         match cur {
             Some(cur) => self.fail_event(cur.lease, cur.reply, err).await,
             None => self.agent.report_error(err),

@@ -47,7 +47,7 @@ pub(crate) trait ActorBody: Send + Sync + 'static {
     fn run(&self, ctx: Arc<ActorCtx>) -> BoxFuture<'static, Result<()>>;
 }
 
-fn user_error<E: Into<BoxError>>(agent: &Agent, e: E) -> Error {
+pub(super) fn user_error<E: Into<BoxError>>(agent: &Agent, e: E) -> Error {
     match e.into().downcast::<Error>() {
         Ok(own) => *own,
         Err(other) => Error::Agent {
@@ -165,10 +165,10 @@ pub(crate) async fn run_actor(
         }),
     };
     match &outcome {
-        Outcome::Finished => ctx.finish_current(),
+        Outcome::Finished => ctx.finished(),
         Outcome::Crashed(err) => {
             agent.stats().record_crash();
-            ctx.fail_current(err).await;
+            ctx.crashed(err).await;
         }
     }
     outcome

@@ -12,8 +12,10 @@
 mod acker;
 pub(crate) mod actor;
 mod ask;
+mod batch;
 mod body;
 mod event;
+mod held;
 mod lifecycle;
 pub mod manager;
 mod partitions;
