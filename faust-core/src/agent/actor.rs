@@ -115,32 +115,43 @@ impl ActorCtx {
             .map(|c| c.lease.message().clone())
     }
 
-    /// Wait for the next message this actor may process (until `deadline`,
-    /// if one is given).
-    pub(super) async fn recv(&self, deadline: Option<tokio::time::Instant>) -> Option<Lease> {
+    /// Wait for the next message this actor may process.
+    async fn recv(&self) -> Option<Lease> {
         loop {
             let taken = self.since_check.fetch_add(1, Ordering::Relaxed);
             if taken % CANCEL_CHECK_EVERY == 0 && self.cancel.is_cancelled() {
                 return None;
             }
-            let mut lease = match (self.queue.try_next(), deadline) {
-                (Some(d), _) => d,
-                (None, None) => tokio::select! {
+            let mut lease = match self.queue.try_next() {
+                Some(d) => d,
+                None => tokio::select! {
                     biased;
                     _ = self.cancel.cancelled() => return None,
                     d = self.queue.next().instrument_await(waiting_span()) => d?,
-                },
-                (None, Some(at)) => tokio::select! {
-                    biased;
-                    _ = self.cancel.cancelled() => return None,
-                    d = self.queue.next().instrument_await("waiting for more events of the batch") => d?,
-                    _ = tokio::time::sleep_until(at) => return None,
                 },
             };
             if lease.start() {
                 return Some(lease);
             }
             // The partition was revoked while the message sat in the queue.
+        }
+    }
+
+    /// [`recv`](Self::recv), giving up (`None`) at `deadline`.
+    async fn recv_until(&self, deadline: tokio::time::Instant) -> Option<Lease> {
+        loop {
+            let mut lease = match self.queue.try_next() {
+                Some(d) => d,
+                None => tokio::select! {
+                    biased;
+                    _ = self.cancel.cancelled() => return None,
+                    d = self.queue.next().instrument_await("waiting for more events of the batch") => d?,
+                    _ = tokio::time::sleep_until(deadline) => return None,
+                },
+            };
+            if lease.start() {
+                return Some(lease);
+            }
         }
     }
 
@@ -170,54 +181,71 @@ impl ActorCtx {
         if !self.wait_for_deliveries().await {
             return None;
         }
-        self.read_event(None, false).await
-    }
-
-    /// Read and decode the next event (until `deadline`, if given) and hold
-    /// it: as the current event, or (`into_batch`) as the next of the batch.
-    pub(super) async fn read_event<T: Value>(
-        &self,
-        deadline: Option<tokio::time::Instant>,
-        into_batch: bool,
-    ) -> Option<Event<T>> {
         loop {
-            let mut lease = self.recv(deadline).await?;
+            let mut lease = self.recv().await?;
             let msg = lease.message().clone();
-            let (decoded, reply) = match lease.take_payload() {
-                // Sent through a channel: the value itself.
-                Some(payload) => (
-                    payload.downcast::<T>().map(|v| *v).map_err(|_| {
-                        Error::config(format!(
-                            "channel `{}` delivered a value that is not a `{}`",
-                            msg.topic(),
-                            std::any::type_name::<T>()
-                        ))
-                    }),
-                    server::reply_address(msg.headers()),
-                ),
-                None => self.decode::<T>(&msg),
-            };
-            match decoded {
-                Ok(value) => {
+            match self.value_of::<T>(&mut lease, &msg) {
+                (Ok(value), reply) => {
                     self.agent.stats().record_in();
-                    let cur = Current {
+                    self.lock().current = Some(Current {
                         lease,
                         reply,
                         pending: Vec::new(),
-                    };
-                    let mut held = self.lock();
-                    if into_batch {
-                        held.batch.push(cur);
-                    } else {
-                        held.current = Some(cur);
-                    }
-                    drop(held);
+                    });
                     return Some(Event::new(value, msg, self.agent.key_codec().clone()));
                 }
-                Err(err) => {
-                    self.fail_event(lease, reply, &err).await;
-                }
+                (Err(err), reply) => self.fail_event(lease, reply, &err).await,
             }
+        }
+    }
+
+    /// Read and decode the next event of the batch being taken (waiting
+    /// until `deadline`, if given) and add it to the batch.
+    pub(super) async fn next_batch_event<T: Value>(
+        &self,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Option<Event<T>> {
+        loop {
+            let mut lease = match deadline {
+                None => self.recv().await?,
+                Some(at) => self.recv_until(at).await?,
+            };
+            let msg = lease.message().clone();
+            match self.value_of::<T>(&mut lease, &msg) {
+                (Ok(value), reply) => {
+                    self.agent.stats().record_in();
+                    self.lock().batch.push(Current {
+                        lease,
+                        reply,
+                        pending: Vec::new(),
+                    });
+                    return Some(Event::new(value, msg, self.agent.key_codec().clone()));
+                }
+                (Err(err), reply) => self.fail_event(lease, reply, &err).await,
+            }
+        }
+    }
+
+    /// The value of a message (decoded, or as sent through a channel) and
+    /// its reply address.
+    fn value_of<T: Value>(
+        &self,
+        lease: &mut Lease,
+        msg: &Message,
+    ) -> (Result<T>, Option<ReplyAddr>) {
+        match lease.take_payload() {
+            // Sent through a channel: the value itself.
+            Some(payload) => (
+                payload.downcast::<T>().map(|v| *v).map_err(|_| {
+                    Error::config(format!(
+                        "channel `{}` delivered a value that is not a `{}`",
+                        msg.topic(),
+                        std::any::type_name::<T>()
+                    ))
+                }),
+                server::reply_address(msg.headers()),
+            ),
+            None => self.decode::<T>(msg),
         }
     }
 

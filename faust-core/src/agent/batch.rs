@@ -47,7 +47,7 @@ impl ActorCtx {
                 if !self.wait_for_deliveries().await {
                     return None;
                 }
-                self.read_event::<T>(None, true).await?
+                self.next_batch_event::<T>(None).await?
             }
         };
         // Sized for what is likely to come (a large `max` is a bound, not
@@ -56,7 +56,7 @@ impl ActorCtx {
         events.push(first);
         let deadline = tokio::time::Instant::now() + within;
         while events.len() < max {
-            match self.read_event::<T>(Some(deadline), true).await {
+            match self.next_batch_event::<T>(Some(deadline)).await {
                 Some(event) => events.push(event),
                 None => break,
             }

@@ -55,11 +55,23 @@ impl ActorCtx {
     /// the next one, acks, or ended): ack them, or with acks off, keep them
     /// for the function's ack.
     pub(crate) fn finish_current(&self) {
-        let (cur, batch) = {
-            let mut held = self.lock();
-            if held.current.is_none() && held.batch.is_empty() {
+        let mut held = self.lock();
+        if held.batch.is_empty() && !self.noack.load(Ordering::Relaxed) {
+            // One event at a time, acks on: the common case.
+            let Some(cur) = held.current.take() else {
                 return;
-            }
+            };
+            drop(held);
+            self.ack(cur);
+            return;
+        }
+        self.finish_held(held);
+    }
+
+    /// [`finish_current`](Self::finish_current) with a batch, or acks off.
+    #[cold]
+    fn finish_held(&self, mut held: crate::sync::MutexGuard<'_, Held>) {
+        let (cur, batch) = {
             if self.noack.load(Ordering::Relaxed) {
                 let Held {
                     current,
@@ -115,6 +127,7 @@ impl ActorCtx {
     }
 
     /// Ack one event, at once or once its outputs are delivered.
+    #[inline]
     fn ack(&self, cur: Current) {
         if cur.pending.is_empty() {
             self.agent.event_done(cur.lease.message(), None);
