@@ -87,7 +87,10 @@ impl Done {
 }
 
 /// Wait for `done`, failing early if the feeder task fails.
-async fn wait_fed(done: &Done, feeder: tokio::task::JoinHandle<Result<()>>) -> Result<Instant> {
+pub(crate) async fn wait_fed(
+    done: &Done,
+    feeder: tokio::task::JoinHandle<Result<()>>,
+) -> Result<Instant> {
     let mut feeder = feeder;
     tokio::select! {
         _ = done.wait() => {}
@@ -102,7 +105,7 @@ async fn wait_fed(done: &Done, feeder: tokio::task::JoinHandle<Result<()>>) -> R
     Ok(end)
 }
 
-fn memory_app(id: &str) -> Result<faust::App> {
+pub(crate) fn memory_app(id: &str) -> Result<faust::App> {
     let url = format!("memory://bench-{}", uuid::Uuid::new_v4());
     Ok(faust::app_builder(id).broker(url).build()?)
 }
