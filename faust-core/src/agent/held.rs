@@ -216,6 +216,16 @@ impl ActorCtx {
         for lease in &mut leases {
             lease.release();
         }
+        if self.agent.inbox().is_some() {
+            // A channel's values were handed over, not encoded: nothing can
+            // read them again (a channel keeps nothing, as at a stop).
+            tracing::warn!(
+                agent = %self.agent.name(),
+                values = leases.len(),
+                "unfinished values of a channel are lost"
+            );
+            return;
+        }
         tracing::warn!(
             agent = %self.agent.name(),
             events = leases.len(),

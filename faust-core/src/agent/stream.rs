@@ -35,7 +35,8 @@ pub use super::event::Event;
 /// ([`take_batch`](Self::take_batch)) and events waiting for a manual ack
 /// ([`noack`](Self::noack)) are not acked: they go back to the front of the
 /// queue, and the actor that takes over (the restarted one) reads them
-/// first. Nothing of them is committed until they are processed.
+/// first. Nothing of them is committed until they are processed. (A
+/// channel agent loses them instead: a channel keeps nothing to read again.)
 ///
 /// The stream ends (`None`) when the actor is cancelled or stopped.
 ///
