@@ -5,6 +5,7 @@
 
 use std::any::Any;
 use std::fmt;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -137,8 +138,9 @@ impl ActorCtx {
         }
     }
 
-    /// [`recv`](Self::recv), giving up (`None`) at `deadline`.
-    async fn recv_until(&self, deadline: tokio::time::Instant) -> Option<Lease> {
+    /// [`recv`](Self::recv), giving up (`None`) when `deadline` fires (one
+    /// timer for a whole batch, registered on the first wait).
+    async fn recv_until(&self, mut deadline: Pin<&mut tokio::time::Sleep>) -> Option<Lease> {
         loop {
             let mut lease = match self.queue.try_next() {
                 Some(d) => d,
@@ -146,7 +148,7 @@ impl ActorCtx {
                     biased;
                     _ = self.cancel.cancelled() => return None,
                     d = self.queue.next().instrument_await("waiting for more events of the batch") => d?,
-                    _ = tokio::time::sleep_until(deadline) => return None,
+                    _ = deadline.as_mut() => return None,
                 },
             };
             if lease.start() {
@@ -200,15 +202,15 @@ impl ActorCtx {
     }
 
     /// Read and decode the next event of the batch being taken (waiting
-    /// until `deadline`, if given) and add it to the batch.
+    /// until `deadline` fires, if given) and add it to the batch.
     pub(super) async fn next_batch_event<T: Value>(
         &self,
-        deadline: Option<tokio::time::Instant>,
+        mut deadline: Option<Pin<&mut tokio::time::Sleep>>,
     ) -> Option<Event<T>> {
         loop {
-            let mut lease = match deadline {
+            let mut lease = match deadline.as_mut() {
                 None => self.recv().await?,
-                Some(at) => self.recv_until(at).await?,
+                Some(at) => self.recv_until(at.as_mut()).await?,
             };
             let msg = lease.message().clone();
             match self.value_of::<T>(&mut lease, &msg) {

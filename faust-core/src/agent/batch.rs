@@ -54,9 +54,10 @@ impl ActorCtx {
         // a promise).
         let mut events = Vec::with_capacity(max.min(1024));
         events.push(first);
-        let deadline = tokio::time::Instant::now() + within;
+        let deadline = tokio::time::sleep(within);
+        tokio::pin!(deadline);
         while events.len() < max {
-            match self.next_batch_event::<T>(Some(deadline)).await {
+            match self.next_batch_event::<T>(Some(deadline.as_mut())).await {
                 Some(event) => events.push(event),
                 None => break,
             }
