@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use faust::{AgentSpec, Stream};
 
-use crate::mem::{memory_app, wait_fed, Done};
+use crate::mem::{feed, memory_app, wait_fed, Done};
 use crate::report::Measurement;
 
 /// Events per batch of the batch workloads.
@@ -42,12 +42,7 @@ pub(crate) async fn faust_mem_batch(n: u64, concurrency: usize) -> Result<Measur
     app.start().await?;
 
     let start = Instant::now();
-    let feeder = tokio::spawn(async move {
-        for i in 0..n {
-            agent.send(&i).await?;
-        }
-        Ok(())
-    });
+    let feeder = feed(agent, n);
     let end = wait_fed(&done, feeder).await?;
     done.check()?;
     app.stop().await?;
