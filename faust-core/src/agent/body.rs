@@ -1,6 +1,6 @@
-//! The agent function in its four forms (consumer, yielding, producer,
-//! handler), erased behind [`ActorBody`], and [`run_actor`], which runs one
-//! to its end as an actor.
+//! The agent function in its four one-event forms (consumer, yielding,
+//! producer, handler; the batch form is in `batch.rs`), erased behind
+//! [`ActorBody`], and [`run_actor`], which runs one to its end as an actor.
 
 use std::any::Any;
 use std::future::Future;

@@ -28,7 +28,7 @@ pub(super) struct Current {
 pub(super) struct Held {
     /// The event being processed (read one at a time).
     pub(super) current: Option<Current>,
-    /// The batch being processed (read with `take_batch`), in offset order.
+    /// The batch being processed (read with `take_batch`), in the order read.
     pub(super) batch: Vec<Current>,
     /// Events read with acks off, waiting for the function's ack.
     pub(super) unacked: Vec<Current>,

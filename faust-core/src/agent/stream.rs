@@ -130,9 +130,9 @@ impl<T: Value> Stream<T> {
 
     /// The next batch of values (Faust's `take`; named apart from
     /// `futures::StreamExt::take`, which ends a stream after `n` items): at
-    /// least one, then as many as are there,
-    /// up to `max`, waiting at most `within` after the first for more (the
-    /// first is awaited as long as it takes). `None` when the stream ends.
+    /// least one, then as many as are there, up to `max` (0 counts as 1),
+    /// waiting at most `within` after the first for more (the first is
+    /// awaited as long as it takes). `None` when the stream ends.
     ///
     /// The batch's events are acked together when the function is done
     /// with the batch, that is when it asks for the next batch or event or
