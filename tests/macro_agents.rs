@@ -93,6 +93,20 @@ async fn double(x: i64) -> faust::Result<i64> {
     Ok(x * 2)
 }
 
+static BATCH_SIZES: Collector<usize> = Collector::new();
+static BATCH_LENGTHS: Collector<usize> = Collector::new();
+
+fn record_batch_length(n: &usize) {
+    BATCH_LENGTHS.push(*n);
+}
+
+/// Length of each word, a batch at a time.
+#[agent(batch = 8, within = "300ms", partitions = 1, sink = [record_batch_length])]
+async fn word_lengths_in_batches(words: Vec<String>) -> faust::Result<Vec<usize>> {
+    BATCH_SIZES.push(words.len());
+    Ok(words.iter().map(|w| w.len()).collect())
+}
+
 static WORDS: Collector<String> = Collector::new();
 
 #[agent(topic = "macro-words")]
@@ -307,6 +321,29 @@ async fn handler_answers_ask_on_the_default_topic_with_doc_help() {
         .await
         .unwrap();
     assert_eq!(answers, [2, 4, 6]);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_agent_answers_each_ask_with_its_own_result() {
+    let app = start("batch", &["word_lengths_in_batches"]).await;
+    let agent = app.agent("word_lengths_in_batches").unwrap();
+    assert!(agent.produces_values());
+    let words: Vec<String> = (1..=20).map(|n| "x".repeat(n)).collect();
+    let lengths = within("join", agent.join::<String, usize, _>(words))
+        .await
+        .unwrap();
+    assert_eq!(
+        lengths,
+        (1..=20).collect::<Vec<usize>>(),
+        "each its own, in order"
+    );
+    let sizes = BATCH_SIZES.wait_for(1, "a batch").await;
+    assert!(sizes.iter().all(|n| (1..=8).contains(n)), "{sizes:?}");
+    assert!(sizes.iter().any(|n| *n > 1), "batched: {sizes:?}");
+    let mut sunk = BATCH_LENGTHS.wait_for(20, "every result in the sink").await;
+    sunk.sort();
+    assert_eq!(sunk, (1..=20).collect::<Vec<usize>>());
     app.stop().await.unwrap();
 }
 

@@ -1,6 +1,7 @@
 //! Kafka workloads on a real broker: end-to-end relay (consume a topic,
-//! produce every value to a sink topic), `ask` round trips and `join`,
-//! for faust-rs (`kafka://`) and a raw rdkafka consume→produce loop.
+//! produce every value to a sink topic; one event at a time, or in
+//! batches), `ask` round trips and `join`, for faust-rs (`kafka://`) and a
+//! raw rdkafka consume→produce loop.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -18,6 +19,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::ClientContext;
 use serde::{Deserialize, Serialize};
 
+use crate::batch::{BATCH, BATCH_WITHIN};
 use crate::mem::{ask_loop, join_once, Done};
 use crate::report::Measurement;
 use crate::Sizes;
@@ -166,6 +168,7 @@ pub(crate) async fn run(
     match (workload, imp) {
         ("kafka-e2e", "faust-rs") => faust_e2e(ctx, s.kafka_events, concurrency).await,
         ("kafka-e2e", "rdkafka-raw") => raw_e2e(ctx, s.kafka_events, concurrency).await,
+        ("kafka-batch", "faust-rs") => faust_batch_e2e(ctx, s.kafka_events, concurrency).await,
         ("kafka-ask", "faust-rs") => faust_ask(ctx, s.asks, s.warmup).await,
         ("kafka-join", "faust-rs") => faust_join(ctx, s.join).await,
         (w, i) => bail!("no Rust measurement `{i}` for workload `{w}`"),
@@ -220,6 +223,45 @@ async fn faust_e2e(ctx: &Ctx, n: u64, concurrency: usize) -> Result<Measurement>
             "handler agent returning each ~{PAYLOAD_BYTES}-byte JSON value, Sink::topic to the output topic, \
              {} partitions, preloaded input; timed from the first event seen to the last value produced and \
              flushed; {}",
+            ctx.partitions,
+            crate::runtime_label()
+        )))
+}
+
+/// faust-rs: kafka-e2e with a batch handler: batches of up to [`BATCH`]
+/// values, each returned as is (one result per event), which the topic
+/// sink produces; timed the same way.
+async fn faust_batch_e2e(ctx: &Ctx, n: u64, concurrency: usize) -> Result<Measurement> {
+    let input = input_topic(ctx)?;
+    let output = format!("bench-batch-out-{}", short_id());
+    create_topic(&ctx.bootstrap, &output, ctx.partitions).await?;
+    let app = kafka_app(ctx, &format!("bench-batch-faust-{}", short_id()))?;
+    let done = Done::counting(n);
+    let first: Arc<OnceLock<Instant>> = Arc::default();
+    let f = first.clone();
+    let d = done.clone();
+    let spec = AgentSpec::batch_handler("relay", BATCH, BATCH_WITHIN, move |vs: Vec<Payload>| {
+        f.get_or_init(Instant::now);
+        async move { Ok::<_, faust::Error>(vs) }
+    })
+    .concurrency(concurrency)
+    .topic(input)
+    .sink(Sink::<Payload>::topic(output.clone()))
+    .sink(Sink::callback(move |_: &Payload| d.hit(0)));
+    app.add_agent(spec)?;
+    app.start().await?;
+    done.wait().await;
+    app.transport().flush(Duration::from_secs(60)).await?;
+    let end = Instant::now();
+    let start = *first.get().context("no event seen")?;
+    app.stop().await?;
+    done.check()?;
+    Ok(Measurement::new("kafka-batch", "faust-rs", concurrency, n)
+        .timed(end - start)
+        .setup(format!(
+            "batch handler agent (batches of up to {BATCH}, within {BATCH_WITHIN:?}) returning each \
+             ~{PAYLOAD_BYTES}-byte JSON value, Sink::topic to the output topic, {} partitions, preloaded \
+             input; timed from the first batch seen to the last value produced and flushed; {}",
             ctx.partitions,
             crate::runtime_label()
         )))

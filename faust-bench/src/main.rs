@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _, Result};
 use clap::{Parser, ValueEnum};
 
+mod batch;
 #[cfg(feature = "kafka")]
 mod kafka;
 mod mem;
@@ -31,9 +32,11 @@ use report::Measurement;
 /// Every workload, in the order they run.
 const WORKLOADS: &[&str] = &[
     "mem-throughput",
+    "mem-batch",
     "mem-ask",
     "mem-join",
     "kafka-e2e",
+    "kafka-batch",
     "kafka-ask",
     "kafka-join",
 ];
@@ -47,6 +50,7 @@ fn impls_of(workload: &str) -> &'static [&'static str] {
     match workload {
         "mem-throughput" => &["tokio-raw", "python-faust", "faust-rs"],
         "mem-ask" | "mem-join" => &["tokio-raw", "faust-rs"],
+        "mem-batch" | "kafka-batch" => &["faust-rs"],
         "kafka-e2e" => &["rdkafka-raw", "python-faust", "faust-rs"],
         "kafka-ask" | "kafka-join" => &["python-faust", "faust-rs"],
         _ => &[],
@@ -55,7 +59,10 @@ fn impls_of(workload: &str) -> &'static [&'static str] {
 
 /// Whether a workload runs once per `--concurrency` value.
 fn per_concurrency(workload: &str) -> bool {
-    matches!(workload, "mem-throughput" | "kafka-e2e")
+    matches!(
+        workload,
+        "mem-throughput" | "mem-batch" | "kafka-e2e" | "kafka-batch"
+    )
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -71,7 +78,8 @@ enum Flavor {
 #[command(name = "faust-bench", version, about, long_about = None)]
 struct Args {
     /// Workloads to run, comma-separated (default: all). One of:
-    /// mem-throughput, mem-ask, mem-join, kafka-e2e, kafka-ask, kafka-join.
+    /// mem-throughput, mem-batch, mem-ask, mem-join, kafka-e2e, kafka-batch,
+    /// kafka-ask, kafka-join.
     #[arg(long, value_delimiter = ',')]
     workload: Vec<String>,
     /// Implementations to measure, comma-separated (default: all). One of:
@@ -84,13 +92,15 @@ struct Args {
     /// Tiny sizes for every workload (CI smoke run); explicit sizes win.
     #[arg(long)]
     smoke: bool,
-    /// Events of mem-throughput for Rust [default: 1000000; smoke 20000].
+    /// Events of mem-throughput and mem-batch for Rust [default: 1000000;
+    /// smoke 20000].
     #[arg(long)]
     events: Option<u64>,
     /// Events of mem-throughput for Python Faust [default: 200000; smoke 5000].
     #[arg(long)]
     python_events: Option<u64>,
-    /// Events of kafka-e2e for Rust [default: 1000000; smoke 2000].
+    /// Events of kafka-e2e and kafka-batch for Rust [default: 1000000;
+    /// smoke 2000].
     #[arg(long)]
     kafka_events: Option<u64>,
     /// Events of kafka-e2e for Python Faust [default: 100000; smoke 1000].
@@ -144,7 +154,7 @@ struct Args {
     /// print its line (`--workload`, `--impl` and `--concurrency` name it).
     #[arg(long, hide = true)]
     child: bool,
-    /// Internal: the preloaded input topic of kafka-e2e.
+    /// Internal: the preloaded input topic of kafka-e2e and kafka-batch.
     #[arg(long, hide = true)]
     input_topic: Option<String>,
 }
@@ -264,6 +274,7 @@ fn child(args: &Args) -> Result<()> {
         match (workload.as_str(), imp.as_str()) {
             ("mem-throughput", "faust-rs") => mem::faust_throughput(s.events, concurrency).await,
             ("mem-throughput", "tokio-raw") => mem::raw_throughput(s.events, concurrency).await,
+            ("mem-batch", "faust-rs") => batch::faust_mem_batch(s.events, concurrency).await,
             ("mem-ask", "faust-rs") => mem::faust_ask(s.asks, s.warmup).await,
             ("mem-ask", "tokio-raw") => mem::raw_ask(s.asks, s.warmup).await,
             ("mem-join", "faust-rs") => mem::faust_join(s.join).await,
@@ -326,7 +337,7 @@ fn parent(args: &Args) -> Result<()> {
         if imps.is_empty() {
             continue;
         }
-        // kafka-e2e: one preloaded input topic shared by every implementation
+        // kafka-e2e, kafka-batch: one preloaded input topic shared by every implementation
         // (each reads it with its own consumer group).
         let mut input_topic = None;
         let mut kafka_skip = None;
@@ -335,7 +346,7 @@ fn parent(args: &Args) -> Result<()> {
                 kafka_skip = Some(format!("no Kafka broker answers on {}", args.kafka));
             } else if !cfg!(feature = "kafka") {
                 kafka_skip = Some("faust-bench built without the `kafka` feature".to_string());
-            } else if workload == "kafka-e2e" {
+            } else if workload == "kafka-e2e" || workload == "kafka-batch" {
                 match preload(args, &sizes) {
                     Ok(t) => input_topic = Some(t),
                     Err(e) => {
@@ -424,9 +435,9 @@ fn events_for(workload: &str, imp: &str, s: &Sizes) -> u64 {
     let py = imp == "python-faust";
     match workload {
         "mem-throughput" if py => s.python_events,
-        "mem-throughput" => s.events,
+        "mem-throughput" | "mem-batch" => s.events,
         "kafka-e2e" if py => s.python_kafka_events,
-        "kafka-e2e" => s.kafka_events,
+        "kafka-e2e" | "kafka-batch" => s.kafka_events,
         "mem-ask" | "kafka-ask" if py => s.python_asks,
         "mem-ask" | "kafka-ask" => s.asks,
         "kafka-join" if py => s.python_join,

@@ -87,7 +87,10 @@ impl Done {
 }
 
 /// Wait for `done`, failing early if the feeder task fails.
-async fn wait_fed(done: &Done, feeder: tokio::task::JoinHandle<Result<()>>) -> Result<Instant> {
+pub(crate) async fn wait_fed(
+    done: &Done,
+    feeder: tokio::task::JoinHandle<Result<()>>,
+) -> Result<Instant> {
     let mut feeder = feeder;
     tokio::select! {
         _ = done.wait() => {}
@@ -102,7 +105,19 @@ async fn wait_fed(done: &Done, feeder: tokio::task::JoinHandle<Result<()>>) -> R
     Ok(end)
 }
 
-fn memory_app(id: &str) -> Result<faust::App> {
+/// A task sending `0..n` to `agent`, one `agent.send` after the other (the
+/// one place that calls `send`, so that every workload feeds with the same
+/// code).
+pub(crate) fn feed(agent: faust::Agent, n: u64) -> tokio::task::JoinHandle<Result<()>> {
+    tokio::spawn(async move {
+        for i in 0..n {
+            agent.send(&i).await?;
+        }
+        Ok(())
+    })
+}
+
+pub(crate) fn memory_app(id: &str) -> Result<faust::App> {
     let url = format!("memory://bench-{}", uuid::Uuid::new_v4());
     Ok(faust::app_builder(id).broker(url).build()?)
 }
@@ -130,12 +145,7 @@ pub(crate) async fn faust_throughput(n: u64, concurrency: usize) -> Result<Measu
     app.start().await?;
 
     let start = Instant::now();
-    let feeder = tokio::spawn(async move {
-        for i in 0..n {
-            agent.send(&i).await?;
-        }
-        Ok(())
-    });
+    let feeder = feed(agent, n);
     let end = wait_fed(&done, feeder).await?;
     done.check()?;
     app.stop().await?;

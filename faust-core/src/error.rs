@@ -83,6 +83,20 @@ pub enum Error {
     /// The agent function returned an error of its own.
     #[error(transparent)]
     User(std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>),
+    /// A batch agent returned a number of results other than one per
+    /// event of its batch.
+    #[error(
+        "batch agent `{agent}` returned {results} results for a batch of {events} events: \
+         it must return one result per event, in the batch's order"
+    )]
+    BatchResults {
+        /// Agent name.
+        agent: String,
+        /// Events in the batch.
+        events: usize,
+        /// Results returned.
+        results: usize,
+    },
     /// The agent function panicked.
     #[error("agent `{agent}` panicked: {message}")]
     Panic {

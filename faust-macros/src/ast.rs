@@ -31,6 +31,8 @@ pub(crate) mod kw {
     syn::custom_keyword!(key_codec);
     syn::custom_keyword!(use_reply_headers);
     syn::custom_keyword!(help);
+    syn::custom_keyword!(batch);
+    syn::custom_keyword!(within);
 }
 
 /// Every argument key, in the order the docs list them.
@@ -42,6 +44,8 @@ pub(crate) const KEYS: &[&str] = &[
     "concurrency",
     "isolated_partitions",
     "partitions",
+    "batch",
+    "within",
     "sink",
     "on_error",
     "schema",
@@ -120,6 +124,10 @@ pub(crate) struct Args {
     pub(crate) concurrency: Option<Arg<LitInt>>,
     pub(crate) isolated_partitions: Option<Arg<bool>>,
     pub(crate) partitions: Option<Arg<LitInt>>,
+    /// `batch = 100`: the batch form's batch size.
+    pub(crate) batch: Option<Arg<LitInt>>,
+    /// `within = "1s"`: how long a batch waits for more after its first event.
+    pub(crate) within: Option<Arg<LitStr>>,
     pub(crate) sink: Option<Arg<Vec<SinkArg>>>,
     pub(crate) on_error: Option<Arg<Expr>>,
     /// `schema = orders_schema()`: a `Schema<K, V>` expression.
@@ -231,6 +239,14 @@ impl Args {
             let key = input.parse::<kw::partitions>()?.span;
             let value = int_value(input, key, "partitions", "partitions = 8")?;
             set(&mut self.partitions, "partitions", key, value, errors);
+        } else if input.peek(kw::batch) {
+            let key = input.parse::<kw::batch>()?.span;
+            let value = int_value(input, key, "batch", "batch = 100")?;
+            set(&mut self.batch, "batch", key, value, errors);
+        } else if input.peek(kw::within) {
+            let key = input.parse::<kw::within>()?.span;
+            let value = str_value(input, key, "within", "within = \"1s\"")?;
+            set(&mut self.within, "within", key, value, errors);
         } else if input.peek(kw::sink) {
             let key = input.parse::<kw::sink>()?.span;
             let value = sink_value(input, key)?;

@@ -76,11 +76,26 @@ fn registration(agent: &Agent) -> TokenStream {
         Form::Consumer => quote_spanned!(at_fn=> consumer),
         Form::Yielding { .. } => quote_spanned!(at_fn=> yielding),
         Form::Handler { .. } => quote_spanned!(at_fn=> handler),
+        Form::Batch { .. } => quote_spanned!(at_fn=> batch_handler),
     };
     let name = &agent.name;
     let krate_at_fn = krate_path(agent, at_fn);
-    let spec = quote_spanned! {at_fn=>
-        #krate_at_fn::__private::AgentSpec::#ctor(#name, #ident)
+    let spec = match &agent.batch {
+        Some(batch) => {
+            let max = Literal::usize_unsuffixed(batch.max);
+            let within = Literal::u64_unsuffixed(batch.within_ms);
+            quote_spanned! {at_fn=>
+                #krate_at_fn::__private::AgentSpec::#ctor(
+                    #name,
+                    #max,
+                    ::core::time::Duration::from_millis(#within),
+                    #ident,
+                )
+            }
+        }
+        None => quote_spanned! {at_fn=>
+            #krate_at_fn::__private::AgentSpec::#ctor(#name, #ident)
+        },
     };
     // With the name's own span (not the attribute's context), `line!()`
     // gives the line of the function's name rather than of `#[agent]`.
@@ -156,6 +171,7 @@ fn options(agent: &Agent) -> TokenStream {
             Form::Consumer => quote!(consumer),
             Form::Yielding { .. } => quote!(yielding),
             Form::Handler { .. } => quote!(handler),
+            Form::Batch { .. } => quote!(batch),
         };
         out.extend(
             quote_spanned!(at=> .schema(#krate::__private::schema_check::#check(&#ident, #schema))),
@@ -325,6 +341,27 @@ mod tests {
             method.contains(". topic (Topic :: new (\"a\") . compacted ())"),
             "{method}"
         );
+    }
+
+    #[test]
+    fn batch_builds_a_batch_handler_with_its_size_and_time() {
+        let out = agent(
+            quote!(batch = 100, within = "2s", sink = ["out"]),
+            quote!(
+                async fn f(xs: Vec<i64>) -> faust::Result<Vec<u8>> {
+                    Ok(vec![])
+                }
+            ),
+        )
+        .to_string();
+        crate::test_support::assert_paths_only_private(&out);
+        assert!(
+            out.contains(
+                "AgentSpec :: batch_handler (\"f\" , 100 , :: core :: time :: Duration :: from_millis (2000) , f ,)"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("Sink :: < u8 > :: topic (\"out\")"), "{out}");
     }
 
     #[test]

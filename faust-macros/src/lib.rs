@@ -4,6 +4,7 @@
 //! [`macro@Record`]; the generated code refers only to `::faust::__private`.
 
 mod ast;
+mod batch;
 mod expand;
 mod record;
 #[cfg(test)]
@@ -20,7 +21,7 @@ use proc_macro::TokenStream;
 /// the attribute adds one registration that `faust::run()`,
 /// `faust::registered_app()` and `faust::registered_agents()` pick up.
 ///
-/// # The three forms
+/// # The forms
 ///
 /// The form is decided from the signature. Parameter and return types are
 /// matched by their last path segment, so `faust::Stream<T>`,
@@ -74,6 +75,23 @@ use proc_macro::TokenStream;
 /// // elsewhere: let four: i64 = app.agent("double")?.ask(&2).await?;
 /// ```
 ///
+/// **Batch handler** — with `batch = N` and `within = "..."`, called once
+/// per batch of up to `N` events (waiting at most `within` after a batch's
+/// first event for more); it returns one result per event, in order, and
+/// result `i` answers event `i` and goes to the sinks. A wrong number of
+/// results or an `Err` answers every request of the batch with an error; a
+/// panic crashes the actor, and the restarted one gets the batch again
+/// (nothing of it is committed before it is processed):
+///
+/// ```ignore
+/// use faust::agent;
+///
+/// #[agent(topic = "rows", batch = 100, within = "1s")]
+/// async fn insert(rows: Vec<Row>) -> anyhow::Result<Vec<RowId>> {
+///     db::insert_all(&rows).await // one round trip for up to 100 rows
+/// }
+/// ```
+///
 /// The future of the function must be `Send` (actors run on a multi-threaded
 /// runtime): do not hold an `Rc` or a `std::sync::MutexGuard` across an
 /// `.await`. The function must be a free function (in a module or a function
@@ -91,6 +109,8 @@ use proc_macro::TokenStream;
 /// | `concurrency` | `N ≥ 1`: actors sharing the agent's queue | `1` |
 /// | `isolated_partitions` | flag, or `= true`/`false`: one actor per assigned partition (needs `concurrency = 1`) | `false` |
 /// | `partitions` | `N ≥ 1`: partitions of the topic when the app creates it | the app's |
+/// | `batch` | `N ≥ 1`: the batch form (`async fn f(batch: Vec<T>) -> Result<Vec<R>>`), up to `N` events a call | none |
+/// | `within` | `"500ms"`, `"1s"`, `"2m"`: with `batch`, how long a batch waits for more events after its first | required with `batch` |
 /// | `sink` | `[..]` of `"topic"`, `"@agent"` or a callback path (see below) | none |
 /// | `on_error` | a path to `fn(&faust::Agent, &faust::Error)` (or a closure) | none |
 /// | `supervisor` | `one_for_one`, `one_for_all`, `forfeit_one_for_one`, `forfeit_one_for_all` or `crashing` (an identifier or a string) | `one_for_one` |
@@ -102,7 +122,7 @@ use proc_macro::TokenStream;
 ///
 /// ## Sinks
 ///
-/// Only value-producing agents (the producer and handler forms) may have
+/// Only value-producing agents (the producer, handler and batch forms) may have
 /// sinks. Every produced value goes to each sink in order (a single sink may
 /// be written without the brackets: `sink = "@totals"`):
 ///
@@ -136,7 +156,9 @@ use proc_macro::TokenStream;
 /// type that is not a `Result` (or not `Result<()>` for a consumer or
 /// producer); `self` or generics; an unknown argument (the message lists
 /// the valid ones) or one given twice; `concurrency = 0`;
-/// `isolated_partitions` with `concurrency > 1`; `sink` on a consumer; an
+/// `isolated_partitions` with `concurrency > 1`; `sink` on a consumer;
+/// `batch` without `within` (or on a stream function), a batch function
+/// not taking a `Vec` or not returning `Result<Vec<R>>`; an
 /// unknown supervisor strategy or codec; a future that is not `Send` (the
 /// error points at the function's name).
 ///

@@ -10,8 +10,9 @@ use syn::{
 };
 
 use crate::ast::{Arg, Args, CodecArg, Errors, Name, SinkArg, TopicArg, CODECS, TRANSFORMS};
+use crate::batch::{self, Batch};
 
-/// The three agent function forms.
+/// The agent function forms.
 pub(crate) enum Form {
     /// `async fn(Stream<T>) -> Result<()>`.
     Consumer,
@@ -19,6 +20,9 @@ pub(crate) enum Form {
     Yielding { out: Type },
     /// `async fn(T) -> Result<R>`; `out` is `R`.
     Handler { out: Type },
+    /// `#[agent(batch = N, within = "..")] async fn(Vec<T>) -> Result<Vec<R>>`;
+    /// `out` is `R`.
+    Batch { out: Type },
 }
 
 impl Form {
@@ -26,7 +30,7 @@ impl Form {
     pub(crate) fn output(&self) -> Option<&Type> {
         match self {
             Form::Consumer => None,
-            Form::Yielding { out } | Form::Handler { out } => Some(out),
+            Form::Yielding { out } | Form::Handler { out } | Form::Batch { out } => Some(out),
         }
     }
 }
@@ -45,6 +49,8 @@ pub(crate) struct Agent {
     pub(crate) concurrency: Option<usize>,
     pub(crate) partitions: Option<i32>,
     pub(crate) isolated_partitions: Option<bool>,
+    /// `batch` and `within`, for the batch form.
+    pub(crate) batch: Option<Batch>,
     pub(crate) use_reply_headers: Option<bool>,
     pub(crate) sinks: Vec<SinkArg>,
     pub(crate) on_error: Option<Expr>,
@@ -123,6 +129,7 @@ const FORMS: &str = "an agent function is one of: `async fn f(stream: Stream<T>)
 /// Check the function and the arguments; `errors` holds the parse errors so far.
 pub(crate) fn validate(args: Args, func: &ItemFn, mut errors: Errors) -> Result<Agent, syn::Error> {
     let form = check_signature(&func.sig, &mut errors);
+    let (form, batch) = batch::check(&args, &func.sig, form, &mut errors);
 
     let name = match &args.name {
         Some(Arg { value, .. }) => {
@@ -275,6 +282,7 @@ pub(crate) fn validate(args: Args, func: &ItemFn, mut errors: Errors) -> Result<
         concurrency,
         partitions,
         isolated_partitions: isolated,
+        batch,
         use_reply_headers: args.use_reply_headers.map(|a| a.value),
         sinks,
         on_error: args.on_error.map(|a| a.value),
@@ -517,7 +525,7 @@ fn check_return(sig: &Signature, form: Form, errors: &mut Errors) -> Option<Form
 }
 
 /// `T` if `ty` is a path ending in `name<T>`.
-fn generic_arg<'a>(ty: &'a Type, name: &str) -> Option<&'a Type> {
+pub(crate) fn generic_arg<'a>(ty: &'a Type, name: &str) -> Option<&'a Type> {
     let Type::Path(p) = ty else { return None };
     if p.qself.is_some() {
         return None;
@@ -550,7 +558,7 @@ fn first_type_arg(args: &PathArguments) -> Option<&Type> {
 }
 
 /// A positive integer literal, or an error at it.
-fn positive<N>(lit: &LitInt, key: &str, what: &str, errors: &mut Errors) -> Option<N>
+pub(crate) fn positive<N>(lit: &LitInt, key: &str, what: &str, errors: &mut Errors) -> Option<N>
 where
     N: std::str::FromStr + Default + PartialOrd,
     N::Err: std::fmt::Display,

@@ -1,10 +1,12 @@
 //! Actors: one running instance of an agent function, with the state it
 //! shares with its [`Stream`](super::Stream) and [`Yield`](super::Yield):
-//! the current event, its outputs, and its ack.
+//! the events it holds (the current one, a batch, or those waiting for a
+//! manual ack), their outputs, and their acks.
 
 use std::any::Any;
 use std::fmt;
-use std::sync::atomic::Ordering;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use await_tree::InstrumentAwait;
@@ -19,34 +21,29 @@ use crate::rpc::server::{self, ReplyAddr, Request};
 use crate::runtime::acks::{Lease, Message, MessageRef};
 use crate::runtime::queue::Queue;
 use crate::sync::{Mutex, MutexGuard};
-use crate::transport::DeliveryFuture;
 
-use super::acker::{ack_when_delivered, not_delivered, Unacked, Waiting, MAX_UNACKED};
+use super::acker::{not_delivered, Unacked, Waiting, MAX_UNACKED};
 use super::event::Event;
+use super::held::{Current, Held, Target};
 use super::sink::{SinkInput, SinkSend};
 use super::Agent;
 
-struct Current {
-    lease: Lease,
-    reply: Option<ReplyAddr>,
-    /// Deliveries of the replies and sink records produced for this event:
-    /// the event is acked when they are all delivered.
-    pending: Vec<DeliveryFuture>,
-}
-
 /// What an actor shares between its runner, its stream and its `Yield`.
 pub(crate) struct ActorCtx {
-    agent: Agent,
+    pub(super) agent: Agent,
     index: Option<usize>,
     partition: Option<TopicPartition>,
-    queue: Queue,
+    pub(super) queue: Queue,
     cancel: CancellationToken,
-    current: Mutex<Option<Current>>,
+    pub(super) held: Mutex<Held>,
+    /// Acks are the function's (`Stream::noack`): events read are kept
+    /// until it acks them.
+    pub(super) noack: AtomicBool,
     /// Acks the events whose outputs are still being delivered (started on
     /// the first such event).
-    acker: std::sync::OnceLock<mpsc::UnboundedSender<Waiting>>,
+    pub(super) acker: std::sync::OnceLock<mpsc::UnboundedSender<Waiting>>,
     /// Events of this actor whose outputs are still being delivered.
-    unacked: Arc<Unacked>,
+    pub(super) unacked: Arc<Unacked>,
     /// Events taken since the cancellation token was last checked.
     since_check: std::sync::atomic::AtomicU32,
     label: String,
@@ -83,7 +80,8 @@ impl ActorCtx {
             partition,
             queue,
             cancel,
-            current: Mutex::new(None),
+            held: Mutex::new(Held::default()),
+            noack: AtomicBool::new(false),
             acker: std::sync::OnceLock::new(),
             unacked: Arc::default(),
             since_check: std::sync::atomic::AtomicU32::new(0),
@@ -107,52 +105,15 @@ impl ActorCtx {
         &self.cancel
     }
 
-    fn lock(&self) -> MutexGuard<'_, Option<Current>> {
-        self.current.lock()
+    pub(super) fn lock(&self) -> MutexGuard<'_, Held> {
+        self.held.lock()
     }
 
     pub(crate) fn current_message(&self) -> Option<MessageRef> {
-        self.lock().as_ref().map(|c| c.lease.message().clone())
-    }
-
-    /// Ack the current event (the actor moved on or ended).
-    pub(crate) fn finish_current(&self) {
-        let Some(cur) = self.lock().take() else {
-            return;
-        };
-        if cur.pending.is_empty() {
-            self.agent.event_done(cur.lease.message(), None);
-            return;
-        }
-        // Ack once every output of the event is delivered; the actor goes on.
-        let acker = self.acker.get_or_init(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(ack_when_delivered(
-                self.agent.clone(),
-                rx,
-                self.unacked.clone(),
-            ));
-            tx
-        });
-        let waiting = Waiting {
-            lease: cur.lease,
-            pending: cur.pending,
-            _stop_waits: self.agent.context().ack_tasks.token(),
-        };
-        self.unacked.count.fetch_add(1, Ordering::AcqRel);
-        if let Err(mpsc::error::SendError(waiting)) = acker.send(waiting) {
-            self.unacked.done();
-            // The acker is gone (its runtime is shutting down): nothing
-            // will deliver the outputs, so the event stays unacked.
-            waiting.lease.abandon();
-        }
-    }
-
-    /// Drop the current event without acking it (aborted actor).
-    pub(crate) fn abandon_current(&self) {
-        if let Some(cur) = self.lock().take() {
-            cur.lease.abandon();
-        }
+        self.lock()
+            .current
+            .as_ref()
+            .map(|c| c.lease.message().clone())
     }
 
     /// Wait for the next message this actor may process.
@@ -177,10 +138,29 @@ impl ActorCtx {
         }
     }
 
+    /// [`recv`](Self::recv), giving up (`None`) when `deadline` fires (one
+    /// timer for a whole batch, registered on the first wait).
+    async fn recv_until(&self, mut deadline: Pin<&mut tokio::time::Sleep>) -> Option<Lease> {
+        loop {
+            let mut lease = match self.queue.try_next() {
+                Some(d) => d,
+                None => tokio::select! {
+                    biased;
+                    _ = self.cancel.cancelled() => return None,
+                    d = self.queue.next().instrument_await("waiting for more events of the batch") => d?,
+                    _ = deadline.as_mut() => return None,
+                },
+            };
+            if lease.start() {
+                return Some(lease);
+            }
+        }
+    }
+
     /// Wait while [`MAX_UNACKED`] events of this actor wait for their
     /// outputs' delivery (each delivery ends within the transport's
     /// delivery deadline). Returns false if the actor is cancelled meanwhile.
-    async fn wait_for_deliveries(&self) -> bool {
+    pub(super) async fn wait_for_deliveries(&self) -> bool {
         while self.unacked.count.load(Ordering::Acquire) >= MAX_UNACKED {
             let delivered = self.unacked.below.notified();
             tokio::pin!(delivered);
@@ -206,34 +186,68 @@ impl ActorCtx {
         loop {
             let mut lease = self.recv().await?;
             let msg = lease.message().clone();
-            let (decoded, reply) = match lease.take_payload() {
-                // Sent through a channel: the value itself.
-                Some(payload) => (
-                    payload.downcast::<T>().map(|v| *v).map_err(|_| {
-                        Error::config(format!(
-                            "channel `{}` delivered a value that is not a `{}`",
-                            msg.topic(),
-                            std::any::type_name::<T>()
-                        ))
-                    }),
-                    server::reply_address(msg.headers()),
-                ),
-                None => self.decode::<T>(&msg),
-            };
-            match decoded {
-                Ok(value) => {
+            match self.value_of::<T>(&mut lease, &msg) {
+                (Ok(value), reply) => {
                     self.agent.stats().record_in();
-                    *self.lock() = Some(Current {
+                    self.lock().current = Some(Current {
                         lease,
                         reply,
                         pending: Vec::new(),
                     });
                     return Some(Event::new(value, msg, self.agent.key_codec().clone()));
                 }
-                Err(err) => {
-                    self.fail_event(lease, reply, &err).await;
-                }
+                (Err(err), reply) => self.fail_event(lease, reply, &err).await,
             }
+        }
+    }
+
+    /// Read and decode the next event of the batch being taken (waiting
+    /// until `deadline` fires, if given) and add it to the batch.
+    pub(super) async fn next_batch_event<T: Value>(
+        &self,
+        mut deadline: Option<Pin<&mut tokio::time::Sleep>>,
+    ) -> Option<Event<T>> {
+        loop {
+            let mut lease = match deadline.as_mut() {
+                None => self.recv().await?,
+                Some(at) => self.recv_until(at.as_mut()).await?,
+            };
+            let msg = lease.message().clone();
+            match self.value_of::<T>(&mut lease, &msg) {
+                (Ok(value), reply) => {
+                    self.agent.stats().record_in();
+                    self.lock().batch.push(Current {
+                        lease,
+                        reply,
+                        pending: Vec::new(),
+                    });
+                    return Some(Event::new(value, msg, self.agent.key_codec().clone()));
+                }
+                (Err(err), reply) => self.fail_event(lease, reply, &err).await,
+            }
+        }
+    }
+
+    /// The value of a message (decoded, or as sent through a channel) and
+    /// its reply address.
+    fn value_of<T: Value>(
+        &self,
+        lease: &mut Lease,
+        msg: &Message,
+    ) -> (Result<T>, Option<ReplyAddr>) {
+        match lease.take_payload() {
+            // Sent through a channel: the value itself.
+            Some(payload) => (
+                payload.downcast::<T>().map(|v| *v).map_err(|_| {
+                    Error::config(format!(
+                        "channel `{}` delivered a value that is not a `{}`",
+                        msg.topic(),
+                        std::any::type_name::<T>()
+                    ))
+                }),
+                server::reply_address(msg.headers()),
+            ),
+            None => self.decode::<T>(msg),
         }
     }
 
@@ -272,10 +286,23 @@ impl ActorCtx {
     /// [`emit`](Self::emit) with the sinks' records keyed by `key` (already
     /// encoded) instead of the current event's key.
     pub(crate) async fn emit_keyed<R: Value>(&self, value: R, key: Option<Bytes>) -> Result<()> {
+        self.emit_to(Target::Current, value, key).await
+    }
+
+    /// Produce a value for the held event `target`: it answers that event
+    /// and its sink records carry that event's key (or `key`); they are
+    /// attached to it (a value with no event to answer waits for its
+    /// deliveries here).
+    pub(super) async fn emit_to<R: Value>(
+        &self,
+        target: Target,
+        value: R,
+        key: Option<Bytes>,
+    ) -> Result<()> {
         self.agent.stats().record_out();
         let (reply, source_key) = {
-            let cur = self.lock();
-            match cur.as_ref() {
+            let held = self.lock();
+            match held.target(target) {
                 Some(c) => (c.reply.clone(), c.lease.message().key().cloned()),
                 None => (None, None),
             }
@@ -309,8 +336,8 @@ impl ActorCtx {
             return Ok(());
         }
         let unattached = {
-            let mut cur = self.lock();
-            match cur.as_mut() {
+            let mut held = self.lock();
+            match held.target_mut(target) {
                 Some(c) if c.pending.is_empty() => {
                     c.pending = pending;
                     None
@@ -331,8 +358,8 @@ impl ActorCtx {
 
     /// The event failed (decode error, handler error or crash): report it,
     /// answer its asker with the error, dead-letter it, then ack it.
-    async fn fail_event(&self, lease: Lease, reply: Option<ReplyAddr>, err: &Error) {
-        let msg = lease.message().clone();
+    pub(super) async fn fail_event(&self, lease: Lease, reply: Option<ReplyAddr>, err: &Error) {
+        let msg = lease.message();
         tracing::error!(
             agent = %self.agent.name(),
             topic = %msg.topic(),
@@ -342,6 +369,25 @@ impl ActorCtx {
             "event failed"
         );
         self.agent.report_error(err);
+        self.settle_failed(lease, reply, err).await;
+    }
+
+    /// Every event of the batch failed (the batch function returned an
+    /// error, or not one result per event): reported once, then each is
+    /// answered with the error, dead-lettered and acked.
+    pub(super) async fn fail_batch(&self, err: &Error) {
+        let batch = std::mem::take(&mut self.lock().batch);
+        tracing::error!(agent = %self.agent.name(), events = batch.len(), error = %err, "batch failed");
+        self.agent.report_error(err);
+        for cur in batch {
+            self.settle_failed(cur.lease, cur.reply, err).await;
+        }
+    }
+
+    /// Answer a failed event's asker with the error, dead-letter the event,
+    /// then ack it.
+    async fn settle_failed(&self, lease: Lease, reply: Option<ReplyAddr>, err: &Error) {
+        let msg = lease.message().clone();
         let ctx = self.agent.context();
         // The error reply and the dead-letter copy are outputs of the
         // event like any other: it is acked only once both are delivered.
@@ -369,7 +415,7 @@ impl ActorCtx {
     /// The current event (if any) failed: the function returned an error
     /// for it, or the actor crashed while it was current.
     pub(crate) async fn fail_current(&self, err: &Error) {
-        let cur = self.lock().take();
+        let cur = self.lock().current.take();
         match cur {
             Some(cur) => self.fail_event(cur.lease, cur.reply, err).await,
             None => self.agent.report_error(err),

@@ -1,6 +1,6 @@
-//! The agent function in its four forms (consumer, yielding, producer,
-//! handler), erased behind [`ActorBody`], and [`run_actor`], which runs one
-//! to its end as an actor.
+//! The agent function in its four one-event forms (consumer, yielding,
+//! producer, handler; the batch form is in `batch.rs`), erased behind
+//! [`ActorBody`], and [`run_actor`], which runs one to its end as an actor.
 
 use std::any::Any;
 use std::future::Future;
@@ -82,7 +82,7 @@ pub(crate) trait ActorBody: Send + Sync + 'static {
     fn run(&self, ctx: Arc<ActorCtx>) -> BoxFuture<'static, Result<()>>;
 }
 
-fn user_error<E: Into<BoxError>>(agent: &Agent, e: E) -> Error {
+pub(super) fn user_error<E: Into<BoxError>>(agent: &Agent, e: E) -> Error {
     match e.into().downcast::<Error>() {
         Ok(own) => *own,
         Err(other) => Error::Agent {
@@ -200,10 +200,10 @@ pub(crate) async fn run_actor(
         }),
     };
     match &outcome {
-        Outcome::Finished => ctx.finish_current(),
+        Outcome::Finished => ctx.finished(),
         Outcome::Crashed(err) => {
             agent.stats().record_crash();
-            ctx.fail_current(err).await;
+            ctx.crashed(err).await;
         }
     }
     outcome

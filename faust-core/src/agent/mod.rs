@@ -12,10 +12,12 @@
 mod acker;
 pub(crate) mod actor;
 mod ask;
+mod batch;
 mod body;
 pub(crate) use body::panic_message;
 pub use body::spawn;
 mod event;
+mod held;
 mod lifecycle;
 pub use lifecycle::ActorRef;
 pub mod manager;

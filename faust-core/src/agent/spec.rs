@@ -14,6 +14,7 @@ use crate::schema::{ErasedSchema, Schema};
 use crate::topic::Topic;
 use crate::transport::TopicPattern;
 
+use super::batch::BatchHandlerBody;
 use super::body::{ActorBody, BoxError, ConsumerBody, HandlerBody, ProducerBody, YieldingBody};
 use super::sink::{ErasedSink, Sink};
 use super::stream::{Stream, Yield};
@@ -191,6 +192,63 @@ impl AgentSpec {
         E: Into<BoxError> + Send + 'static,
     {
         let body = HandlerBody::<T, R, F>(Arc::new(f), PhantomData);
+        Self::with_body(
+            name,
+            Arc::new(body),
+            ValueType::of::<T>(),
+            Some(Output::of::<R>()),
+        )
+    }
+
+    /// An agent called once per batch of up to `max` events, waiting at
+    /// most `within` after a batch's first event for more (as
+    /// [`Stream::take_batch`]): `async fn(Vec<T>) -> Result<Vec<R>, E>`.
+    ///
+    /// It returns one result per event, in the batch's order: result `i`
+    /// answers event `i` (if it was a request) and goes to the sinks with
+    /// that event's key. Returning another number of results
+    /// ([`Error::BatchResults`]) or an error fails every event of the
+    /// batch: reported to `on_error` once, each request answered with the
+    /// error, each event dead-lettered and acked; the actor carries on. A
+    /// panic crashes the actor: the batch is not acked and goes back to the
+    /// queue, so the restarted actor processes it again. The batch's events
+    /// are acked once their results are delivered, never before the call
+    /// returns.
+    ///
+    /// ```
+    /// # use faust_core as faust;
+    /// use std::time::Duration;
+    /// use faust::AgentSpec;
+    ///
+    /// // Look up 100 keys with one query; each asker gets its own answer.
+    /// let lengths = AgentSpec::batch_handler(
+    ///     "lengths",
+    ///     100,
+    ///     Duration::from_millis(50),
+    ///     |words: Vec<String>| async move {
+    ///         Ok::<_, faust::Error>(words.iter().map(|w| w.len()).collect::<Vec<_>>())
+    ///     },
+    /// );
+    /// ```
+    pub fn batch_handler<T, R, F, Fut, E>(
+        name: impl Into<String>,
+        max: usize,
+        within: std::time::Duration,
+        f: F,
+    ) -> Self
+    where
+        T: Value,
+        R: Value,
+        F: Fn(Vec<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<Vec<R>, E>> + Send + 'static,
+        E: Into<BoxError> + Send + 'static,
+    {
+        let body = BatchHandlerBody::<T, R, F> {
+            f: Arc::new(f),
+            max,
+            within,
+            _types: PhantomData,
+        };
         Self::with_body(
             name,
             Arc::new(body),
@@ -508,6 +566,14 @@ pub mod schema_check {
     pub fn handler<K, T, F, Fut>(_: &F, schema: Schema<K, T>) -> Schema<K, T>
     where
         F: Fn(T) -> Fut,
+    {
+        schema
+    }
+
+    /// For `async fn(Vec<T>) -> ...`.
+    pub fn batch<K, T, F, Fut>(_: &F, schema: Schema<K, T>) -> Schema<K, T>
+    where
+        F: Fn(Vec<T>) -> Fut,
     {
         schema
     }

@@ -382,6 +382,13 @@ impl Lease {
     /// Give the message up without acking it (it will be delivered again
     /// after a restart or rebalance, since its offset is never committed).
     pub(crate) fn abandon(mut self) {
+        self.release();
+    }
+
+    /// Give up the claim without acking: the message can be claimed again
+    /// with [`start`](Self::start) (by another reader of its queue), and
+    /// dropping it leaves it unacked.
+    pub(crate) fn release(&mut self) {
         if self.started {
             self.started = false;
             self.msg.acks.end();

@@ -153,6 +153,32 @@ impl AgentQueue {
         dropped.len()
     }
 
+    /// Put events back at the front of the queue, before every event not
+    /// yet processed (those a single reader took in advance included), in
+    /// the order given: the next readers take them first. Used for the
+    /// events of an actor that ended without finishing them; they must be
+    /// [released](Lease::release).
+    pub(crate) fn give_back(&self, leases: Vec<Lease>) {
+        if leases.is_empty() {
+            return;
+        }
+        let woken: Vec<Waker> = {
+            let mut ready = self.lock_ready();
+            let mut st = self.lock();
+            let n = leases.len() + ready.len();
+            for lease in ready.drain(..).rev() {
+                st.items.push_front(lease);
+            }
+            for lease in leases.into_iter().rev() {
+                st.items.push_front(lease);
+            }
+            (0..n).map_while(|_| st.hand_to_next_reader()).collect()
+        };
+        for w in woken {
+            w.wake();
+        }
+    }
+
     /// Release the lock after events were taken, waking a producer waiting
     /// for room once the queue is half empty (not on every event, so a full
     /// queue refills in runs).
@@ -415,6 +441,33 @@ mod tests {
             .await
             .unwrap()
             .unwrap());
+    }
+
+    #[tokio::test]
+    async fn given_back_events_come_first_in_order_even_before_those_taken_ahead() {
+        for shared in [false, true] {
+            let q = AgentQueue::new(16, shared);
+            for o in 0..6 {
+                pushed(&q, o);
+            }
+            // A reader took 0..3 (a single reader takes 0..6 ahead).
+            let taken: Vec<Lease> = (0..3).map(|_| q.try_next().unwrap()).collect();
+            q.give_back(taken);
+            let order: Vec<i64> = (0..6)
+                .map(|_| q.try_next().unwrap().message().offset())
+                .collect();
+            assert_eq!(order, vec![0, 1, 2, 3, 4, 5], "shared: {shared}");
+        }
+        // A waiting reader is woken for them.
+        let q = AgentQueue::new(4, true);
+        pushed(&q, 7);
+        let lease = q.try_next().unwrap();
+        let r = q.clone();
+        let h = tokio::spawn(async move { r.next().await.map(|l| l.message().offset()) });
+        tokio::task::yield_now().await;
+        q.give_back(vec![lease]);
+        let got = tokio::time::timeout(Duration::from_secs(5), h).await;
+        assert_eq!(got.unwrap().unwrap(), Some(7));
     }
 }
 

@@ -1,0 +1,263 @@
+//! The events an actor holds (the current one, a batch, those waiting for a
+//! manual ack) and what becomes of them: acked when the function is done
+//! with them, failed, or given back to the queue unacked when it crashes.
+
+use std::sync::atomic::Ordering;
+
+use tokio::sync::mpsc;
+
+use crate::error::Error;
+use crate::rpc::server::ReplyAddr;
+use crate::runtime::acks::{Lease, Message};
+use crate::transport::DeliveryFuture;
+
+use super::acker::{ack_when_delivered, Waiting};
+use super::actor::ActorCtx;
+
+/// An event an actor holds: taken from the queue, not acked yet.
+pub(super) struct Current {
+    pub(super) lease: Lease,
+    pub(super) reply: Option<ReplyAddr>,
+    /// Deliveries of the replies and sink records produced for this event:
+    /// the event is acked when they are all delivered.
+    pub(super) pending: Vec<DeliveryFuture>,
+}
+
+/// The events an actor holds.
+#[derive(Default)]
+pub(super) struct Held {
+    /// The event being processed (read one at a time).
+    pub(super) current: Option<Current>,
+    /// The batch being processed (read with `take_batch`), in the order read.
+    pub(super) batch: Vec<Current>,
+    /// Events read with acks off, waiting for the function's ack.
+    pub(super) unacked: Vec<Current>,
+}
+
+/// Which held event a produced value answers.
+#[derive(Clone, Copy)]
+pub(super) enum Target {
+    /// The current event (none while a batch is held).
+    Current,
+    /// Event `i` of the batch.
+    Batch(usize),
+}
+
+impl ActorCtx {
+    /// Turn automatic acks off (`Stream::noack`): events the function moves
+    /// past are kept until [`ack_message`](Self::ack_message) or
+    /// [`ack_current`](Self::ack_current).
+    pub(crate) fn set_noack(&self) {
+        self.noack.store(true, Ordering::Relaxed);
+    }
+
+    /// The function is done with the current event or batch (it asks for
+    /// the next one, acks, or ended): ack them, or with acks off, keep them
+    /// for the function's ack.
+    pub(crate) fn finish_current(&self) {
+        let mut held = self.lock();
+        if held.batch.is_empty() && !self.noack.load(Ordering::Relaxed) {
+            // One event at a time, acks on: the common case.
+            let Some(cur) = held.current.take() else {
+                return;
+            };
+            drop(held);
+            self.ack(cur);
+            return;
+        }
+        self.finish_held(held);
+    }
+
+    /// [`finish_current`](Self::finish_current) with a batch, or acks off.
+    #[cold]
+    fn finish_held(&self, mut held: crate::sync::MutexGuard<'_, Held>) {
+        let (cur, batch) = {
+            if self.noack.load(Ordering::Relaxed) {
+                let Held {
+                    current,
+                    batch,
+                    unacked,
+                } = &mut *held;
+                unacked.extend(current.take());
+                unacked.append(batch);
+                return;
+            }
+            (held.current.take(), std::mem::take(&mut held.batch))
+        };
+        if let Some(cur) = cur {
+            self.ack(cur);
+        }
+        for cur in batch {
+            self.ack(cur);
+        }
+    }
+
+    /// Ack the current event or batch now, even with acks off.
+    pub(crate) fn ack_current(&self) {
+        let (cur, batch) = {
+            let mut held = self.lock();
+            (held.current.take(), std::mem::take(&mut held.batch))
+        };
+        for cur in cur.into_iter().chain(batch) {
+            self.ack(cur);
+        }
+    }
+
+    /// Ack the held event of `msg`; false if this actor does not hold it.
+    pub(crate) fn ack_message(&self, msg: &Message) -> bool {
+        let found = {
+            let mut held = self.lock();
+            let is = |c: &Current| std::ptr::eq(&**c.lease.message(), msg);
+            if held.current.as_ref().is_some_and(is) {
+                held.current.take()
+            } else if let Some(i) = held.unacked.iter().position(is) {
+                Some(held.unacked.remove(i))
+            } else {
+                let i = held.batch.iter().position(is);
+                i.map(|i| held.batch.remove(i))
+            }
+        };
+        match found {
+            Some(cur) => {
+                self.ack(cur);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Ack one event, at once or once its outputs are delivered.
+    #[inline]
+    fn ack(&self, cur: Current) {
+        if cur.pending.is_empty() {
+            self.agent.event_done(cur.lease.message(), None);
+            return;
+        }
+        // Ack once every output of the event is delivered; the actor goes on.
+        let acker = self.acker.get_or_init(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(ack_when_delivered(
+                self.agent.clone(),
+                rx,
+                self.unacked.clone(),
+            ));
+            tx
+        });
+        let waiting = Waiting {
+            lease: cur.lease,
+            pending: cur.pending,
+            _stop_waits: self.agent.context().ack_tasks.token(),
+        };
+        self.unacked.count.fetch_add(1, Ordering::AcqRel);
+        if let Err(mpsc::error::SendError(waiting)) = acker.send(waiting) {
+            self.unacked.done();
+            // The acker is gone (its runtime is shutting down): nothing
+            // will deliver the outputs, so the event stays unacked.
+            waiting.lease.abandon();
+        }
+    }
+
+    /// Drop every held event without acking it (aborted actor).
+    pub(crate) fn abandon_current(&self) {
+        let held = std::mem::take(&mut *self.lock());
+        let Held {
+            current,
+            batch,
+            unacked,
+        } = held;
+        for cur in current.into_iter().chain(batch).chain(unacked) {
+            cur.lease.abandon();
+        }
+    }
+
+    /// The function crashed: the current event fails as it always did
+    /// (reported, answered with the error, dead-lettered, acked), unless
+    /// acks are the function's; the batch being processed and the events
+    /// waiting for a manual ack go back to the front of the queue, unacked,
+    /// for the actor that takes over (or, if none does, to be delivered
+    /// again after a restart or rebalance: they are never committed).
+    pub(crate) async fn crashed(&self, err: &Error) {
+        let noack = self.noack.load(Ordering::Relaxed);
+        let Held {
+            current,
+            batch,
+            unacked,
+        } = std::mem::take(&mut *self.lock());
+        // In the order they were read: those waiting for an ack, then the
+        // batch or the current event.
+        let mut back: Vec<Lease> = Vec::with_capacity(batch.len() + unacked.len() + 1);
+        back.extend(unacked.into_iter().chain(batch).map(|c| c.lease));
+        match current {
+            Some(cur) if !noack => {
+                self.fail_event(cur.lease, cur.reply, err).await;
+            }
+            Some(cur) => {
+                self.agent.report_error(err);
+                back.push(cur.lease);
+            }
+            None => self.agent.report_error(err),
+        }
+        self.give_back(back);
+    }
+
+    /// The function returned: its current event or batch is acked; events
+    /// it left without an ack (acks off) go back to the queue, unacked.
+    pub(crate) fn finished(&self) {
+        self.finish_current();
+        let unacked = std::mem::take(&mut self.lock().unacked);
+        self.give_back(unacked.into_iter().map(|c| c.lease).collect());
+    }
+
+    /// Put events back at the front of the queue, unacked.
+    pub(super) fn give_back(&self, mut leases: Vec<Lease>) {
+        if leases.is_empty() {
+            return;
+        }
+        for lease in &mut leases {
+            lease.release();
+        }
+        if self.agent.inbox().is_some() {
+            // A channel's values were handed over, not encoded: nothing can
+            // read them again (a channel keeps nothing, as at a stop).
+            tracing::warn!(
+                agent = %self.agent.name(),
+                values = leases.len(),
+                "unfinished values of a channel are lost"
+            );
+            return;
+        }
+        tracing::warn!(
+            agent = %self.agent.name(),
+            events = leases.len(),
+            "unfinished events go back to the queue, unacked"
+        );
+        self.queue.give_back(leases);
+    }
+}
+
+impl Held {
+    pub(super) fn target(&self, target: Target) -> Option<&Current> {
+        match target {
+            Target::Current => self.current.as_ref(),
+            Target::Batch(i) => self.batch.get(i),
+        }
+    }
+
+    pub(super) fn target_mut(&mut self, target: Target) -> Option<&mut Current> {
+        match target {
+            Target::Current => self.current.as_mut(),
+            Target::Batch(i) => self.batch.get_mut(i),
+        }
+    }
+}
+
+impl Drop for ActorCtx {
+    fn drop(&mut self) {
+        // Events read with acks off and never acked stay unacked (a stream
+        // dropped outside an actor); dropping a lease would ack it.
+        let unacked = std::mem::take(&mut self.lock().unacked);
+        for cur in unacked {
+            cur.lease.abandon();
+        }
+    }
+}
