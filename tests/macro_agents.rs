@@ -249,6 +249,21 @@ async fn picky(x: i64) -> anyhow::Result<i64> {
     Ok(x)
 }
 
+static ASYNC_ERRORS: Collector<(String, Option<String>)> = Collector::new();
+
+/// An async error handler: awaited, within the agent.
+async fn report_later(agent: Agent, err: Error) {
+    tokio::task::yield_now().await;
+    let current = faust::current_agent().map(|a| a.name().to_string());
+    ASYNC_ERRORS.push((format!("{}: {err}", agent.name()), current));
+}
+
+#[agent(on_error_async = report_later)]
+async fn picky_async(x: i64) -> anyhow::Result<i64> {
+    anyhow::ensure!(x >= 0, "negative input {x}");
+    Ok(x)
+}
+
 #[agent(supervisor = crashing)]
 async fn crasher(mut s: Stream<i64>) -> anyhow::Result<()> {
     if let Some(x) = s.next().await {
@@ -276,6 +291,7 @@ fn descriptors_carry_name_file_and_line() {
         "patterned",
         "per_partition",
         "picky",
+        "picky_async",
         "renamed",
         "spread",
         "triple",
@@ -526,6 +542,20 @@ async fn on_error_is_called_and_the_handler_carries_on() {
     assert!(errors[0].1.contains("negative input -1"), "{}", errors[0].1);
     let ok: i64 = within("ask picky", agent.ask::<_, i64>(&5)).await.unwrap();
     assert_eq!(ok, 5);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_async_on_error_is_awaited_within_the_agent() {
+    let app = start("on-error-async", &["picky_async"]).await;
+    let agent = app.agent("picky_async").unwrap();
+    let err = within("ask", agent.ask::<_, i64>(&-2)).await.unwrap_err();
+    assert!(err.to_string().contains("negative input -2"), "{err}");
+    // The error reply came after the handler finished.
+    let seen = ASYNC_ERRORS.0.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(seen[0].0.starts_with("picky_async: "), "{seen:?}");
+    assert_eq!(seen[0].1.as_deref(), Some("picky_async"));
     app.stop().await.unwrap();
 }
 

@@ -102,7 +102,17 @@ impl TestOptions {
     where
         F: Fn(&Agent, &Error) + Send + Sync + 'static,
     {
-        self.on_error = Some(Arc::new(f));
+        self.on_error = Some(crate::agent::OnError::new(f));
+        self
+    }
+
+    /// The copy's `on_error`, an async function, instead of the agent's.
+    pub fn on_error_async<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(Agent, Error) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.on_error = Some(crate::agent::OnError::new_async(f));
         self
     }
 

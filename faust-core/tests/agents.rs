@@ -1293,3 +1293,74 @@ async fn tasks_spawned_with_faust_spawn_inherit_the_current_agent() {
     assert!(outside.await.unwrap());
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_async_on_error_is_awaited_before_the_failed_event_is_answered() {
+    let app = app("async-on-error").build().unwrap();
+    let (began_tx, mut began) = mpsc::unbounded_channel();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let go = release.clone();
+    let agent = app
+        .add_agent(
+            AgentSpec::handler("fails", |v: i64| async move {
+                Err::<i64, _>(Error::config(format!("no {v}")))
+            })
+            .on_error_async(move |agent, err| {
+                let (began_tx, go) = (began_tx.clone(), go.clone());
+                async move {
+                    let current = current_agent().map(|a| a.name().to_string());
+                    let _ = began_tx.send((agent.name().to_string(), err.to_string(), current));
+                    go.notified().await;
+                }
+            }),
+        )
+        .unwrap();
+    app.start().await.unwrap();
+    let asking = tokio::spawn({
+        let agent = agent.clone();
+        async move { agent.ask::<_, i64>(&7).await }
+    });
+    let (name, err, current) = within(5, "on_error", began.recv()).await.unwrap();
+    assert_eq!(name, "fails");
+    assert!(err.contains("no 7"), "{err}");
+    assert_eq!(
+        current.as_deref(),
+        Some("fails"),
+        "current_agent() is set in on_error"
+    );
+    // The error reply waits for on_error.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!asking.is_finished(), "answered before on_error finished");
+    release.notify_one();
+    let answer = within(5, "the error reply", asking).await.unwrap();
+    assert!(answer.unwrap_err().to_string().contains("no 7"));
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn on_error_runs_within_the_agent_after_a_crash() {
+    let app = app("on-error-crash").build().unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let agent = app
+        .add_agent(
+            AgentSpec::consumer("crashes", |mut s: Stream<i64>| async move {
+                while s.next().await.is_some() {
+                    panic!("crash");
+                }
+                Ok::<_, Error>(())
+            })
+            .on_error(move |_agent, err| {
+                let _ = tx.send((
+                    current_agent().map(|a| a.name().to_string()),
+                    err.to_string(),
+                ));
+            }),
+        )
+        .unwrap();
+    app.start().await.unwrap();
+    agent.send(&1).await.unwrap();
+    let (current, err) = within(5, "on_error", rx.recv()).await.unwrap();
+    assert_eq!(current.as_deref(), Some("crashes"));
+    assert!(err.contains("panicked"), "{err}");
+    app.stop().await.unwrap();
+}

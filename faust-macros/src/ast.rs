@@ -24,6 +24,7 @@ pub(crate) mod kw {
     syn::custom_keyword!(partitions);
     syn::custom_keyword!(sink);
     syn::custom_keyword!(on_error);
+    syn::custom_keyword!(on_error_async);
     syn::custom_keyword!(schema);
     syn::custom_keyword!(supervisor);
     syn::custom_keyword!(codec);
@@ -48,6 +49,7 @@ pub(crate) const KEYS: &[&str] = &[
     "within",
     "sink",
     "on_error",
+    "on_error_async",
     "schema",
     "supervisor",
     "codec",
@@ -130,6 +132,7 @@ pub(crate) struct Args {
     pub(crate) within: Option<Arg<LitStr>>,
     pub(crate) sink: Option<Arg<Vec<SinkArg>>>,
     pub(crate) on_error: Option<Arg<Expr>>,
+    pub(crate) on_error_async: Option<Arg<Expr>>,
     /// `schema = orders_schema()`: a `Schema<K, V>` expression.
     pub(crate) schema: Option<Arg<Expr>>,
     pub(crate) supervisor: Option<Arg<Name>>,
@@ -256,6 +259,22 @@ impl Args {
             expect_eq(input, key, "on_error", "on_error = my_error_handler")?;
             let value: Expr = input.parse()?;
             set(&mut self.on_error, "on_error", key, value, errors);
+        } else if input.peek(kw::on_error_async) {
+            let key = input.parse::<kw::on_error_async>()?.span;
+            expect_eq(
+                input,
+                key,
+                "on_error_async",
+                "on_error_async = my_async_error_handler",
+            )?;
+            let value: Expr = input.parse()?;
+            set(
+                &mut self.on_error_async,
+                "on_error_async",
+                key,
+                value,
+                errors,
+            );
         } else if input.peek(kw::schema) {
             let key = input.parse::<kw::schema>()?.span;
             expect_eq(

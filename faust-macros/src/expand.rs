@@ -210,9 +210,12 @@ fn options(agent: &Agent) -> TokenStream {
     if let Some(strategy) = &agent.supervisor {
         out.extend(quote!(.supervisor(#krate::__private::SupervisorStrategy::#strategy)));
     }
-    if let Some(f) = &agent.on_error {
+    if let Some((f, is_async)) = &agent.on_error {
         let at = Span::call_site().located_at(f.span());
-        out.extend(quote_spanned!(at=> .on_error(#f)));
+        out.extend(match is_async {
+            false => quote_spanned!(at=> .on_error(#f)),
+            true => quote_spanned!(at=> .on_error_async(#f)),
+        });
     }
     if let Some(r) = agent.form.output() {
         for sink in &agent.sinks {

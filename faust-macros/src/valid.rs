@@ -53,7 +53,8 @@ pub(crate) struct Agent {
     pub(crate) batch: Option<Batch>,
     pub(crate) use_reply_headers: Option<bool>,
     pub(crate) sinks: Vec<SinkArg>,
-    pub(crate) on_error: Option<Expr>,
+    /// `on_error` (`false`) or `on_error_async` (`true`).
+    pub(crate) on_error: Option<(Expr, bool)>,
     /// `schema`: a `Schema<K, V>` expression (its `V` checked against the
     /// function's value type by the compiler).
     pub(crate) schema: Option<Expr>,
@@ -268,6 +269,19 @@ pub(crate) fn validate(args: Args, func: &ItemFn, mut errors: Errors) -> Result<
         None => doc_comment(&func.attrs),
     };
 
+    let on_error = match (args.on_error, args.on_error_async) {
+        (Some(_), Some(second)) => {
+            errors.at(
+                second.key,
+                "give `on_error` (a function) or `on_error_async` (an async function), not both",
+            );
+            None
+        }
+        (Some(f), None) => Some((f.value, false)),
+        (None, Some(f)) => Some((f.value, true)),
+        (None, None) => None,
+    };
+
     if let Some(err) = errors.into_result() {
         return Err(err);
     }
@@ -285,7 +299,7 @@ pub(crate) fn validate(args: Args, func: &ItemFn, mut errors: Errors) -> Result<
         batch,
         use_reply_headers: args.use_reply_headers.map(|a| a.value),
         sinks,
-        on_error: args.on_error.map(|a| a.value),
+        on_error,
         schema: args.schema.map(|a| a.value),
         supervisor,
         value_codec,

@@ -39,7 +39,7 @@ impl Waiting {
                 .find_map(|r| r.err())
         };
         match failed {
-            Some(err) => not_delivered(agent, lease, &err),
+            Some(err) => not_delivered(agent, lease, &err).await,
             None => {
                 agent.event_done(lease.message(), None);
                 drop(lease);
@@ -53,7 +53,7 @@ impl Waiting {
 /// its partition is never committed past it, and the app crashes, so that
 /// the event is processed again wherever its partition goes next (this
 /// worker restarted, or another member of the group).
-pub(super) fn not_delivered(agent: &Agent, lease: Lease, err: &Error) {
+pub(super) async fn not_delivered(agent: &Agent, lease: Lease, err: &Error) {
     let msg = lease.message().clone();
     lease.abandon();
     let err = Error::Undelivered {
@@ -62,7 +62,7 @@ pub(super) fn not_delivered(agent: &Agent, lease: Lease, err: &Error) {
         offset: msg.offset(),
         reason: err.to_string(),
     };
-    agent.report_error(&err);
+    agent.report_error(&err).await;
     agent.event_done(&msg, Some(&err));
     agent.context().crash(err);
 }

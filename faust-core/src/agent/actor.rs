@@ -368,7 +368,7 @@ impl ActorCtx {
             error = %err,
             "event failed"
         );
-        self.agent.report_error(err);
+        self.agent.report_error(err).await;
         self.settle_failed(lease, reply, err).await;
     }
 
@@ -378,7 +378,7 @@ impl ActorCtx {
     pub(super) async fn fail_batch(&self, err: &Error) {
         let batch = std::mem::take(&mut self.lock().batch);
         tracing::error!(agent = %self.agent.name(), events = batch.len(), error = %err, "batch failed");
-        self.agent.report_error(err);
+        self.agent.report_error(err).await;
         for cur in batch {
             self.settle_failed(cur.lease, cur.reply, err).await;
         }
@@ -405,7 +405,7 @@ impl ActorCtx {
             undelivered = ctx.dead_letter(&msg, err).await.err();
         }
         if let Some(e) = undelivered {
-            not_delivered(&self.agent, lease, &e);
+            not_delivered(&self.agent, lease, &e).await;
             return;
         }
         self.agent.event_done(&msg, Some(err));
@@ -418,7 +418,7 @@ impl ActorCtx {
         let cur = self.lock().current.take();
         match cur {
             Some(cur) => self.fail_event(cur.lease, cur.reply, err).await,
-            None => self.agent.report_error(err),
+            None => self.agent.report_error(err).await,
         }
     }
 }

@@ -41,6 +41,11 @@ pub(crate) fn within_agent<F: Future>(
     CURRENT_AGENT.scope(agent, future)
 }
 
+/// Run `f` within `agent` (synchronous code).
+pub(crate) fn within_agent_sync<R>(agent: Agent, f: impl FnOnce() -> R) -> R {
+    CURRENT_AGENT.sync_scope(agent, f)
+}
+
 /// `tokio::spawn`, with [`current_agent`] inherited by the task (as Faust
 /// copies the current agent into tasks an agent starts). Outside an agent
 /// it is `tokio::spawn`.

@@ -192,10 +192,10 @@ impl ActorCtx {
                 self.fail_event(cur.lease, cur.reply, err).await;
             }
             Some(cur) => {
-                self.agent.report_error(err);
+                self.agent.report_error(err).await;
                 back.push(cur.lease);
             }
-            None => self.agent.report_error(err),
+            None => self.agent.report_error(err).await,
         }
         self.give_back(back);
     }

@@ -471,10 +471,10 @@ impl Agent {
         }
     }
 
-    pub(crate) fn report_error(&self, err: &Error) {
+    pub(crate) async fn report_error(&self, err: &Error) {
         self.inner.stats.errors.fetch_add(1, Ordering::Relaxed);
         if let Some(f) = &self.inner.spec.on_error {
-            f(self, err);
+            f.call(self, err).await;
         }
     }
 

@@ -21,8 +21,58 @@ use super::stream::{Stream, Yield};
 use super::supervisor::{Strategy, SupervisorStrategyT};
 use super::Agent;
 
-/// Called with the agent and the error when an agent function fails.
-pub type OnError = Arc<dyn Fn(&Agent, &Error) + Send + Sync>;
+/// What an agent calls when it fails: a function or an async function
+/// ([`AgentSpec::on_error`], [`AgentSpec::on_error_async`]). Either runs
+/// with [`current_agent`](crate::current_agent) set to the agent, also
+/// after a crash, and the failed event waits for it (Faust awaits it).
+#[derive(Clone)]
+pub struct OnError(ErrorFn);
+
+#[derive(Clone)]
+enum ErrorFn {
+    Sync(Arc<dyn Fn(&Agent, &Error) + Send + Sync>),
+    Async(Arc<dyn Fn(Agent, Error) -> futures::future::BoxFuture<'static, ()> + Send + Sync>),
+}
+
+impl OnError {
+    /// A function called with the agent and the error.
+    pub fn new<F>(f: F) -> Self
+    where
+        F: Fn(&Agent, &Error) + Send + Sync + 'static,
+    {
+        OnError(ErrorFn::Sync(Arc::new(f)))
+    }
+
+    /// An async function called with the agent and the error, and awaited.
+    pub fn new_async<F, Fut>(f: F) -> Self
+    where
+        F: Fn(Agent, Error) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        OnError(ErrorFn::Async(Arc::new(move |agent, err| {
+            Box::pin(f(agent, err))
+        })))
+    }
+
+    /// Call it for `agent` failing with `err`, within the agent.
+    pub(crate) async fn call(&self, agent: &Agent, err: &Error) {
+        match &self.0 {
+            ErrorFn::Sync(f) => super::body::within_agent_sync(agent.clone(), || f(agent, err)),
+            ErrorFn::Async(f) => {
+                super::body::within_agent(agent.clone(), f(agent.clone(), err.clone())).await
+            }
+        }
+    }
+}
+
+impl fmt::Debug for OnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.0 {
+            ErrorFn::Sync(_) => "OnError(fn)",
+            ErrorFn::Async(_) => "OnError(async fn)",
+        })
+    }
+}
 
 /// The declaration of an agent: its function and options.
 ///
@@ -394,12 +444,26 @@ impl AgentSpec {
         self
     }
 
-    /// Called when the agent function fails (error, panic, undecodable event).
+    /// Called when the agent function fails (error, panic, undecodable
+    /// event, undelivered output), with [`current_agent`](crate::current_agent)
+    /// set; the failed event waits for it.
     pub fn on_error<F>(mut self, f: F) -> Self
     where
         F: Fn(&Agent, &Error) + Send + Sync + 'static,
     {
-        self.on_error = Some(Arc::new(f));
+        self.on_error = Some(OnError::new(f));
+        self
+    }
+
+    /// [`on_error`](Self::on_error) with an async function, awaited before
+    /// the failed event is answered, dead-lettered and acked (Faust awaits
+    /// its `on_error`): `async fn alert(agent: Agent, err: Error)`.
+    pub fn on_error_async<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(Agent, Error) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.on_error = Some(OnError::new_async(f));
         self
     }
 
