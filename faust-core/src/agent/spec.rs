@@ -28,10 +28,15 @@ use super::Agent;
 #[derive(Clone)]
 pub struct OnError(ErrorFn);
 
+/// A synchronous error handler.
+type SyncErrorFn = dyn Fn(&Agent, &Error) + Send + Sync;
+/// An async error handler, its future boxed.
+type AsyncErrorFn = dyn Fn(Agent, Error) -> futures::future::BoxFuture<'static, ()> + Send + Sync;
+
 #[derive(Clone)]
 enum ErrorFn {
-    Sync(Arc<dyn Fn(&Agent, &Error) + Send + Sync>),
-    Async(Arc<dyn Fn(Agent, Error) -> futures::future::BoxFuture<'static, ()> + Send + Sync>),
+    Sync(Arc<SyncErrorFn>),
+    Async(Arc<AsyncErrorFn>),
 }
 
 impl OnError {
