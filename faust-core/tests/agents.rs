@@ -1344,7 +1344,7 @@ async fn on_error_runs_within_the_agent_after_a_crash() {
     let agent = app
         .add_agent(
             AgentSpec::consumer("crashes", |mut s: Stream<i64>| async move {
-                while s.next().await.is_some() {
+                if s.next().await.is_some() {
                     panic!("crash");
                 }
                 Ok::<_, Error>(())
