@@ -332,3 +332,112 @@ async fn a_stream_producer_answers_and_records_each_value() {
     assert_eq!(r, 70);
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn results_are_keyed_by_the_offset_of_the_event_they_answer() {
+    let app = app("tc-by-offset").build().unwrap();
+    let agent = app
+        .add_agent(AgentSpec::yielding(
+            "twice_or_never",
+            |mut s: Stream<i64>, out: Yield<i64>| async move {
+                while let Some(v) = s.next().await {
+                    // Odd values give two results, even ones none.
+                    if v % 2 == 1 {
+                        out.send(v).await?;
+                        out.send(v * 100).await?;
+                    }
+                }
+                Ok::<_, Error>(())
+            },
+        ))
+        .unwrap();
+    let ctx = agent.test_context().await.unwrap();
+    let one = ctx.put(&1).await.unwrap();
+    let two = ctx.put(&2).await.unwrap();
+    let three = ctx.put(&3).await.unwrap();
+    assert_eq!(ctx.results_for::<i64>(&one).unwrap(), vec![1, 100]);
+    assert!(ctx.results_for::<i64>(&two).unwrap().is_empty());
+    let by_offset = ctx.results_by_offset::<i64>().unwrap();
+    assert_eq!(
+        by_offset.into_iter().collect::<Vec<_>>(),
+        vec![(one.offset, vec![1, 100]), (three.offset, vec![3, 300])]
+    );
+}
+
+#[tokio::test]
+async fn the_outputs_can_be_awaited_one_by_one() {
+    let app = app("tc-next").build().unwrap();
+    let agent = app
+        .add_agent(AgentSpec::handler("inc", |v: i64| async move {
+            Ok::<_, Error>(v + 1)
+        }))
+        .unwrap();
+    let ctx = agent
+        .test_context_with(TestOptions::default().timeout(Duration::from_millis(500)))
+        .await
+        .unwrap();
+    for v in [10, 20, 30] {
+        ctx.put_with(&v, PutOptions::default().no_wait())
+            .await
+            .unwrap();
+    }
+    assert_eq!(ctx.next_result::<i64>().await.unwrap(), 11);
+    let rest: Vec<Result<i64, Error>> = {
+        use futures::StreamExt;
+        ctx.outputs::<i64>().collect().await
+    };
+    // 21 and 31, then the timeout ends the stream.
+    assert_eq!(rest.len(), 3, "{rest:?}");
+    assert_eq!(rest[0].as_ref().unwrap(), &21);
+    assert_eq!(rest[1].as_ref().unwrap(), &31);
+    assert!(matches!(rest[2], Err(Error::Timeout { .. })), "{rest:?}");
+}
+
+/// A consumer that reports each value it reads.
+fn reporting(
+    app: &faust_core::App,
+    tx: tokio::sync::mpsc::UnboundedSender<i64>,
+) -> faust_core::Agent {
+    app.add_agent(AgentSpec::consumer("reads", move |mut s: Stream<i64>| {
+        let tx = tx.clone();
+        async move {
+            while let Some(v) = s.next().await {
+                let _ = tx.send(v);
+            }
+            Ok::<_, Error>(())
+        }
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_error_thrown_into_the_agent_crashes_it_as_its_own_would() {
+    let app = app("tc-throw").build().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let agent = reporting(&app, tx);
+    // Default: the crashing supervisor, so the copy crashes with it.
+    let ctx = agent.test_context().await.unwrap();
+    ctx.put(&1).await.unwrap();
+    assert_eq!(rx.recv().await, Some(1));
+    ctx.throw(Error::config("thrown in")).unwrap();
+    let reason = tokio::time::timeout(Duration::from_secs(5), ctx.app().wait_crashed())
+        .await
+        .unwrap();
+    assert!(reason.to_string().contains("thrown in"), "{reason}");
+    assert!(matches!(ctx.put(&2).await, Err(Error::Crashed(_))));
+    // One-for-one: restarted, and it reads on.
+    let ctx = agent
+        .test_context_with(TestOptions::default().supervisor(SupervisorStrategy::OneForOne))
+        .await
+        .unwrap();
+    ctx.throw(Error::config("thrown in")).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while ctx.agent().stats().restarts() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap();
+    ctx.put(&3).await.unwrap();
+    assert_eq!(rx.recv().await, Some(3));
+}

@@ -46,6 +46,9 @@ pub(crate) struct ActorCtx {
     pub(super) unacked: Arc<Unacked>,
     /// Events taken since the cancellation token was last checked.
     since_check: std::sync::atomic::AtomicU32,
+    /// An error thrown into the actor ([`throw`](Self::throw)): it ends
+    /// with it, as if its function had returned it.
+    thrown: Mutex<Option<Error>>,
     label: String,
 }
 
@@ -85,8 +88,21 @@ impl ActorCtx {
             acker: std::sync::OnceLock::new(),
             unacked: Arc::default(),
             since_check: std::sync::atomic::AtomicU32::new(0),
+            thrown: Mutex::new(None),
             label,
         })
+    }
+
+    /// End the actor with `err` at its next read (its stream ends, and the
+    /// actor crashes with `err` instead of finishing): Faust's `throw`.
+    pub(crate) fn throw(&self, err: Error) {
+        *self.thrown.lock() = Some(err);
+        self.cancel.cancel();
+    }
+
+    /// The error thrown into the actor, if any.
+    pub(crate) fn take_thrown(&self) -> Option<Error> {
+        self.thrown.lock().take()
     }
 
     pub(crate) fn agent(&self) -> &Agent {
@@ -300,11 +316,18 @@ impl ActorCtx {
         key: Option<Bytes>,
     ) -> Result<()> {
         self.agent.stats().record_out();
-        let (reply, source_key) = {
+        let (reply, source_key, source) = {
             let held = self.lock();
             match held.target(target) {
-                Some(c) => (c.reply.clone(), c.lease.message().key().cloned()),
-                None => (None, None),
+                Some(c) => {
+                    let msg = c.lease.message();
+                    (
+                        c.reply.clone(),
+                        msg.key().cloned(),
+                        Some((msg.partition(), msg.offset())),
+                    )
+                }
+                None => (None, None, None),
             }
         };
         let mut pending = Vec::new();
@@ -319,6 +342,7 @@ impl ActorCtx {
             value: &value as &(dyn Any + Send + Sync),
             key: key.as_ref().or(source_key.as_ref()),
             key_codec: self.agent.key_codec(),
+            source,
         };
         for sink in sinks.iter() {
             // Most sinks finish at once: only one that waits gets a span in

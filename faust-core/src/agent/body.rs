@@ -197,7 +197,10 @@ pub(crate) async fn run_actor(
     let fut = within_agent(agent.clone(), body.run(ctx.clone()));
     let result = AssertUnwindSafe(root.instrument(fut)).catch_unwind().await;
     let outcome = match result {
-        Ok(Ok(())) => Outcome::Finished,
+        Ok(Ok(())) => match ctx.take_thrown() {
+            Some(thrown) => Outcome::Crashed(thrown),
+            None => Outcome::Finished,
+        },
         Ok(Err(err)) => Outcome::Crashed(err),
         Err(panic) => Outcome::Crashed(Error::Panic {
             agent: agent.name().to_string(),

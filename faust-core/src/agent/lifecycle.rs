@@ -305,6 +305,17 @@ impl Agent {
         st.budget = None;
     }
 
+    /// Throw `err` into every live actor: each ends at its next read as if
+    /// its function had returned `err`, and the supervisor decides. The
+    /// number of actors thrown at.
+    pub(crate) fn throw(&self, err: &Error) -> usize {
+        let st = self.state();
+        for handle in st.actors.values() {
+            handle.ctx.throw(err.clone());
+        }
+        st.actors.len()
+    }
+
     /// Number of live actors.
     pub fn actor_count(&self) -> usize {
         self.state().actors.len()

@@ -366,6 +366,8 @@ pub(crate) struct SinkInput<'a> {
     pub(crate) key: Option<&'a bytes::Bytes>,
     /// The producing agent's key codec (for `key_by`).
     pub(crate) key_codec: &'a CodecRef,
+    /// The partition and offset of the event the value answers, if any.
+    pub(crate) source: Option<(i32, i64)>,
 }
 
 /// Sends one value; topic and agent sinks return the delivery of the
@@ -397,7 +399,7 @@ impl ErasedSink {
         label: &str,
         type_id: TypeId,
         type_name: &'static str,
-        f: impl Fn(&(dyn Any + Send + Sync)) -> Result<()> + Send + Sync + 'static,
+        f: impl Fn(&(dyn Any + Send + Sync), Option<(i32, i64)>) -> Result<()> + Send + Sync + 'static,
     ) -> Self {
         ErasedSink {
             type_id,
@@ -409,7 +411,7 @@ impl ErasedSink {
             topic: None,
             keyed_callback: false,
             send: Arc::new(move |_ctx: &Context, out: SinkInput<'_>| {
-                SinkSend::Now(f(out.value).map(|()| None))
+                SinkSend::Now(f(out.value, out.source).map(|()| None))
             }),
         }
     }

@@ -8,195 +8,36 @@
 //! event or the agent's error. [`TestContext::results`] holds what the agent
 //! produced (its inputs, for consumers).
 
+mod observed;
+mod options;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use futures::Stream;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::sync::mpsc;
 
 use crate::agent::sink::{ErasedSink, SinkTarget};
-use crate::agent::supervisor::{SupervisorStrategy, SupervisorStrategyT};
+use crate::agent::supervisor::SupervisorStrategy;
 use crate::agent::{Agent, AgentSpec};
 use crate::app::{App, AppBuilder};
-use crate::codec::CodecRef;
-use crate::context::EventHook;
 use crate::error::{Error, Result};
-use crate::record::Headers;
-use crate::runtime::acks::Message;
-use crate::sync::Mutex;
 use crate::transport::memory::MemoryBroker;
 
-/// Options of [`TestContext::put_with`].
-#[derive(Clone, Debug, Default)]
-#[non_exhaustive]
-pub struct PutOptions {
-    /// Raw key.
-    pub key: Option<Bytes>,
-    /// Partition (default 0).
-    pub partition: Option<i32>,
-    /// Timestamp in milliseconds since the Unix epoch.
-    pub timestamp: Option<i64>,
-    /// Headers.
-    pub headers: Headers,
-    /// Make the event a request answered to this topic.
-    pub reply_to: Option<String>,
-    /// Correlation id of the request.
-    pub correlation_id: Option<String>,
-    /// Do not wait for the agent to process the event.
-    pub no_wait: bool,
-    /// How long to wait (default: the context's timeout, 5 s).
-    pub timeout: Option<Duration>,
-}
-
-impl PutOptions {
-    /// Set the raw key.
-    pub fn key(mut self, key: impl Into<Bytes>) -> Self {
-        self.key = Some(key.into());
-        self
-    }
-    /// Set the partition.
-    pub fn partition(mut self, p: i32) -> Self {
-        self.partition = Some(p);
-        self
-    }
-    /// Add a header.
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<Bytes>) -> Self {
-        self.headers.push((name.into(), value.into()));
-        self
-    }
-    /// Return as soon as the event is sent.
-    pub fn no_wait(mut self) -> Self {
-        self.no_wait = true;
-        self
-    }
-    /// Wait at most this long.
-    pub fn timeout(mut self, t: Duration) -> Self {
-        self.timeout = Some(t);
-        self
-    }
-}
-
-/// Options of [`Agent::test_context_with`](crate::Agent::test_context_with)
-/// (Faust's `test_context(channel, supervisor_strategy, on_error)`).
-#[derive(Clone, Default)]
-#[must_use]
-pub struct TestOptions {
-    supervisor: Option<Arc<dyn SupervisorStrategyT>>,
-    on_error: Option<crate::agent::OnError>,
-    channel: Option<String>,
-    timeout: Option<Duration>,
-}
-
-impl TestOptions {
-    /// The copy's supervisor strategy (default: crashing, so that a crash
-    /// fails the test; one-for-one lets it restart and read on).
-    pub fn supervisor(mut self, strategy: impl SupervisorStrategyT) -> Self {
-        self.supervisor = Some(Arc::new(strategy));
-        self
-    }
-
-    /// The copy's `on_error`, instead of the agent's.
-    pub fn on_error<F>(mut self, f: F) -> Self
-    where
-        F: Fn(&Agent, &Error) + Send + Sync + 'static,
-    {
-        self.on_error = Some(crate::agent::OnError::new(f));
-        self
-    }
-
-    /// The copy's `on_error`, an async function, instead of the agent's.
-    pub fn on_error_async<F, Fut>(mut self, f: F) -> Self
-    where
-        F: Fn(Agent, Error) -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = ()> + Send + 'static,
-    {
-        self.on_error = Some(crate::agent::OnError::new_async(f));
-        self
-    }
-
-    /// Read this in-memory channel instead of the agent's topics (Faust's
-    /// `channel=`): `put` hands values to it. Not for isolated partitions.
-    pub fn channel(mut self, name: impl Into<String>) -> Self {
-        self.channel = Some(name.into());
-        self
-    }
-
-    /// How long `put` waits by default (5 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-}
-
-impl std::fmt::Debug for TestOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestOptions")
-            .field(
-                "supervisor",
-                &self.supervisor.as_ref().map(|s| s.name().to_string()),
-            )
-            .field("on_error", &self.on_error.is_some())
-            .field("channel", &self.channel)
-            .field("timeout", &self.timeout)
-            .finish()
-    }
-}
-
-/// An event sent by [`TestContext::put`].
-#[derive(Clone, Debug, PartialEq)]
-pub struct TestEvent {
-    /// Topic.
-    pub topic: String,
-    /// Partition.
-    pub partition: i32,
-    /// Offset.
-    pub offset: i64,
-    /// Raw key.
-    pub key: Option<Bytes>,
-    /// Raw value.
-    pub value: Option<Bytes>,
-    /// Headers.
-    pub headers: Headers,
-}
-
-#[derive(Clone, Debug)]
-enum Entry {
-    Json(serde_json::Value),
-    Raw(Bytes, CodecRef),
-}
-
-/// What the harness learns about each event the agent is done with.
-#[derive(Debug)]
-struct Processed {
-    partition: i32,
-    offset: i64,
-    error: Option<String>,
-    value: Option<Bytes>,
-}
-
-/// The harness's hook in the private app: every finished event, in order.
-struct Observer(mpsc::UnboundedSender<Processed>);
-
-impl EventHook for Observer {
-    fn done(&self, _agent: &str, msg: &Message, error: Option<&Error>) {
-        let _ = self.0.send(Processed {
-            partition: msg.partition(),
-            offset: msg.offset(),
-            error: error.map(|e| e.to_string()),
-            value: msg.value().cloned(),
-        });
-    }
-}
+use self::observed::{At, Observed, Observer};
+pub use self::options::{PutOptions, TestEvent, TestOptions};
 
 /// A running copy of an agent on a private embedded broker.
 #[derive(Debug)]
 pub struct TestContext {
     app: App,
     agent: Agent,
-    processed: tokio::sync::Mutex<mpsc::UnboundedReceiver<Processed>>,
-    results: Arc<Mutex<Vec<Entry>>>,
+    observed: Arc<Observed>,
+    /// Results already given by [`next_result`](Self::next_result).
+    taken: AtomicUsize,
     timeout: Duration,
 }
 
@@ -274,26 +115,25 @@ impl TestContext {
         config.reply_to = format!("{}{}", config.reply_to_prefix, uuid::Uuid::new_v4());
         config.commit_interval = Duration::from_millis(100);
         // The context owns its broker: it is freed with the context.
-        let (tx, rx) = mpsc::unbounded_channel();
+        let observed = Arc::new(Observed::default());
         let app = AppBuilder::from_config(config)
             .transport(Arc::new(MemoryBroker::new()))
-            .event_hook(Arc::new(Observer(tx)))
+            .event_hook(Arc::new(Observer(observed.clone())))
             .build()?;
         let mut spec = copy_spec(original, &options);
         stand_ins(original, &spec, &app)?;
-        let results: Arc<Mutex<Vec<Entry>>> = Arc::default();
         if let Some(output) = spec.output {
-            let sink_results = results.clone();
+            let seen = observed.clone();
             spec.sinks.push(ErasedSink::from_fn(
                 "<test results>",
                 output.type_id,
                 output.type_name,
-                move |v| {
+                move |v, at| {
                     let json = (output.to_json)(v).ok_or_else(|| Error::Encode {
                         codec: "json".into(),
                         reason: "result is not serializable".into(),
                     })?;
-                    sink_results.lock().push(Entry::Json(json));
+                    seen.output(at, json);
                     Ok(())
                 },
             ));
@@ -303,8 +143,8 @@ impl TestContext {
         Ok(Self {
             app,
             agent,
-            processed: tokio::sync::Mutex::new(rx),
-            results,
+            observed,
+            taken: AtomicUsize::new(0),
             timeout: options.timeout.unwrap_or(Duration::from_secs(5)),
         })
     }
@@ -377,24 +217,35 @@ impl TestContext {
             return Ok(event);
         }
         let deadline = opts.timeout.unwrap_or(self.timeout);
-        let mut rx = self.processed.lock().await;
-        let wait = async {
-            while let Some(p) = rx.recv().await {
-                if !agent.produces_values() && p.error.is_none() {
-                    if let Some(v) = &p.value {
-                        self.results
-                            .lock()
-                            .push(Entry::Raw(v.clone(), agent.value_codec().clone()));
-                    }
-                }
-                if p.partition == event.partition && p.offset == event.offset {
-                    return Some(p);
-                }
-            }
-            None
+        let at = (event.partition, event.offset);
+        let what = || {
+            format!(
+                "agent `{}` processing the event at offset {} (a filtered event is processed \
+                 too; use no_wait to not wait)",
+                agent.name(),
+                event.offset
+            )
         };
-        // A crashed copy (the default supervisor crashes the app) processes
-        // nothing more: say so at once instead of at the deadline.
+        match self
+            .within(deadline, what, self.observed.finished(at))
+            .await?
+        {
+            Some(message) => Err(Error::Agent {
+                agent: agent.name().to_string(),
+                message,
+            }),
+            None => Ok(event),
+        }
+    }
+
+    /// `fut` within `deadline`; a crashed copy (the default supervisor
+    /// crashes the app) processes nothing more, so that is said at once.
+    async fn within<T>(
+        &self,
+        deadline: Duration,
+        what: impl FnOnce() -> String,
+        fut: impl std::future::Future<Output = T>,
+    ) -> Result<T> {
         let crashed = async {
             let reason = self.app.wait_crashed().await;
             Error::Crashed(reason.to_string())
@@ -402,50 +253,112 @@ impl TestContext {
         let outcome = tokio::time::timeout(deadline, async {
             tokio::select! {
                 biased;
-                processed = wait => Ok(processed),
+                done = fut => Ok(done),
                 crash = crashed => Err(crash),
             }
         });
         match outcome.await {
-            Ok(Err(crash)) => Err(crash),
-            Ok(Ok(processed)) => Self::processed(agent, processed),
+            Ok(done) => done,
             Err(_) => Err(Error::Timeout {
-                what: format!(
-                    "agent `{}` processing the event at offset {} (a filtered event is processed too; use no_wait to not wait)",
-                    agent.name(),
-                    event.offset
-                ),
+                what: what(),
                 after: deadline,
             }),
-        }
-        .map(|()| event)
-    }
-
-    /// What `put` returns for the event the agent is done with.
-    fn processed(agent: &Agent, processed: Option<Processed>) -> Result<()> {
-        match processed {
-            None => Err(Error::Stopped("test context".into())),
-            Some(p) => match p.error {
-                Some(message) => Err(Error::Agent {
-                    agent: agent.name().to_string(),
-                    message,
-                }),
-                None => Ok(()),
-            },
         }
     }
 
     /// What the agent produced (for consumers: the inputs it processed), in
     /// order, decoded into `V`.
     pub fn results<V: DeserializeOwned>(&self) -> Result<Vec<V>> {
-        let entries = self.results.lock().clone();
-        entries
+        Ok(self.results_at()?.into_iter().map(|(_, v)| v).collect())
+    }
+
+    /// [`results`](Self::results) with the event each answered (for
+    /// consumers, each input's own), where there is one.
+    fn results_at<V: DeserializeOwned>(&self) -> Result<Vec<(Option<At>, V)>> {
+        if self.agent.produces_values() {
+            self.observed
+                .outputs()
+                .into_iter()
+                .map(|o| Ok((o.at, serde_json::from_value(o.value)?)))
+                .collect()
+        } else {
+            let codec = self.agent.value_codec();
+            self.observed
+                .inputs()
+                .into_iter()
+                .map(|(at, bytes)| Ok((Some(at), codec.decode(&bytes)?)))
+                .collect()
+        }
+    }
+
+    /// The results of one event, in order: what the agent produced for it
+    /// (none for a filtered event, several for one it answered twice).
+    pub fn results_for<V: DeserializeOwned>(&self, event: &TestEvent) -> Result<Vec<V>> {
+        let at = (event.partition, event.offset);
+        Ok(self
+            .results_at()?
             .into_iter()
-            .map(|e| match e {
-                Entry::Json(v) => serde_json::from_value(v).map_err(Error::from),
-                Entry::Raw(b, codec) => codec.decode(&b),
-            })
-            .collect()
+            .filter(|(of, _)| *of == Some(at))
+            .map(|(_, v)| v)
+            .collect())
+    }
+
+    /// The results keyed by the offset of the event they answer (Faust's
+    /// `results`); values produced with no current event are left out.
+    pub fn results_by_offset<V: DeserializeOwned>(&self) -> Result<BTreeMap<i64, Vec<V>>> {
+        let mut by_offset: BTreeMap<i64, Vec<V>> = BTreeMap::new();
+        for (at, v) in self.results_at()? {
+            if let Some((_, offset)) = at {
+                by_offset.entry(offset).or_default().push(v);
+            }
+        }
+        Ok(by_offset)
+    }
+
+    /// The next result not yet taken with this method, waiting for it up to
+    /// the context's timeout: for a `put_with(.., no_wait)` or values the
+    /// agent produces on its own.
+    pub async fn next_result<V: DeserializeOwned>(&self) -> Result<V> {
+        let seen = self.taken.load(Ordering::Acquire);
+        let outputs = self.agent.produces_values();
+        let what = || format!("result {} of agent `{}`", seen + 1, self.agent.name());
+        self.within(self.timeout, what, self.observed.more_than(seen, outputs))
+            .await?;
+        let (_, value) = self
+            .results_at::<V>()?
+            .into_iter()
+            .nth(seen)
+            .expect("more results than were seen");
+        self.taken.store(seen + 1, Ordering::Release);
+        Ok(value)
+    }
+
+    /// The results as they come, from the first not yet taken with
+    /// [`next_result`](Self::next_result); it ends after its first error
+    /// (none within the timeout, a crash).
+    pub fn outputs<V: DeserializeOwned + 'static>(&self) -> impl Stream<Item = Result<V>> + '_ {
+        futures::stream::unfold(false, move |failed| async move {
+            if failed {
+                return None;
+            }
+            let next = self.next_result::<V>().await;
+            let failed = next.is_err();
+            Some((next, failed))
+        })
+    }
+
+    /// Throw `err` into the agent (Faust's `AgentTestWrapper.throw`): each
+    /// of its actors ends at its next read as if its function had returned
+    /// `err` (the event it was processing fails with it), and the
+    /// supervisor decides: by default the copy crashes.
+    pub fn throw(&self, err: Error) -> Result<()> {
+        match self.agent.throw(&err) {
+            0 => Err(Error::Stopped(format!(
+                "agent `{}` of the test context (no actor runs)",
+                self.agent.name()
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// Stop the private app.
