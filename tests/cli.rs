@@ -115,8 +115,11 @@ fn help_reads_well() {
     }
 }
 
-#[test]
-fn worker_prints_a_banner_and_stops_gracefully_on_sigterm() {
+/// Run `example`'s worker (logs at info, no broker or app id from the
+/// environment) until a stderr line satisfies `ready`, then SIGTERM it.
+/// Returns stderr up to that line and the lines after it; asserts a
+/// graceful exit.
+fn worker_until(example: &str, ready: impl Fn(&str) -> bool) -> (String, Vec<String>) {
     use std::io::{BufRead, BufReader};
     let exe = std::env::current_exe().unwrap();
     let bin = exe
@@ -124,33 +127,26 @@ fn worker_prints_a_banner_and_stops_gracefully_on_sigterm() {
         .unwrap()
         .parent()
         .unwrap()
-        .join("examples/quickstart");
+        .join("examples")
+        .join(example);
     let mut child = Command::new(bin)
         .arg("worker")
         .env_remove("FAUST_BROKER")
+        .env_remove("FAUST_APP_ID")
         .env("RUST_LOG", "info")
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut banner = String::new();
-    // The banner, then the "app started" log line: the worker is running.
+    let mut seen = String::new();
     for line in lines.by_ref() {
         let line = line.unwrap();
-        banner.push_str(&line);
-        banner.push('\n');
-        if line.contains("app started") {
+        seen.push_str(&line);
+        seen.push('\n');
+        if ready(&line) {
             break;
         }
     }
-    // Nothing named the app: its id is the executable's name, and the
-    // banner says what renaming the binary would do.
-    assert!(
-        banner.contains("app id:  quickstart (the executable's name: renaming the binary renames the consumer group"),
-        "{banner}"
-    );
-    assert!(banner.contains("broker:  memory://"), "{banner}");
-    assert!(banner.contains("@price"), "{banner}");
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -164,6 +160,21 @@ fn worker_prints_a_banner_and_stops_gracefully_on_sigterm() {
             .any(|l| l.contains("worker stopped; offsets committed")),
         "{rest:?}"
     );
+    (seen, rest)
+}
+
+#[test]
+fn worker_prints_a_banner_and_stops_gracefully_on_sigterm() {
+    // The banner, then the "app started" log line: the worker is running.
+    let (banner, _) = worker_until("quickstart", |line| line.contains("app started"));
+    // Nothing named the app: its id is the executable's name, and the
+    // banner says what renaming the binary would do.
+    assert!(
+        banner.contains("app id:  quickstart (the executable's name: renaming the binary renames the consumer group"),
+        "{banner}"
+    );
+    assert!(banner.contains("broker:  memory://"), "{banner}");
+    assert!(banner.contains("@price"), "{banner}");
 }
 
 #[cfg(feature = "kafka")]
@@ -375,49 +386,15 @@ fn the_apps_own_command_is_in_the_help_with_fausts() {
 
 #[test]
 fn the_worker_runs_its_hook_and_timer_then_stops_on_sigterm() {
-    use std::io::{BufRead, BufReader};
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/service");
-    let mut child = Command::new(bin)
-        .env_remove("FAUST_BROKER")
-        .env_remove("FAUST_APP_ID")
-        .env("RUST_LOG", "info")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut seen = String::new();
     // The banner, the hook's line, the agent's greeting, then a timer run
     // that counts it.
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        seen.push_str(&line);
-        seen.push('\n');
-        if line.contains("report") && line.contains("greeted=1") {
-            break;
-        }
-    }
+    let (seen, _) = worker_until("service", |line| {
+        line.contains("report") && line.contains("greeted=1")
+    });
     assert!(seen.contains("app id:  service\n"), "{seen}");
     assert!(seen.contains("timers:\n  report"), "{seen}");
     assert!(seen.contains("service ready: 1 agent(s)"), "{seen}");
     assert!(seen.contains("hello, the first visitor"), "{seen}");
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    assert!(child.wait().unwrap().success(), "{rest:?}");
-    assert!(
-        rest.iter()
-            .any(|l| l.contains("worker stopped; offsets committed")),
-        "{rest:?}"
-    );
 }
 
 #[test]

@@ -41,44 +41,51 @@ inventory::collect!(TimerDescriptor);
 /// Every registered timer, sorted by name. Two timers with one name are an
 /// error naming both places.
 pub fn timer_descriptors() -> Result<Vec<&'static TimerDescriptor>> {
-    let mut all: Vec<&'static TimerDescriptor> = inventory::iter::<TimerDescriptor>().collect();
-    all.sort_by(|a, b| {
-        a.name
-            .cmp(b.name)
-            .then(a.file.cmp(b.file))
-            .then(a.line.cmp(&b.line))
-    });
-    for pair in all.windows(2) {
-        if pair[0].name == pair[1].name {
-            return Err(Error::config(format!(
-                "two timers are named `{}` (declared at {}:{} and at {}:{}; set `name = \"...\"` \
-                 on one of them)",
-                pair[0].name, pair[0].file, pair[0].line, pair[1].file, pair[1].line
-            )));
-        }
-    }
-    Ok(all)
+    sorted_once(
+        inventory::iter::<TimerDescriptor>()
+            .map(|d| (d, d.name, d.file, d.line))
+            .collect(),
+        |name, places| {
+            Error::config(format!(
+                "two timers are named `{name}` (declared at {places}; set `name = \"...\"` on \
+                 one of them)"
+            ))
+        },
+    )
 }
 
 /// Every registered descriptor, sorted by name. Two agents with one name
 /// are an error naming both places.
 pub fn descriptors() -> Result<Vec<&'static AgentDescriptor>> {
-    let mut all: Vec<&'static AgentDescriptor> = inventory::iter::<AgentDescriptor>().collect();
-    all.sort_by(|a, b| {
-        a.name
-            .cmp(b.name)
-            .then(a.file.cmp(b.file))
-            .then(a.line.cmp(&b.line))
-    });
+    sorted_once(
+        inventory::iter::<AgentDescriptor>()
+            .map(|d| (d, d.name, d.file, d.line))
+            .collect(),
+        |name, places| {
+            Error::DuplicateAgent(format!(
+                "{name} (declared at {places}; set `name = \"...\"` on one of them)"
+            ))
+        },
+    )
+}
+
+/// Declarations sorted by name (then place); two with one name are the
+/// error `duplicate` makes of the name and both places.
+fn sorted_once<T>(
+    mut all: Vec<(T, &'static str, &'static str, u32)>,
+    duplicate: impl Fn(&str, String) -> Error,
+) -> Result<Vec<T>> {
+    all.sort_by(|a, b| a.1.cmp(b.1).then(a.2.cmp(b.2)).then(a.3.cmp(&b.3)));
     for pair in all.windows(2) {
-        if pair[0].name == pair[1].name {
-            return Err(Error::DuplicateAgent(format!(
-                "{} (declared at {}:{} and at {}:{}; set `name = \"...\"` on one of them)",
-                pair[0].name, pair[0].file, pair[0].line, pair[1].file, pair[1].line
-            )));
+        if pair[0].1 == pair[1].1 {
+            let places = format!(
+                "{}:{} and at {}:{}",
+                pair[0].2, pair[0].3, pair[1].2, pair[1].3
+            );
+            return Err(duplicate(pair[0].1, places));
         }
     }
-    Ok(all)
+    Ok(all.into_iter().map(|(d, ..)| d).collect())
 }
 
 /// The registered agents and timers.
