@@ -87,6 +87,14 @@ pub(crate) struct Name {
     pub(crate) span: Span,
 }
 
+/// The value of `supervisor`.
+pub(crate) enum SupervisorArg {
+    /// A built-in strategy's name (`one_for_all`, `"crashing"`).
+    Name(Name),
+    /// A strategy of one's own: a path with `::`, a call, a struct literal.
+    Expr(Expr),
+}
+
 /// The value of `codec`, `value_codec` or `key_codec`.
 pub(crate) enum CodecArg {
     /// A string (`"json|binary"`), or a bare built-in name (`raw`).
@@ -135,7 +143,7 @@ pub(crate) struct Args {
     pub(crate) on_error_async: Option<Arg<Expr>>,
     /// `schema = orders_schema()`: a `Schema<K, V>` expression.
     pub(crate) schema: Option<Arg<Expr>>,
-    pub(crate) supervisor: Option<Arg<Name>>,
+    pub(crate) supervisor: Option<Arg<SupervisorArg>>,
     pub(crate) value_codec: Option<Arg<CodecArg>>,
     pub(crate) key_codec: Option<Arg<CodecArg>>,
     pub(crate) use_reply_headers: Option<Arg<bool>>,
@@ -287,7 +295,27 @@ impl Args {
             set(&mut self.schema, "schema", key, value, errors);
         } else if input.peek(kw::supervisor) {
             let key = input.parse::<kw::supervisor>()?.span;
-            let value = name_value(input, key, "supervisor", "supervisor = one_for_all")?;
+            expect_eq(input, key, "supervisor", "supervisor = one_for_all")?;
+            let value = if input.peek(LitStr) {
+                let lit: LitStr = input.parse()?;
+                SupervisorArg::Name(Name {
+                    text: lit.value(),
+                    span: lit.span(),
+                })
+            } else {
+                match input.parse::<Expr>()? {
+                    // A bare name is a built-in's (checked, so a typo is
+                    // not taken for a type of one's own).
+                    Expr::Path(p) if p.qself.is_none() && p.path.get_ident().is_some() => {
+                        let ident = p.path.get_ident().expect("checked");
+                        SupervisorArg::Name(Name {
+                            text: ident.unraw().to_string(),
+                            span: ident.span(),
+                        })
+                    }
+                    other => SupervisorArg::Expr(other),
+                }
+            };
             set(&mut self.supervisor, "supervisor", key, value, errors);
         } else if input.peek(kw::codec) || input.peek(kw::value_codec) {
             let (key, spelled) = if input.peek(kw::codec) {
@@ -518,29 +546,6 @@ fn path_value(input: ParseStream<'_>, at: Span) -> syn::Result<syn::Path> {
             ),
         )
     })
-}
-
-/// `= ident` or `= "string"`.
-fn name_value(input: ParseStream<'_>, at: Span, key: &str, usage: &str) -> syn::Result<Name> {
-    expect_eq(input, at, key, usage)?;
-    if input.peek(LitStr) {
-        let lit: LitStr = input.parse()?;
-        Ok(Name {
-            text: lit.value(),
-            span: lit.span(),
-        })
-    } else if input.peek(Ident::peek_any) {
-        let ident = input.call(Ident::parse_any)?;
-        Ok(Name {
-            text: ident.unraw().to_string(),
-            span: ident.span(),
-        })
-    } else {
-        Err(syn::Error::new(
-            value_span(input),
-            format!("`{key}` takes a name: write `{usage}`"),
-        ))
-    }
 }
 
 /// `= "json|binary"`, `= raw` (a bare built-in name) or `= <expression>`.

@@ -207,8 +207,15 @@ fn options(agent: &Agent) -> TokenStream {
     if let Some(codec) = &agent.key_codec {
         out.extend(codec_option(quote!(key_codec), codec));
     }
-    if let Some(strategy) = &agent.supervisor {
-        out.extend(quote!(.supervisor(#krate::__private::SupervisorStrategy::#strategy)));
+    match &agent.supervisor {
+        Some(valid::SupervisorOut::Builtin(strategy)) => {
+            out.extend(quote!(.supervisor(#krate::__private::SupervisorStrategy::#strategy)));
+        }
+        Some(valid::SupervisorOut::Custom(strategy)) => {
+            let at = Span::call_site().located_at(strategy.span());
+            out.extend(quote_spanned!(at=> .supervisor(#strategy)));
+        }
+        None => {}
     }
     if let Some((f, is_async)) = &agent.on_error {
         let at = Span::call_site().located_at(f.span());

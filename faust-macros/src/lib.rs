@@ -114,7 +114,7 @@ use proc_macro::TokenStream;
 /// | `sink` | `[..]` of `"topic"`, `"@agent"` or a callback path (see below) | none |
 /// | `on_error` | a path to `fn(&faust::Agent, &faust::Error)` (or a closure) | none |
 /// | `on_error_async` | a path to `async fn(faust::Agent, faust::Error)`, awaited before the failed event is acked (instead of `on_error`) | none |
-/// | `supervisor` | `one_for_one`, `one_for_all`, `forfeit_one_for_one`, `forfeit_one_for_all` or `crashing` (an identifier or a string) | `one_for_one` |
+/// | `supervisor` | `one_for_one`, `one_for_all`, `forfeit_one_for_one`, `forfeit_one_for_all` or `crashing` (an identifier or a string), or a strategy of one's own (`faust::supervisor::SupervisorStrategyT`) as a path with `::` or an expression (`my::Strategy`, `Strategy::new()`) | the app's `agent_supervisor`, `one_for_one` |
 /// | `codec` (alias `value_codec`) | codec of values: a built-in name or chain (`"json"`, `"bincode"`, `"raw"`, `"json\|binary"`, `"binary"`), or an expression giving a codec (`MyCodec`, `CodecRef::named("msgpack")`) | the app's (JSON) |
 /// | `key_codec` | codec of keys, as `codec` | `"raw"` |
 /// | `use_reply_headers` | `true`/`false`: reply address in headers, or in a `ReqRepRequest` envelope | `true` |

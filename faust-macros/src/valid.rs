@@ -9,7 +9,9 @@ use syn::{
     PathArguments, ReturnType, Signature, Type,
 };
 
-use crate::ast::{Arg, Args, CodecArg, Errors, Name, SinkArg, TopicArg, CODECS, TRANSFORMS};
+use crate::ast::{
+    Arg, Args, CodecArg, Errors, Name, SinkArg, SupervisorArg, TopicArg, CODECS, TRANSFORMS,
+};
 use crate::batch::{self, Batch};
 
 /// The agent function forms.
@@ -59,7 +61,7 @@ pub(crate) struct Agent {
     /// function's value type by the compiler).
     pub(crate) schema: Option<Expr>,
     /// Variant of `SupervisorStrategy`.
-    pub(crate) supervisor: Option<Ident>,
+    pub(crate) supervisor: Option<SupervisorOut>,
     /// A checked built-in name or chain, or an expression.
     pub(crate) value_codec: Option<CodecOut>,
     /// A checked built-in name or chain, or an expression.
@@ -251,10 +253,19 @@ pub(crate) fn validate(args: Args, func: &ItemFn, mut errors: Errors) -> Result<
         sinks = sink.value;
     }
 
-    let supervisor = args
-        .supervisor
-        .as_ref()
-        .and_then(|a| lookup(&a.value, SUPERVISORS, "supervisor strategy", &mut errors));
+    let supervisor = match args.supervisor.map(|a| a.value) {
+        None => None,
+        Some(SupervisorArg::Expr(e)) => Some(SupervisorOut::Custom(e)),
+        Some(SupervisorArg::Name(name)) => lookup(
+            &name,
+            SUPERVISORS,
+            "supervisor strategy",
+            "; a strategy of your own: its path or an expression \
+             (`supervisor = my::Strategy`, `supervisor = Strategy::new()`)",
+            &mut errors,
+        )
+        .map(SupervisorOut::Builtin),
+    };
     let value_codec = args
         .value_codec
         .as_ref()
@@ -594,7 +605,13 @@ where
 }
 
 /// The variant named `name` in `table`, or an error listing the names.
-fn lookup(name: &Name, table: &[(&str, &str)], what: &str, errors: &mut Errors) -> Option<Ident> {
+fn lookup(
+    name: &Name,
+    table: &[(&str, &str)],
+    what: &str,
+    hint: &str,
+    errors: &mut Errors,
+) -> Option<Ident> {
     match table.iter().find(|(n, _)| *n == name.text) {
         Some((_, variant)) => Some(Ident::new(variant, name.span)),
         None => {
@@ -602,7 +619,7 @@ fn lookup(name: &Name, table: &[(&str, &str)], what: &str, errors: &mut Errors) 
             errors.at(
                 name.span,
                 format!(
-                    "unknown {what} `{}`; expected one of: {}",
+                    "unknown {what} `{}`; expected one of: {}{hint}",
                     name.text,
                     names.join(", ")
                 ),
@@ -610,6 +627,14 @@ fn lookup(name: &Name, table: &[(&str, &str)], what: &str, errors: &mut Errors) 
             None
         }
     }
+}
+
+/// A validated `supervisor`.
+pub(crate) enum SupervisorOut {
+    /// A `SupervisorStrategy` variant.
+    Builtin(Ident),
+    /// An expression giving a `SupervisorStrategyT`.
+    Custom(Expr),
 }
 
 /// The function's doc comment: lines trimmed, joined with `\n`, trimmed.
