@@ -64,7 +64,7 @@ impl<'a> Registration<'a> {
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
         let replies = &self.agent.context().replies;
-        for cid in self.cids.get_mut().iter() {
+        for cid in self.cids.lock().iter() {
             replies.remove_waiter(cid, &self.waiter);
         }
     }
