@@ -42,7 +42,7 @@ pub(crate) async fn faust_mem_batch(n: u64, concurrency: usize) -> Result<Measur
     app.start().await?;
 
     let start = Instant::now();
-    let feeder = feed(agent, n);
+    let feeder = feed!(agent, n);
     let end = wait_fed(&done, feeder).await?;
     done.check()?;
     app.stop().await?;

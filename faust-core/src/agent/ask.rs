@@ -146,18 +146,27 @@ impl Agent {
         value: &V,
         opts: SendOptions,
     ) -> Result<RecordMetadata> {
-        let sent = match self.inbox() {
-            Some(inbox) => {
-                let payload = inbox.value_type().convert(value)?;
-                self.send_to_channel(inbox, payload, &opts).await
-            }
-            None => {
-                let record = self.record_for(value, &opts)?;
-                self.context().producer.send(record).await
-            }
-        };
+        if opts.on_delivery.is_none() {
+            return self.send_now(value, &opts).await;
+        }
+        let sent = self.send_now(value, &opts).await;
         opts.delivered(&sent);
         sent
+    }
+
+    /// Produce `value` (or hand it to the agent's channel) and wait until
+    /// the broker (or the channel) has it.
+    async fn send_now<V: Serialize + ?Sized>(
+        &self,
+        value: &V,
+        opts: &SendOptions,
+    ) -> Result<RecordMetadata> {
+        if let Some(inbox) = self.inbox() {
+            let payload = inbox.value_type().convert(value)?;
+            return self.send_to_channel(inbox, payload, opts).await;
+        }
+        let record = self.record_for(value, opts)?;
+        self.context().producer.send(record).await
     }
 
     /// Send a request and return the promise of its reply. The promise is
