@@ -2,15 +2,20 @@
 
 use std::process::{Command, Output};
 
-fn quickstart(args: &[&str]) -> Output {
-    // target/debug/deps/cli-<hash> -> target/debug/examples/quickstart
+/// `target/<profile>/examples/<name>`, next to this test's `deps/`.
+fn example_bin(name: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap();
     let bin = exe
         .parent()
         .and_then(|d| d.parent())
-        .map(|d| d.join("examples").join("quickstart"))
+        .map(|d| d.join("examples").join(name))
         .unwrap();
     assert!(bin.exists(), "build the example first: {}", bin.display());
+    bin
+}
+
+fn quickstart(args: &[&str]) -> Output {
+    let bin = example_bin("quickstart");
     Command::new(bin)
         .args(args)
         .env_remove("FAUST_BROKER")
@@ -121,14 +126,7 @@ fn help_reads_well() {
 /// graceful exit.
 fn worker_until(example: &str, ready: impl Fn(&str) -> bool) -> (String, Vec<String>) {
     use std::io::{BufRead, BufReader};
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(example);
+    let bin = example_bin(example);
     let mut child = Command::new(bin)
         .arg("worker")
         .env_remove("FAUST_BROKER")
@@ -207,12 +205,7 @@ fn ask_without_a_broker_exits_at_its_timeout() {
 /// Run the quickstart binary with stdout and stderr piped, killing it after
 /// `secs` seconds.
 fn quickstart_within(args: &[&str], secs: u64) -> Output {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .map(|d| d.join("examples").join("quickstart"))
-        .unwrap();
+    let bin = example_bin("quickstart");
     let mut child = Command::new(bin)
         .args(args)
         .env_remove("FAUST_BROKER")
@@ -319,13 +312,7 @@ fn the_broker_password_is_never_printed() {
 /// The service example's binary (settings in code, a timer, a start-up
 /// hook, a command of its own), with `env` set and nothing else of faust's.
 fn service(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .map(|d| d.join("examples").join("service"))
-        .unwrap();
-    assert!(bin.exists(), "build the example first: {}", bin.display());
+    let bin = example_bin("service");
     Command::new(bin)
         .args(args)
         .env_remove("FAUST_BROKER")
@@ -399,13 +386,7 @@ fn the_worker_runs_its_hook_and_timer_then_stops_on_sigterm() {
 
 #[test]
 fn errors_print_as_one_message_even_with_rust_backtrace() {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/quickstart");
+    let bin = example_bin("quickstart");
     let out = Command::new(bin)
         .args(["ask", "@nope", "1"])
         .env_remove("FAUST_BROKER")
