@@ -64,6 +64,13 @@ pub struct AppConfig {
     /// Supervisor strategy of agents that set none (one-for-one; Faust's
     /// `agent_supervisor`).
     pub agent_supervisor: Arc<dyn SupervisorStrategyT>,
+    /// Time events' processing for the `faust_agent_event_processing_seconds`
+    /// histogram (on). The counters are kept either way.
+    pub metrics: bool,
+    /// A partition whose oldest event in flight has not moved for this long
+    /// is stalled: a warning is logged and the app is not ready (5 min,
+    /// Faust's commit livelock timeout).
+    pub stall_timeout: Duration,
 }
 
 impl fmt::Debug for AppConfig {
@@ -89,6 +96,8 @@ impl fmt::Debug for AppConfig {
             .field("reply_expires", &self.reply_expires)
             .field("ask_timeout", &self.ask_timeout)
             .field("agent_supervisor", &self.agent_supervisor.name())
+            .field("metrics", &self.metrics)
+            .field("stall_timeout", &self.stall_timeout)
             .finish()
     }
 }
@@ -119,6 +128,8 @@ impl AppConfig {
             reply_expires: Duration::from_secs(86_400),
             ask_timeout: Duration::from_secs(30),
             agent_supervisor: Arc::new(SupervisorStrategy::OneForOne),
+            metrics: true,
+            stall_timeout: Duration::from_secs(300),
         }
     }
 
@@ -134,6 +145,9 @@ impl AppConfig {
         }
         if self.ask_timeout.is_zero() {
             return Err(Error::config("ask_timeout must be greater than zero"));
+        }
+        if self.stall_timeout.is_zero() {
+            return Err(Error::config("stall_timeout must be greater than zero"));
         }
         Ok(())
     }

@@ -16,10 +16,11 @@ use tokio_util::task::TaskTracker;
 use crate::codec::{CodecRef, Registry};
 use crate::config::AppConfig;
 use crate::error::{Error, Result};
-use crate::record::ProducerRecord;
+use crate::metrics::app::AppCounters;
+use crate::record::{ProducerRecord, TopicPartition};
 use crate::redact::redact_url;
 use crate::rpc::reply_consumer::{ReplyConsumer, ReplyTopics};
-use crate::runtime::acks::Message;
+use crate::runtime::acks::{Message, PartitionAcks};
 use crate::runtime::inbox::{Inbox, ValueType};
 use crate::sync::RwLock;
 use crate::transport::producer::Producer;
@@ -53,6 +54,11 @@ pub(crate) struct Context {
     pub(crate) instance: u64,
     /// This worker holds the app's leader topic.
     pub(crate) leader: std::sync::atomic::AtomicBool,
+    /// The app-wide counters (metrics).
+    pub(crate) counters: AppCounters,
+    /// The ack bookkeeping of each partition the conductor holds, as it
+    /// last published it (metrics and readiness read it).
+    pub(crate) partitions: RwLock<HashMap<TopicPartition, Arc<PartitionAcks>>>,
 }
 
 /// What an agent sink needs of its target agent.
@@ -99,6 +105,8 @@ impl Context {
             codecs,
             instance: NEXT_INSTANCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             leader: std::sync::atomic::AtomicBool::new(false),
+            counters: AppCounters::default(),
+            partitions: RwLock::default(),
         }
     }
 
@@ -215,10 +223,10 @@ impl Context {
 
     /// Copy a failed message to the dead-letter topic, if one is configured
     /// and the message was not read from it (copying it back would fail it
-    /// again, forever).
-    pub(crate) async fn dead_letter(&self, msg: &Message, err: &Error) -> Result<()> {
+    /// again, forever). Whether it was copied.
+    pub(crate) async fn dead_letter(&self, msg: &Message, err: &Error) -> Result<bool> {
         let Some(topic) = &self.config.dead_letter_topic else {
-            return Ok(());
+            return Ok(false);
         };
         if msg.topic() == topic {
             tracing::error!(
@@ -227,7 +235,7 @@ impl Context {
                 offset = msg.offset(),
                 "a record of the dead-letter topic failed again; it is not copied back to the topic it was read from"
             );
-            return Ok(());
+            return Ok(false);
         }
         let mut headers = msg.headers().clone();
         headers.push(("faust-error".into(), Bytes::from(err.to_string())));
@@ -253,7 +261,7 @@ impl Context {
                 timestamp: Some(msg.timestamp()),
             })
             .await?;
-        Ok(())
+        Ok(true)
     }
 
     // ----- broker deadlines --------------------------------------------------

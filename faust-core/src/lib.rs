@@ -11,6 +11,7 @@ pub mod codec;
 mod config;
 mod context;
 pub mod error;
+pub mod metrics;
 pub mod model;
 pub mod record;
 pub mod redact;
@@ -40,13 +41,14 @@ pub mod replies {
 
 pub use agent::{current_agent, spawn};
 pub use agent::{Agent, AgentInfo, AgentSpec, AgentStats, AgentT, OnError};
-pub use app::{App, AppBuilder, AppConfig};
+pub use app::{App, AppBuilder, AppConfig, Health, Stall};
 pub use channel::Channel;
 pub use codec::{Codec, CodecRef, Value};
 pub use error::{Error, Result};
 pub use manager::{AgentManager, AgentManagerT};
 #[doc(no_inline)]
 pub use message::{Message, MessageRef};
+pub use metrics::Metrics;
 pub use record::{Headers, ProducerRecord, Record, RecordMetadata, TopicPartition};
 pub use rpc::{BarrierState, ReplyConsumer, ReplyPromise, ReplyTuple, SendOptions};
 pub use schema::Schema;

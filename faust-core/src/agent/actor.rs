@@ -26,6 +26,7 @@ use super::acker::{not_delivered, Unacked, Waiting, MAX_UNACKED};
 use super::event::Event;
 use super::held::{Current, Held, Target};
 use super::sink::{SinkInput, SinkSend};
+use super::timing::Sampler;
 use super::Agent;
 
 /// What an actor shares between its runner, its stream and its `Yield`.
@@ -50,6 +51,8 @@ pub(crate) struct ActorCtx {
     /// with it, as if its function had returned it.
     thrown: Mutex<Option<Error>>,
     label: String,
+    /// Which events it times.
+    pub(super) sampler: Sampler,
 }
 
 /// The traceback entry of an actor waiting for its queue, built once (a
@@ -72,6 +75,7 @@ impl ActorCtx {
         queue: Queue,
         cancel: CancellationToken,
     ) -> Arc<Self> {
+        let agent_metrics = agent.context().config.metrics;
         let label = match (index, &partition) {
             (_, Some(tp)) => format!("Agent*: {} isolated={{{tp}}}", agent.name()),
             (Some(i), None) => format!("Agent*: {} #{i}", agent.name()),
@@ -90,6 +94,7 @@ impl ActorCtx {
             since_check: std::sync::atomic::AtomicU32::new(0),
             thrown: Mutex::new(None),
             label,
+            sampler: Sampler::new(agent_metrics),
         })
     }
 
@@ -120,6 +125,10 @@ impl ActorCtx {
     pub(crate) fn cancel_token(&self) -> &CancellationToken {
         &self.cancel
     }
+    /// The processing-time histogram shard it writes.
+    pub(super) fn shard(&self) -> usize {
+        self.index.unwrap_or(0)
+    }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, Held> {
         self.held.lock()
@@ -132,23 +141,24 @@ impl ActorCtx {
             .map(|c| c.lease.message().clone())
     }
 
-    /// Wait for the next message this actor may process.
-    async fn recv(&self) -> Option<Lease> {
+    /// Wait for the next message this actor may process; with it, whether
+    /// the queue was empty (the actor waited for it).
+    async fn recv(&self) -> Option<(Lease, bool)> {
         loop {
             let taken = self.since_check.fetch_add(1, Ordering::Relaxed);
             if taken % CANCEL_CHECK_EVERY == 0 && self.cancel.is_cancelled() {
                 return None;
             }
-            let mut lease = match self.queue.try_next() {
-                Some(d) => d,
+            let (mut lease, waited) = match self.queue.try_next() {
+                Some(d) => (d, false),
                 None => tokio::select! {
                     biased;
                     _ = self.cancel.cancelled() => return None,
-                    d = self.queue.next().instrument_await(waiting_span()) => d?,
+                    d = self.queue.next().instrument_await(waiting_span()) => (d?, true),
                 },
             };
             if lease.start() {
-                return Some(lease);
+                return Some((lease, waited));
             }
             // The partition was revoked while the message sat in the queue.
         }
@@ -200,19 +210,24 @@ impl ActorCtx {
             return None;
         }
         loop {
-            let mut lease = self.recv().await?;
+            let (mut lease, waited) = self.recv().await?;
             let msg = lease.message().clone();
             match self.value_of::<T>(&mut lease, &msg) {
                 (Ok(value), reply) => {
                     self.agent.stats().record_in();
+                    let timing = self.sampler.start(waited);
                     self.lock().current = Some(Current {
                         lease,
                         reply,
                         pending: Vec::new(),
+                        timing,
                     });
                     return Some(Event::new(value, msg, self.agent.key_codec().clone()));
                 }
-                (Err(err), reply) => self.fail_event(lease, reply, &err).await,
+                (Err(err), reply) => {
+                    self.agent.stats().record_undecodable();
+                    self.fail_event(lease, reply, &err).await
+                }
             }
         }
     }
@@ -225,21 +240,33 @@ impl ActorCtx {
     ) -> Option<Event<T>> {
         loop {
             let mut lease = match deadline.as_mut() {
-                None => self.recv().await?,
+                None => self.recv().await?.0,
                 Some(at) => self.recv_until(at.as_mut()).await?,
             };
             let msg = lease.message().clone();
             match self.value_of::<T>(&mut lease, &msg) {
                 (Ok(value), reply) => {
                     self.agent.stats().record_in();
-                    self.lock().batch.push(Current {
+                    let mut held = self.lock();
+                    // A batch is timed as a whole, from its first event.
+                    let timing = if held.batch.is_empty() {
+                        self.sampler.start_batch()
+                    } else {
+                        Default::default()
+                    };
+                    held.batch.push(Current {
                         lease,
                         reply,
                         pending: Vec::new(),
+                        timing,
                     });
+                    drop(held);
                     return Some(Event::new(value, msg, self.agent.key_codec().clone()));
                 }
-                (Err(err), reply) => self.fail_event(lease, reply, &err).await,
+                (Err(err), reply) => {
+                    self.agent.stats().record_undecodable();
+                    self.fail_event(lease, reply, &err).await
+                }
             }
         }
     }
@@ -426,7 +453,11 @@ impl ActorCtx {
             undelivered = sent.err();
         }
         if undelivered.is_none() {
-            undelivered = ctx.dead_letter(&msg, err).await.err();
+            match ctx.dead_letter(&msg, err).await {
+                Ok(true) => self.agent.stats().record_dead_lettered(),
+                Ok(false) => {}
+                Err(e) => undelivered = Some(e),
+            }
         }
         if let Some(e) = undelivered {
             not_delivered(&self.agent, lease, &e).await;
@@ -441,7 +472,10 @@ impl ActorCtx {
     pub(crate) async fn fail_current(&self, err: &Error) {
         let cur = self.lock().current.take();
         match cur {
-            Some(cur) => self.fail_event(cur.lease, cur.reply, err).await,
+            Some(cur) => {
+                cur.timing.finish(self.agent.stats(), self.shard());
+                self.fail_event(cur.lease, cur.reply, err).await
+            }
             None => self.agent.report_error(err).await,
         }
     }

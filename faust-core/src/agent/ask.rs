@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::codec::CodecRef;
 use crate::error::{Error, Result};
+use crate::metrics::app::AppCounters;
 use crate::record::{ProducerRecord, RecordMetadata};
 use crate::rpc::deadline::{Deadline, PRODUCING, WAITING};
 use crate::rpc::wire::{self, ReqRepRequest};
@@ -262,12 +263,28 @@ impl Agent {
         R: DeserializeOwned,
     {
         let deadline = Deadline::new("ask to", self.name(), self.ask_timeout(&opts));
-        let (promise, registration) = self.request(value, opts, &deadline).await?;
+        let counters = &self.context().counters;
+        let (promise, registration) = match self.request(value, opts, &deadline).await {
+            Ok(sent) => sent,
+            Err(e) => {
+                counters.ask_ended(None, matches!(e, Error::Timeout { .. }));
+                return Err(e);
+            }
+        };
+        AppCounters::add(&counters.asks_sent);
         deadline.step(WAITING);
-        let reply = deadline.run(async { Ok(promise.wait().await) }).await?;
+        let reply = match deadline.run(async { Ok(promise.wait().await) }).await {
+            Ok(reply) => reply,
+            Err(e) => {
+                counters.ask_ended(None, matches!(e, Error::Timeout { .. }));
+                return Err(e);
+            }
+        };
         drop(registration);
+        let elapsed = deadline.started.elapsed();
+        counters.ask_ended(Some(elapsed), false);
         if reply.is_ok() {
-            self.stats().record_ask(deadline.started.elapsed());
+            self.stats().record_ask(elapsed);
         }
         self.decode_reply(reply)
     }

@@ -13,6 +13,7 @@ use crate::transport::DeliveryFuture;
 
 use super::acker::{ack_when_delivered, Waiting};
 use super::actor::ActorCtx;
+use super::timing::Timing;
 
 /// An event an actor holds: taken from the queue, not acked yet.
 pub(super) struct Current {
@@ -21,6 +22,8 @@ pub(super) struct Current {
     /// Deliveries of the replies and sink records produced for this event:
     /// the event is acked when they are all delivered.
     pub(super) pending: Vec<DeliveryFuture>,
+    /// When its processing started, if it is timed.
+    pub(super) timing: Timing,
 }
 
 /// The events an actor holds.
@@ -87,6 +90,11 @@ impl ActorCtx {
         if let Some(cur) = cur {
             self.ack(cur);
         }
+        if let Some(first) = batch.first() {
+            first
+                .timing
+                .finish_batch(self.agent.stats(), self.shard(), batch.len());
+        }
         for cur in batch {
             self.ack(cur);
         }
@@ -129,6 +137,7 @@ impl ActorCtx {
     /// Ack one event, at once or once its outputs are delivered.
     #[inline]
     fn ack(&self, cur: Current) {
+        cur.timing.finish(self.agent.stats(), self.shard());
         if cur.pending.is_empty() {
             self.agent.event_done(cur.lease.message(), None);
             return;
@@ -155,6 +164,18 @@ impl ActorCtx {
             // will deliver the outputs, so the event stays unacked.
             waiting.lease.abandon();
         }
+    }
+
+    /// Whether it holds the event at `offset` of `tp`.
+    pub(crate) fn holds(&self, tp: &crate::record::TopicPartition, offset: i64) -> bool {
+        let held = self.lock();
+        let is = |c: &Current| {
+            let m = c.lease.message();
+            m.offset() == offset && m.partition() == tp.partition && m.topic() == &*tp.topic
+        };
+        held.current.as_ref().is_some_and(is)
+            || held.batch.iter().any(is)
+            || held.unacked.iter().any(is)
     }
 
     /// Drop every held event without acking it (aborted actor).

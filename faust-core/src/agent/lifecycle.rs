@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::codec::Value;
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::record::TopicPartition;
 use crate::runtime::queue::{AgentQueue, Queue};
 
 use super::actor::ActorCtx;
@@ -314,6 +315,30 @@ impl Agent {
             handle.ctx.throw(err.clone());
         }
         st.actors.len()
+    }
+
+    /// Events waiting in the agent's queues for an actor.
+    pub fn queue_depth(&self) -> usize {
+        let st = self.state();
+        st.shared
+            .iter()
+            .chain(st.isolated.values())
+            .map(|q| q.0.len())
+            .sum()
+    }
+
+    /// The actor holding the event at `offset` of `tp` (current, in a
+    /// batch, or waiting for a manual ack), with where it is suspended.
+    pub(crate) fn holder_of(&self, tp: &TopicPartition, offset: i64) -> Option<(String, String)> {
+        let st = self.state();
+        let (id, handle) = st.actors.iter().find(|(_, h)| h.ctx.holds(tp, offset))?;
+        let traceback = self
+            .context()
+            .tracebacks
+            .get((self.name().to_string(), *id))
+            .map(|tree| tree.to_string())
+            .unwrap_or_default();
+        Some((handle.ctx.label().to_string(), traceback))
     }
 
     /// Number of live actors.

@@ -30,6 +30,7 @@ mod spec;
 mod stats;
 pub mod stream;
 pub mod supervisor;
+mod timing;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -482,6 +483,7 @@ impl Agent {
 
     /// The agent is done with `msg` (acked, or failed with `error`).
     pub(crate) fn event_done(&self, msg: &Message, error: Option<&Error>) {
+        self.inner.stats.record_done(error.is_some());
         self.inner.ctx.event_done(self.name(), msg, error);
     }
 

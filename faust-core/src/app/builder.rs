@@ -96,6 +96,22 @@ impl AppBuilder {
         self
     }
 
+    /// Time events' processing for the processing-time histogram (on by
+    /// default; the counters are kept either way).
+    pub fn metrics(mut self, on: bool) -> Self {
+        self.config.metrics = on;
+        self
+    }
+
+    /// How long a partition's oldest event in flight may stay unfinished
+    /// before the partition counts as stalled (5 min): a warning names the
+    /// agent, partition and offset, and [`App::health`](crate::App::health)
+    /// says the app is not ready.
+    pub fn stall_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.config.stall_timeout = timeout;
+        self
+    }
+
     /// Where failed events are copied.
     pub fn dead_letter_topic(mut self, topic: impl Into<String>) -> Self {
         self.config.dead_letter_topic = Some(topic.into());

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::error::Result;
+use crate::metrics::app::AppCounters;
 use crate::record::{self, Record, TopicPartition};
 use crate::runtime::acks::{Lease, Message, MessageRef, PartitionAcks};
 use crate::runtime::queue::{Push, Queue};
@@ -65,6 +66,13 @@ impl std::ops::DerefMut for Parts {
     }
 }
 
+impl Parts {
+    /// Show the partitions to the app's metrics and readiness check.
+    fn publish(&self, app: &App) {
+        *app.context().partitions.write() = self.0.clone();
+    }
+}
+
 impl Drop for Parts {
     fn drop(&mut self) {
         for acks in self.0.values() {
@@ -93,8 +101,8 @@ pub(crate) struct Conductor {
     in_hand: usize,
     last_commit: Instant,
     /// The commit started on the cadence and not finished yet (at most
-    /// one), with its offsets.
-    in_flight: Option<(CommitFuture, Offsets)>,
+    /// one), with its offsets and when it started.
+    in_flight: Option<(CommitFuture, Offsets, Instant)>,
     last_tick: Instant,
     /// Records delivered since the clock was last read.
     since_tick: u32,
@@ -249,11 +257,16 @@ impl Conductor {
             }
         }
         let agents = self.app.agents().by_topic(&record.topic)?;
-        let acks = self
-            .parts
-            .entry(record.topic_partition())
-            .or_insert_with(PartitionAcks::new)
-            .clone();
+        let tp = record.topic_partition();
+        let acks = match self.parts.get(&tp) {
+            Some(acks) => acks.clone(),
+            None => {
+                let acks = PartitionAcks::new();
+                self.parts.insert(tp, acks.clone());
+                self.parts.publish(&self.app);
+                acks
+            }
+        };
         self.last = Some((
             record.topic.clone(),
             record.partition,
@@ -405,8 +418,15 @@ impl Conductor {
                 acks.release();
             }
         }
+        self.parts.publish(&self.app);
         if !offsets.is_empty() {
-            if let Err(e) = self.consumer.commit(&offsets).await {
+            let started = Instant::now();
+            let result = self.consumer.commit(&offsets).await;
+            self.app
+                .context()
+                .counters
+                .commit_ended(started.elapsed(), result.is_ok());
+            if let Err(e) = result {
                 tracing::error!(error = %e, "commit on revoke failed");
             }
         }
@@ -418,11 +438,13 @@ impl Conductor {
         if self.lead(&tps) {
             self.set_leader(true);
         }
+        AppCounters::add(&self.app.context().counters.rebalances);
         for tp in &tps {
             self.parts
                 .entry(tp.clone())
                 .or_insert_with(PartitionAcks::new);
         }
+        self.parts.publish(&self.app);
         if let Err(e) = self.app.agents().rebalance(&[], &tps).await {
             tracing::error!(error = %e, "agents failed to handle assignment");
         }
@@ -440,6 +462,7 @@ impl Conductor {
     /// consumer cannot start one (see [`Consumer::start_commit`]).
     async fn commit_due(&mut self) {
         self.last_commit = Instant::now();
+        self.update_end_offsets();
         if !self.commit_finished() {
             return;
         }
@@ -448,14 +471,24 @@ impl Conductor {
             return;
         }
         tracing::trace!(?offsets, "commit");
+        let started = Instant::now();
         match self.consumer.start_commit(&offsets) {
             Some(commit) => {
-                self.in_flight = Some((commit, offsets));
+                self.in_flight = Some((commit, offsets, started));
                 self.commit_finished();
             }
             None => {
                 let result = self.consumer.commit(&offsets).await;
-                self.committed(&offsets, result);
+                self.committed(&offsets, started, result);
+            }
+        }
+    }
+
+    /// Tell each partition its end offset, as the consumer last heard it.
+    fn update_end_offsets(&self) {
+        for (tp, end) in self.consumer.end_offsets() {
+            if let Some(acks) = self.parts.get(&tp) {
+                acks.set_end(end);
             }
         }
     }
@@ -471,21 +504,25 @@ impl Conductor {
     /// Whether no commit is in flight (any more): one that finished is
     /// accounted for.
     fn commit_finished(&mut self) -> bool {
-        let Some((commit, _)) = &mut self.in_flight else {
+        let Some((commit, ..)) = &mut self.in_flight else {
             return true;
         };
         let Some(result) = commit.now_or_never() else {
             return false;
         };
-        if let Some((_, offsets)) = self.in_flight.take() {
-            self.committed(&offsets, result);
+        if let Some((_, offsets, started)) = self.in_flight.take() {
+            self.committed(&offsets, started, result);
         }
         true
     }
 
     /// A commit of `offsets` ended: after a failure their partitions offer
     /// their (newest) offsets again at the next commit.
-    fn committed(&self, offsets: &Offsets, result: Result<()>) {
+    fn committed(&self, offsets: &Offsets, started: Instant, result: Result<()>) {
+        self.app
+            .context()
+            .counters
+            .commit_ended(started.elapsed(), result.is_ok());
         if let Err(e) = result {
             tracing::error!(error = %e, "commit failed; retried at the next commit");
             for (tp, offset) in offsets {

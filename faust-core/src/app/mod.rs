@@ -6,7 +6,9 @@
 //! (`conductor.rs`) reads the group consumer and hands records to the agents.
 
 mod builder;
+mod collect;
 pub(crate) mod conductor;
+mod health;
 
 use std::fmt;
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use crate::channel::Channel;
 use crate::codec::Value;
 use crate::context::{AgentRoute, Context};
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 use crate::record::{Headers, ProducerRecord, RecordMetadata};
 use crate::runtime::inbox::ValueType;
 use crate::sync::Mutex;
@@ -30,6 +33,7 @@ use crate::transport::{SubscribeOptions, TopicSpec, Transport};
 
 pub use self::builder::AppBuilder;
 use self::conductor::Conductor;
+pub use self::health::{Health, Stall};
 pub use crate::config::{AppConfig, APP_ID_ENV, BROKER_ENV};
 
 /// An app: agents on a broker. Cheap to clone (a shared handle).
@@ -57,12 +61,18 @@ struct AppInner {
     /// The timers added with [`App::add_timer`], in order.
     timers: Mutex<Vec<TimerSpec>>,
     running: tokio::sync::Mutex<Option<Running>>,
+    /// The app's metrics registry.
+    metrics: Metrics,
+    /// What the stall watch last saw of each partition.
+    watch: Mutex<health::Watch>,
 }
 
 struct Running {
     shutdown: CancellationToken,
     conductor: Option<JoinHandle<Conductor>>,
     timers: Timers,
+    /// The stall watch.
+    watch: JoinHandle<()>,
 }
 
 impl App {
@@ -73,12 +83,14 @@ impl App {
 
     fn from_context(ctx: Context) -> Self {
         Self {
-            inner: Arc::new(AppInner {
+            inner: Arc::new_cyclic(|app| AppInner {
                 ctx: Arc::new(ctx),
                 agents: AgentManager::default(),
                 topics: Mutex::new(Vec::new()),
                 timers: Mutex::new(Vec::new()),
                 running: tokio::sync::Mutex::new(None),
+                metrics: Metrics::new(collect::AppCollector { app: app.clone() }),
+                watch: Mutex::default(),
             }),
         }
     }
@@ -100,6 +112,13 @@ impl App {
     /// The broker connection.
     pub fn transport(&self) -> &Arc<dyn Transport> {
         self.inner.ctx.transport()
+    }
+
+    /// The app's metrics: the runtime's `faust_*` ones and any you
+    /// register, encoded for Prometheus by [`Metrics::encode`] (the web
+    /// endpoint's `/metrics`).
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     /// The agent manager.
@@ -330,10 +349,12 @@ impl App {
             Some(tokio::spawn(conductor.run(shutdown.clone())))
         };
         let timers = Timers::start(self, self.timers());
+        let watch = health::start_watch(self, shutdown.clone());
         *running = Some(Running {
             shutdown,
             conductor,
             timers,
+            watch,
         });
         tracing::info!(app = %cfg.id, broker = %crate::redact::redact_url(&cfg.broker), agents = self.agents().len(), "app started");
         Ok(())
@@ -355,6 +376,7 @@ impl App {
         };
         running.timers.stop(stop_timeout).await;
         running.shutdown.cancel();
+        let _ = running.watch.await;
         let conductor = match running.conductor {
             Some(handle) => handle.await.ok(),
             None => None,

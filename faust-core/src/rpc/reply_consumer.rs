@@ -2,6 +2,7 @@
 //! to whatever waits for its correlation id.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -79,6 +80,15 @@ pub struct ReplyConsumer {
     fetchers: Mutex<HashMap<String, JoinHandle<()>>>,
     /// Held while a fetcher starts, so that concurrent asks start one.
     starting: tokio::sync::Mutex<()>,
+    /// Replies read, and those of them no one waited for.
+    counts: Arc<ReplyCounts>,
+}
+
+/// What the reply consumer has read.
+#[derive(Debug, Default)]
+struct ReplyCounts {
+    received: AtomicU64,
+    unmatched: AtomicU64,
 }
 
 impl std::fmt::Debug for ReplyConsumer {
@@ -92,6 +102,7 @@ impl ReplyConsumer {
         Self {
             topics,
             waiting: Waiting::default(),
+            counts: Arc::default(),
             fetchers: Mutex::default(),
             starting: tokio::sync::Mutex::new(()),
         }
@@ -152,12 +163,15 @@ impl ReplyConsumer {
         .await
         .map_err(|_| timeout("waiting for the assignment of"))??;
         let waiting = self.waiting.clone();
+        let counts = self.counts.clone();
         let topic = reply_to.to_string();
         let task = tokio::spawn(async move {
-            dispatch(&waiting, &topic, early);
+            dispatch(&waiting, &counts, &topic, early);
             loop {
                 match consumer.poll().await {
-                    Ok(ConsumerEvent::Records(records)) => dispatch(&waiting, &topic, records),
+                    Ok(ConsumerEvent::Records(records)) => {
+                        dispatch(&waiting, &counts, &topic, records)
+                    }
                     Ok(_) => {}
                     Err(e) => {
                         tracing::error!(topic = %topic, error = %e, "reply consumer poll failed");
@@ -200,6 +214,16 @@ impl ReplyConsumer {
         }
     }
 
+    /// Replies read from the reply topics (well-formed `ReqRepResponse`s).
+    pub fn replies_received(&self) -> u64 {
+        self.counts.received.load(Ordering::Relaxed)
+    }
+
+    /// Replies read whose correlation id no one waited for (any more).
+    pub fn replies_unmatched(&self) -> u64 {
+        self.counts.unmatched.load(Ordering::Relaxed)
+    }
+
     /// Whether this reply topic is being read (its fetcher started and the
     /// app has not stopped).
     pub fn is_reading(&self, reply_to: &str) -> bool {
@@ -223,7 +247,12 @@ impl ReplyConsumer {
     }
 }
 
-fn dispatch(waiting: &Waiting, topic: &str, records: Vec<crate::record::Record>) {
+fn dispatch(
+    waiting: &Waiting,
+    counts: &ReplyCounts,
+    topic: &str,
+    records: Vec<crate::record::Record>,
+) {
     for record in records {
         let raw = record.value.as_deref().unwrap_or(b"null");
         let response = match ReqRepResponse::decode(raw) {
@@ -241,8 +270,10 @@ fn dispatch(waiting: &Waiting, topic: &str, records: Vec<crate::record::Record>)
                 continue;
             }
         };
+        counts.received.fetch_add(1, Ordering::Relaxed);
         let waiters = waiting.lock().remove(&response.correlation_id);
         let Some(waiters) = waiters else {
+            counts.unmatched.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(topic, correlation_id = %response.correlation_id, "reply for an unknown or already answered correlation id ignored");
             continue;
         };

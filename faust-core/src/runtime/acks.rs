@@ -148,6 +148,22 @@ pub(crate) struct PartitionAcks {
     /// cannot both miss the other.
     in_flight: AtomicUsize,
     idle: Notify,
+    /// The partition's end offset as the transport last told (-1: unknown).
+    end: std::sync::atomic::AtomicI64,
+}
+
+/// Where a partition's consumption stands (for metrics and readiness).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Progress {
+    /// Offset last committed (the next to read after a restart).
+    pub(crate) committed: Option<i64>,
+    /// Oldest offset delivered to the agents and not acked yet.
+    pub(crate) oldest_unacked: Option<i64>,
+    /// Offset after the newest record delivered to the agents.
+    pub(crate) delivered: Option<i64>,
+    /// End offset of the partition (the next offset to be written), as
+    /// the transport last told.
+    pub(crate) end: Option<i64>,
 }
 
 /// The flag of [`PartitionAcks::in_flight`] saying the partition is being
@@ -196,7 +212,32 @@ impl PartitionAcks {
             state: Mutex::new(AckState::default()),
             in_flight: AtomicUsize::new(0),
             idle: Notify::new(),
+            end: std::sync::atomic::AtomicI64::new(-1),
         })
+    }
+
+    /// The transport says the partition ends at `offset`.
+    pub(crate) fn set_end(&self, offset: i64) {
+        self.end.store(offset, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Where consumption stands.
+    pub(crate) fn progress(&self) -> Progress {
+        let mut st = self.lock();
+        st.advance();
+        let oldest_unacked = st.pending.front().map(|r| r.batch[r.next].offset());
+        let delivered = st
+            .pending
+            .back()
+            .map(|r| r.batch[r.end - 1].offset() + 1)
+            .or(st.commit);
+        let end = self.end.load(std::sync::atomic::Ordering::Relaxed);
+        Progress {
+            committed: st.committed,
+            oldest_unacked,
+            delivered,
+            end: (end >= 0).then_some(end).max(delivered),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, AckState> {

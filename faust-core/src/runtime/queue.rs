@@ -89,6 +89,12 @@ impl AgentQueue {
         self.ready.lock()
     }
 
+    /// Events waiting in the queue (taken by no reader yet).
+    pub(crate) fn len(&self) -> usize {
+        let queued = self.lock().items.len();
+        queued + self.lock_ready().len()
+    }
+
     /// Queue an event if there is room, without waiting.
     pub(crate) fn try_push(&self, lease: Lease) -> Push {
         let mut st = self.lock();

@@ -379,6 +379,14 @@ pub trait Consumer: Send + 'static {
     /// Committed offset of a partition for this consumer's group.
     async fn committed(&mut self, tp: &TopicPartition) -> Result<Option<i64>>;
 
+    /// The end offset (the offset the next record written will get) of
+    /// assigned partitions, as the consumer last learnt it without asking
+    /// the broker (for the lag metrics). Partitions it knows nothing of
+    /// are left out; by default it knows none.
+    fn end_offsets(&self) -> Vec<(TopicPartition, i64)> {
+        Vec::new()
+    }
+
     /// Leave the group and release every partition, within `timeout`.
     async fn close(self: Box<Self>, timeout: Duration) -> Result<()>;
 }

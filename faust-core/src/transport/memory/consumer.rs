@@ -235,6 +235,13 @@ impl Consumer for MemoryConsumer {
         Some(Box::pin(std::future::ready(self.commit_now(offsets))))
     }
 
+    fn end_offsets(&self) -> Vec<(TopicPartition, i64)> {
+        self.fetch
+            .iter()
+            .map(|f| (f.tp.clone(), f.partition().end()))
+            .collect()
+    }
+
     async fn committed(&mut self, tp: &TopicPartition) -> Result<Option<i64>> {
         Ok(self.group.as_ref().and_then(|g| g.lock().committed(tp)))
     }
