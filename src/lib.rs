@@ -25,18 +25,21 @@
 pub use faust_core::model;
 pub use faust_core::model::Record;
 pub use faust_core::{
-    agent as agents, channel, codec, current_agent, error, manager, message, record, redact,
-    replies, schema, spawn, stream, supervisor, testing, timer as timers, topic, transport, wire,
-    Agent, AgentInfo, AgentManager, AgentManagerT, AgentSpec, AgentStats, AgentT, App, AppBuilder,
-    AppConfig, BarrierState, Channel, CleanupPolicy, Codec, CodecRef, Error, Event, Message,
-    MessageRef, OffsetReset, PutOptions, RecordMetadata, ReplyConsumer, ReplyPromise, ReplyTuple,
-    Result, Schema, SendOptions, Sink, Stream, SupervisorStrategy, TestContext, TestEvent,
-    TestOptions, TimerSpec, Topic, TopicPartition, Value, Yield,
+    agent as agents, channel, codec, current_agent, error, manager, message, metrics, record,
+    redact, replies, schema, spawn, stream, supervisor, testing, timer as timers, topic, transport,
+    wire, Agent, AgentInfo, AgentManager, AgentManagerT, AgentSpec, AgentStats, AgentT, App,
+    AppBuilder, AppConfig, BarrierState, Channel, CleanupPolicy, Codec, CodecRef, Error, Event,
+    Health, Message, MessageRef, Metrics, OffsetReset, PutOptions, RecordMetadata, ReplyConsumer,
+    ReplyPromise, ReplyTuple, Result, Schema, SendOptions, Sink, Stall, Stream, SupervisorStrategy,
+    TestContext, TestEvent, TestOptions, TimerSpec, Topic, TopicPartition, Value, Yield,
 };
 pub use faust_macros::{agent, timer, Record};
 
 mod cli;
+mod listing;
 mod run;
+#[cfg(feature = "web")]
+pub mod web;
 
 /// The command-line parser [`Cli::command`] describes commands with.
 pub use clap;

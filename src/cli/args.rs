@@ -32,7 +32,7 @@ pub(super) struct Args {
 #[derive(Debug, Subcommand)]
 pub(super) enum Command {
     /// Start a worker running every agent (the default). Stops on Ctrl-C/SIGTERM.
-    Worker,
+    Worker(WorkerArgs),
     /// List the agents: name, topic, concurrency, help.
     Agents {
         /// Print JSON instead of a table.
@@ -68,6 +68,32 @@ pub(super) enum Command {
         #[arg(short, long, default_value_t = 30.0)]
         timeout: f64,
     },
+}
+
+/// The worker's options.
+#[derive(Debug, clap::Args)]
+pub(super) struct WorkerArgs {
+    /// Serve the web endpoint (/metrics, /health, /ready, /agents,
+    /// /tracebacks) on this port (Faust's is 6066). Off unless given.
+    #[arg(long, env = "FAUST_WEB_PORT")]
+    pub(super) web_port: Option<u16>,
+
+    /// Address the web endpoint listens on.
+    #[arg(long, env = "FAUST_WEB_BIND", default_value = "127.0.0.1")]
+    pub(super) web_bind: std::net::IpAddr,
+}
+
+impl WorkerArgs {
+    /// The options of a worker started without the `worker` command: the
+    /// defaults and the environment.
+    pub(super) fn from_env() -> Self {
+        use clap::{Args as _, FromArgMatches as _};
+        let command = Self::augment_args(clap::Command::new("worker"));
+        command
+            .try_get_matches_from(["worker"])
+            .and_then(|m| Self::from_arg_matches(&m))
+            .unwrap_or_else(|e| e.exit())
+    }
 }
 
 impl Command {

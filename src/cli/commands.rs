@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use faust_core::{App, CodecRef, SendOptions};
 
-use super::args::Command;
+use super::args::{Command, WorkerArgs};
 use super::Hook;
 
 fn parse_value(raw: &str) -> serde_json::Value {
@@ -41,7 +41,7 @@ pub(super) async fn run(
     }
     let asks = matches!(command, Command::Ask { .. });
     let result = match command {
-        Command::Worker => worker(app, origin.id_from_executable, on_started).await,
+        Command::Worker(opts) => worker(app, opts, origin.id_from_executable, on_started).await,
         Command::Agents { json, local } => agents(app, json, local),
         Command::Send {
             target,
@@ -131,11 +131,18 @@ fn banner(app: &App, id_from_executable: bool) -> String {
 
 /// Start, run the hooks, run until Ctrl-C/SIGTERM or a crash (or a hook's
 /// error), then stop.
-async fn worker(app: &App, id_from_executable: bool, on_started: Vec<Hook>) -> anyhow::Result<()> {
+async fn worker(
+    app: &App,
+    opts: WorkerArgs,
+    id_from_executable: bool,
+    on_started: Vec<Hook>,
+) -> anyhow::Result<()> {
     eprint!("{}", banner(app, id_from_executable));
     // Installed now, so that a signal while starting or in a hook stops
     // the worker gracefully.
     let signal = faust_core::app::shutdown_signal();
+    // Before the app starts: `/health` answers, `/ready` says it is not.
+    let web = serve_web(app, &opts).await?;
     app.start().await?;
     let hooks = async {
         for hook in on_started {
@@ -151,32 +158,45 @@ async fn worker(app: &App, id_from_executable: bool, on_started: Vec<Hook>) -> a
         reason = app.wait_crashed() => Err(faust_core::Error::Crashed(reason.to_string()).into()),
     };
     let stopped = app.stop().await;
+    if let Some(web) = web {
+        web.stop().await;
+    }
     outcome.context("worker stopped with an error")?;
     stopped.context("worker stopped with an error")?;
     eprintln!("worker stopped; offsets committed");
     Ok(())
 }
 
+/// The worker's web endpoint, if asked for.
+#[cfg(feature = "web")]
+async fn serve_web(app: &App, opts: &WorkerArgs) -> anyhow::Result<Option<crate::web::WebServer>> {
+    let Some(port) = opts.web_port else {
+        return Ok(None);
+    };
+    let web = crate::web::serve(app.clone(), (opts.web_bind, port).into()).await?;
+    eprintln!("web:     http://{}/", web.local_addr());
+    Ok(Some(web))
+}
+
+/// Without the `web` feature a web port is an error, not ignored.
+#[cfg(not(feature = "web"))]
+async fn serve_web(_app: &App, opts: &WorkerArgs) -> anyhow::Result<Option<NoWeb>> {
+    match opts.web_port {
+        None => Ok(None),
+        Some(_) => bail!("--web-port needs faust's `web` feature, which this build leaves out"),
+    }
+}
+
+#[cfg(not(feature = "web"))]
+struct NoWeb;
+
+#[cfg(not(feature = "web"))]
+impl NoWeb {
+    async fn stop(self) {}
+}
+
 fn agents(app: &App, json: bool, local: bool) -> anyhow::Result<()> {
-    let rows: Vec<serde_json::Value> = app
-        .agents()
-        .all()
-        .iter()
-        .filter(|a| local || !a.reads_channel())
-        .map(|a| {
-            let topic = if a.reads_channel() {
-                "<LOCAL>".to_string()
-            } else {
-                a.get_topic_names().join(",")
-            };
-            serde_json::json!({
-                "name": format!("@{}", a.name()),
-                "topic": topic,
-                "concurrency": a.concurrency(),
-                "help": a.help().lines().next().filter(|l| !l.is_empty()).unwrap_or("<N/A>"),
-            })
-        })
-        .collect();
+    let rows = crate::listing::agent_rows(app, local);
     let mut out = std::io::stdout().lock();
     if json {
         writeln!(out, "{}", serde_json::to_string(&rows)?)?;

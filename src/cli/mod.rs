@@ -167,7 +167,7 @@ impl Cli {
                 Err(e) => e.exit(),
             },
         };
-        let is_worker = own.is_none() && matches!(args.command, None | Some(Command::Worker));
+        let is_worker = own.is_none() && matches!(args.command, None | Some(Command::Worker(_)));
         init_logging(
             args.loglevel.as_deref(),
             if is_worker { "info" } else { "warn" },
@@ -196,7 +196,8 @@ impl Cli {
         }
         commands::run(
             &app,
-            args.command.unwrap_or(Command::Worker),
+            args.command
+                .unwrap_or_else(|| Command::Worker(args::WorkerArgs::from_env())),
             origin,
             on_started,
         )
