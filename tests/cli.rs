@@ -410,3 +410,226 @@ fn send_on_the_embedded_broker_warns_that_nothing_else_reads_it() {
         "{err}"
     );
 }
+
+/// A file of the tests' scratch directory holding `contents`.
+fn scratch_file(name: &str, contents: &[u8]) -> std::path::PathBuf {
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+/// Run the quickstart binary with `input` on stdin and stdout and stderr
+/// piped; fails the test if it still runs after `secs` seconds.
+fn quickstart_fed(args: &[&str], input: &[u8], secs: u64) -> Output {
+    use std::io::Write as _;
+    let mut child = Command::new(example_bin("quickstart"))
+        .args(args)
+        .env_remove("FAUST_BROKER")
+        .env_remove("RUST_LOG")
+        .env_remove("RUST_BACKTRACE")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    // Written apart, then closed: the child may not read it all.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let pid = child.id();
+    let (done, exited) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    match exited.recv_timeout(std::time::Duration::from_secs(secs)) {
+        Ok(out) => {
+            writer.join().unwrap();
+            out.unwrap()
+        }
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!(
+                "`quickstart {}` still running after {secs} s",
+                args.join(" ")
+            );
+        }
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn send_from_file_sends_every_line_with_plain_progress_and_a_summary() {
+    // 500 values, a blank line, a line of spaces and a CRLF line ending.
+    let mut text = String::new();
+    for i in 1..=500 {
+        text.push_str(&i.to_string());
+        text.push_str(match i {
+            10 => "\n\n",
+            20 => "\n   \n",
+            30 => "\r\n",
+            _ => "\n",
+        });
+    }
+    let path = scratch_file("send-from-file.txt", text.as_bytes());
+    let path = path.to_str().unwrap();
+    let out = quickstart_fed(
+        &[
+            "send",
+            "@totals",
+            "--from-file",
+            path,
+            "--partition",
+            "3",
+            "--progress-every",
+            "100",
+        ],
+        b"",
+        60,
+    );
+    assert!(out.status.success(), "{out:?}");
+    // stdout: one JSON summary; every value landed in partition 3 of a
+    // fresh broker, at offsets 0 to 499.
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        summary,
+        serde_json::json!({
+            "topic": "quickstart-quickstart.totals",
+            "sent": 500,
+            "skipped": 2,
+            "partitions": [
+                {"partition": 3, "values": 500, "first_offset": 0, "last_offset": 499}
+            ],
+        })
+    );
+    let err = stderr(&out);
+    assert!(err.contains("embedded in this process"), "{err}");
+    for n in [100, 200, 300, 400, 500] {
+        assert!(
+            err.contains(&format!("progress: {n} values sent (line ")),
+            "no progress line for {n}: {err}"
+        );
+    }
+    assert!(
+        err.contains("of 502, "),
+        "the file's lines are counted: {err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "sent 500 values from {path} to agent @totals \
+             (topic quickstart-quickstart.totals, partition 3) in "
+        )),
+        "{err}"
+    );
+    assert!(
+        !err.contains("\x1b["),
+        "terminal codes in piped stderr: {err:?}"
+    );
+}
+
+#[test]
+fn send_from_stdin_to_a_topic_with_a_key() {
+    let input: String = (1..=20).map(|i| format!("{{\"n\":{i}}}\n")).collect();
+    let out = quickstart_fed(
+        &["send", "readings", "--from-file", "-", "--key", "sensor-1"],
+        input.as_bytes(),
+        60,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(summary["topic"], "readings");
+    assert_eq!(summary["sent"], 20);
+    // One key: one partition, in order.
+    let parts = summary["partitions"].as_array().unwrap();
+    assert_eq!(parts.len(), 1, "{summary}");
+    assert_eq!(parts[0]["values"], 20);
+    assert_eq!(parts[0]["first_offset"], 0);
+    assert_eq!(parts[0]["last_offset"], 19);
+    let err = stderr(&out);
+    let partition = &parts[0]["partition"];
+    assert!(
+        err.contains(&format!(
+            "sent 20 values from stdin to topic readings (partition {partition}) in "
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn send_from_file_names_the_bad_line_and_what_was_sent_before_it() {
+    let path = scratch_file("send-bad-line.txt", b"1\n2\n\n3\n\xff\xfe\n5\n");
+    let path = path.to_str().unwrap();
+    let out = quickstart_fed(&["send", "@totals", "--from-file", path], b"", 60);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(stdout(&out).is_empty(), "{out:?}");
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "Error: line 5 of {path}: not UTF-8 text (invalid utf-8 sequence"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.trim_end().ends_with("; 3 values sent before it"),
+        "{err}"
+    );
+    // A record the broker refuses (a partition it does not have).
+    let path = scratch_file("send-refused.txt", b"1\n2\n");
+    let path = path.to_str().unwrap();
+    let out = quickstart_fed(
+        &["send", "@totals", "--from-file", path, "--partition", "99"],
+        b"",
+        60,
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("Error: line 1 of {path}: not sent: ")),
+        "{err}"
+    );
+    assert!(err.contains("partition 99"), "{err}");
+    assert!(err.trim_end().ends_with("; 0 values sent"), "{err}");
+}
+
+#[test]
+fn send_from_a_missing_file_fails_with_a_clear_message() {
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("no-such-values.txt");
+    let path = path.to_str().unwrap();
+    let out = quickstart_fed(&["send", "@totals", "--from-file", path], b"", 60);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(stdout(&out).is_empty(), "{out:?}");
+    let err = stderr(&out);
+    assert!(
+        err.starts_with(&format!("Error: cannot open --from-file {path}: ")),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn send_takes_a_value_or_a_file_not_both() {
+    let path = scratch_file("send-conflict.txt", b"1\n");
+    let path = path.to_str().unwrap();
+    let out = quickstart_fed(&["send", "@totals", "1", "--from-file", path], b"", 60);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = stderr(&out);
+    assert!(
+        err.contains("the argument '[VALUE]' cannot be used with '--from-file <PATH>'"),
+        "{err}"
+    );
+    let out = quickstart_fed(&["send", "@totals"], b"", 60);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(stderr(&out).contains("<VALUE>"), "{out:?}");
+    let out = quickstart_fed(&["send", "@totals", "1", "--progress-every", "5"], b"", 60);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stderr(&out).contains("--progress-every goes with --from-file"),
+        "{out:?}"
+    );
+}

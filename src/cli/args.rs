@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 #[command(
     about = "Run and talk to the agents of this faust app",
     long_about = "Run and talk to the agents of this faust app.\n\nWithout a command, starts a worker.\n\nSettings come in layers, the later winning: code, then the environment (FAUST_BROKER, FAUST_APP_ID), then these flags.",
-    after_help = "Examples:\n  app worker\n  app agents --json\n  app send @double 21\n  app ask @double 21\n  FAUST_BROKER=kafka://127.0.0.1:9092 app worker"
+    after_help = "Examples:\n  app worker\n  app agents --json\n  app send @double 21\n  app send @double --from-file values.txt\n  app ask @double 21\n  FAUST_BROKER=kafka://127.0.0.1:9092 app worker"
 )]
 pub(super) struct Args {
     /// Broker URL: memory:// (default), memory://<name> or kafka://host:port.
@@ -42,12 +42,22 @@ pub(super) enum Command {
         #[arg(long)]
         local: bool,
     },
-    /// Send a value to an agent (@name) or a topic; prints where it was written.
+    /// Send a value, or each line of a file, to an agent (@name) or a topic;
+    /// prints where it was written.
     Send {
         /// `@agent` or a topic name.
         target: String,
-        /// The value: JSON, or a plain string.
-        value: String,
+        /// The value: JSON, or a plain string (or --from-file).
+        #[arg(required_unless_present = "from_file", conflicts_with = "from_file")]
+        value: Option<String>,
+        /// Send each line of this file (`-`: stdin) as a value, in order;
+        /// blank lines are skipped. Prints a JSON summary.
+        #[arg(short, long, value_name = "PATH")]
+        from_file: Option<std::path::PathBuf>,
+        /// With --from-file and stderr not a terminal: a progress line every
+        /// N values (and at least one a second) [default: 10000].
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        progress_every: Option<u64>,
         /// Key (sent as raw bytes).
         #[arg(short, long)]
         key: Option<String>,

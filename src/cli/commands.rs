@@ -9,6 +9,8 @@ use faust_core::{App, CodecRef, SendOptions};
 use super::args::{Command, WorkerArgs};
 use super::Hook;
 
+mod from_file;
+
 fn parse_value(raw: &str) -> serde_json::Value {
     serde_json::from_str(raw).unwrap_or_else(|_| serde_json::Value::String(raw.to_string()))
 }
@@ -45,10 +47,32 @@ pub(super) async fn run(
         Command::Agents { json, local } => agents(app, json, local),
         Command::Send {
             target,
+            from_file: Some(path),
+            progress_every,
+            key,
+            partition,
+            ..
+        } => {
+            let args = from_file::FileSend {
+                target: &target,
+                path: &path,
+                key,
+                partition,
+                every: progress_every.unwrap_or(from_file::PROGRESS_EVERY),
+            };
+            from_file::send(app, args).await
+        }
+        Command::Send {
+            progress_every: Some(_),
+            ..
+        } => Err(anyhow::anyhow!("--progress-every goes with --from-file")),
+        Command::Send {
+            target,
             value,
             key,
             partition,
-        } => send(app, &target, &value, key, partition).await,
+            ..
+        } => send(app, &target, &value.unwrap_or_default(), key, partition).await,
         Command::Ask {
             agent,
             value,
@@ -244,14 +268,8 @@ fn in_reach(app: &App, name: &str) -> anyhow::Result<faust_core::Agent> {
     Ok(agent)
 }
 
-async fn send(
-    app: &App,
-    target: &str,
-    raw: &str,
-    key: Option<String>,
-    partition: Option<i32>,
-) -> anyhow::Result<()> {
-    let value = parse_value(raw);
+/// On the embedded broker, nobody but this process reads what `send` sends.
+fn warn_if_embedded(app: &App) {
     if embedded(app) {
         eprintln!(
             "warning: the broker is {}, embedded in this process: only this process's agents \
@@ -260,6 +278,17 @@ async fn send(
             app.config().broker
         );
     }
+}
+
+async fn send(
+    app: &App,
+    target: &str,
+    raw: &str,
+    key: Option<String>,
+    partition: Option<i32>,
+) -> anyhow::Result<()> {
+    let value = parse_value(raw);
+    warn_if_embedded(app);
     let meta = if let Some(name) = target.strip_prefix('@') {
         let agent = in_reach(app, name)?;
         let mut opts = SendOptions::default();
