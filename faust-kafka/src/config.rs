@@ -39,6 +39,9 @@ const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
 const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("fetch.wait.max.ms", "10"),
     ("enable.partition.eof", "false"),
+    // Each partition's end offset for the lag metrics, without asking the
+    // broker (`consumer.statistics.interval.ms=0` turns it off).
+    ("statistics.interval.ms", "5000"),
 ];
 
 /// Consumer properties this crate always sets (the runtime commits offsets

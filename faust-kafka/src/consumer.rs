@@ -99,6 +99,8 @@ pub(crate) struct Shared {
     pub(crate) wake_committer: Condvar,
     /// Wakes the async side: a new item, or the thread ended.
     pub(crate) wake_async: Notify,
+    /// The end offset of each partition, from librdkafka's last statistics.
+    pub(crate) end_offsets: Mutex<Vec<(TopicPartition, i64)>>,
 }
 
 impl Shared {
@@ -371,6 +373,10 @@ impl Consumer for KafkaConsumer {
             reply,
         })
         .await
+    }
+
+    fn end_offsets(&self) -> Vec<(TopicPartition, i64)> {
+        self.shared.end_offsets.lock().clone()
     }
 
     async fn close(mut self: Box<Self>, timeout: Duration) -> Result<()> {

@@ -135,13 +135,54 @@ impl ClientContext for ConsumerCtx {
             .forward_log("consumer", level, fac, log_message);
     }
 
-    fn stats_raw(&self, _statistics: &[u8]) {
+    fn stats_raw(&self, statistics: &[u8]) {
         self.served.fetch_add(1, Ordering::Relaxed);
+        match end_offsets(statistics) {
+            Ok(ends) => *self.shared.end_offsets.lock() = ends,
+            Err(e) => tracing::debug!(error = %e, "Kafka consumer: unreadable statistics"),
+        }
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
         self.last_error.client_error("consumer", &error, reason);
     }
+}
+
+/// The part of librdkafka's statistics (`statistics.interval.ms`) read
+/// here: each partition's high watermark.
+#[derive(serde::Deserialize)]
+struct Statistics {
+    #[serde(default)]
+    topics: std::collections::HashMap<String, TopicStatistics>,
+}
+
+#[derive(serde::Deserialize)]
+struct TopicStatistics {
+    #[serde(default)]
+    partitions: std::collections::HashMap<String, PartitionStatistics>,
+}
+
+#[derive(serde::Deserialize)]
+struct PartitionStatistics {
+    partition: i32,
+    hi_offset: i64,
+}
+
+/// The end offset (high watermark) of every partition the statistics know
+/// one of (librdkafka's internal partition -1 and unknown offsets left out).
+fn end_offsets(statistics: &[u8]) -> serde_json::Result<Vec<(TopicPartition, i64)>> {
+    let stats: Statistics = serde_json::from_slice(statistics)?;
+    Ok(stats
+        .topics
+        .into_iter()
+        .flat_map(|(topic, t)| {
+            let topic: Arc<str> = topic.into();
+            t.partitions
+                .into_values()
+                .filter(|p| p.partition >= 0 && p.hi_offset >= 0)
+                .map(move |p| (TopicPartition::new(topic.clone(), p.partition), p.hi_offset))
+        })
+        .collect())
 }
 
 impl ConsumerContext for ConsumerCtx {
@@ -722,4 +763,23 @@ pub(crate) fn spawn(
         .spawn(start)
         .map(|_| ())
         .map_err(|e| Error::Broker(format!("cannot start the consumer thread: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn end_offsets_are_read_from_librdkafkas_statistics() {
+        let stats = br#"{"name":"c#consumer-1","type":"consumer","topics":{
+            "orders":{"topic":"orders","partitions":{
+                "0":{"partition":0,"hi_offset":42,"ls_offset":42,"consumer_lag":-1},
+                "1":{"partition":1,"hi_offset":-1},
+                "-1":{"partition":-1,"hi_offset":-1}}}},
+            "brokers":{}}"#;
+        let ends = end_offsets(stats).unwrap();
+        assert_eq!(ends, vec![(TopicPartition::new("orders", 0), 42)]);
+        assert!(end_offsets(b"not json").is_err());
+        assert_eq!(end_offsets(b"{}").unwrap(), vec![]);
+    }
 }

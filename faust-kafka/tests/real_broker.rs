@@ -605,3 +605,64 @@ async fn an_on_leader_timer_runs_on_one_kafka_worker_and_moves_when_it_leaves() 
         .await
         .unwrap();
 }
+
+/// Sample `name{...}` values of a Prometheus text scrape, summed over
+/// their label sets, keeping only the lines whose labels contain `with`.
+fn metric_sum(text: &str, name: &str, with: &str) -> Option<f64> {
+    let values: Vec<f64> = text
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(with))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lag_metrics_come_from_the_consumers_statistics() {
+    let Some(b) = broker() else { return };
+    let topic = unique("lag");
+    // Statistics every 200 ms instead of 5 s, so that the test is short.
+    let app = App::builder(unique("app"))
+        .broker(format!("{}&consumer.statistics.interval.ms=200", url(&b)))
+        .scheme("kafka", faust_kafka::factory)
+        .topic_partitions(2)
+        .build()
+        .unwrap();
+    app.transport()
+        .create_topic(&TopicSpec::new(topic.clone(), 2))
+        .await
+        .unwrap();
+    // 30 records written before the app starts: its lag until it reads them.
+    for i in 0..30 {
+        app.transport()
+            .send(ProducerRecord {
+                partition: Some(i % 2),
+                ..ProducerRecord::new(topic.clone(), format!("{i}"))
+            })
+            .await
+            .unwrap();
+    }
+    let agent = app
+        .add_agent(
+            AgentSpec::handler("count", |x: i64| async move { Ok::<_, Error>(x) }).topic(&*topic),
+        )
+        .unwrap();
+    app.start().await.unwrap();
+    let with = format!("topic=\"{topic}\"");
+    within(60, "end offsets, commits and no lag", async {
+        loop {
+            let text = app.metrics().encode();
+            let end = metric_sum(&text, "faust_partition_end_offset", &with);
+            let committed = metric_sum(&text, "faust_partition_committed_offset", &with);
+            let lag = metric_sum(&text, "faust_partition_lag", &with);
+            if end == Some(30.0) && committed == Some(30.0) && lag == Some(0.0) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert_eq!(agent.stats().events_processed(), 30);
+    assert!(app.health().await.ready, "{:?}", app.health().await);
+    app.stop().await.unwrap();
+}
