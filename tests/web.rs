@@ -258,8 +258,39 @@ async fn ready(base: &str) -> (u16, serde_json::Value) {
     (status, response.json().await.unwrap())
 }
 
+/// Log lines written while it is installed on this thread (the tests run
+/// on a current-thread runtime: every task of the app logs here).
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let logs = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || logs.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
 #[tokio::test]
 async fn readiness_flips_while_an_agent_is_stuck_on_an_event() {
+    let logs = Logs::default();
+    let _logging = logs.install();
     let app = app("stuck", |b| b.stall_timeout(Duration::from_millis(300)));
     let release = Arc::new(Notify::new());
     let gate = release.clone();
@@ -323,6 +354,26 @@ async fn readiness_flips_while_an_agent_is_stuck_on_an_event() {
     let work = [("partition", "0"), ("topic", "work")];
     assert_eq!(get(&m, "faust_partition_stalled", &work), 1.0);
     assert!(get(&m, "faust_partition_oldest_in_flight_age_seconds", &work) >= 0.3);
+    // The warning names the agent, the actor, the partition and the offset,
+    // and says where the actor is suspended (logged at the watch's next
+    // look, which may follow the answer of `/ready`).
+    until("the stall warning", || async {
+        logs.text().contains("COMMIT OFFSET NOT ADVANCING")
+    })
+    .await;
+    let text = logs.text();
+    let at = text
+        .find("COMMIT OFFSET NOT ADVANCING")
+        .unwrap_or_else(|| panic!("no stall warning in {text}"));
+    // The warning up to the next log line (its traceback spans lines).
+    let warning = &text[text[..at].rfind('\n').map_or(0, |i| i + 1)..];
+    let warning = &warning[..warning.find("\n20").unwrap_or(warning.len())];
+    assert!(warning.contains("WARN"), "{warning}");
+    assert!(warning.contains("agent=stuck"), "{warning}");
+    assert!(warning.contains("actor=Agent*: stuck"), "{warning}");
+    assert!(warning.contains("partition=work[0]"), "{warning}");
+    assert!(warning.contains("offset=1"), "{warning}");
+    assert!(warning.contains("traceback="), "{warning}");
 
     release.notify_one();
     until("ready again once the event is done", || async {
@@ -331,6 +382,10 @@ async fn readiness_flips_while_an_agent_is_stuck_on_an_event() {
     .await;
     let (m, _) = scrape(&base).await;
     assert_eq!(get(&m, "faust_partition_stalled", &work), 0.0);
+    until("the watch says the partition moves again", || async {
+        logs.text().contains("partition makes progress again")
+    })
+    .await;
     until("every event processed", || async {
         agent.stats().events_processed() == 3
     })

@@ -261,7 +261,8 @@ impl App {
                     partition = %tp,
                     offset,
                     stalled_for = ?for_,
-                    "COMMIT OFFSET NOT ADVANCING: the agent has not finished this event; the actor is at:\n{traceback}"
+                    traceback = %traceback,
+                    "COMMIT OFFSET NOT ADVANCING: the agent has not finished this event"
                 ),
                 None => tracing::warn!(
                     partition = %tp,
