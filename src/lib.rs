@@ -72,4 +72,6 @@ mod doc_examples {
     struct Interop;
     #[doc = include_str!("../docs/kafka.md")]
     struct Kafka;
+    #[doc = include_str!("../docs/observability.md")]
+    struct Observability;
 }

@@ -185,6 +185,7 @@ fn kafka_app(ctx: &Ctx, id: &str) -> Result<faust::App> {
     Ok(faust::app_builder(id)
         .broker(format!("kafka://{}", ctx.bootstrap))
         .topic_partitions(ctx.partitions)
+        .metrics(crate::metrics_on())
         .build()?)
 }
 

@@ -42,16 +42,33 @@ const WORKLOADS: &[&str] = &[
 ];
 
 /// Every implementation measured somewhere.
-const IMPLS: &[&str] = &["faust-rs", "tokio-raw", "rdkafka-raw", "python-faust"];
+const IMPLS: &[&str] = &[
+    "faust-rs",
+    "faust-rs-metrics-off",
+    "tokio-raw",
+    "rdkafka-raw",
+    "python-faust",
+];
+
+/// `faust-rs-metrics-off`: faust-rs with the processing-time histogram off
+/// (`AppBuilder::metrics(false)`), the baseline of the metrics' cost.
+const METRICS_OFF: &str = "faust-rs-metrics-off";
+
+static METRICS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Whether this process measures faust-rs with its metrics on.
+pub(crate) fn metrics_on() -> bool {
+    METRICS.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 /// Who is measured for a workload: baselines first, faust-rs last (its
 /// line carries the ratios).
 fn impls_of(workload: &str) -> &'static [&'static str] {
     match workload {
-        "mem-throughput" => &["tokio-raw", "python-faust", "faust-rs"],
+        "mem-throughput" => &["tokio-raw", "python-faust", METRICS_OFF, "faust-rs"],
         "mem-ask" | "mem-join" => &["tokio-raw", "faust-rs"],
         "mem-batch" | "kafka-batch" => &["faust-rs"],
-        "kafka-e2e" => &["rdkafka-raw", "python-faust", "faust-rs"],
+        "kafka-e2e" => &["rdkafka-raw", "python-faust", METRICS_OFF, "faust-rs"],
         "kafka-ask" | "kafka-join" => &["python-faust", "faust-rs"],
         _ => &[],
     }
@@ -270,8 +287,15 @@ fn child(args: &Args) -> Result<()> {
     let concurrency = args.concurrency.first().copied().unwrap_or(1);
     let s = args.sizes();
     let rt = runtime(args.flavor)?;
+    // The same measurement as faust-rs, with the metrics off.
+    let measured = if imp == METRICS_OFF {
+        METRICS.store(false, std::sync::atomic::Ordering::Relaxed);
+        "faust-rs"
+    } else {
+        imp.as_str()
+    };
     let m = rt.block_on(async {
-        match (workload.as_str(), imp.as_str()) {
+        match (workload.as_str(), measured) {
             ("mem-throughput", "faust-rs") => mem::faust_throughput(s.events, concurrency).await,
             ("mem-throughput", "tokio-raw") => mem::raw_throughput(s.events, concurrency).await,
             ("mem-batch", "faust-rs") => batch::faust_mem_batch(s.events, concurrency).await,
@@ -294,6 +318,7 @@ fn child(args: &Args) -> Result<()> {
     // Stop the runtime before reading the peak (nothing is freed from the peak anyway).
     rt.shutdown_timeout(Duration::from_secs(5));
     let mut m = m;
+    m.implementation = imp.clone();
     m.peak_rss_mb = report::peak_rss_mb();
     println!("{}", serde_json::to_string(&m)?);
     Ok(())

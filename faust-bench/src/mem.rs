@@ -124,7 +124,10 @@ pub(crate) use feed;
 
 pub(crate) fn memory_app(id: &str) -> Result<faust::App> {
     let url = format!("memory://bench-{}", uuid::Uuid::new_v4());
-    Ok(faust::app_builder(id).broker(url).build()?)
+    Ok(faust::app_builder(id)
+        .broker(url)
+        .metrics(crate::metrics_on())
+        .build()?)
 }
 
 /// faust-rs: a consumer agent with `concurrency` actors on the embedded

@@ -171,11 +171,21 @@ fn targets_for(m: &Measurement) -> Vec<Target> {
                 "events_per_sec >= 100 x python-faust",
             ),
             ratio("tokio-raw", 1.0 / 3.0, "events_per_sec >= 1/3 x tokio-raw"),
+            ratio(
+                "faust-rs-metrics-off",
+                0.95,
+                "metrics cost <= 5%: events_per_sec >= 0.95 x metrics off",
+            ),
         ],
         "mem-ask" => vec![p50_at_most(50.0, "p50_us <= 50 (in-memory ask)")],
         "kafka-e2e" => vec![
             ratio("rdkafka-raw", 0.9, "events_per_sec >= 0.9 x rdkafka-raw"),
             ratio("python-faust", 20.0, "events_per_sec >= 20 x python-faust"),
+            ratio(
+                "faust-rs-metrics-off",
+                0.95,
+                "metrics cost <= 5%: events_per_sec >= 0.95 x metrics off",
+            ),
         ],
         "kafka-ask" => vec![p50_at_most(5000.0, "p50_us <= 5000 (ask on local Kafka)")],
         _ => Vec::new(),
