@@ -136,10 +136,7 @@ async fn metrics_scraped_over_http_count_a_known_workload() {
         )
         .unwrap();
     app.start().await.unwrap();
-    let web = faust::web::serve(app.clone(), ([127, 0, 0, 1], 0).into())
-        .await
-        .unwrap();
-    let base = format!("http://{}", web.local_addr());
+    let (web, base) = serve(&app).await;
     for x in 1..=10i64 {
         let y: i64 = within("ask", agent.ask(&x)).await.unwrap();
         assert_eq!(y, 2 * x);
@@ -222,8 +219,7 @@ async fn metrics_scraped_over_http_count_a_known_workload() {
     assert_eq!(agents[0]["topic"], "numbers");
     assert_eq!(agents[0]["stats"]["events_processed"], 10);
     assert_eq!(agents[0]["stats"]["events_dead_lettered"], 5);
-    let health = reqwest::get(format!("{base}/health")).await.unwrap();
-    assert_eq!(health.status(), 200);
+    assert_eq!(status(&base, "/health").await, 200);
     let tracebacks = reqwest::get(format!("{base}/tracebacks"))
         .await
         .unwrap()
@@ -244,12 +240,28 @@ async fn metrics_registered_by_the_user_are_served_with_the_apps() {
     app.metrics()
         .register("shop_orders", "Orders taken", orders.clone());
     orders.inc_by(3);
+    let (web, base) = serve(&app).await;
+    let (m, _) = scrape(&base).await;
+    assert_eq!(get(&m, "shop_orders_total", &[]), 3.0);
+    web.stop().await;
+}
+
+/// The status code of a GET of `path`.
+async fn status(base: &str, path: &str) -> u16 {
+    reqwest::get(format!("{base}{path}"))
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Serve `app`'s endpoint on a free loopback port; its base URL.
+async fn serve(app: &App) -> (faust::web::WebServer, String) {
     let web = faust::web::serve(app.clone(), ([127, 0, 0, 1], 0).into())
         .await
         .unwrap();
-    let (m, _) = scrape(&format!("http://{}", web.local_addr())).await;
-    assert_eq!(get(&m, "shop_orders_total", &[]), 3.0);
-    web.stop().await;
+    let base = format!("http://{}", web.local_addr());
+    (web, base)
 }
 
 async fn ready(base: &str) -> (u16, serde_json::Value) {
@@ -309,18 +321,9 @@ async fn readiness_flips_while_an_agent_is_stuck_on_an_event() {
             .partitions(1),
         )
         .unwrap();
-    let web = faust::web::serve(app.clone(), ([127, 0, 0, 1], 0).into())
-        .await
-        .unwrap();
-    let base = format!("http://{}", web.local_addr());
+    let (web, base) = serve(&app).await;
     // Not started yet: alive, not ready.
-    assert_eq!(
-        reqwest::get(format!("{base}/health"))
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(status(&base, "/health").await, 200);
     let (status, body) = ready(&base).await;
     assert_eq!(status, 503);
     assert_eq!(body["problems"][0], "the app is not running");
@@ -467,13 +470,7 @@ async fn the_worker_serves_the_endpoint_on_loopback_only_when_asked() {
         .unwrap();
     let base = web.unwrap_or_else(|| panic!("no web line: {banner}"));
     assert!(base.starts_with("http://127.0.0.1:"), "{base}");
-    assert_eq!(
-        reqwest::get(format!("{base}/health"))
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(status(&base, "/health").await, 200);
     let (m, _) = scrape(&base).await;
     assert!(m
         .keys()
