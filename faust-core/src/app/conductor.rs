@@ -551,6 +551,7 @@ impl Conductor {
     pub(crate) async fn close(mut self) -> Result<()> {
         self.set_leader(false);
         self.commit_all().await;
+        self.app.context().partitions.write().clear();
         let timeout = self.app.config().stop_timeout;
         self.consumer.close(timeout).await
     }
