@@ -22,6 +22,7 @@ mod sync;
 pub mod testing;
 pub mod timer;
 pub mod topic;
+pub mod trace_context;
 pub mod transport;
 
 pub use agent::{manager, sink, stream, supervisor};
@@ -56,4 +57,5 @@ pub use supervisor::{RestartBudget, SupervisorStrategy};
 pub use testing::{PutOptions, TestContext, TestEvent, TestOptions};
 pub use timer::TimerSpec;
 pub use topic::{CleanupPolicy, Topic};
+pub use trace_context::TraceContext;
 pub use transport::OffsetReset;
