@@ -317,6 +317,46 @@ impl TraceContext {
     }
 }
 
+/// An event's trace context, with the `traceparent` of the records it
+/// produces formatted once.
+#[derive(Clone)]
+pub(crate) struct EventTrace {
+    pub(crate) context: TraceContext,
+    traceparent: Bytes,
+}
+
+impl EventTrace {
+    pub(crate) fn from_context(context: TraceContext) -> Self {
+        let traceparent = Bytes::from(context.traceparent());
+        Self {
+            context,
+            traceparent,
+        }
+    }
+
+    /// The context of an event read from a record with these headers: a
+    /// child of its `traceparent`, or a new trace if it has none (or an
+    /// invalid one).
+    pub(crate) fn of_record(headers: &Headers) -> Self {
+        Self::from_context(match TraceContext::from_headers(headers) {
+            Some(remote) => remote.child(),
+            None => TraceContext::new_root(),
+        })
+    }
+
+    /// Add `traceparent` (and `tracestate`) to a record the event
+    /// produces, unless it has a `traceparent` already.
+    pub(crate) fn inject(&self, headers: &mut Headers) {
+        if has_traceparent(headers) {
+            return;
+        }
+        headers.push((TRACEPARENT.to_string(), self.traceparent.clone()));
+        if let Some(state) = self.context.trace_state_bytes() {
+            headers.push((TRACESTATE.to_string(), state.clone()));
+        }
+    }
+}
+
 /// Whether `headers` have a `traceparent`.
 pub(crate) fn has_traceparent(headers: &Headers) -> bool {
     headers.iter().any(|(k, _)| k == TRACEPARENT)
