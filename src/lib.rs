@@ -33,10 +33,13 @@ pub use faust_core::{
     Result, Schema, SendOptions, Sink, Stream, SupervisorStrategy, TestContext, TestEvent,
     TestOptions, TimerSpec, Topic, TopicPartition, Value, Yield,
 };
+pub use faust_core::{trace_context, trace_context::TraceContext, EVENT_TARGET};
 pub use faust_macros::{agent, timer, Record};
 
 mod cli;
 mod run;
+#[cfg(feature = "opentelemetry")]
+pub mod telemetry;
 
 /// The command-line parser [`Cli::command`] describes commands with.
 pub use clap;

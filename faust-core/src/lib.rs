@@ -39,7 +39,7 @@ pub mod replies {
     };
 }
 
-pub use agent::{current_agent, spawn, trace_context};
+pub use agent::{current_agent, spawn, trace_context, EVENT_TARGET};
 pub use agent::{Agent, AgentInfo, AgentSpec, AgentStats, AgentT, OnError};
 pub use app::{App, AppBuilder, AppConfig};
 pub use channel::Channel;

@@ -30,6 +30,8 @@ mod spec;
 mod stats;
 pub mod stream;
 pub mod supervisor;
+#[cfg(feature = "opentelemetry")]
+mod otel;
 pub(crate) mod trace;
 pub use trace::{trace_context, EVENT_TARGET};
 
