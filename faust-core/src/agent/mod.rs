@@ -25,13 +25,13 @@ pub mod manager;
 mod partitions;
 mod scatter;
 pub use scatter::JoinResults;
+#[cfg(feature = "opentelemetry")]
+mod otel;
 pub mod sink;
 mod spec;
 mod stats;
 pub mod stream;
 pub mod supervisor;
-#[cfg(feature = "opentelemetry")]
-mod otel;
 pub(crate) mod trace;
 pub use trace::{trace_context, EVENT_TARGET};
 
