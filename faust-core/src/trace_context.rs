@@ -454,7 +454,7 @@ mod tests {
         assert!(cx.is_sampled());
         assert_eq!(cx.parent_span_id(), None);
         assert_eq!(cx.traceparent(), VALID);
-        let unsampled = TraceContext::parse(&VALID.replace("-01", "-00")).unwrap();
+        let unsampled = TraceContext::parse(VALID.replace("-01", "-00")).unwrap();
         assert!(!unsampled.is_sampled());
         assert!(unsampled.traceparent().ends_with("-00"));
     }
@@ -500,7 +500,7 @@ mod tests {
         // Written back as version 00, unknown flags dropped.
         assert_eq!(cx.traceparent(), VALID);
         assert!(TraceContext::parse(&later[..55]).is_some());
-        assert!(TraceContext::parse(&format!("{}x", &later[..55])).is_none());
+        assert!(TraceContext::parse(format!("{}x", &later[..55])).is_none());
     }
 
     #[test]

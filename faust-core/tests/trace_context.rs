@@ -404,17 +404,17 @@ mod capture {
     use tracing_subscriber::registry::LookupSpan;
     use tracing_subscriber::Layer;
 
-    pub type Fields = BTreeMap<String, String>;
+    pub(crate) type Fields = BTreeMap<String, String>;
 
     /// One log line: its fields (`message` included) and its spans', the
     /// innermost first, each with its name.
     #[derive(Debug)]
-    pub struct Line {
-        pub fields: Fields,
-        pub spans: Vec<(String, Fields)>,
+    pub(crate) struct Line {
+        pub(crate) fields: Fields,
+        pub(crate) spans: Vec<(String, Fields)>,
     }
 
-    pub struct Capture(pub mpsc::UnboundedSender<Line>);
+    pub(crate) struct Capture(pub(crate) mpsc::UnboundedSender<Line>);
 
     struct Visitor<'a>(&'a mut Fields);
 
