@@ -291,6 +291,23 @@ impl TraceContext {
         self.to_string()
     }
 
+    /// [`traceparent`](Self::traceparent), written on the stack (records
+    /// get it per event: formatting was measurable there).
+    pub(crate) fn traceparent_bytes(&self) -> [u8; 55] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [b'-'; 55];
+        out[..2].copy_from_slice(b"00");
+        for (i, b) in out[3..35].iter_mut().enumerate() {
+            *b = HEX[((self.trace_id.0 >> (124 - 4 * i)) & 0xf) as usize];
+        }
+        for (i, b) in out[36..52].iter_mut().enumerate() {
+            *b = HEX[((self.span_id.0 >> (60 - 4 * i)) & 0xf) as usize];
+        }
+        out[53] = HEX[usize::from(self.flags >> 4)];
+        out[54] = HEX[usize::from(self.flags & 0xf)];
+        out
+    }
+
     /// The headers carrying this context: `traceparent`, and `tracestate`
     /// if there is one.
     pub fn headers(&self) -> Headers {
@@ -305,7 +322,10 @@ impl TraceContext {
         if has_traceparent(headers) {
             return;
         }
-        headers.push((TRACEPARENT.to_string(), Bytes::from(self.traceparent())));
+        headers.push((
+            TRACEPARENT.to_string(),
+            Bytes::copy_from_slice(&self.traceparent_bytes()),
+        ));
         if let Some(state) = &self.trace_state {
             headers.push((TRACESTATE.to_string(), state.clone()));
         }
@@ -322,12 +342,12 @@ impl TraceContext {
 #[derive(Clone)]
 pub(crate) struct EventTrace {
     pub(crate) context: TraceContext,
-    traceparent: Bytes,
+    traceparent: [u8; 55],
 }
 
 impl EventTrace {
     pub(crate) fn from_context(context: TraceContext) -> Self {
-        let traceparent = Bytes::from(context.traceparent());
+        let traceparent = context.traceparent_bytes();
         Self {
             context,
             traceparent,
@@ -350,7 +370,10 @@ impl EventTrace {
         if has_traceparent(headers) {
             return;
         }
-        headers.push((TRACEPARENT.to_string(), self.traceparent.clone()));
+        headers.push((
+            TRACEPARENT.to_string(),
+            Bytes::copy_from_slice(&self.traceparent),
+        ));
         if let Some(state) = self.context.trace_state_bytes() {
             headers.push((TRACESTATE.to_string(), state.clone()));
         }
@@ -397,11 +420,8 @@ fn valid_trace_state(state: &[u8]) -> bool {
 impl fmt::Display for TraceContext {
     /// The `traceparent`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "00-{}-{}-{:02x}",
-            self.trace_id, self.span_id, self.flags
-        )
+        let bytes = self.traceparent_bytes();
+        f.write_str(std::str::from_utf8(&bytes).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -454,6 +474,9 @@ mod tests {
         assert!(cx.is_sampled());
         assert_eq!(cx.parent_span_id(), None);
         assert_eq!(cx.traceparent(), VALID);
+        assert_eq!(&cx.traceparent_bytes()[..], VALID.as_bytes());
+        let root = TraceContext::new_root();
+        assert_eq!(&root.traceparent_bytes()[..], root.traceparent().as_bytes());
         let unsampled = TraceContext::parse(VALID.replace("-01", "-00")).unwrap();
         assert!(!unsampled.is_sampled());
         assert!(unsampled.traceparent().ends_with("-00"));
