@@ -161,7 +161,7 @@ fn lower_hex(s: &[u8], len: usize) -> Option<()> {
 /// assert_eq!(event.trace_id(), remote.trace_id());
 /// assert_eq!(event.parent_span_id(), Some(remote.span_id()));
 /// assert!(event.is_sampled());
-/// assert_eq!(&event.traceparent()[..36], "00-4bf92f3577b34da6a3ce929d0e0e4736");
+/// assert_eq!(&event.traceparent()[..35], "00-4bf92f3577b34da6a3ce929d0e0e4736");
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct TraceContext {
