@@ -19,6 +19,10 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "offline tests (embedded broker, mock Kafka cluster, macro UI tests)"
 cargo test --workspace
 
+step "feature opentelemetry: lints, spans exported to an in-test OTLP/HTTP collector"
+cargo clippy --workspace --all-targets --features faust-rs/opentelemetry -- -D warnings
+cargo test -p faust-rs --features opentelemetry --test opentelemetry
+
 step "loom models of the synchronisation (release, own target dir)"
 RUSTFLAGS="--cfg faust_loom" LOOM_MAX_PREEMPTIONS=3 \
   cargo test -p faust-core --release --lib --target-dir target/loom loom

@@ -33,11 +33,14 @@ pub use faust_core::{
     ReplyPromise, ReplyTuple, Result, Schema, SendOptions, Sink, Stall, Stream, SupervisorStrategy,
     TestContext, TestEvent, TestOptions, TimerSpec, Topic, TopicPartition, Value, Yield,
 };
+pub use faust_core::{trace_context, trace_context::TraceContext, EVENT_TARGET};
 pub use faust_macros::{agent, timer, Record};
 
 mod cli;
 mod listing;
 mod run;
+#[cfg(feature = "opentelemetry")]
+pub mod telemetry;
 #[cfg(feature = "web")]
 pub mod web;
 

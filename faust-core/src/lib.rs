@@ -23,6 +23,7 @@ mod sync;
 pub mod testing;
 pub mod timer;
 pub mod topic;
+pub mod trace_context;
 pub mod transport;
 
 pub use agent::{manager, sink, stream, supervisor};
@@ -39,7 +40,7 @@ pub mod replies {
     };
 }
 
-pub use agent::{current_agent, spawn};
+pub use agent::{current_agent, spawn, trace_context, EVENT_TARGET};
 pub use agent::{Agent, AgentInfo, AgentSpec, AgentStats, AgentT, OnError};
 pub use app::{App, AppBuilder, AppConfig, Health, Stall};
 pub use channel::Channel;
@@ -58,4 +59,5 @@ pub use supervisor::{RestartBudget, SupervisorStrategy};
 pub use testing::{PutOptions, TestContext, TestEvent, TestOptions};
 pub use timer::TimerSpec;
 pub use topic::{CleanupPolicy, Topic};
+pub use trace_context::TraceContext;
 pub use transport::OffsetReset;

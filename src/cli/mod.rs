@@ -131,7 +131,10 @@ impl Cli {
     /// on stderr (`Error: ...`, whatever `RUST_BACKTRACE` says) and exits
     /// the process with status 1; this returns only on success.
     pub async fn run(self) -> anyhow::Result<()> {
-        match self.run_inner().await {
+        let result = self.run_inner().await;
+        #[cfg(feature = "opentelemetry")]
+        crate::telemetry::shutdown();
+        match result {
             Ok(()) => Ok(()),
             Err(err) => {
                 eprintln!("Error: {err:#}");
@@ -253,7 +256,7 @@ impl Settings {
     }
 }
 
-fn executable_name() -> String {
+pub(crate) fn executable_name() -> String {
     std::env::current_exe()
         .ok()
         .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
@@ -261,16 +264,26 @@ fn executable_name() -> String {
 }
 
 fn init_logging(level: Option<&str>, default: &str) {
-    let filter = match level {
-        Some(l) => tracing_subscriber::EnvFilter::new(l),
-        None => tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+
+    let directives = match level {
+        Some(l) => l.to_string(),
+        None => std::env::var(tracing_subscriber::EnvFilter::DEFAULT_ENV)
+            .ok()
+            .filter(|d| tracing_subscriber::EnvFilter::try_new(d).is_ok())
+            .unwrap_or_else(|| default.to_string()),
     };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let filter = tracing_subscriber::EnvFilter::new(&directives);
+    let output = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
-        .try_init();
+        .with_filter(filter);
+    let subscriber = tracing_subscriber::registry().with(output);
+    #[cfg(feature = "opentelemetry")]
+    let subscriber = subscriber.with(crate::telemetry::otlp_layer(&directives));
+    let _ = subscriber.try_init();
 }
 
 #[cfg(test)]

@@ -27,7 +27,9 @@ use super::event::Event;
 use super::held::{Current, Held, Target};
 use super::sink::{SinkInput, SinkSend};
 use super::timing::Sampler;
+use super::trace;
 use super::Agent;
+use crate::trace_context::EventTrace;
 
 /// What an actor shares between its runner, its stream and its `Yield`.
 pub(crate) struct ActorCtx {
@@ -50,6 +52,9 @@ pub(crate) struct ActorCtx {
     /// An error thrown into the actor ([`throw`](Self::throw)): it ends
     /// with it, as if its function had returned it.
     thrown: Mutex<Option<Error>>,
+    /// An event of this actor had a recorded span: polls enter the
+    /// current event's span (checked so that polls skip the lock otherwise).
+    spans: AtomicBool,
     label: String,
     /// Which events it times.
     pub(super) sampler: Sampler,
@@ -93,6 +98,7 @@ impl ActorCtx {
             unacked: Arc::default(),
             since_check: std::sync::atomic::AtomicU32::new(0),
             thrown: Mutex::new(None),
+            spans: AtomicBool::new(false),
             label,
             sampler: Sampler::new(agent_metrics),
         })
@@ -139,6 +145,21 @@ impl ActorCtx {
             .current
             .as_ref()
             .map(|c| c.lease.message().clone())
+    }
+
+    /// The span of the current event, if it is recorded.
+    pub(super) fn event_span(&self) -> Option<tracing::Span> {
+        if !self.spans.load(Ordering::Relaxed) {
+            return None;
+        }
+        let held = self.lock();
+        let span = &held.current.as_ref()?.span;
+        (!span.is_disabled()).then(|| span.clone())
+    }
+
+    /// The trace context of the held event `target` (computed on first use).
+    pub(super) fn trace_of(&self, target: Target) -> Option<EventTrace> {
+        self.lock().target_mut(target).map(|c| c.trace().clone())
     }
 
     /// Wait for the next message this actor may process; with it, whether
@@ -205,6 +226,9 @@ impl ActorCtx {
 
     /// Read, decode and make current the next event.
     pub(crate) async fn next_event<T: Value>(self: Arc<Self>) -> Option<Event<T>> {
+        if self.spans.load(Ordering::Relaxed) {
+            trace::leave_event(&self);
+        }
         self.finish_current();
         if !self.wait_for_deliveries().await {
             return None;
@@ -216,17 +240,19 @@ impl ActorCtx {
                 (Ok(value), reply) => {
                     self.agent.stats().record_in();
                     let timing = self.sampler.start(waited);
-                    self.lock().current = Some(Current {
-                        lease,
-                        reply,
-                        pending: Vec::new(),
-                        timing,
-                    });
+                    let (span, trace) = trace::event_span(self.agent.name(), &msg);
+                    if span.is_disabled() {
+                        self.lock().current = Some(Current::new(lease, reply, span, trace, timing));
+                    } else {
+                        self.spans.store(true, Ordering::Relaxed);
+                        trace::enter_event(&self, &span);
+                        self.lock().current = Some(Current::new(lease, reply, span, trace, timing));
+                    }
                     return Some(Event::new(value, msg, self.agent.key_codec().clone()));
                 }
                 (Err(err), reply) => {
                     self.agent.stats().record_undecodable();
-                    self.fail_event(lease, reply, &err).await
+                    self.fail_event(lease, reply, None, &err).await
                 }
             }
         }
@@ -254,18 +280,15 @@ impl ActorCtx {
                     } else {
                         Default::default()
                     };
-                    held.batch.push(Current {
-                        lease,
-                        reply,
-                        pending: Vec::new(),
-                        timing,
-                    });
+                    // No span: the batch function runs for all of them.
+                    let current = Current::new(lease, reply, tracing::Span::none(), None, timing);
+                    held.batch.push(current);
                     drop(held);
                     return Some(Event::new(value, msg, self.agent.key_codec().clone()));
                 }
                 (Err(err), reply) => {
                     self.agent.stats().record_undecodable();
-                    self.fail_event(lease, reply, &err).await
+                    self.fail_event(lease, reply, None, &err).await
                 }
             }
         }
@@ -343,33 +366,43 @@ impl ActorCtx {
         key: Option<Bytes>,
     ) -> Result<()> {
         self.agent.stats().record_out();
-        let (reply, source_key, source) = {
-            let held = self.lock();
-            match held.target(target) {
+        let sinks = self.agent.sinks();
+        // The trace context only if a record is made: a value that only
+        // goes to callbacks costs no ids.
+        let records = sinks.iter().any(|s| s.key.is_some());
+        let (reply, source_key, source, trace) = {
+            let mut held = self.lock();
+            match held.target_mut(target) {
                 Some(c) => {
+                    let trace = (records || c.reply.is_some()).then(|| c.trace().clone());
                     let msg = c.lease.message();
                     (
                         c.reply.clone(),
                         msg.key().cloned(),
                         Some((msg.partition(), msg.offset())),
+                        trace,
                     )
                 }
-                None => (None, None, None),
+                None => (None, None, None, None),
             }
         };
         let mut pending = Vec::new();
         let ctx = self.agent.context();
         if let Some(addr) = reply {
-            let reply =
-                server::reply_record(&addr, source_key.as_ref(), Ok(server::reply_value(&value)?));
+            let reply = server::reply_record(
+                &addr,
+                source_key.as_ref(),
+                Ok(server::reply_value(&value)?),
+                trace.as_ref(),
+            );
             pending.extend(ctx.producer.enqueue(reply).await?);
         }
-        let sinks = self.agent.sinks();
         let input = SinkInput {
             value: &value as &(dyn Any + Send + Sync),
             key: key.as_ref().or(source_key.as_ref()),
             key_codec: self.agent.key_codec(),
             source,
+            trace: trace.as_ref(),
         };
         for sink in sinks.iter() {
             // Most sinks finish at once: only one that waits gets a span in
@@ -409,7 +442,13 @@ impl ActorCtx {
 
     /// The event failed (decode error, handler error or crash): report it,
     /// answer its asker with the error, dead-letter it, then ack it.
-    pub(super) async fn fail_event(&self, lease: Lease, reply: Option<ReplyAddr>, err: &Error) {
+    pub(super) async fn fail_event(
+        &self,
+        lease: Lease,
+        reply: Option<ReplyAddr>,
+        trace: Option<Box<EventTrace>>,
+        err: &Error,
+    ) {
         let msg = lease.message();
         tracing::error!(
             agent = %self.agent.name(),
@@ -420,7 +459,7 @@ impl ActorCtx {
             "event failed"
         );
         self.agent.report_error(err).await;
-        self.settle_failed(lease, reply, err).await;
+        self.settle_failed(lease, reply, trace, err).await;
     }
 
     /// Every event of the batch failed (the batch function returned an
@@ -431,20 +470,33 @@ impl ActorCtx {
         tracing::error!(agent = %self.agent.name(), events = batch.len(), error = %err, "batch failed");
         self.agent.report_error(err).await;
         for cur in batch {
-            self.settle_failed(cur.lease, cur.reply, err).await;
+            self.settle_failed(cur.lease, cur.reply, cur.trace, err)
+                .await;
         }
     }
 
     /// Answer a failed event's asker with the error, dead-letter the event,
     /// then ack it.
-    async fn settle_failed(&self, lease: Lease, reply: Option<ReplyAddr>, err: &Error) {
+    async fn settle_failed(
+        &self,
+        lease: Lease,
+        reply: Option<ReplyAddr>,
+        trace: Option<Box<EventTrace>>,
+        err: &Error,
+    ) {
         let msg = lease.message().clone();
         let ctx = self.agent.context();
         // The error reply and the dead-letter copy are outputs of the
         // event like any other: it is acked only once both are delivered.
         let mut undelivered = None;
         if let Some(addr) = reply {
-            let reply = server::reply_record(&addr, msg.key(), Err(server::error_message(err)));
+            let trace = trace.unwrap_or_else(|| Box::new(EventTrace::of_record(msg.headers())));
+            let reply = server::reply_record(
+                &addr,
+                msg.key(),
+                Err(server::error_message(err)),
+                Some(&trace),
+            );
             let sent = match ctx.producer.enqueue(reply).await {
                 Ok(Some(delivery)) => delivery.await.map(|_| ()),
                 Ok(None) => Ok(()),
@@ -474,7 +526,7 @@ impl ActorCtx {
         match cur {
             Some(cur) => {
                 cur.timing.finish(self.agent.stats(), self.shard());
-                self.fail_event(cur.lease, cur.reply, err).await
+                self.fail_event(cur.lease, cur.reply, cur.trace, err).await
             }
             None => self.agent.report_error(err).await,
         }

@@ -95,6 +95,7 @@ impl Agent {
         correlation_id: &str,
     ) -> Result<ProducerRecord> {
         let mut headers = opts.headers.clone();
+        super::trace::inject_for_send(&mut headers, true);
         let bytes = if self.use_reply_headers() {
             headers.extend(wire::request_headers(reply_to, correlation_id));
             self.send_codec(opts)?.encode(value)?
@@ -129,14 +130,18 @@ impl Agent {
                     .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
                 self.request_record(value, opts, reply_to, &cid)
             }
-            None => Ok(ProducerRecord {
-                topic: self.topic_name()?.clone(),
-                partition: opts.partition,
-                key: opts.key.clone(),
-                value: Some(self.send_codec(opts)?.encode_bytes(value)?),
-                headers: opts.headers.clone(),
-                timestamp: opts.timestamp,
-            }),
+            None => {
+                let mut headers = opts.headers.clone();
+                super::trace::inject_for_send(&mut headers, false);
+                Ok(ProducerRecord {
+                    topic: self.topic_name()?.clone(),
+                    partition: opts.partition,
+                    key: opts.key.clone(),
+                    value: Some(self.send_codec(opts)?.encode_bytes(value)?),
+                    headers,
+                    timestamp: opts.timestamp,
+                })
+            }
         }
     }
 

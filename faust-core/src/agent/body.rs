@@ -194,7 +194,10 @@ pub(crate) async fn run_actor(
     root: await_tree::TreeRoot,
 ) -> Outcome {
     let agent = ctx.agent().clone();
-    let fut = within_agent(agent.clone(), body.run(ctx.clone()));
+    let fut = within_agent(
+        agent.clone(),
+        super::trace::WithinActor::new(ctx.clone(), body.run(ctx.clone())),
+    );
     let result = AssertUnwindSafe(root.instrument(fut)).catch_unwind().await;
     let outcome = match result {
         Ok(Ok(())) => match ctx.take_thrown() {

@@ -14,6 +14,7 @@ use crate::transport::DeliveryFuture;
 use super::acker::{ack_when_delivered, Waiting};
 use super::actor::ActorCtx;
 use super::timing::Timing;
+use crate::trace_context::EventTrace;
 
 /// An event an actor holds: taken from the queue, not acked yet.
 pub(super) struct Current {
@@ -24,6 +25,37 @@ pub(super) struct Current {
     pub(super) pending: Vec<DeliveryFuture>,
     /// When its processing started, if it is timed.
     pub(super) timing: Timing,
+    /// The event's trace context, once something needed it.
+    pub(super) trace: Option<Box<EventTrace>>,
+    /// The event's span (disabled unless `faust::event` is at DEBUG).
+    pub(super) span: tracing::Span,
+}
+
+impl Current {
+    /// A held event, with its span and, if the span is recorded, its trace.
+    pub(super) fn new(
+        lease: Lease,
+        reply: Option<ReplyAddr>,
+        span: tracing::Span,
+        trace: Option<Box<EventTrace>>,
+        timing: Timing,
+    ) -> Self {
+        Self {
+            lease,
+            reply,
+            pending: Vec::new(),
+            trace,
+            span,
+            timing,
+        }
+    }
+
+    /// The event's trace context, computed on first use.
+    pub(super) fn trace(&mut self) -> &EventTrace {
+        let msg = self.lease.message();
+        self.trace
+            .get_or_insert_with(|| Box::new(EventTrace::of_record(msg.headers())))
+    }
 }
 
 /// The events an actor holds.
@@ -210,7 +242,7 @@ impl ActorCtx {
         back.extend(unacked.into_iter().chain(batch).map(|c| c.lease));
         match current {
             Some(cur) if !noack => {
-                self.fail_event(cur.lease, cur.reply, err).await;
+                self.fail_event(cur.lease, cur.reply, cur.trace, err).await;
             }
             Some(cur) => {
                 self.agent.report_error(err).await;
@@ -257,13 +289,6 @@ impl ActorCtx {
 }
 
 impl Held {
-    pub(super) fn target(&self, target: Target) -> Option<&Current> {
-        match target {
-            Target::Current => self.current.as_ref(),
-            Target::Batch(i) => self.batch.get(i),
-        }
-    }
-
     pub(super) fn target_mut(&mut self, target: Target) -> Option<&mut Current> {
         match target {
             Target::Current => self.current.as_mut(),

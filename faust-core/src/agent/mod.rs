@@ -25,12 +25,16 @@ pub mod manager;
 mod partitions;
 mod scatter;
 pub use scatter::JoinResults;
+#[cfg(feature = "opentelemetry")]
+mod otel;
 pub mod sink;
 mod spec;
 mod stats;
 pub mod stream;
 pub mod supervisor;
 mod timing;
+pub(crate) mod trace;
+pub use trace::{trace_context, EVENT_TARGET};
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -525,6 +529,8 @@ impl Agent {
             };
             return self.send_to_channel(inbox, payload, &opts).await;
         }
+        let mut headers = headers;
+        trace::inject_for_send(&mut headers, false);
         let record = crate::record::ProducerRecord {
             topic: self.topic_name()?.clone(),
             partition,
@@ -567,14 +573,10 @@ impl Agent {
             )));
         }
         let wait = opts.timeout.unwrap_or(self.inner.ctx.config.ask_timeout);
+        let mut headers = opts.channel_headers();
+        trace::inject_for_send(&mut headers, opts.reply_to.is_some());
         inbox
-            .push(
-                payload,
-                opts.key.clone(),
-                opts.channel_headers(),
-                opts.timestamp,
-                wait,
-            )
+            .push(payload, opts.key.clone(), headers, opts.timestamp, wait)
             .await
     }
 

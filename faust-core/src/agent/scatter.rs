@@ -109,10 +109,13 @@ impl<'a> Scatter<'a> {
                 self.deadline.step(PRODUCING);
                 let mut order = Vec::new();
                 let mut deliveries = Vec::new();
+                // One trace context for every request of the call.
+                let mut base = self.opts.clone();
+                super::trace::inject_for_send(&mut base.headers, true);
                 let mut items = std::pin::pin!(items);
                 while let Some((key, value)) = items.next().await {
                     let cid = uuid::Uuid::new_v4().to_string();
-                    let mut opts = self.opts.clone();
+                    let mut opts = base.clone();
                     if let Some(k) = &key {
                         opts.key = Some(agent.key_bytes(k)?);
                     }

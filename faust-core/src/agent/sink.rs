@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::record::ProducerRecord;
 use crate::runtime::inbox::Inbox;
 use crate::topic::Topic;
+use crate::trace_context::EventTrace;
 use crate::transport::producer::Queued;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -100,16 +101,21 @@ fn send_to_channel<R: Value>(
     inbox: Arc<Inbox>,
     value: &R,
     key: Option<bytes::Bytes>,
+    trace: Option<&EventTrace>,
 ) -> SinkSend {
     let payload = match inbox.value_type().convert(value) {
         Ok(p) => p,
         Err(e) => return SinkSend::Now(Err(e)),
     };
     let wait = ctx.config.ask_timeout;
+    let mut headers = Vec::new();
+    if let Some(trace) = trace {
+        trace.inject(&mut headers);
+    }
     SinkSend::Later(
         async move {
             inbox
-                .push(payload, key, Vec::new(), None, wait)
+                .push(payload, key, headers, None, wait)
                 .await
                 .map(|_| None)
         }
@@ -299,7 +305,7 @@ impl<R: Value> Sink<R> {
                             .encode_bytes(value)
                             .map(|bytes| (bytes, topic.clone())),
                         (_, AgentRoute::Channel(inbox)) => {
-                            return send_to_channel(ctx, inbox.clone(), value, key)
+                            return send_to_channel(ctx, inbox.clone(), value, key, out.trace)
                         }
                     },
                     Err(e) => Err(e),
@@ -309,7 +315,9 @@ impl<R: Value> Sink<R> {
                         ctx.find_channel(name).ok_or_else(|| unknown_channel(name))
                     });
                     return match found {
-                        Ok(inbox) => send_to_channel(ctx, inbox.into_owned(), value, key),
+                        Ok(inbox) => {
+                            send_to_channel(ctx, inbox.into_owned(), value, key, out.trace)
+                        }
                         Err(e) => SinkSend::Now(Err(e)),
                     };
                 }
@@ -331,6 +339,9 @@ impl<R: Value> Sink<R> {
                 Ok((bytes, topic)) => {
                     let mut record = ProducerRecord::new(topic, bytes);
                     record.key = key;
+                    if let Some(trace) = out.trace {
+                        trace.inject(&mut record.headers);
+                    }
                     ctx.producer.queue(record)
                 }
                 Err(e) => SinkSend::Now(Err(e)),
@@ -368,6 +379,9 @@ pub(crate) struct SinkInput<'a> {
     pub(crate) key_codec: &'a CodecRef,
     /// The partition and offset of the event the value answers, if any.
     pub(crate) source: Option<(i32, i64)>,
+    /// The trace context of that event, for the records made (`None`
+    /// when no event is current, or the sinks make no record).
+    pub(crate) trace: Option<&'a EventTrace>,
 }
 
 /// Sends one value; topic and agent sinks return the delivery of the

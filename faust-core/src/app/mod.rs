@@ -443,7 +443,8 @@ impl App {
     // ----- producing ---------------------------------------------------------
 
     /// Produce a record and wait for its delivery.
-    pub async fn send_record(&self, record: ProducerRecord) -> Result<RecordMetadata> {
+    pub async fn send_record(&self, mut record: ProducerRecord) -> Result<RecordMetadata> {
+        crate::agent::trace::inject_for_send(&mut record.headers, false);
         self.context().producer.send(record).await
     }
 

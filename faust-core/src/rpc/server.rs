@@ -7,6 +7,7 @@ use bytes::Bytes;
 use crate::error::{Error, Result};
 use crate::record::{Headers, ProducerRecord};
 use crate::rpc::wire::{self, ReqRepRequest, ReqRepResponse};
+use crate::trace_context::EventTrace;
 
 /// Where a request wants its reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,17 +59,22 @@ pub(crate) fn reply_address(headers: &Headers) -> Option<ReplyAddr> {
 }
 
 /// The record answering a request: a `ReqRepResponse` to its reply topic,
-/// carrying the value, or the error message in [`wire::ERROR_HEADER`].
+/// carrying the value, or the error message in [`wire::ERROR_HEADER`], and
+/// the answering event's trace context.
 pub(crate) fn reply_record(
     addr: &ReplyAddr,
     key: Option<&Bytes>,
     value: std::result::Result<serde_json::Value, String>,
+    trace: Option<&EventTrace>,
 ) -> ProducerRecord {
     let key = key
         .and_then(|k| std::str::from_utf8(k).ok())
         .map(|k| serde_json::Value::String(k.to_string()))
         .unwrap_or(serde_json::Value::Null);
     let mut headers = Vec::new();
+    if let Some(trace) = trace {
+        trace.inject(&mut headers);
+    }
     let value = match value {
         Ok(v) => v,
         Err(message) => {
