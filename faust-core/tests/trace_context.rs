@@ -126,15 +126,17 @@ async fn an_ask_carries_one_trace_to_the_reply() {
         )
         .unwrap();
     app.start().await.unwrap();
-    // From outside any agent: the ask starts a new trace.
-    let (seen, parent): (String, Option<String>) = echo.ask(&7).await.unwrap();
+    // The caller's trace, as its tracing would set it.
+    let opts = SendOptions::default().header(TRACEPARENT, KNOWN);
+    let (seen, parent): (String, Option<String>) = echo.ask_with(&7, opts).await.unwrap();
     let event = TraceContext::parse(&seen).unwrap();
 
     let request = carried(&records(&app, "echo-in", 1).await[0]);
+    assert_eq!(request.trace_id(), known().trace_id());
     assert_eq!(
-        request.trace_id(),
         event.trace_id(),
-        "the request starts the trace"
+        known().trace_id(),
+        "the event is in the trace"
     );
     assert_eq!(parent, Some(request.span_id().to_string()));
     let reply_to = app.config().reply_to.clone();
@@ -150,12 +152,40 @@ async fn an_ask_carries_one_trace_to_the_reply() {
         "the reply's parent is the event's span"
     );
 
-    // Another ask, another trace.
+    // From outside any agent, with nothing recording traces: the request
+    // carries no traceparent (no header for a trace nobody records); the
+    // agent's trace_context() starts one, and its reply carries it.
     let (again, _): (String, Option<String>) = echo.ask(&8).await.unwrap();
-    assert_ne!(
-        TraceContext::parse(&again).unwrap().trace_id(),
-        event.trace_id()
-    );
+    let fresh = TraceContext::parse(&again).unwrap();
+    assert_ne!(fresh.trace_id(), event.trace_id());
+    assert_eq!(fresh.parent_span_id(), None);
+    let request = &records(&app, "echo-in", 2).await[1];
+    assert_eq!(record::header(&request.headers, TRACEPARENT), None);
+    let reply = carried(&records(&app, &reply_to, 2).await[1]);
+    assert_eq!(reply.trace_id(), fresh.trace_id());
+    app.stop().await.unwrap();
+}
+
+/// An event nobody traces (no traceparent, no recorded span, no
+/// `trace_context()` call) produces records without one.
+#[tokio::test]
+async fn an_untraced_event_adds_no_header() {
+    let app = app("trace-none").topic_partitions(1).build().unwrap();
+    let agent = app
+        .add_agent(
+            AgentSpec::handler("plain", |x: i64| async move { Ok::<_, Error>(x + 1) })
+                .topic("plain-in")
+                .sink(Sink::<i64>::topic("plain-out")),
+        )
+        .unwrap();
+    app.start().await.unwrap();
+    let answer: i64 = agent.ask(&1).await.unwrap();
+    assert_eq!(answer, 2);
+    let out = records(&app, "plain-out", 1).await;
+    assert_eq!(record::header(&out[0].headers, TRACEPARENT), None);
+    let reply_to = app.config().reply_to.clone();
+    let reply = &records(&app, &reply_to, 1).await[0];
+    assert_eq!(record::header(&reply.headers, TRACEPARENT), None);
     app.stop().await.unwrap();
 }
 

@@ -29,7 +29,7 @@ use super::sink::{SinkInput, SinkSend};
 use super::timing::Sampler;
 use super::trace;
 use super::Agent;
-use crate::trace_context::EventTrace;
+use crate::trace_context::{has_traceparent, EventTrace};
 
 /// What an actor shares between its runner, its stream and its `Yield`.
 pub(crate) struct ActorCtx {
@@ -160,6 +160,15 @@ impl ActorCtx {
     /// The trace context of the held event `target` (computed on first use).
     pub(super) fn trace_of(&self, target: Target) -> Option<EventTrace> {
         self.lock().target_mut(target).map(|c| c.trace().clone())
+    }
+
+    /// The trace context the outputs of the held event `target` carry:
+    /// `None` if no such event is held, `Some(None)` if the event is not
+    /// traced (see `Current::output_trace`).
+    pub(super) fn output_trace_of(&self, target: Target) -> Option<Option<EventTrace>> {
+        self.lock()
+            .target_mut(target)
+            .map(|c| c.output_trace().cloned())
     }
 
     /// Wait for the next message this actor may process; with it, whether
@@ -374,7 +383,11 @@ impl ActorCtx {
             let mut held = self.lock();
             match held.target_mut(target) {
                 Some(c) => {
-                    let trace = (records || c.reply.is_some()).then(|| c.trace().clone());
+                    let trace = if records || c.reply.is_some() {
+                        c.output_trace().cloned()
+                    } else {
+                        None
+                    };
                     let msg = c.lease.message();
                     (
                         c.reply.clone(),
@@ -490,12 +503,16 @@ impl ActorCtx {
         // event like any other: it is acked only once both are delivered.
         let mut undelivered = None;
         if let Some(addr) = reply {
-            let trace = trace.unwrap_or_else(|| Box::new(EventTrace::of_record(msg.headers())));
+            // Like a value's reply: in the event's trace, if it has one.
+            let trace = trace.or_else(|| {
+                has_traceparent(msg.headers())
+                    .then(|| Box::new(EventTrace::of_record(msg.headers())))
+            });
             let reply = server::reply_record(
                 &addr,
                 msg.key(),
                 Err(server::error_message(err)),
-                Some(&trace),
+                trace.as_deref(),
             );
             let sent = match ctx.producer.enqueue(reply).await {
                 Ok(Some(delivery)) => delivery.await.map(|_| ()),

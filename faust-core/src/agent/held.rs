@@ -14,7 +14,7 @@ use crate::transport::DeliveryFuture;
 use super::acker::{ack_when_delivered, Waiting};
 use super::actor::ActorCtx;
 use super::timing::Timing;
-use crate::trace_context::EventTrace;
+use crate::trace_context::{has_traceparent, EventTrace};
 
 /// An event an actor holds: taken from the queue, not acked yet.
 pub(super) struct Current {
@@ -48,6 +48,17 @@ impl Current {
             span,
             timing,
         }
+    }
+
+    /// The trace context its outputs carry: the event's, if its record
+    /// came with a `traceparent` or something (its recorded span, the
+    /// function's `trace_context()`) made one; else none, so that an
+    /// untraced event's outputs cost no header.
+    pub(super) fn output_trace(&mut self) -> Option<&EventTrace> {
+        if self.trace.is_none() && !has_traceparent(self.lease.message().headers()) {
+            return None;
+        }
+        Some(self.trace())
     }
 
     /// The event's trace context, computed on first use.

@@ -198,16 +198,20 @@ pub fn trace_context() -> Option<TraceContext> {
 /// event flow (`send`, `ask`, `map`, `join`, `App::send`), unless it has
 /// a `traceparent` already: the current event's if an actor sends while
 /// it has one; else, with the `opentelemetry` feature, the caller's
-/// current span's; else a new trace if `start` (requests), none for a
-/// plain send (which stays as cheap as before).
+/// current span's; else a new trace if `start` (requests) and the events'
+/// spans are recorded (`faust::event` at DEBUG), none for a plain send or
+/// when nothing records the trace (a join of a million values would
+/// otherwise carry a million headers for nobody).
 pub(crate) fn inject_for_send(headers: &mut Headers, start: bool) {
     if has_traceparent(headers) {
         return;
     }
     if let Some(actor) = running_actor() {
-        if let Some(trace) = actor.trace_of(Target::Current) {
-            trace.inject(headers);
-            return;
+        match actor.output_trace_of(Target::Current) {
+            Some(Some(trace)) => return trace.inject(headers),
+            // An untraced event's sends carry nothing, like its outputs.
+            Some(None) => return,
+            None => {}
         }
     }
     #[cfg(feature = "opentelemetry")]
@@ -215,7 +219,8 @@ pub(crate) fn inject_for_send(headers: &mut Headers, start: bool) {
         context.inject(headers);
         return;
     }
-    if start {
+    // A new trace only if something records it: the events' spans.
+    if start && tracing::enabled!(target: EVENT_TARGET, tracing::Level::DEBUG) {
         TraceContext::new_root().inject(headers);
     }
 }
