@@ -188,6 +188,16 @@ async fn serve(s: &Settings) -> anyhow::Result<()> {
             Ok::<_, Error>(vec![count, sum])
         })
         .topic(t("adds_seen")),
+        // The trace context of the event: the caller's trace, if its
+        // request carried a traceparent.
+        AgentSpec::handler("trace", |_: Value| async move {
+            let cx = faust::trace_context().expect("inside an agent");
+            Ok::<_, Error>(json!({
+                "trace_id": cx.trace_id().to_string(),
+                "parent_span_id": cx.parent_span_id().map(|p| p.to_string()),
+            }))
+        })
+        .topic(t("trace")),
     ];
     for spec in specs {
         app.add_agent(spec.on_error(report))?;
@@ -206,6 +216,9 @@ async fn serve(s: &Settings) -> anyhow::Result<()> {
 // ---- client: call the Python worker's agents --------------------------------------
 
 const MODES: [(&str, bool); 2] = [("headers", true), ("envelope", false)];
+
+/// A W3C traceparent, as a traced producer writes it.
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 /// Declare an agent that runs elsewhere (in Python, or in `serve`): this
 /// app only sends it requests. `use_reply_headers` of this declaration picks
@@ -255,7 +268,7 @@ fn err<E: fmt::Display>(e: E) -> String {
 async fn client(s: &Settings) -> anyhow::Result<bool> {
     let app = s.app("rsclient", Duration::from_secs(20))?;
     for (mode, headers) in MODES {
-        for name in ["triple", "echo", "scale", "evens", "seen"] {
+        for name in ["triple", "echo", "scale", "evens", "seen", "trace"] {
             app.add_agent(remote(name, mode, s.topic(&format!("py-{name}")), headers))?;
         }
         for name in ["double", "fail"] {
@@ -273,6 +286,16 @@ async fn client(s: &Settings) -> anyhow::Result<bool> {
                 .expect("declared above")
         };
         let (triple, echo, scale, evens) = (a("triple"), a("echo"), a("scale"), a("evens"));
+
+        c.run(
+            &format!("{mode}: a W3C traceparent reaches the Python agent as sent"),
+            async {
+                let opts = SendOptions::default().header("traceparent", TRACEPARENT);
+                let got: Option<String> = a("trace").ask_with(&1, opts).await.map_err(err)?;
+                expect(got.as_deref(), Some(TRACEPARENT))
+            },
+        )
+        .await;
 
         c.run(&format!("{mode}: ask triple(7) == 21"), async {
             expect(triple.ask::<_, i64>(&7).await.map_err(err)?, 21)

@@ -23,7 +23,12 @@ def topic_name(name):
 # starts: Faust does not create an agent's source topic, and with
 # `internal=True` it may subscribe before the new topic shows in the metadata
 # and then ignore it for good ("Ignoring missing topic").
-PY_AGENT_TOPICS = ["py-triple", "py-echo", "py-scale", "py-evens", "py-inbox", "py-seen"]
+PY_AGENT_TOPICS = [
+    "py-triple", "py-echo", "py-scale", "py-evens", "py-inbox", "py-seen", "py-trace",
+]
+# A W3C traceparent, as OpenTelemetry's Kafka instrumentations (and Faust's
+# OpenTelemetry support) write it on the records of a traced producer.
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 PY_AGENT_PARTITIONS = 4
 
 

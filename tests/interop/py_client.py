@@ -11,12 +11,15 @@ import os
 import sys
 import time
 
-from common import Add, Checks, Line, Point, Total, expect, log, make_app, topic_name
+from common import (
+    TRACEPARENT, Add, Checks, Line, Point, Total, expect, log, make_app, topic_name,
+)
 
 app = make_app("pyclient")
 MODES = {"headers": True, "envelope": False}
 RUST_AGENTS = [
     "double", "shout", "total", "keys", "add", "shapes", "fail", "collect", "seen", "adds_seen",
+    "trace",
 ]
 
 
@@ -66,6 +69,14 @@ async def ask_line(agent):
     if not (isinstance(got.start, Point) and isinstance(got.end, Point)):
         return f"nested values are not Point records: {got!r}"
     return expect((got.start.x, got.start.y, got.end.x, got.end.y), (0, 0, 5, 6))
+
+
+async def ask_in_trace(agent):
+    """A request carrying the caller's traceparent: the Rust agent's event
+    is in that trace, a child of the caller's span."""
+    got = await agent.ask(value=1, headers={"traceparent": TRACEPARENT.encode()})
+    _, trace_id, span_id, _ = TRACEPARENT.split("-")
+    return expect(got, {"trace_id": trace_id, "parent_span_id": span_id})
 
 
 async def map_double(agent):
@@ -133,6 +144,7 @@ async def main():
             ask_typed(a["shapes"], Line(start=Point(x=1, y=2), end=Point(x=4, y=6)), Point, {"x": 3, "y": 4}),
         )
         await run("nested records out: Point -> Line(Point, Point) record", ask_line(a["shapes"]))
+        await run("ask in a W3C trace: the Rust event continues it", ask_in_trace(a["trace"]))
         await run("map double over 10 values", map_double(a["double"]))
         await run("join double over 10 values (input order)", join_double(a["double"]))
         await run("join add over 5 records", join_add(a["add"]))

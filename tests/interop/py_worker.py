@@ -68,6 +68,14 @@ async def seen(stream):
         yield list(INBOX)
 
 
+@app.agent(topic("py-trace"))
+async def trace(stream):
+    """Answers with the traceparent header of each request (None if none)."""
+    async for event in stream.events():
+        value = (event.headers or {}).get("traceparent")
+        yield value.decode() if isinstance(value, bytes) else value
+
+
 @app.task
 async def announce_ready():
     assert await triple.ask(value=1) == 3  # a round trip through Kafka
