@@ -268,7 +268,7 @@ fn err<E: fmt::Display>(e: E) -> String {
 async fn client(s: &Settings) -> anyhow::Result<bool> {
     let app = s.app("rsclient", Duration::from_secs(20))?;
     for (mode, headers) in MODES {
-        for name in ["triple", "echo", "scale", "evens", "seen", "trace"] {
+        for name in ["triple", "echo", "scale", "evens", "seen", "trace", "otel"] {
             app.add_agent(remote(name, mode, s.topic(&format!("py-{name}")), headers))?;
         }
         for name in ["double", "fail"] {
@@ -293,6 +293,19 @@ async fn client(s: &Settings) -> anyhow::Result<bool> {
                 let opts = SendOptions::default().header("traceparent", TRACEPARENT);
                 let got: Option<String> = a("trace").ask_with(&1, opts).await.map_err(err)?;
                 expect(got.as_deref(), Some(TRACEPARENT))
+            },
+        )
+        .await;
+        c.run(
+            &format!("{mode}: Faust's OpenTelemetry sensor puts the Python event in our trace"),
+            async {
+                let opts = SendOptions::default().header("traceparent", TRACEPARENT);
+                let got: Value = a("otel").ask_with(&1, opts).await.map_err(err)?;
+                let ids: Vec<&str> = TRACEPARENT.split('-').collect();
+                expect(
+                    (got["trace_id"].as_str(), got["parent_span_id"].as_str()),
+                    (Some(ids[1]), Some(ids[2])),
+                )
             },
         )
         .await;

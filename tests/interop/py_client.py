@@ -12,10 +12,12 @@ import sys
 import time
 
 from common import (
-    TRACEPARENT, Add, Checks, Line, Point, Total, expect, log, make_app, topic_name,
+    TRACEPARENT, Add, Checks, Line, Point, Total, current_span_ids, expect, log, make_app,
+    setup_tracing, topic_name,
 )
 
 app = make_app("pyclient")
+setup_tracing(app)
 MODES = {"headers": True, "envelope": False}
 RUST_AGENTS = [
     "double", "shout", "total", "keys", "add", "shapes", "fail", "collect", "seen", "adds_seen",
@@ -77,6 +79,18 @@ async def ask_in_trace(agent):
     got = await agent.ask(value=1, headers={"traceparent": TRACEPARENT.encode()})
     _, trace_id, span_id, _ = TRACEPARENT.split("-")
     return expect(got, {"trace_id": trace_id, "parent_span_id": span_id})
+
+
+async def ask_within_a_span(agent):
+    """An ask made inside an OpenTelemetry span: the aiokafka instrumentation
+    writes its traceparent on the request, and the Rust agent's event is in
+    the caller's trace."""
+    from opentelemetry import trace
+
+    with trace.get_tracer("interop").start_as_current_span("py-client ask"):
+        mine = current_span_ids()
+        got = await agent.ask(value=2)
+    return expect(got["trace_id"], mine["trace_id"])
 
 
 async def map_double(agent):
@@ -145,6 +159,10 @@ async def main():
         )
         await run("nested records out: Point -> Line(Point, Point) record", ask_line(a["shapes"]))
         await run("ask in a W3C trace: the Rust event continues it", ask_in_trace(a["trace"]))
+        await run(
+            "ask inside an OpenTelemetry span: Faust and Rust share its trace id",
+            ask_within_a_span(a["trace"]),
+        )
         await run("map double over 10 values", map_double(a["double"]))
         await run("join double over 10 values (input order)", join_double(a["double"]))
         await run("join add over 5 records", join_add(a["add"]))

@@ -6,12 +6,13 @@ import time
 
 import faust
 
-from common import PY_AGENT_TOPICS, Point, make_app, topic_name
+from common import PY_AGENT_TOPICS, Point, current_span_ids, make_app, setup_tracing, topic_name
 
 T0 = time.monotonic()
 # stream_wait_empty=False: on SIGTERM, do not wait for the reply-topic event
 # of the READY self-check, which Faust's reply consumer never acks (20+ s).
 app = make_app("py", stream_wait_empty=False)
+setup_tracing(app)
 
 
 def topic(name):
@@ -74,6 +75,14 @@ async def trace(stream):
     async for event in stream.events():
         value = (event.headers or {}).get("traceparent")
         yield value.decode() if isinstance(value, bytes) else value
+
+
+@app.agent(topic("py-otel"))
+async def otel(stream):
+    """Answers with the ids of the span Faust's OpenTelemetry sensor opened
+    for the request."""
+    async for _ in stream:
+        yield current_span_ids()
 
 
 @app.task
