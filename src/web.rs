@@ -136,7 +136,8 @@ async fn health(State(app): State<App>) -> Json<serde_json::Value> {
     Json(serde_json::json!({
         "status": "alive",
         "app": app.id(),
-        "running": app.is_running().await,
+        // Never waits for a start or a stop in progress.
+        "running": app.is_started(),
     }))
 }
 

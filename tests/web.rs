@@ -489,3 +489,40 @@ async fn the_worker_serves_the_endpoint_on_loopback_only_when_asked() {
     assert!(base.starts_with("http://0.0.0.0:"), "{base}");
     sigterm(child);
 }
+
+/// A start that waits for a broker holds the app's state: the endpoint
+/// answers anyway (alive, not ready) instead of waiting with it.
+#[tokio::test]
+async fn the_endpoint_answers_while_the_app_is_still_starting() {
+    // Nothing listens on port 1: creating the agent's topic waits for the
+    // broker deadline.
+    let app = faust::app_builder("web-starting")
+        .broker("kafka://127.0.0.1:1")
+        .broker_timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    app.add_agent(
+        AgentSpec::handler("idle", |x: i64| async move { Ok::<_, Error>(x) }).topic("idle-in"),
+    )
+    .unwrap();
+    let starting = tokio::spawn({
+        let app = app.clone();
+        async move { app.start().await }
+    });
+    let (web, base) = serve(&app).await;
+    until("the start is under way", || async {
+        ready(&base).await.1["problems"][0] == "the app is starting or stopping"
+    })
+    .await;
+    let health: serde_json::Value = within("/health", reqwest::get(format!("{base}/health")))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "alive");
+    assert_eq!(health["running"], false);
+    assert_eq!(within("/ready", ready(&base)).await.0, 503);
+    starting.abort();
+    web.stop().await;
+}

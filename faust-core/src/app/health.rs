@@ -158,14 +158,23 @@ impl App {
     /// one assigned partition (if it consumes topics), and none of its
     /// partitions stalled (see [`AppBuilder::stall_timeout`](crate::AppBuilder::stall_timeout)).
     /// The web endpoint's `/ready` answers with this.
+    /// It never waits: while the app starts or stops it answers at once
+    /// that it is not ready.
     pub async fn health(&self) -> Health {
         let mut problems = Vec::new();
-        let consumes = match &*self.inner.running.lock().await {
-            None => {
-                problems.push("the app is not running".to_string());
+        // Never waits: a start holds the lock while it joins the group.
+        let consumes = match self.inner.running.try_lock() {
+            Err(_) => {
+                problems.push("the app is starting or stopping".to_string());
                 false
             }
-            Some(running) => running.conductor.is_some(),
+            Ok(running) => match &*running {
+                None => {
+                    problems.push("the app is not running".to_string());
+                    false
+                }
+                Some(running) => running.conductor.is_some(),
+            },
         };
         if let Some(reason) = self.crash_reason() {
             problems.push(format!("the app crashed: {reason}"));

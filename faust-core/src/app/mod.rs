@@ -176,6 +176,15 @@ impl App {
         self.inner.running.lock().await.is_some()
     }
 
+    /// Whether the app is started, without waiting: `false` while it is
+    /// starting or stopping.
+    pub fn is_started(&self) -> bool {
+        self.inner
+            .running
+            .try_lock()
+            .is_ok_and(|running| running.is_some())
+    }
+
     /// Declare a topic ([`Topic`], a name converts): the app creates it
     /// when it starts, with the settings the topic states and the app's
     /// defaults (`topic_partitions`, `topic_replication`) for the others.
