@@ -364,6 +364,13 @@ impl EventTrace {
         })
     }
 
+    /// [`of_record`](Self::of_record) for a record that came with a
+    /// `traceparent` (valid or not); `None` for one that has none: nothing
+    /// traces it.
+    pub(crate) fn of_traced_record(headers: &Headers) -> Option<Self> {
+        has_traceparent(headers).then(|| Self::of_record(headers))
+    }
+
     /// Add `traceparent` (and `tracestate`) to a record the event
     /// produces, unless it has a `traceparent` already.
     pub(crate) fn inject(&self, headers: &mut Headers) {

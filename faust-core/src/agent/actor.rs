@@ -29,7 +29,7 @@ use super::sink::{SinkInput, SinkSend};
 use super::timing::Sampler;
 use super::trace;
 use super::Agent;
-use crate::trace_context::{has_traceparent, EventTrace};
+use crate::trace_context::EventTrace;
 
 /// What an actor shares between its runner, its stream and its `Yield`.
 pub(crate) struct ActorCtx {
@@ -250,13 +250,11 @@ impl ActorCtx {
                     self.agent.stats().record_in();
                     let timing = self.sampler.start(waited);
                     let (span, trace) = trace::event_span(self.agent.name(), &msg);
-                    if span.is_disabled() {
-                        self.lock().current = Some(Current::new(lease, reply, span, trace, timing));
-                    } else {
+                    if !span.is_disabled() {
                         self.spans.store(true, Ordering::Relaxed);
                         trace::enter_event(&self, &span);
-                        self.lock().current = Some(Current::new(lease, reply, span, trace, timing));
                     }
+                    self.lock().current = Some(Current::new(lease, reply, span, trace, timing));
                     return Some(Event::new(value, msg, self.agent.key_codec().clone()));
                 }
                 (Err(err), reply) => {
@@ -504,10 +502,7 @@ impl ActorCtx {
         let mut undelivered = None;
         if let Some(addr) = reply {
             // Like a value's reply: in the event's trace, if it has one.
-            let trace = trace.or_else(|| {
-                has_traceparent(msg.headers())
-                    .then(|| Box::new(EventTrace::of_record(msg.headers())))
-            });
+            let trace = trace.or_else(|| EventTrace::of_traced_record(msg.headers()).map(Box::new));
             let reply = server::reply_record(
                 &addr,
                 msg.key(),

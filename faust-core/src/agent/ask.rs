@@ -269,23 +269,21 @@ impl Agent {
     {
         let deadline = Deadline::new("ask to", self.name(), self.ask_timeout(&opts));
         let counters = &self.context().counters;
-        let (promise, registration) = match self.request(value, opts, &deadline).await {
-            Ok(sent) => sent,
-            Err(e) => {
-                counters.ask_ended(None, matches!(e, Error::Timeout { .. }));
-                return Err(e);
-            }
+        let asked = async {
+            let (promise, registration) = self.request(value, opts, &deadline).await?;
+            AppCounters::add(&counters.asks_sent);
+            deadline.step(WAITING);
+            let reply = deadline.run(async { Ok(promise.wait().await) }).await?;
+            drop(registration);
+            Ok::<_, Error>(reply)
         };
-        AppCounters::add(&counters.asks_sent);
-        deadline.step(WAITING);
-        let reply = match deadline.run(async { Ok(promise.wait().await) }).await {
+        let reply = match asked.await {
             Ok(reply) => reply,
             Err(e) => {
                 counters.ask_ended(None, matches!(e, Error::Timeout { .. }));
                 return Err(e);
             }
         };
-        drop(registration);
         let elapsed = deadline.started.elapsed();
         counters.ask_ended(Some(elapsed), false);
         if reply.is_ok() {

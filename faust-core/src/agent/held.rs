@@ -14,7 +14,7 @@ use crate::transport::DeliveryFuture;
 use super::acker::{ack_when_delivered, Waiting};
 use super::actor::ActorCtx;
 use super::timing::Timing;
-use crate::trace_context::{has_traceparent, EventTrace};
+use crate::trace_context::EventTrace;
 
 /// An event an actor holds: taken from the queue, not acked yet.
 pub(super) struct Current {
@@ -55,10 +55,10 @@ impl Current {
     /// function's `trace_context()`) made one; else none, so that an
     /// untraced event's outputs cost no header.
     pub(super) fn output_trace(&mut self) -> Option<&EventTrace> {
-        if self.trace.is_none() && !has_traceparent(self.lease.message().headers()) {
-            return None;
+        if self.trace.is_none() {
+            self.trace = EventTrace::of_traced_record(self.lease.message().headers()).map(Box::new);
         }
-        Some(self.trace())
+        self.trace.as_deref()
     }
 
     /// The event's trace context, computed on first use.

@@ -3,7 +3,7 @@
 use std::sync::Weak;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
@@ -13,7 +13,6 @@ use tokio::time::Instant;
 use super::{App, AppInner};
 use crate::agent::{Agent, AgentStats};
 use crate::metrics::app::AppCounters;
-use crate::metrics::histogram::Snapshot;
 
 /// Encodes an app's metrics; holds the app weakly (the app holds it).
 #[derive(Debug)]
@@ -26,6 +25,21 @@ type Fmt = Result<(), std::fmt::Error>;
 /// The value of a partition gauge for partition `i` (none: unknown).
 type PartitionValue<'a> = Box<dyn Fn(usize) -> Option<f64> + 'a>;
 
+/// A family: one sample per label set.
+fn family<L: EncodeLabelSet, M: EncodeMetric>(
+    enc: &mut DescriptorEncoder<'_>,
+    (name, help): (&str, &str),
+    kind: MetricType,
+    samples: impl IntoIterator<Item = (L, M)>,
+) -> Fmt {
+    let unit = (kind == MetricType::Histogram).then_some(&Unit::Seconds);
+    let mut family = enc.encode_descriptor(name, help, unit, kind)?;
+    for (labels, metric) in samples {
+        metric.encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
 /// A counter of each agent.
 fn agent_counter(
     enc: &mut DescriptorEncoder<'_>,
@@ -34,12 +48,10 @@ fn agent_counter(
     help: &str,
     value: fn(&AgentStats) -> u64,
 ) -> Fmt {
-    let mut family = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
-    for agent in agents {
-        let labels = [("agent", agent.name())];
-        ConstCounter::new(value(agent.stats())).encode(family.encode_family(&labels)?)?;
-    }
-    Ok(())
+    let samples = agents
+        .iter()
+        .map(|a| ([("agent", a.name())], ConstCounter::new(value(a.stats()))));
+    family(enc, (name, help), MetricType::Counter, samples)
 }
 
 /// A gauge of each agent.
@@ -50,27 +62,17 @@ fn agent_gauge(
     help: &str,
     value: fn(&Agent) -> i64,
 ) -> Fmt {
-    let mut family = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
-    for agent in agents {
-        let labels = [("agent", agent.name())];
-        ConstGauge::new(value(agent)).encode(family.encode_family(&labels)?)?;
-    }
-    Ok(())
+    let samples = agents
+        .iter()
+        .map(|a| ([("agent", a.name())], ConstGauge::new(value(a))));
+    family(enc, (name, help), MetricType::Gauge, samples)
 }
 
-fn counter(enc: &mut DescriptorEncoder<'_>, name: &str, help: &str, value: u64) -> Fmt {
-    let metric = ConstCounter::new(value);
-    metric.encode(enc.encode_descriptor(name, help, None, metric.metric_type())?)
-}
-
-fn gauge(enc: &mut DescriptorEncoder<'_>, name: &str, help: &str, value: i64) -> Fmt {
-    let metric = ConstGauge::new(value);
-    metric.encode(enc.encode_descriptor(name, help, None, metric.metric_type())?)
-}
-
-fn histogram(enc: &mut DescriptorEncoder<'_>, name: &str, help: &str, h: &Snapshot) -> Fmt {
-    let mut m = enc.encode_descriptor(name, help, Some(&Unit::Seconds), MetricType::Histogram)?;
-    m.encode_histogram::<NoLabelSet>(h.sum_seconds(), h.count(), &h.buckets(), None)
+/// A metric without labels.
+fn single<M: EncodeMetric>(enc: &mut DescriptorEncoder<'_>, name: &str, help: &str, m: M) -> Fmt {
+    let kind = m.metric_type();
+    let unit = (kind == MetricType::Histogram).then_some(&Unit::Seconds);
+    m.encode(enc.encode_descriptor(name, help, unit, kind)?)
 }
 
 impl Collector for AppCollector {
@@ -150,94 +152,80 @@ impl Collector for AppCollector {
             "Events waiting in the agent's queues for an actor.",
             |a| a.queue_depth() as i64,
         )?;
-        {
-            let mut family = enc.encode_descriptor(
-                "faust_agent_event_processing",
-                "Time from an actor taking an event to finishing it (under load one event in 32 per actor is timed and counts for the untimed ones before it).",
-                Some(&Unit::Seconds),
-                MetricType::Histogram,
-            )?;
-            for agent in &agents {
-                let h = agent.stats().processing_times();
-                let labels = [("agent", agent.name())];
-                family
-                    .encode_family(&labels)?
-                    .encode_histogram::<NoLabelSet>(
-                        h.sum_seconds(),
-                        h.count(),
-                        &h.buckets(),
-                        None,
-                    )?;
-            }
-        }
+        family(
+            enc,
+            ("faust_agent_event_processing", "Time from an actor taking an event to finishing it (under load one event in 32 per actor is timed and counts for the untimed ones before it)."),
+            MetricType::Histogram,
+            agents.iter().map(|a| ([("agent", a.name())], a.stats().processing_times())),
+        )?;
         self.encode_partitions(&app, enc)?;
         let c = &app.context().counters;
-        let get = AppCounters::get;
-        counter(
+        let get = |c| ConstCounter::new(AppCounters::get(c));
+        single(
             enc,
             "faust_app_asks_sent",
             "Requests sent by ask (from this app).",
             get(&c.asks_sent),
         )?;
-        counter(
+        single(
             enc,
             "faust_app_asks_answered",
             "Asks that got their reply (a value or the remote error).",
             get(&c.asks_answered),
         )?;
-        counter(
+        single(
             enc,
             "faust_app_asks_timed_out",
             "Asks that ended at their deadline.",
             get(&c.asks_timed_out),
         )?;
-        histogram(
+        single(
             enc,
             "faust_app_ask_duration",
             "Round trip of answered asks.",
-            &c.ask_duration.snapshot(),
+            c.ask_duration.snapshot(),
         )?;
-        counter(
+        single(
             enc,
             "faust_app_replies_received",
             "Replies read from the app's reply topics.",
-            app.replies().replies_received(),
+            ConstCounter::new(app.replies().replies_received()),
         )?;
-        counter(
+        single(
             enc,
             "faust_app_replies_unmatched",
             "Replies read that no ask waited for (any more).",
-            app.replies().replies_unmatched(),
+            ConstCounter::new(app.replies().replies_unmatched()),
         )?;
-        counter(
+        single(
             enc,
             "faust_app_commits",
             "Offset commits that succeeded.",
             get(&c.commits),
         )?;
-        counter(
+        single(
             enc,
             "faust_app_commit_failures",
             "Offset commits that failed (retried at the next commit).",
             get(&c.commits_failed),
         )?;
-        histogram(
+        single(
             enc,
             "faust_app_commit_duration",
             "Time an offset commit took.",
-            &c.commit_duration.snapshot(),
+            c.commit_duration.snapshot(),
         )?;
-        counter(
+        single(
             enc,
             "faust_app_rebalances",
             "Partition assignments received by the app's consumer.",
             get(&c.rebalances),
         )?;
-        gauge(
+        single(
             enc,
             "faust_app_assigned_partitions",
             "Partitions the app's consumer holds.",
-            app.context().partitions.read().len() as i64,
+            ConstGauge::new(app.context().partitions.read().len() as i64),
         )?;
         Ok(())
     }
@@ -274,12 +262,11 @@ impl AppCollector {
             ("faust_partition_stalled", "1 if the partition is stalled (its oldest event in flight has not moved for the stall timeout).", Box::new(|i| Some(if watch.is_stalled(&parts[i].0, now, timeout) { 1.0 } else { 0.0 }))),
         ];
         for (name, help, value) in gauges {
-            let mut family = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
-            for (i, labels) in labels.iter().enumerate() {
-                if let Some(v) = value(i) {
-                    ConstGauge::new(v).encode(family.encode_family(&labels.as_slice())?)?;
-                }
-            }
+            let samples = labels
+                .iter()
+                .enumerate()
+                .filter_map(|(i, l)| Some((l.as_slice(), ConstGauge::new(value(i)?))));
+            family(enc, (name, help), MetricType::Gauge, samples)?;
         }
         Ok(())
     }

@@ -55,6 +55,13 @@ fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> 
     s.serialize_f64(d.as_secs_f64())
 }
 
+/// The actor holding a stalled event.
+struct Holder {
+    agent: String,
+    actor: String,
+    traceback: String,
+}
+
 /// What the watch last saw of one partition.
 #[derive(Debug)]
 struct Seen {
@@ -98,7 +105,7 @@ impl Watch {
                 seen.delivered_since = now;
             }
             seen.progress = progress;
-            match stalled_for(seen, now, timeout) {
+            match seen.stalled(now, timeout).map(|(_, for_)| for_) {
                 Some(for_) if !seen.warned => {
                     seen.warned = true;
                     begun.push((tp.clone(), progress, for_));
@@ -128,28 +135,31 @@ impl Watch {
     pub(crate) fn is_stalled(&self, tp: &TopicPartition, now: Instant, timeout: Duration) -> bool {
         self.seen
             .get(tp)
-            .is_some_and(|seen| stalled_for(seen, now, timeout).is_some())
+            .is_some_and(|seen| seen.stalled(now, timeout).is_some())
     }
 }
 
-/// How long `seen` has been stalled, if it is (see the module docs).
-fn stalled_for(seen: &Seen, now: Instant, timeout: Duration) -> Option<Duration> {
-    let p = &seen.progress;
-    let (since, _) = stuck_at(p, seen)?;
-    let for_ = now.saturating_duration_since(since);
-    (for_ >= timeout).then_some(for_)
-}
+impl Seen {
+    /// Where and for how long it has been stalled, if it is (see the
+    /// module docs): the offset it is stuck at and since when.
+    fn stalled(&self, now: Instant, timeout: Duration) -> Option<(i64, Duration)> {
+        let (since, offset) = self.stuck_at()?;
+        let for_ = now.saturating_duration_since(since);
+        (for_ >= timeout).then_some((offset, for_))
+    }
 
-/// Since when and at which offset `p` does not move: the oldest event in
-/// flight, or, with nothing in flight and records waiting past the
-/// delivered ones, the next record to deliver.
-fn stuck_at(p: &Progress, seen: &Seen) -> Option<(Instant, i64)> {
-    match (p.oldest_unacked, p.delivered, p.end) {
-        (Some(offset), ..) => Some((seen.oldest_since, offset)),
-        (None, Some(delivered), Some(end)) if end > delivered => {
-            Some((seen.delivered_since, delivered))
+    /// Since when and at which offset it does not move: the oldest event
+    /// in flight, or, with nothing in flight and records waiting past the
+    /// delivered ones, the next record to deliver.
+    fn stuck_at(&self) -> Option<(Instant, i64)> {
+        let p = &self.progress;
+        match (p.oldest_unacked, p.delivered, p.end) {
+            (Some(offset), ..) => Some((self.oldest_since, offset)),
+            (None, Some(delivered), Some(end)) if end > delivered => {
+                Some((self.delivered_since, delivered))
+            }
+            _ => None,
         }
-        _ => None,
     }
 }
 
@@ -207,8 +217,7 @@ impl App {
             .iter()
             .filter(|(tp, _)| parts.contains_key(*tp))
             .filter_map(|(tp, seen)| {
-                let for_ = stalled_for(seen, now, timeout)?;
-                let (_, offset) = stuck_at(&seen.progress, seen)?;
+                let (offset, for_) = seen.stalled(now, timeout)?;
                 Some((tp.clone(), seen.progress, offset, for_))
             })
             .map(|(tp, progress, offset, for_)| self.stall(&tp, &progress, offset, for_))
@@ -220,13 +229,9 @@ impl App {
     fn stall(&self, tp: &TopicPartition, p: &Progress, offset: i64, for_: Duration) -> Stall {
         let in_flight = p.oldest_unacked.is_some();
         let holder = in_flight
-            .then(|| {
-                self.agents()
-                    .all()
-                    .into_iter()
-                    .find_map(|a| a.holder_of(tp, offset).map(|(actor, _)| actor))
-            })
-            .flatten();
+            .then(|| self.holder_of(tp, offset))
+            .flatten()
+            .map(|h| h.actor);
         Stall {
             topic: tp.topic.to_string(),
             partition: tp.partition,
@@ -235,6 +240,18 @@ impl App {
             stalled_for: Duration::from_secs(for_.as_secs()),
             holder,
         }
+    }
+
+    /// The agent and actor holding the event at `offset` of `tp`, with
+    /// where the actor is suspended.
+    fn holder_of(&self, tp: &TopicPartition, offset: i64) -> Option<Holder> {
+        self.agents().all().into_iter().find_map(|a| {
+            a.holder_of(tp, offset).map(|(actor, traceback)| Holder {
+                agent: a.name().to_string(),
+                actor,
+                traceback,
+            })
+        })
     }
 
     /// Look at every partition now (the stall watch does this on its
@@ -258,19 +275,14 @@ impl App {
                 );
                 continue;
             };
-            let holder = self
-                .agents()
-                .all()
-                .into_iter()
-                .find_map(|a| a.holder_of(&tp, offset).map(|h| (a.name().to_string(), h)));
-            match holder {
-                Some((agent, (actor, traceback))) => tracing::warn!(
-                    agent = %agent,
-                    actor = %actor,
+            match self.holder_of(&tp, offset) {
+                Some(h) => tracing::warn!(
+                    agent = %h.agent,
+                    actor = %h.actor,
                     partition = %tp,
                     offset,
                     stalled_for = ?for_,
-                    traceback = %traceback,
+                    traceback = %h.traceback,
                     "COMMIT OFFSET NOT ADVANCING: the agent has not finished this event"
                 ),
                 None => tracing::warn!(

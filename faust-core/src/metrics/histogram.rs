@@ -111,6 +111,25 @@ impl Snapshot {
     }
 }
 
+/// Encoded as a Prometheus histogram in seconds.
+impl prometheus_client::encoding::EncodeMetric for Snapshot {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::MetricEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        encoder.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+            self.sum_seconds(),
+            self.count(),
+            &self.buckets(),
+            None,
+        )
+    }
+
+    fn metric_type(&self) -> prometheus_client::metrics::MetricType {
+        prometheus_client::metrics::MetricType::Histogram
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
