@@ -1,9 +1,9 @@
 //! Kafka workloads on a real broker: end-to-end relay (consume a topic,
 //! produce every value to a sink topic; one event at a time, or in
-//! batches), `ask` round trips and `join`, for faust-rs (`kafka://`) and a
-//! raw rdkafka consume→produce loop.
+//! batches), `ask` round trips and `join`, for faust-rs (`kafka://`), a
+//! raw rdkafka consume→produce loop and a raw rdkafka request/reply loop.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -118,7 +118,24 @@ impl ProducerContext for Counting {
 
 /// Enqueue one record, waiting while librdkafka's queue is full.
 fn produce(p: &ThreadedProducer<Counting>, topic: &str, value: &[u8]) -> Result<()> {
-    let mut record = BaseRecord::<(), [u8]>::to(topic).payload(value);
+    send(p, BaseRecord::<(), [u8]>::to(topic).payload(value), topic)
+}
+
+/// [`produce`] with a key.
+fn produce_keyed(
+    p: &ThreadedProducer<Counting>,
+    topic: &str,
+    key: &[u8],
+    value: &[u8],
+) -> Result<()> {
+    send(p, BaseRecord::to(topic).key(key).payload(value), topic)
+}
+
+fn send<K: rdkafka::message::ToBytes + ?Sized>(
+    p: &ThreadedProducer<Counting>,
+    mut record: BaseRecord<'_, K, [u8]>,
+    topic: &str,
+) -> Result<()> {
     loop {
         match p.send(record) {
             Ok(()) => return Ok(()),
@@ -170,6 +187,7 @@ pub(crate) async fn run(
         ("kafka-e2e", "rdkafka-raw") => raw_e2e(ctx, s.kafka_events, concurrency).await,
         ("kafka-batch", "faust-rs") => faust_batch_e2e(ctx, s.kafka_events, concurrency).await,
         ("kafka-ask", "faust-rs") => faust_ask(ctx, s.asks, s.warmup).await,
+        ("kafka-ask", "rdkafka-raw") => raw_ask(ctx, s.asks, s.warmup).await,
         ("kafka-join", "faust-rs") => faust_join(ctx, s.join).await,
         (w, i) => bail!("no Rust measurement `{i}` for workload `{w}`"),
     }
@@ -357,6 +375,178 @@ async fn faust_ask(ctx: &Ctx, n: u64, warmup: u64) -> Result<Measurement> {
             ctx.partitions,
             warmup.max(1),
             crate::runtime_label()
+        )))
+}
+
+/// Seconds one raw ask may wait for its reply.
+const RAW_ASK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// faust-kafka's producer settings with `linger.ms=0`: the request/reply
+/// baseline sends each record at once.
+fn raw_ask_producer(bootstrap: &str) -> Result<ThreadedProducer<Counting>> {
+    let mut pc = config(bootstrap);
+    for (k, v) in PRODUCER_SETTINGS {
+        pc.set(*k, *v);
+    }
+    pc.set("linger.ms", "0");
+    Ok(pc.create_with_context(Counting(Arc::default()))?)
+}
+
+fn raw_ask_consumer(bootstrap: &str, group: &str, topic: &str) -> Result<BaseConsumer> {
+    let mut cc = config(bootstrap);
+    cc.set("group.id", group);
+    for (k, v) in CONSUMER_SETTINGS {
+        cc.set(*k, *v);
+    }
+    let consumer: BaseConsumer = cc.create()?;
+    consumer.subscribe(&[topic])?;
+    Ok(consumer)
+}
+
+fn parse_i64(payload: Option<&[u8]>) -> Result<i64> {
+    let text = std::str::from_utf8(payload.unwrap_or_default()).context("payload is not UTF-8")?;
+    text.parse()
+        .with_context(|| format!("payload `{text}` is not an integer"))
+}
+
+/// rdkafka-raw's server: poll the request topic, produce `x + 1` under the
+/// request's key (its correlation id) to the reply topic; offsets stored per
+/// message and committed every second. Until `stop`.
+fn raw_ask_server(
+    bootstrap: &str,
+    group: &str,
+    requests: &str,
+    replies: &str,
+    stop: &AtomicBool,
+) -> Result<()> {
+    let consumer = raw_ask_consumer(bootstrap, group, requests)?;
+    let producer = raw_ask_producer(bootstrap)?;
+    let mut last_commit = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let Some(msg) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let msg = msg?;
+        let x = parse_i64(msg.payload())?;
+        produce_keyed(
+            &producer,
+            replies,
+            msg.key().unwrap_or_default(),
+            (x + 1).to_string().as_bytes(),
+        )?;
+        consumer.store_offset_from_message(&msg)?;
+        if last_commit.elapsed() >= Duration::from_secs(1) {
+            let _ = consumer.commit_consumer_state(CommitMode::Async);
+            last_commit = Instant::now();
+        }
+    }
+    Ok(())
+}
+
+/// rdkafka-raw's client: `warmup` then `n` sequential asks, each a request
+/// keyed by a fresh correlation id, then a poll of the reply topic until the
+/// reply with that id arrives. The round trips of the `n`. Gives up when
+/// `server_down` is set.
+fn raw_ask_client(
+    bootstrap: &str,
+    group: &str,
+    requests: &str,
+    replies: &str,
+    (n, warmup): (u64, u64),
+    server_down: &AtomicBool,
+) -> Result<(Duration, Vec<Duration>)> {
+    let consumer = raw_ask_consumer(bootstrap, group, replies)?;
+    let producer = raw_ask_producer(bootstrap)?;
+    let ask = |correlation: u64, x: i64| -> Result<()> {
+        let key = correlation.to_be_bytes();
+        produce_keyed(&producer, requests, &key, x.to_string().as_bytes())?;
+        let deadline = Instant::now() + RAW_ASK_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            ensure!(
+                !left.is_zero(),
+                "ask({x}) got no reply within {RAW_ASK_TIMEOUT:?}"
+            );
+            ensure!(!server_down.load(Ordering::Relaxed), "the server stopped");
+            // A reply ends the poll at once; the cap only bounds the check above.
+            let Some(msg) = consumer.poll(left.min(Duration::from_millis(100))) else {
+                continue;
+            };
+            let msg = msg?;
+            if msg.key() != Some(&key[..]) {
+                continue; // The reply to an ask that timed out.
+            }
+            let r = parse_i64(msg.payload())?;
+            ensure!(r == x + 1, "ask({x}) answered {r}");
+            return Ok(());
+        }
+    };
+    let mut correlation = 0u64;
+    for i in 0..warmup as i64 {
+        correlation += 1;
+        ask(correlation, i)?;
+    }
+    let mut samples = Vec::with_capacity(n as usize);
+    let start = Instant::now();
+    for i in 0..n as i64 {
+        correlation += 1;
+        let t = Instant::now();
+        ask(correlation, i)?;
+        samples.push(t.elapsed());
+    }
+    Ok((start.elapsed(), samples))
+}
+
+/// rdkafka-raw: the Rust limit of a request/reply round trip on Kafka. A
+/// server thread answers `x + 1` ([`raw_ask_server`]); the client asks
+/// sequentially ([`raw_ask_client`]), both with faust-kafka's librdkafka
+/// settings but `linger.ms=0`.
+async fn raw_ask(ctx: &Ctx, n: u64, warmup: u64) -> Result<Measurement> {
+    let id = short_id();
+    let requests = format!("bench-ask-raw-{id}");
+    let replies = format!("{requests}-replies");
+    create_topic(&ctx.bootstrap, &requests, ctx.partitions).await?;
+    create_topic(&ctx.bootstrap, &replies, ctx.partitions).await?;
+    let bootstrap = ctx.bootstrap.clone();
+    let warmup = warmup.max(1);
+    let (took, mut samples) = tokio::task::spawn_blocking(move || {
+        let stop = AtomicBool::new(false);
+        let server_down = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let server = scope.spawn(|| {
+                let group = format!("bench-ask-raw-server-{id}");
+                let r = raw_ask_server(&bootstrap, &group, &requests, &replies, &stop);
+                server_down.store(true, Ordering::Relaxed);
+                r
+            });
+            let group = format!("bench-ask-raw-client-{id}");
+            let asked = raw_ask_client(
+                &bootstrap,
+                &group,
+                &requests,
+                &replies,
+                (n, warmup),
+                &server_down,
+            );
+            stop.store(true, Ordering::Relaxed);
+            let served = server
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the server thread panicked")));
+            served.context("rdkafka-raw server")?;
+            asked
+        })
+    })
+    .await??;
+    Ok(Measurement::new("kafka-ask", "rdkafka-raw", 1, n)
+        .timed(took)
+        .latencies(&mut samples)
+        .setup(format!(
+            "server thread: BaseConsumer::poll on the request topic -> ThreadedProducer::send of x + 1 keyed by \
+             the request's correlation id to the reply topic; client: send a request, poll the reply topic's \
+             BaseConsumer until its id comes back; {} partitions per topic; librdkafka settings as faust-kafka's \
+             (fetch.wait.max.ms=10) but linger.ms=0 on both producers; sequential asks after {warmup} warm-up \
+             asks",
+            ctx.partitions
         )))
 }
 

@@ -1,10 +1,11 @@
 //! `faust-bench`: faust for Rust measured side by side with its baselines
-//! (raw tokio channels, raw rdkafka, Python Faust) in the same run.
+//! (raw tokio channels, raw rdkafka, Python Faust, the JVM's Kafka clients,
+//! Kafka Streams and Spring Kafka) in the same run.
 //!
 //! Prints one JSON line per measurement on stdout (schema in
 //! `docs/benchmarks.md`); progress goes to stderr. Every measurement runs
-//! in a fresh process (this binary re-executed with `--child`, or the
-//! Python peer), so its peak RSS is its own.
+//! in a fresh process (this binary re-executed with `--child`, the Python
+//! peer or a JVM peer), so its peak RSS is its own.
 //!
 //! ```text
 //! faust-bench                                  # everything, full sizes
@@ -22,6 +23,7 @@ use anyhow::{bail, Context as _, Result};
 use clap::{Parser, ValueEnum};
 
 mod batch;
+mod jvm;
 #[cfg(feature = "kafka")]
 mod kafka;
 mod mem;
@@ -48,6 +50,12 @@ const IMPLS: &[&str] = &[
     "tokio-raw",
     "rdkafka-raw",
     "python-faust",
+    "java-relay",
+    "java-relay-tuned",
+    "kafka-streams",
+    "kafka-streams-eos",
+    "spring-ask",
+    "spring-ask-linger0",
 ];
 
 /// `faust-rs-metrics-off`: faust-rs with the processing-time histogram off
@@ -68,8 +76,24 @@ fn impls_of(workload: &str) -> &'static [&'static str] {
         "mem-throughput" => &["tokio-raw", "python-faust", METRICS_OFF, "faust-rs"],
         "mem-ask" | "mem-join" => &["tokio-raw", "faust-rs"],
         "mem-batch" | "kafka-batch" => &["faust-rs"],
-        "kafka-e2e" => &["rdkafka-raw", "python-faust", METRICS_OFF, "faust-rs"],
-        "kafka-ask" | "kafka-join" => &["python-faust", "faust-rs"],
+        "kafka-e2e" => &[
+            "rdkafka-raw",
+            "python-faust",
+            "java-relay",
+            "java-relay-tuned",
+            "kafka-streams",
+            "kafka-streams-eos",
+            METRICS_OFF,
+            "faust-rs",
+        ],
+        "kafka-ask" => &[
+            "python-faust",
+            "spring-ask",
+            "spring-ask-linger0",
+            "rdkafka-raw",
+            "faust-rs",
+        ],
+        "kafka-join" => &["python-faust", "faust-rs"],
         _ => &[],
     }
 }
@@ -90,7 +114,8 @@ enum Flavor {
     CurrentThread,
 }
 
-/// faust for Rust side by side with raw tokio, raw rdkafka and Python Faust.
+/// faust for Rust side by side with raw tokio, raw rdkafka, Python Faust and
+/// the JVM's Kafka clients, Kafka Streams and Spring Kafka.
 #[derive(Clone, Debug, Parser)]
 #[command(name = "faust-bench", version, about, long_about = None)]
 struct Args {
@@ -100,7 +125,9 @@ struct Args {
     #[arg(long, value_delimiter = ',')]
     workload: Vec<String>,
     /// Implementations to measure, comma-separated (default: all). One of:
-    /// faust-rs, tokio-raw, rdkafka-raw, python-faust.
+    /// faust-rs, faust-rs-metrics-off, tokio-raw, rdkafka-raw, python-faust,
+    /// java-relay, java-relay-tuned, kafka-streams, kafka-streams-eos,
+    /// spring-ask, spring-ask-linger0.
     #[arg(long = "impl", value_delimiter = ',')]
     impls: Vec<String>,
     /// Concurrency (actors / consumer tasks) of the throughput workloads.
@@ -149,6 +176,14 @@ struct Args {
     /// The Python peer script.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../bench/python/faust_bench.py"))]
     python_script: PathBuf,
+    /// Directory with the JVM peers' jars, faust-bench-kafka.jar and
+    /// faust-bench-spring.jar (scripts/bench.sh builds them into
+    /// bench/java/target); without it the JVM peers are skipped.
+    #[arg(long, env = "FAUST_BENCH_JAVA_JARS")]
+    java_jars: Option<PathBuf>,
+    /// Java runtime of the JVM peers (17 or later).
+    #[arg(long, env = "FAUST_BENCH_JAVA", default_value = "java")]
+    java: PathBuf,
     /// Kafka bootstrap server of the kafka-* workloads (skipped when
     /// nothing answers there).
     #[arg(long, default_value = "127.0.0.1:9092")]
@@ -332,12 +367,25 @@ fn parent(args: &Args) -> Result<()> {
         args.wants_impl(i)?;
     }
     let python = python_status(args);
+    let wants_jvm = workloads
+        .iter()
+        .flat_map(|w| impls_of(w))
+        .any(|i| jvm::is_jvm(i) && args.wants_impl(i).unwrap_or(false));
+    let jvm = if wants_jvm {
+        jvm::status(&args.java, args.java_jars.as_deref())
+    } else {
+        Err("not selected".into())
+    };
     let kafka_up = broker_answers(&args.kafka);
     eprintln!(
-        "faust-bench: workloads {}; python: {}; kafka at {}: {}",
+        "faust-bench: workloads {}; python: {}; java: {}; kafka at {}: {}",
         workloads.join(","),
         match &python {
             Ok(p) => p.display().to_string(),
+            Err(why) => format!("skipped ({why})"),
+        },
+        match &jvm {
+            Ok(j) => j.jars().display().to_string(),
             Err(why) => format!("skipped ({why})"),
         },
         args.kafka,
@@ -395,6 +443,19 @@ fn parent(args: &Args) -> Result<()> {
                                 run_python(args, py, workload, c, &sizes, input_topic.as_deref())
                                     .unwrap_or_else(|e| blank.failed(format!("{e:#}")))
                             }
+                            Err(why) => blank.skipped(why.clone()),
+                        }
+                    } else if jvm::is_jvm(imp) {
+                        match jvm.clone().and_then(|j| j.jar(imp).map(|jar| (j, jar))) {
+                            Ok((j, jar)) => j
+                                .run(
+                                    args,
+                                    &jar,
+                                    (workload, imp, c),
+                                    &sizes,
+                                    input_topic.as_deref(),
+                                )
+                                .unwrap_or_else(|e| blank.failed(format!("{e:#}"))),
                             Err(why) => blank.skipped(why.clone()),
                         }
                     } else {
@@ -473,7 +534,7 @@ fn events_for(workload: &str, imp: &str, s: &Sizes) -> u64 {
 /// A one-line human summary on stderr.
 fn summary(m: &Measurement) {
     let mut line = format!(
-        "  {:<15} {:<13} c={} ",
+        "  {:<15} {:<20} c={} ",
         m.workload, m.implementation, m.concurrency
     );
     if !m.ok() {

@@ -13,7 +13,10 @@ use serde::{Deserialize, Serialize};
 pub(crate) struct Measurement {
     /// Workload name, e.g. `mem-throughput`.
     pub(crate) workload: String,
-    /// Who was measured: `faust-rs`, `tokio-raw`, `rdkafka-raw` or `python-faust`.
+    /// Who was measured: `faust-rs`, `faust-rs-metrics-off`, `tokio-raw`,
+    /// `rdkafka-raw`, `python-faust` or a JVM peer (`java-relay`,
+    /// `java-relay-tuned`, `kafka-streams`, `kafka-streams-eos`,
+    /// `spring-ask`, `spring-ask-linger0`).
     #[serde(rename = "impl")]
     pub(crate) implementation: String,
     /// `ok`, `skipped` (could not run here, see `reason`) or `failed`.
@@ -157,12 +160,14 @@ fn targets_for(m: &Measurement) -> Vec<Target> {
             met: got.map(|g| g >= want),
         }
     };
-    let p50_at_most = |want_us: f64, words: &str| Target {
+    let at_most = |got: Option<f64>, want_us: f64, words: &str| Target {
         target: words.to_string(),
         want: want_us,
-        got: m.p50_us,
-        met: m.p50_us.map(|p| p <= want_us),
+        got,
+        met: got.map(|p| p <= want_us),
     };
+    let p50_at_most = |want_us: f64, words: &str| at_most(m.p50_us, want_us, words);
+    let p99_at_most = |want_us: f64, words: &str| at_most(m.p99_us, want_us, words);
     match m.workload.as_str() {
         "mem-throughput" => vec![
             ratio(
@@ -182,12 +187,26 @@ fn targets_for(m: &Measurement) -> Vec<Target> {
             ratio("rdkafka-raw", 0.9, "events_per_sec >= 0.9 x rdkafka-raw"),
             ratio("python-faust", 20.0, "events_per_sec >= 20 x python-faust"),
             ratio(
+                "java-relay-tuned",
+                1.2,
+                "events_per_sec >= 1.2 x java-relay-tuned",
+            ),
+            ratio(
+                "kafka-streams",
+                2.0,
+                "events_per_sec >= 2 x kafka-streams (at-least-once)",
+            ),
+            ratio(
                 "faust-rs-metrics-off",
                 0.95,
                 "metrics cost <= 5%: events_per_sec >= 0.95 x metrics off",
             ),
         ],
-        "kafka-ask" => vec![p50_at_most(5000.0, "p50_us <= 5000 (ask on local Kafka)")],
+        "kafka-ask" => vec![
+            p50_at_most(5000.0, "p50_us <= 5000 (ask on local Kafka)"),
+            p50_at_most(450.0, "p50_us <= 450 (ask on local Kafka)"),
+            p99_at_most(1500.0, "p99_us <= 1500 (ask on local Kafka)"),
+        ],
         _ => Vec::new(),
     }
 }
@@ -250,6 +269,17 @@ mod tests {
         ask.compare(&[base]);
         assert_eq!(ask.ratio_vs["tokio-raw"], 0.5);
         assert_eq!(ask.targets[0].met, Some(true));
+
+        // Latency targets read p50 and p99; ratios cover every peer.
+        let mut kask = Measurement::new("kafka-ask", "faust-rs", 1, 10);
+        kask.p50_us = Some(400.0);
+        kask.p99_us = Some(2000.0);
+        let mut spring = Measurement::new("kafka-ask", "spring-ask", 1, 10);
+        spring.p50_us = Some(1200.0);
+        kask.compare(&[spring]);
+        assert_eq!(kask.ratio_vs["spring-ask"], 3.0);
+        let met: Vec<_> = kask.targets.iter().map(|t| t.met).collect();
+        assert_eq!(met, [Some(true), Some(true), Some(false)]);
     }
 
     #[test]
