@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Benchmarks side by side: faust for Rust against raw tokio, raw rdkafka and
-# Python Faust, measured in the same run. One JSON line per measurement on
+# Benchmarks side by side: faust for Rust against raw tokio, raw rdkafka,
+# Python Faust and the JVM (kafka-clients, Kafka Streams, Spring Kafka),
+# measured in the same run. One JSON line per measurement on
 # stdout (schema: docs/benchmarks.md), progress on stderr.
 #
 # Usage:
@@ -21,6 +22,10 @@
 #   mem-*      always;
 #   python-*   when scripts/python-env.sh gives a Python with faust-streaming
 #              (NO_PYTHON=1 skips it);
+#   JVM peers  (java-relay*, kafka-streams*, spring-ask*) when java and mvn
+#              are on PATH: bench/java is built with Maven (from Maven Central
+#              the first time, offline after that; only when a source
+#              changed) and FAUST_BENCH_JAVA_JARS set (NO_JAVA=1 skips them);
 #   kafka-*    when a broker answers on 127.0.0.1:9092 (KAFKA=host:port to
 #              change), otherwise reported as skipped.
 # Exit status: non-zero when a measurement failed (not when a target is missed).
@@ -49,6 +54,25 @@ if [[ "${NO_PYTHON:-0}" != "1" && -z "${FAUST_BENCH_PYTHON:-}" ]]; then
     export FAUST_BENCH_PYTHON="$py"
   else
     log "no Python Faust (scripts/python-env.sh failed, see /tmp/faust-bench-python-env.log): python-faust skipped"
+  fi
+fi
+
+if [[ "${NO_JAVA:-0}" != "1" && -z "${FAUST_BENCH_JAVA_JARS:-}" ]]; then
+  jars=bench/java/target
+  if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
+    log "no java or mvn on PATH: JVM peers skipped"
+  elif [[ -f $jars/faust-bench-kafka.jar && -f $jars/faust-bench-spring.jar &&
+    -z "$(find bench/java -name target -prune -o -type f -newer $jars/faust-bench-kafka.jar -print -quit)" ]]; then
+    export FAUST_BENCH_JAVA_JARS="$PWD/$jars"
+  else
+    log "building the JVM peers (mvn, bench/java)"
+    mvn_log=/tmp/faust-bench-java-build.log
+    if mvn -q -B -o -f bench/java/pom.xml package >"$mvn_log" 2>&1 ||
+      mvn -q -B -f bench/java/pom.xml package >"$mvn_log" 2>&1; then
+      export FAUST_BENCH_JAVA_JARS="$PWD/$jars"
+    else
+      log "could not build the JVM peers (see $mvn_log): JVM peers skipped"
+    fi
   fi
 fi
 
