@@ -137,6 +137,12 @@ public final class Line {
             code = 0;
         } catch (Throwable t) {
             t.printStackTrace();
+            // Last, for faust-bench's failure reason (it keeps the tail of stderr).
+            StringBuilder why = new StringBuilder("error: ").append(t);
+            for (Throwable c = t.getCause(); c != null && c != c.getCause(); c = c.getCause()) {
+                why.append(": ").append(c);
+            }
+            System.err.println(why);
             code = 1;
         }
         System.err.flush();
