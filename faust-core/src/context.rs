@@ -259,6 +259,7 @@ impl Context {
                 value: msg.value().cloned(),
                 headers,
                 timestamp: Some(msg.timestamp()),
+                immediate: false,
             })
             .await?;
         Ok(true)

@@ -304,6 +304,7 @@ async fn send(
             value: Some(bytes.into()),
             headers: Vec::new(),
             timestamp: None,
+            immediate: false,
         })
         .await?
     };

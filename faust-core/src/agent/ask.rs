@@ -111,6 +111,7 @@ impl Agent {
             value: Some(bytes.into()),
             headers,
             timestamp: opts.timestamp,
+            immediate: true,
         })
     }
 
@@ -140,6 +141,7 @@ impl Agent {
                     value: Some(self.send_codec(opts)?.encode_bytes(value)?),
                     headers,
                     timestamp: opts.timestamp,
+                    immediate: false,
                 })
             }
         }

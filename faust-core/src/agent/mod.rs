@@ -538,6 +538,7 @@ impl Agent {
             value,
             headers,
             timestamp: None,
+            immediate: false,
         };
         self.inner.ctx.producer.send(record).await
     }

@@ -134,6 +134,12 @@ impl<F: Future + Unpin> Future for WithinActor<F> {
     }
 }
 
+/// Whether an actor is being polled on this thread (the caller runs
+/// inside an agent's processing).
+pub(crate) fn in_actor() -> bool {
+    RUNNING.try_with(|r| r.borrow().is_some()).unwrap_or(false)
+}
+
 /// Whether `actor` is the one being polled on this thread.
 fn is_running(running: &Running, actor: &ActorCtx) -> bool {
     std::ptr::eq(Arc::as_ptr(&running.actor), actor)

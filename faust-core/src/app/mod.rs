@@ -472,6 +472,7 @@ impl App {
             value,
             headers,
             timestamp: None,
+            immediate: false,
         })
         .await
     }

@@ -94,6 +94,7 @@ pub(crate) fn reply_record(
         value: Some(response.encode().into()),
         headers,
         timestamp: None,
+        immediate: true,
     }
 }
 

@@ -396,7 +396,8 @@ pub type TransportFactory = fn(&str) -> Result<Arc<dyn Transport>>;
 
 /// Connect to the broker named by `url`.
 ///
-/// `memory://` and `memory://<name>` are built in; other schemes are looked up
+/// `memory://` and `memory://<name>` (with `?max_bytes=N&max_block_ms=M`,
+/// see [`MemoryBroker::from_url`](memory::MemoryBroker::from_url)) are built in; other schemes are looked up
 /// in `factories` by scheme (e.g. `kafka`).
 pub fn connect(url: &str, factories: &[(&str, TransportFactory)]) -> Result<Arc<dyn Transport>> {
     let scheme = url.split("://").next().unwrap_or_default();
@@ -407,7 +408,7 @@ pub fn connect(url: &str, factories: &[(&str, TransportFactory)]) -> Result<Arc<
         });
     }
     if scheme == "memory" {
-        return Ok(memory::MemoryBroker::named(&url["memory://".len()..]));
+        return memory::MemoryBroker::from_url(url);
     }
     match factories.iter().find(|(s, _)| *s == scheme) {
         Some((_, factory)) => factory(url),

@@ -133,6 +133,7 @@ async fn feed(
                 value: Some(bytes),
                 headers: Vec::new(),
                 timestamp: None,
+                immediate: false,
             };
             pipeline.push(line, record).await?;
         }

@@ -1,6 +1,6 @@
 //! Partition log storage of the embedded broker: topics, chunked partition
-//! logs, appending and fetching records, retention by reader, and the
-//! wake-up of consumers sleeping on a partition.
+//! logs, appending and fetching records, retention by reader, the bytes
+//! retained, and the wake-up of consumers sleeping on a partition.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::time::Instant;
 
+use super::retained::Retained;
 use super::RETENTION_CHUNK;
 use crate::record::{Headers, Record, TopicPartition};
 use crate::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
@@ -24,6 +25,34 @@ pub(super) struct Stored {
     pub(super) headers: Headers,
 }
 
+impl Stored {
+    /// What this record counts against the broker's `max_bytes`: its key,
+    /// value and headers, and the bookkeeping around them.
+    pub(super) fn size(&self) -> usize {
+        const OVERHEAD: usize = std::mem::size_of::<Stored>();
+        OVERHEAD
+            + self.key.as_ref().map_or(0, Bytes::len)
+            + self.value.as_ref().map_or(0, Bytes::len)
+            + self
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + std::mem::size_of::<(String, Bytes)>())
+                .sum::<usize>()
+    }
+}
+
+/// Records of a partition stored together, and their size.
+struct Chunk {
+    records: Vec<Stored>,
+    /// Sum of the records' [`Stored::size`].
+    bytes: usize,
+}
+
+/// Bytes of the last chunk not yet counted in [`Retained`]: counted when
+/// they reach this, or when the chunk is full (so the shared counter is
+/// touched once per many appends, not on each).
+const PUBLISH_BYTES: usize = 64 * 1024;
+
 /// A consumer waiting for appends to a partition.
 struct Watcher {
     consumer: u64,
@@ -36,8 +65,11 @@ struct Watcher {
 /// The records of a partition and who reads them.
 struct Log {
     /// Records in chunks of [`CHUNK`], so appending never moves old records.
-    chunks: VecDeque<Vec<Stored>>,
-    /// Offset of the first record of `chunks[0]` (a multiple of [`CHUNK`]).
+    chunks: VecDeque<Chunk>,
+    /// Bytes of the last chunk not counted in `retained` yet.
+    unpublished: usize,
+    /// Offset of the first record of `chunks[0]` (every chunk but the last
+    /// holds [`CHUNK`] records).
     base: i64,
     /// Consumers reading this partition, woken on every append.
     watchers: Vec<Watcher>,
@@ -54,15 +86,27 @@ pub(super) struct Partition {
     /// Offset of the oldest retained record; written under the log lock.
     start: AtomicI64,
     log: Mutex<Log>,
+    /// The broker's count of retained bytes.
+    retained: Arc<Retained>,
+}
+
+impl Drop for Partition {
+    fn drop(&mut self) {
+        let log = self.log.lock();
+        let counted = log.chunks.iter().map(|c| c.bytes).sum::<usize>() - log.unpublished;
+        self.retained.free(counted);
+    }
 }
 
 impl Partition {
-    fn new() -> Self {
+    fn new(retained: Arc<Retained>) -> Self {
         Self {
             end: AtomicI64::new(0),
             start: AtomicI64::new(0),
+            retained,
             log: Mutex::new(Log {
                 chunks: VecDeque::new(),
+                unpublished: 0,
                 base: 0,
                 watchers: Vec::new(),
                 readers: Vec::new(),
@@ -112,29 +156,54 @@ impl Partition {
         let Some(low) = log.readers.iter().map(|(_, l)| *l).min() else {
             return;
         };
-        let mut freed = false;
+        // Every chunk but the last is full; the last one goes only once
+        // every reader has read all of it (so that a bound smaller than a
+        // chunk per partition still frees room), and the next append then
+        // starts a new one.
+        let mut freed = 0;
         while log.chunks.len() > 1 && log.base + CHUNK as i64 <= low {
-            log.chunks.pop_front();
+            freed += log.chunks.pop_front().map_or(0, |c| c.bytes);
             log.base += CHUNK as i64;
-            freed = true;
         }
-        if freed {
+        let end = self.end.load(Ordering::Relaxed);
+        if log.chunks.len() == 1 && low >= end && log.base < end {
+            let last = log.chunks.pop_front().map_or(0, |c| c.bytes);
+            freed += last - std::mem::take(&mut log.unpublished);
+            log.base = end;
+        }
+        if log.base > self.start.load(Ordering::Relaxed) {
             self.start.store(log.base, Ordering::Release);
         }
+        self.retained.free(freed);
     }
 
     /// Append a record, wake the readers and return its offset.
     #[inline]
     pub(super) fn append(&self, stored: Stored) -> i64 {
+        let size = stored.size();
         let mut log = self.log.lock();
         let offset = self.end.load(Ordering::Relaxed);
+        let log = &mut *log;
         match log.chunks.back_mut() {
-            Some(chunk) if chunk.len() < CHUNK => chunk.push(stored),
-            _ => {
-                let mut chunk = Vec::with_capacity(CHUNK);
-                chunk.push(stored);
-                log.chunks.push_back(chunk);
+            Some(chunk) if chunk.records.len() < CHUNK => {
+                chunk.records.push(stored);
+                chunk.bytes += size;
+                log.unpublished += size;
             }
+            _ => {
+                // The previous chunk is complete: count all of it.
+                let previous = std::mem::replace(&mut log.unpublished, size);
+                self.retained.hold(previous);
+                let mut records = Vec::with_capacity(CHUNK);
+                records.push(stored);
+                log.chunks.push_back(Chunk {
+                    records,
+                    bytes: size,
+                });
+            }
+        }
+        if log.unpublished >= PUBLISH_BYTES {
+            self.retained.hold(std::mem::take(&mut log.unpublished));
         }
         self.end.store(offset + 1, Ordering::Release);
         // Under the log lock, which a consumer going to sleep takes after
@@ -166,13 +235,13 @@ impl Partition {
             let Some(chunk) = log.chunks.get((offset - base) / CHUNK) else {
                 break;
             };
-            let start = offset % CHUNK;
-            let n = (chunk.len().saturating_sub(start)).min(end - offset);
+            let start = (offset - base) % CHUNK;
+            let n = (chunk.records.len().saturating_sub(start)).min(end - offset);
             if n == 0 {
                 break;
             }
             out.extend(
-                chunk[start..start + n]
+                chunk.records[start..start + n]
                     .iter()
                     .enumerate()
                     .map(|(i, s)| Record {
@@ -224,11 +293,14 @@ pub(super) struct Topic {
 }
 
 impl Topic {
-    /// A topic of `partitions` empty partitions (at least 1).
-    pub(super) fn new(name: &str, partitions: i32) -> Self {
+    /// A topic of `partitions` empty partitions (at least 1), counting
+    /// what they hold in `retained`.
+    pub(super) fn new(name: &str, partitions: i32, retained: &Arc<Retained>) -> Self {
         Self {
             name: name.into(),
-            partitions: (0..partitions.max(1)).map(|_| Partition::new()).collect(),
+            partitions: (0..partitions.max(1))
+                .map(|_| Partition::new(retained.clone()))
+                .collect(),
             round_robin: AtomicUsize::new(0),
         }
     }
@@ -310,7 +382,7 @@ mod loom_tests {
     #[test]
     fn loom_a_sleeping_consumer_sees_a_racing_append() {
         loom::model(|| {
-            let topic = Arc::new(Topic::new("t", 1));
+            let topic = Arc::new(Topic::new("t", 1, &Arc::new(Retained::new(usize::MAX))));
             let notify = Arc::new(Notify::new());
             let sleeping = Arc::new(AtomicBool::new(false));
             topic.partitions[0].watch(1, &notify, &sleeping);

@@ -21,9 +21,17 @@
 //!   [`RETENTION_CHUNK`] records. A group that joins later starts at the
 //!   oldest retained record (as with Kafka's retention). Group consumers
 //!   ask the runtime to commit every [`COMMIT_INTERVAL`], so a steady stream holds
-//!   only a few milliseconds of records. `TopicSpec::retention` and
+//!   only a few milliseconds of records. The newest chunk of a partition
+//!   goes once every reader has read all of it. `TopicSpec::retention` and
 //!   `cleanup_policy` are recorded (see [`Transport::describe_topic`]) but
 //!   not applied.
+//! - **Memory** is bounded: once the records retained reach `max_bytes`
+//!   ([`DEFAULT_MAX_BYTES`], `memory://?max_bytes=N`), a send from outside
+//!   an agent waits until consumers free room (at most `max_block_ms`,
+//!   [`DEFAULT_MAX_BLOCK`], then it fails), as a Kafka producer waits for
+//!   room in its queue. Sends made while an agent processes an event (its
+//!   outputs, replies) are never held back: they are what lets the
+//!   consumers commit and free room, so holding them could deadlock.
 //! - **Consumer groups** use range assignment per topic over the members
 //!   ordered by join order, and an eager rebalance whenever a member joins or
 //!   leaves: a member whose assignment changes first gets
@@ -66,6 +74,7 @@ use crate::sync::{std_atomic, Mutex, Notify, RwLock};
 mod consumer;
 mod group;
 mod log;
+mod retained;
 #[cfg(test)]
 mod tests;
 
@@ -73,6 +82,7 @@ pub use super::partitioner::{murmur2, partition_for_key};
 use consumer::MemoryConsumer;
 use group::{Group, Subscription};
 use log::{Fetch, Partition, Stored, Topic};
+use retained::Retained;
 
 /// Partitions of a topic created automatically (by `send`, `subscribe` or
 /// `assign` naming an unknown topic), unless set with
@@ -91,6 +101,17 @@ pub const MAX_BATCH: usize = 512;
 /// records; retention frees whole chunks).
 pub const RETENTION_CHUNK: usize = 1024;
 
+/// Bytes of records a broker retains before sends from outside agents
+/// wait for room (256 MiB), unless set with [`MemoryBroker::with_max_bytes`]
+/// or `memory://?max_bytes=N`. What a record counts: its key, value and
+/// headers, plus about 100 bytes of bookkeeping.
+pub const DEFAULT_MAX_BYTES: usize = 256 * 1024 * 1024;
+
+/// How long a send waits for room in a full broker before it fails (60 s,
+/// the Java producer's `max.block.ms`), unless set with
+/// [`MemoryBroker::with_max_block`] or `memory://?max_block_ms=N`.
+pub const DEFAULT_MAX_BLOCK: Duration = Duration::from_secs(60);
+
 /// How often consumers of this broker want the runtime to commit (see
 /// [`Consumer::commit_interval`]): commits are cheap here and free memory.
 pub const COMMIT_INTERVAL: Duration = Duration::from_millis(20);
@@ -106,6 +127,8 @@ struct Inner {
     specs: RwLock<FxHashMap<String, TopicSpec>>,
     groups: Mutex<HashMap<String, Arc<Mutex<Group>>>>,
     next_consumer: AtomicU64,
+    retained: Arc<Retained>,
+    max_block_ms: AtomicU64,
 }
 
 impl Inner {
@@ -141,7 +164,7 @@ impl Inner {
                     "memory broker: auto-created topic"
                 );
                 created = true;
-                Arc::new(Topic::new(name, partitions))
+                Arc::new(Topic::new(name, partitions, &self.retained))
             })
             .clone();
         if created {
@@ -190,6 +213,37 @@ static REGISTRY: OnceLock<Mutex<HashMap<String, Arc<MemoryBroker>>>> = OnceLock:
 static PRIVATE: std_atomic::AtomicU64 = std_atomic::AtomicU64::new(1);
 
 impl MemoryBroker {
+    /// Whether a record sent now must wait for room: the broker holds
+    /// `max_bytes` and the send does not come from an agent's processing.
+    #[inline]
+    fn must_wait(&self) -> bool {
+        self.inner.retained.is_full() && !crate::agent::trace::in_actor()
+    }
+
+    /// Wait for room for a send, until [`DEFAULT_MAX_BLOCK`] (or the
+    /// configured `max_block`) has passed.
+    async fn wait_for_room(&self, topic: &str) -> Result<()> {
+        let max_block = self.max_block();
+        let deadline = Instant::now() + max_block;
+        while self.must_wait() {
+            if Instant::now() >= deadline {
+                let retained = &self.inner.retained;
+                return Err(Error::Timeout {
+                    what: format!(
+                        "room for a record to topic `{topic}` in the broker {}: it holds {} bytes \
+                         its consumers have not committed (max_bytes={})",
+                        self.inner.url,
+                        retained.bytes(),
+                        retained.max()
+                    ),
+                    after: max_block,
+                });
+            }
+            self.inner.retained.room(deadline).await;
+        }
+        Ok(())
+    }
+
     /// Append a record to its partition (synchronous: nothing waits).
     fn append(&self, record: ProducerRecord) -> Result<RecordMetadata> {
         {
@@ -245,6 +299,8 @@ impl MemoryBroker {
                 specs: RwLock::new(FxHashMap::default()),
                 groups: Mutex::new(HashMap::new()),
                 next_consumer: AtomicU64::new(1),
+                retained: Arc::new(Retained::new(DEFAULT_MAX_BYTES)),
+                max_block_ms: AtomicU64::new(DEFAULT_MAX_BLOCK.as_millis() as u64),
             }),
         }
     }
@@ -274,6 +330,56 @@ impl MemoryBroker {
             .clone()
     }
 
+    /// The broker of a `memory://[<name>][?max_bytes=N&max_block_ms=M]`
+    /// URL: the process-wide broker `name` (see [`named`](Self::named)),
+    /// with the settings the URL gives (`max_bytes` takes a number of bytes,
+    /// or one with a `KiB`, `MiB` or `GiB` suffix).
+    pub fn from_url(url: &str) -> Result<Arc<dyn Transport>> {
+        let bad = |reason: String| Error::BrokerUrl {
+            url: crate::redact::redact_url(url),
+            reason,
+        };
+        let rest = url
+            .strip_prefix("memory://")
+            .ok_or_else(|| bad("expected `memory://`".into()))?;
+        let (name, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let mut max_bytes = None;
+        let mut max_block = None;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key {
+                "max_bytes" => {
+                    max_bytes = Some(parse_bytes(value).ok_or_else(|| {
+                        bad(format!(
+                            "`max_bytes={value}` is not a size (bytes, or with KiB, MiB or GiB)"
+                        ))
+                    })?)
+                }
+                "max_block_ms" => {
+                    let ms: u64 = value.parse().map_err(|_| {
+                        bad(format!(
+                            "`max_block_ms={value}` is not a number of milliseconds"
+                        ))
+                    })?;
+                    max_block = Some(Duration::from_millis(ms));
+                }
+                other => {
+                    return Err(bad(format!(
+                        "unknown setting `{other}` (memory:// takes max_bytes and max_block_ms)"
+                    )))
+                }
+            }
+        }
+        let broker = Self::shared(name);
+        if let Some(max_bytes) = max_bytes {
+            broker.set_max_bytes(max_bytes);
+        }
+        if let Some(max_block) = max_block {
+            broker.set_max_block(max_block);
+        }
+        Ok(broker)
+    }
+
     /// Set the partition count of automatically created topics.
     pub fn with_default_partitions(self, partitions: i32) -> Self {
         self.set_default_partitions(partitions);
@@ -285,6 +391,49 @@ impl MemoryBroker {
     pub fn with_rebalance_timeout(self, timeout: Duration) -> Self {
         self.set_rebalance_timeout(timeout);
         self
+    }
+
+    /// Set how many bytes of records the broker retains before sends from
+    /// outside agents wait for consumers to free room (see
+    /// [`DEFAULT_MAX_BYTES`]).
+    pub fn with_max_bytes(self, max_bytes: usize) -> Self {
+        self.set_max_bytes(max_bytes);
+        self
+    }
+
+    /// Set how long a send waits for room before it fails (see
+    /// [`DEFAULT_MAX_BLOCK`]).
+    pub fn with_max_block(self, max_block: Duration) -> Self {
+        self.set_max_block(max_block);
+        self
+    }
+
+    /// Like [`with_max_bytes`](Self::with_max_bytes), for a shared broker.
+    pub fn set_max_bytes(&self, max_bytes: usize) {
+        self.inner.retained.set_max(max_bytes);
+    }
+
+    /// Like [`with_max_block`](Self::with_max_block), for a shared broker.
+    pub fn set_max_block(&self, max_block: Duration) {
+        let ms = u64::try_from(max_block.as_millis()).unwrap_or(u64::MAX);
+        self.inner.max_block_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Bytes of records the broker retains now, as counted against
+    /// `max_bytes` (each partition counts its newest records in steps of
+    /// 64 KiB, so this may lag by up to that much per partition).
+    pub fn retained_bytes(&self) -> usize {
+        self.inner.retained.bytes()
+    }
+
+    /// The bound on [`retained_bytes`](Self::retained_bytes).
+    pub fn max_bytes(&self) -> usize {
+        self.inner.retained.max()
+    }
+
+    /// How long a send waits for room before it fails.
+    pub fn max_block(&self) -> Duration {
+        Duration::from_millis(self.inner.max_block_ms.load(Ordering::Relaxed))
     }
 
     /// Like [`with_default_partitions`](Self::with_default_partitions), for a
@@ -333,6 +482,22 @@ impl MemoryBroker {
     }
 }
 
+/// `123`, `64KiB`, `256MiB` or `1GiB` as bytes.
+fn parse_bytes(value: &str) -> Option<usize> {
+    let (digits, unit) = match value.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => value.split_at(i),
+        None => (value, ""),
+    };
+    let scale: usize = match unit {
+        "" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return None,
+    };
+    digits.parse::<usize>().ok()?.checked_mul(scale)
+}
+
 #[async_trait]
 impl Transport for MemoryBroker {
     fn url(&self) -> &str {
@@ -347,7 +512,11 @@ impl Transport for MemoryBroker {
             .write()
             .entry(spec.name.clone())
             .or_insert_with(|| {
-                let topic = Arc::new(Topic::new(&spec.name, spec.partitions));
+                let topic = Arc::new(Topic::new(
+                    &spec.name,
+                    spec.partitions,
+                    &self.inner.retained,
+                ));
                 created = Some(topic.clone());
                 topic
             });
@@ -395,10 +564,16 @@ impl Transport for MemoryBroker {
         // as a send to Kafka would. Without this, a producer loop starves
         // the agents woken on its thread until it ends.
         tokio::task::consume_budget().await;
+        if self.must_wait() {
+            self.wait_for_room(&record.topic).await?;
+        }
         self.append(record)
     }
 
     fn try_enqueue(&self, record: ProducerRecord) -> Result<Enqueued> {
+        if self.must_wait() {
+            return Ok(Enqueued::WouldWait(record));
+        }
         // Appending never waits: the record is delivered already.
         Ok(Enqueued::Delivered(self.append(record)?))
     }
