@@ -30,7 +30,8 @@ pub(crate) const PAYLOAD_BYTES: usize = 100;
 /// Producer settings of faust-kafka's transport (its `PRODUCER_DEFAULTS`),
 /// used as is by the raw baseline so both produce the same way.
 const PRODUCER_SETTINGS: &[(&str, &str)] = &[
-    ("linger.ms", "1"),
+    ("linger.ms", "5"),
+    ("queue.buffering.max.kbytes", "65536"),
     ("acks", "all"),
     ("enable.idempotence", "true"),
     ("message.timeout.ms", "30000"),
@@ -40,6 +41,9 @@ const PRODUCER_SETTINGS: &[(&str, &str)] = &[
 /// and forced settings).
 const CONSUMER_SETTINGS: &[(&str, &str)] = &[
     ("fetch.wait.max.ms", "10"),
+    ("fetch.queue.backoff.ms", "1"),
+    ("queued.min.messages", "10000"),
+    ("queued.max.messages.kbytes", "16384"),
     ("enable.partition.eof", "false"),
     ("enable.auto.commit", "false"),
     ("enable.auto.offset.store", "false"),

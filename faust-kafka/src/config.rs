@@ -21,23 +21,43 @@ const COMMON_DEFAULTS: &[(&str, &str)] = &[
     ("reconnect.backoff.max.ms", "1000"),
 ];
 
-/// Producer defaults, tuned for low-latency request/reply. The partitioner
-/// is the Java client's (murmur2 of the key, as Python Faust and the
-/// in-memory broker), not librdkafka's CRC32 default, so that keyed records
-/// land where other Kafka clients put them.
+/// Producer defaults, for throughput: records linger up to 5 ms to be
+/// batched (requests and replies go through the immediate producer,
+/// which does not linger), and at most 64 MiB of them wait for delivery
+/// (then sends wait for room), so memory stays flat however far the
+/// producer runs ahead of the broker. The partitioner is the Java
+/// client's (murmur2 of the key, as Python Faust and the in-memory
+/// broker), not librdkafka's CRC32 default, so that keyed records land
+/// where other Kafka clients put them.
 const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
     ("partitioner", "murmur2_random"),
-    ("linger.ms", "1"),
+    ("linger.ms", "5"),
+    ("queue.buffering.max.kbytes", "65536"),
     ("acks", "all"),
     ("enable.idempotence", "true"),
     ("message.timeout.ms", "30000"),
 ];
 
+/// What the immediate producer (records someone waits for: requests and
+/// replies, [`ProducerRecord::immediate`](faust_core::ProducerRecord::immediate))
+/// changes of the producer's settings: it sends at once.
+const IMMEDIATE_DEFAULTS: &[(&str, &str)] = &[("linger.ms", "0")];
+
 /// Consumer defaults. The rebalance protocol is librdkafka's default
 /// (eager, `range,roundrobin` assignors); `cooperative-sticky` works too,
 /// since the runtime handles revocations partition by partition.
+///
+/// librdkafka postpones the next fetch of a partition by
+/// `fetch.queue.backoff.ms` (1 s by default) once its local queue holds
+/// `queued.min.messages` (100 000 by default) or `queued.max.messages.kbytes`:
+/// a consumer that keeps up then waits a second for each refill. Here it
+/// refills after 1 ms, keeps 10 000 records per partition ahead, and at
+/// most 16 MiB in all.
 const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("fetch.wait.max.ms", "10"),
+    ("fetch.queue.backoff.ms", "1"),
+    ("queued.min.messages", "10000"),
+    ("queued.max.messages.kbytes", "16384"),
     ("enable.partition.eof", "false"),
     // Each partition's end offset for the lag metrics, without asking the
     // broker (`consumer.statistics.interval.ms=0` turns it off).
@@ -106,7 +126,10 @@ pub(crate) struct Resolved {
 /// Every property is a librdkafka property
 /// (see librdkafka's `CONFIGURATION.md`) applied to every client, unless its
 /// name starts with `producer.`, `consumer.` or `admin.`: then it applies,
-/// without the prefix, to that client only. Names starting with `faust.` are
+/// without the prefix, to that client only. Records someone waits for
+/// (requests and replies) go through a second producer, the immediate one,
+/// with the producer's settings and `linger.ms=0`; `immediate.` + a
+/// property applies to it alone. Names starting with `faust.` are
 /// settings of this crate:
 ///
 /// | name | default | meaning |
@@ -119,9 +142,14 @@ pub(crate) struct Resolved {
 ///
 /// Defaults set unless overridden: `client.id=faust-rs`,
 /// `reconnect.backoff.max.ms=1000` (Java's; librdkafka's is 10 s); producer
-/// `partitioner=murmur2_random` (Java-compatible), `linger.ms=1`,
-/// `acks=all`, `enable.idempotence=true`,
-/// `message.timeout.ms=30000`; consumer `fetch.wait.max.ms=10`,
+/// `partitioner=murmur2_random` (Java-compatible), `linger.ms=5`,
+/// `queue.buffering.max.kbytes=65536` (the bound on records waiting for
+/// delivery), `acks=all`, `enable.idempotence=true`,
+/// `message.timeout.ms=30000`; immediate producer `linger.ms=0`; consumer
+/// `fetch.wait.max.ms=10`, `fetch.queue.backoff.ms=1`,
+/// `queued.min.messages=10000`, `queued.max.messages.kbytes=16384`
+/// (librdkafka's defaults, 1 s, 100 000 and 64 MiB, pause a consumer that
+/// keeps up for a second at each refill), `statistics.interval.ms=5000`,
 /// `enable.partition.eof=false`; admin `allow.auto.create.topics=false`.
 /// Always set on group consumers: `group.id`, `auto.offset.reset` (from
 /// the subscription), `enable.auto.commit=false`,
@@ -142,6 +170,7 @@ pub struct KafkaBuilder {
     bootstrap: String,
     common: BTreeMap<String, String>,
     producer: BTreeMap<String, String>,
+    immediate: BTreeMap<String, String>,
     consumer: BTreeMap<String, String>,
     admin: BTreeMap<String, String>,
     settings: Settings,
@@ -156,6 +185,7 @@ impl std::fmt::Debug for KafkaBuilder {
             .field("bootstrap", &self.bootstrap)
             .field("common", &names(&self.common))
             .field("producer", &names(&self.producer))
+            .field("immediate", &names(&self.immediate))
             .field("consumer", &names(&self.consumer))
             .field("admin", &names(&self.admin))
             .field("settings", &self.settings)
@@ -171,6 +201,7 @@ impl KafkaBuilder {
             bootstrap: bootstrap.into(),
             common: BTreeMap::new(),
             producer: BTreeMap::new(),
+            immediate: BTreeMap::new(),
             consumer: BTreeMap::new(),
             admin: BTreeMap::new(),
             settings: Settings::default(),
@@ -254,7 +285,9 @@ impl KafkaBuilder {
     }
 
     /// Set a property: a librdkafka property for every client,
-    /// `producer.`/`consumer.`/`admin.` + a property for one client, or a
+    /// `producer.`/`consumer.`/`admin.` + a property for one client
+    /// (`immediate.` + a property: for the immediate producer only, on top
+    /// of the `producer.` ones), or a
     /// `faust.*` setting (see the table above). Invalid values are reported
     /// by [`build`](Self::build).
     pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
@@ -262,6 +295,8 @@ impl KafkaBuilder {
         let value = value.into();
         if let Some(k) = key.strip_prefix("producer.") {
             self.producer.insert(k.to_string(), value);
+        } else if let Some(k) = key.strip_prefix("immediate.") {
+            self.immediate.insert(k.to_string(), value);
         } else if let Some(k) = key.strip_prefix("consumer.") {
             self.consumer.insert(k.to_string(), value);
         } else if let Some(k) = key.strip_prefix("admin.") {
@@ -356,19 +391,32 @@ impl KafkaBuilder {
         if let Some(reason) = self.missing_feature() {
             return Err(Error::BrokerUrl { url, reason });
         }
+        let mut immediate = self.client_config(PRODUCER_DEFAULTS, &self.producer, &[]);
+        for (k, v) in IMMEDIATE_DEFAULTS {
+            immediate.set(*k, *v);
+        }
+        for (k, v) in &self.immediate {
+            immediate.set(k.as_str(), v.as_str());
+        }
         let configs = ClientConfigs {
             producer: self.client_config(PRODUCER_DEFAULTS, &self.producer, &[]),
+            immediate,
             consumer: self.client_config(CONSUMER_DEFAULTS, &self.consumer, CONSUMER_FORCED),
             admin: self.client_config(ADMIN_DEFAULTS, &self.admin, &[]),
         };
-        // Report bad property names or values now, not at the first subscribe.
-        configs
-            .consumer
-            .create_native_config()
-            .map_err(|e| Error::BrokerUrl {
-                url: url.clone(),
-                reason: describe_config_error("consumer", &e),
-            })?;
+        // Report bad property names or values now, not at the first
+        // subscribe or the first ask.
+        for (client, config) in [
+            ("consumer", &configs.consumer),
+            ("immediate producer", &configs.immediate),
+        ] {
+            config
+                .create_native_config()
+                .map_err(|e| Error::BrokerUrl {
+                    url: url.clone(),
+                    reason: describe_config_error(client, &e),
+                })?;
+        }
         Ok(Resolved {
             url,
             bootstrap: self.bootstrap,
@@ -381,9 +429,15 @@ impl KafkaBuilder {
     /// the `ssl` feature (OpenSSL), GSSAPI the `gssapi` feature.
     fn missing_feature(&self) -> Option<String> {
         let properties = || {
-            [&self.common, &self.producer, &self.consumer, &self.admin]
-                .into_iter()
-                .flat_map(|m| m.iter())
+            [
+                &self.common,
+                &self.producer,
+                &self.immediate,
+                &self.consumer,
+                &self.admin,
+            ]
+            .into_iter()
+            .flat_map(|m| m.iter())
         };
         let value_of = |names: &[&str]| {
             properties()
@@ -449,6 +503,8 @@ impl KafkaBuilder {
 #[derive(Clone)]
 pub(crate) struct ClientConfigs {
     pub(crate) producer: ClientConfig,
+    /// The producer of records someone waits for (requests, replies).
+    pub(crate) immediate: ClientConfig,
     pub(crate) consumer: ClientConfig,
     pub(crate) admin: ClientConfig,
 }
@@ -523,6 +579,39 @@ mod tests {
             debug.contains("sasl.password") && !debug.contains("p@ss"),
             "{debug}"
         );
+    }
+
+    #[test]
+    fn the_immediate_producer_is_the_producer_without_linger() {
+        let r = KafkaBuilder::from_url(
+            "kafka://a:9092?producer.acks=1&producer.linger.ms=20&compression.type=lz4",
+        )
+        .unwrap()
+        .resolve()
+        .unwrap();
+        let (p, i) = (&r.configs.producer, &r.configs.immediate);
+        assert_eq!(get(p, "linger.ms"), Some("20"));
+        assert_eq!(get(i, "linger.ms"), Some("0"));
+        for k in [
+            "acks",
+            "compression.type",
+            "enable.idempotence",
+            "partitioner",
+        ] {
+            assert_eq!(get(i, k), get(p, k), "{k}");
+        }
+        let r = KafkaBuilder::from_url("kafka://a:9092?immediate.linger.ms=2")
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert_eq!(get(&r.configs.immediate, "linger.ms"), Some("2"));
+        assert_eq!(get(&r.configs.producer, "linger.ms"), Some("5"));
+        let err = KafkaBuilder::from_url("kafka://a:9092?immediate.linger.ms=soon")
+            .unwrap()
+            .build()
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("linger.ms"), "{err}");
     }
 
     #[test]

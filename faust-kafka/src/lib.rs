@@ -9,7 +9,10 @@
 //!   crate (`faust.*`); see [`KafkaBuilder`] for the list and the defaults.
 //!   `KafkaTransport::builder(bootstrap).set(key, value).build()` does the
 //!   same in code.
-//! - **Producing**: one idempotent producer (`acks=all`, `linger.ms=1`);
+//! - **Producing**: an idempotent producer (`acks=all`, `linger.ms=5`, at
+//!   most 64 MiB waiting for delivery), and a second one, with the same
+//!   settings but `linger.ms=0`, for requests and replies
+//!   ([`ProducerRecord::immediate`](faust_core::ProducerRecord::immediate));
 //!   keys, values, headers, timestamps and explicit partitions; `send`
 //!   waits for the delivery report. A record librdkafka gives up on with a
 //!   transient error (after `message.timeout.ms`, in a broker outage) is

@@ -107,7 +107,51 @@ struct Deliveries {
 
 struct Clients {
     producer: FutureProducer<ClientCtx>,
+    /// The producer of records someone waits for (`linger.ms=0`), made
+    /// at the first such record: an app that never asks nor answers has
+    /// no second producer.
+    immediate: std::sync::OnceLock<FutureProducer<ClientCtx>>,
+    immediate_config: ClientConfig,
+    errors: LastError,
     admin: Arc<AdminClient<ClientCtx>>,
+}
+
+impl Clients {
+    /// The producer of a record: the immediate one for records someone
+    /// waits for (made now if it is not yet; the main one if it cannot be).
+    fn producer_for(&self, immediate: bool) -> &FutureProducer<ClientCtx> {
+        if !immediate {
+            return &self.producer;
+        }
+        if let Some(p) = self.immediate.get() {
+            return p;
+        }
+        static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one_at_a_time = MAKING.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = self.immediate.get() {
+            return p;
+        }
+        match FutureProducer::from_config_and_context(
+            &self.immediate_config,
+            ClientCtx::new("producer", self.errors.clone()),
+        ) {
+            Ok(p) => {
+                fail_queued_records_after_a_fatal_error(&p, &self.errors);
+                self.immediate.get_or_init(|| p)
+            }
+            Err(e) => {
+                // Its settings are the producer's but `linger.ms`, so this
+                // is unexpected; requests then linger with the outputs.
+                tracing::warn!(error = %e, "cannot create the immediate Kafka producer; using the main one");
+                self.immediate.get_or_init(|| self.producer.clone())
+            }
+        }
+    }
+
+    /// The producers made so far.
+    fn producers(&self) -> impl Iterator<Item = &FutureProducer<ClientCtx>> {
+        std::iter::once(&self.producer).chain(self.immediate.get())
+    }
 }
 
 /// What the metadata says about a topic.
@@ -183,6 +227,9 @@ impl KafkaTransport {
         .map_err(|e| invalid("admin client", e))?;
         let clients = Arc::new(Clients {
             producer,
+            immediate: std::sync::OnceLock::new(),
+            immediate_config: configs.immediate,
+            errors: errors.clone(),
             admin: Arc::new(admin),
         });
         let deliveries = Arc::new(Deliveries {
@@ -784,7 +831,8 @@ impl Transport for KafkaTransport {
             }
             out = out.headers(headers);
         }
-        let delivery = match self.clients().producer.send_result(out) {
+        let producer = self.clients().producer_for(record.immediate);
+        let delivery = match producer.send_result(out) {
             Ok(delivery) => delivery,
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                 return Ok(Enqueued::WouldWait(record))
@@ -827,8 +875,14 @@ impl Transport for KafkaTransport {
         // After a fatal producer error queued records are failed within
         // PURGE_EVERY (see `fail_queued_records_after_a_fatal_error`): this
         // does not wait for them long.
-        let producer = self.clients().producer.clone();
-        let flushed = off_runtime("kafka-flush", move || producer.flush(timeout));
+        let producers: Vec<_> = self.clients().producers().cloned().collect();
+        let flushed = off_runtime("kafka-flush", move || {
+            let deadline = Instant::now() + timeout;
+            for producer in producers {
+                producer.flush(deadline.saturating_duration_since(Instant::now()))?;
+            }
+            Ok(())
+        });
         match tokio::time::timeout(timeout + Duration::from_secs(1), flushed).await {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut)))) | Err(_) => {

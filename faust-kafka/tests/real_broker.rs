@@ -306,6 +306,49 @@ async fn app_creates_its_topics_and_answers_asks() {
     within(30, "stop", app.stop()).await.unwrap();
 }
 
+/// Requests and replies go through the immediate producer: an ask does not
+/// wait for the `linger.ms` meant to batch outputs, which a plain send
+/// (awaiting its delivery) does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asks_do_not_wait_for_the_producers_linger() {
+    let Some(b) = broker() else { return };
+    const LINGER: Duration = Duration::from_secs(3);
+    let app = App::builder(unique("linger"))
+        .broker(format!(
+            "{}&producer.linger.ms={}",
+            url(&b),
+            LINGER.as_millis()
+        ))
+        .scheme("kafka", faust_kafka::factory)
+        .build()
+        .unwrap();
+    let double = app
+        .add_agent(AgentSpec::handler("double", |x: i64| async move {
+            Ok::<_, Error>(x * 2)
+        }))
+        .unwrap();
+    within(60, "start", app.start()).await.unwrap();
+    let _: i64 = within(60, "first ask", double.ask(&0i64)).await.unwrap();
+    for i in 1..=5i64 {
+        let asked = Instant::now();
+        let r: i64 = within(30, "ask", double.ask(&i)).await.unwrap();
+        assert_eq!(r, 2 * i);
+        assert!(
+            asked.elapsed() < LINGER / 2,
+            "ask {i} took {:?}: it waited for the linger",
+            asked.elapsed()
+        );
+    }
+    let sent = Instant::now();
+    within(30, "send", double.send(&7i64)).await.unwrap();
+    assert!(
+        sent.elapsed() >= LINGER / 2,
+        "a plain send took {:?}: producer.linger.ms is not in effect",
+        sent.elapsed()
+    );
+    within(30, "stop", app.stop()).await.unwrap();
+}
+
 /// An app on Kafka with channel agents next to topic agents: a topic agent
 /// sinks into an in-process channel, a channel agent answers asks (its
 /// replies go through the Kafka reply topic), and a rebalance of the topic
