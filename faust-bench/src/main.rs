@@ -11,6 +11,7 @@
 //! faust-bench                                  # everything, full sizes
 //! faust-bench --smoke                          # tiny sizes (CI)
 //! faust-bench --workload mem-throughput --impl faust-rs,tokio-raw --events 200000
+//! faust-bench --workload scale-asks --points 1,100,10000   # a scale curve
 //! ```
 
 use std::io::{BufRead, BufReader, Read};
@@ -28,10 +29,12 @@ mod jvm;
 mod kafka;
 mod mem;
 mod report;
+mod scale;
 
 use report::Measurement;
 
-/// Every workload, in the order they run.
+/// Every workload of the default run, in the order they run (the scale
+/// curves, `scale::WORKLOADS`, run only when named).
 const WORKLOADS: &[&str] = &[
     "mem-throughput",
     "mem-batch",
@@ -94,6 +97,7 @@ fn impls_of(workload: &str) -> &'static [&'static str] {
             "faust-rs",
         ],
         "kafka-join" => &["python-faust", "faust-rs"],
+        w if scale::is_scale(w) => &["faust-rs"],
         _ => &[],
     }
 }
@@ -121,7 +125,9 @@ enum Flavor {
 struct Args {
     /// Workloads to run, comma-separated (default: all). One of:
     /// mem-throughput, mem-batch, mem-ask, mem-join, kafka-e2e, kafka-batch,
-    /// kafka-ask, kafka-join.
+    /// kafka-ask, kafka-join; or, only when named, a scale curve:
+    /// scale-agents, scale-partitions, scale-asks, scale-join,
+    /// scale-kafka-partitions, scale-kafka-asks, scale-kafka-join.
     #[arg(long, value_delimiter = ',')]
     workload: Vec<String>,
     /// Implementations to measure, comma-separated (default: all). One of:
@@ -202,6 +208,12 @@ struct Args {
     /// failed [default: 1200; smoke 60].
     #[arg(long)]
     timeout: Option<u64>,
+    /// x values of the scale curves, comma-separated: agents, partitions,
+    /// asks in flight or values joined [default: 1,10,100 agents;
+    /// 8,32,128,512,1024 partitions; 1,10,100,1000,10000 asks in flight;
+    /// 1000..1000000 values joined, 1000..100000 on Kafka].
+    #[arg(long, value_delimiter = ',')]
+    points: Vec<u64>,
     /// Internal: run exactly one Rust measurement in this process and
     /// print its line (`--workload`, `--impl` and `--concurrency` name it).
     #[arg(long, hide = true)]
@@ -250,14 +262,20 @@ impl Args {
 
     fn selected_workloads(&self) -> Result<Vec<&'static str>> {
         for w in &self.workload {
-            if !WORKLOADS.contains(&w.as_str()) {
-                bail!("unknown workload `{w}`; known: {}", WORKLOADS.join(", "));
+            if !WORKLOADS.contains(&w.as_str()) && !scale::is_scale(w) {
+                bail!(
+                    "unknown workload `{w}`; known: {}, {}",
+                    WORKLOADS.join(", "),
+                    scale::WORKLOADS.join(", ")
+                );
             }
         }
+        let named = |w: &&str| self.workload.iter().any(|x| x == w);
         Ok(WORKLOADS
             .iter()
             .copied()
-            .filter(|w| self.workload.is_empty() || self.workload.iter().any(|x| x == w))
+            .filter(|w| self.workload.is_empty() || named(w))
+            .chain(scale::WORKLOADS.iter().copied().filter(named))
             .collect())
     }
 
@@ -338,6 +356,7 @@ fn child(args: &Args) -> Result<()> {
             ("mem-ask", "tokio-raw") => mem::raw_ask(s.asks, s.warmup).await,
             ("mem-join", "faust-rs") => mem::faust_join(s.join).await,
             ("mem-join", "tokio-raw") => mem::raw_join(s.join).await,
+            (w, "faust-rs") if scale::is_scale(w) => scale::child(args, w, concurrency, &s).await,
             #[cfg(feature = "kafka")]
             (w, i) if w.starts_with("kafka-") => {
                 let ctx = kafka::Ctx {
@@ -397,6 +416,12 @@ fn parent(args: &Args) -> Result<()> {
     );
     let mut failed = 0usize;
     for workload in workloads {
+        if scale::is_scale(workload) {
+            if args.wants_impl("faust-rs")? {
+                failed += scale::parent(args, workload, &sizes, kafka_up)?;
+            }
+            continue;
+        }
         let levels: Vec<usize> = if per_concurrency(workload) {
             args.concurrency.clone()
         } else {
@@ -534,9 +559,12 @@ fn events_for(workload: &str, imp: &str, s: &Sizes) -> u64 {
 /// A one-line human summary on stderr.
 fn summary(m: &Measurement) {
     let mut line = format!(
-        "  {:<15} {:<20} c={} ",
+        "  {:<16} {:<20} c={} ",
         m.workload, m.implementation, m.concurrency
     );
+    if let Some(x) = m.point {
+        line += &format!("x={x} ");
+    }
     if !m.ok() {
         line += &format!("{}: {}", m.status, m.reason.as_deref().unwrap_or(""));
     } else {

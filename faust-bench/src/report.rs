@@ -27,6 +27,9 @@ pub(crate) struct Measurement {
     pub(crate) concurrency: usize,
     /// Events processed (asks answered, values joined).
     pub(crate) events: u64,
+    /// Scale curves: the x value of the point (agents, partitions, asks in
+    /// flight or values joined); `null` on other lines.
+    pub(crate) point: Option<u64>,
     /// Wall time of the timed part.
     pub(crate) seconds: Option<f64>,
     /// `events / seconds`.
@@ -111,6 +114,12 @@ impl Measurement {
         samples.sort_unstable();
         self.p50_us = percentile(samples, 50.0).map(|d| round(d.as_secs_f64() * 1e6, 1));
         self.p99_us = percentile(samples, 99.0).map(|d| round(d.as_secs_f64() * 1e6, 1));
+        self
+    }
+
+    /// The x value of a scale curve's point.
+    pub(crate) fn point(mut self, x: u64) -> Self {
+        self.point = Some(x);
         self
     }
 
@@ -293,6 +302,7 @@ mod tests {
             "reason",
             "concurrency",
             "events",
+            "point",
             "seconds",
             "events_per_sec",
             "p50_us",
