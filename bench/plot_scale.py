@@ -282,7 +282,7 @@ def draw(curve: str, lines: list[dict], out_dir: Path, where: str) -> Path | Non
         ax.grid(True, which="both", alpha=0.3)
         ys = [y for line in ax.get_lines() for y in line.get_ydata() if y > 0]
         span = max(ys) / min(ys) if ys else 10
-        subs = range(1, 10) if span < 8 else (1, 2, 5) if span < 200 else (1,)
+        subs = (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9) if span < 4 else range(1, 10) if span < 8 else (1, 2, 5) if span < 200 else (1,)
         ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs))
         ax.yaxis.set_major_formatter(plain)
         ax.yaxis.set_minor_formatter(NullFormatter())

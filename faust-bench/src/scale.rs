@@ -334,9 +334,11 @@ async fn kafka_partitions(
     .concurrency(concurrency)
     .topic(topic.to_string());
     app.add_agent(spec)?;
+    let started = Instant::now();
     app.start().await?;
     let end = wait_done(&done, "scale-kafka-partitions").await?;
     let start = *first.get().context("no event seen")?;
+    let assigned = start.saturating_duration_since(started);
     done.check()?;
     app.stop().await?;
     Ok(
@@ -345,8 +347,9 @@ async fn kafka_partitions(
             .setup(format!(
                 "consumer agent (concurrency {concurrency}) reading a preloaded topic of {p} partitions \
                  (~{}-byte JSON records) on kafka://{bootstrap} with a fresh group; timed from the first \
-                 event seen to the last one counted; {}",
+                 event seen ({:.2} s after App::start) to the last one counted; {}",
                 crate::kafka::PAYLOAD_BYTES,
+                assigned.as_secs_f64(),
                 crate::runtime_label()
             )),
     )
