@@ -24,6 +24,7 @@ use anyhow::{bail, Context as _, Result};
 use clap::{Parser, ValueEnum};
 
 mod batch;
+mod io;
 mod jvm;
 #[cfg(feature = "kafka")]
 mod kafka;
@@ -38,6 +39,7 @@ use report::Measurement;
 const WORKLOADS: &[&str] = &[
     "mem-throughput",
     "mem-batch",
+    "mem-io",
     "mem-ask",
     "mem-join",
     "kafka-e2e",
@@ -78,7 +80,7 @@ fn impls_of(workload: &str) -> &'static [&'static str] {
     match workload {
         "mem-throughput" => &["tokio-raw", "python-faust", METRICS_OFF, "faust-rs"],
         "mem-ask" | "mem-join" => &["tokio-raw", "faust-rs"],
-        "mem-batch" | "kafka-batch" => &["faust-rs"],
+        "mem-batch" | "mem-io" | "kafka-batch" => &["faust-rs"],
         "kafka-e2e" => &[
             "rdkafka-raw",
             "python-faust",
@@ -106,7 +108,7 @@ fn impls_of(workload: &str) -> &'static [&'static str] {
 fn per_concurrency(workload: &str) -> bool {
     matches!(
         workload,
-        "mem-throughput" | "mem-batch" | "kafka-e2e" | "kafka-batch"
+        "mem-throughput" | "mem-batch" | "mem-io" | "kafka-e2e" | "kafka-batch"
     )
 }
 
@@ -124,7 +126,7 @@ enum Flavor {
 #[command(name = "faust-bench", version, about, long_about = None)]
 struct Args {
     /// Workloads to run, comma-separated (default: all). One of:
-    /// mem-throughput, mem-batch, mem-ask, mem-join, kafka-e2e, kafka-batch,
+    /// mem-throughput, mem-batch, mem-io, mem-ask, mem-join, kafka-e2e, kafka-batch,
     /// kafka-ask, kafka-join; or, only when named, a scale curve:
     /// scale-agents, scale-partitions, scale-asks, scale-join,
     /// scale-kafka-partitions, scale-kafka-asks, scale-kafka-join.
@@ -149,6 +151,10 @@ struct Args {
     /// Events of mem-throughput for Python Faust [default: 200000; smoke 5000].
     #[arg(long)]
     python_events: Option<u64>,
+    /// Events of mem-io (100 µs of simulated I/O each) [default: 20000;
+    /// smoke 500].
+    #[arg(long)]
+    io_events: Option<u64>,
     /// Events of kafka-e2e and kafka-batch for Rust [default: 1000000;
     /// smoke 2000].
     #[arg(long)]
@@ -228,6 +234,7 @@ struct Args {
 struct Sizes {
     events: u64,
     python_events: u64,
+    io_events: u64,
     kafka_events: u64,
     python_kafka_events: u64,
     asks: u64,
@@ -247,6 +254,7 @@ impl Args {
         Sizes {
             events: pick(self.events, 1_000_000, 20_000),
             python_events: pick(self.python_events, 200_000, 5_000),
+            io_events: pick(self.io_events, 20_000, 500),
             kafka_events: pick(self.kafka_events, 1_000_000, 2_000),
             python_kafka_events: pick(self.python_kafka_events, 100_000, 1_000),
             asks,
@@ -352,6 +360,7 @@ fn child(args: &Args) -> Result<()> {
             ("mem-throughput", "faust-rs") => mem::faust_throughput(s.events, concurrency).await,
             ("mem-throughput", "tokio-raw") => mem::raw_throughput(s.events, concurrency).await,
             ("mem-batch", "faust-rs") => batch::faust_mem_batch(s.events, concurrency).await,
+            ("mem-io", "faust-rs") => io::faust_mem_io(s.io_events, concurrency).await,
             ("mem-ask", "faust-rs") => mem::faust_ask(s.asks, s.warmup).await,
             ("mem-ask", "tokio-raw") => mem::raw_ask(s.asks, s.warmup).await,
             ("mem-join", "faust-rs") => mem::faust_join(s.join).await,
@@ -547,6 +556,7 @@ fn events_for(workload: &str, imp: &str, s: &Sizes) -> u64 {
     match workload {
         "mem-throughput" if py => s.python_events,
         "mem-throughput" | "mem-batch" => s.events,
+        "mem-io" => s.io_events,
         "kafka-e2e" if py => s.python_kafka_events,
         "kafka-e2e" | "kafka-batch" => s.kafka_events,
         "mem-ask" | "kafka-ask" if py => s.python_asks,
@@ -642,6 +652,8 @@ fn size_flags(args: &Args, s: &Sizes) -> Vec<String> {
         s.events.to_string(),
         "--python-events".into(),
         s.python_events.to_string(),
+        "--io-events".into(),
+        s.io_events.to_string(),
         "--kafka-events".into(),
         s.kafka_events.to_string(),
         "--python-kafka-events".into(),

@@ -35,8 +35,25 @@ async fn concurrency_round_robin(actors: usize, events: usize) {
         .unwrap();
     app.start().await.unwrap();
     assert_eq!(agent.actor_count(), actors);
-    for i in 0..events as i64 {
-        agent.send(&i).await.unwrap();
+
+    // Idle actors take events in turn: each event that arrives while they
+    // all wait goes to the one that has waited longest, so dispatch is
+    // round-robin by index, as in Faust.
+    let turns = 3 * actors;
+    for i in 0..turns {
+        agent.send(&(i as i64)).await.unwrap();
+        let (idx, ..) = take(&mut rx, 1).await[0];
+        if actors > 1 {
+            assert_eq!(idx, Some(i % actors), "event #{i} went to actor {idx:?}");
+        } else {
+            assert_eq!(idx, None);
+        }
+    }
+
+    // A burst goes to whichever actors are free (a fast actor is not made
+    // to wait its turn): every event once, none lost.
+    for i in turns..turns + events {
+        agent.send(&(i as i64)).await.unwrap();
     }
     let seen = take(&mut rx, events).await;
     nothing_more(&mut rx).await;
@@ -46,23 +63,11 @@ async fn concurrency_round_robin(actors: usize, events: usize) {
     }
     let values: HashSet<i64> = seen.iter().map(|s| s.3).collect();
     assert_eq!(values.len(), events, "every event processed");
-    let mut per_actor: HashMap<Option<usize>, usize> = HashMap::new();
-    for (idx, ..) in &seen {
-        *per_actor.entry(*idx).or_default() += 1;
-    }
+    let indexes: HashSet<Option<usize>> = seen.iter().map(|s| s.0).collect();
     if actors > 1 {
-        assert_eq!(
-            per_actor.len(),
-            actors,
-            "every actor got work: {per_actor:?}"
-        );
-        // Idle actors take events in turn: dispatch is round-robin by index.
-        for (i, (idx, ..)) in seen.iter().enumerate() {
-            assert_eq!(*idx, Some(i % actors), "event #{i} went to actor {idx:?}");
-        }
-        assert!(per_actor.values().all(|&n| n == events / actors));
+        assert!(indexes.iter().all(|i| i.is_some_and(|i| i < actors)));
     } else {
-        assert_eq!(per_actor.keys().collect::<Vec<_>>(), vec![&None]);
+        assert_eq!(indexes.into_iter().collect::<Vec<_>>(), vec![None]);
     }
     app.stop().await.unwrap();
 }

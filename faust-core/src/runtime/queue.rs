@@ -1,13 +1,17 @@
 //! Agent queues: the bounded FIFO of deliveries between the conductor and
 //! the actors of an agent (or of one isolated partition).
 //!
-//! Readers waiting on an empty queue are served in the order they began
-//! waiting, one event each, and the event goes straight to the reader it
-//! wakes: actors sharing a queue take turns (as Faust's actors do on their
-//! channel) with one wake-up per event. A reader that finds events queued
-//! takes the next one without waiting. A queue with a single reader hands
-//! out events in batches kept with the queue, so events taken but not yet
-//! processed survive an actor restart.
+//! A reader that finds events queued takes the oldest without waiting.
+//! Readers waiting on an empty queue are woken in the order they began
+//! waiting, one at a time: an event arriving while no woken reader is
+//! still on its way wakes the reader that waited longest, with that event
+//! promised to it, and each reader taking an event wakes the next waiting
+//! one while more events wait. So readers that keep up run without being
+//! woken at all (concurrency costs a trivial agent nothing), and readers
+//! busy with slow events (I/O) are joined by the waiting ones as events
+//! pile up, as Faust's actors take from their shared channel. A queue with
+//! a single reader hands out events in batches kept with the queue, so
+//! events taken but not yet processed survive an actor restart.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -106,7 +110,12 @@ impl AgentQueue {
             return Push::Full(lease);
         }
         st.items.push_back(lease);
-        let woken = st.hand_to_next_reader();
+        // A reader already woken will take this one or wake the next.
+        let woken = if st.handed.is_empty() {
+            st.hand_to_next_reader()
+        } else {
+            None
+        };
         drop(st);
         if let Some(w) = woken {
             w.wake();
@@ -187,15 +196,24 @@ impl AgentQueue {
 
     /// Release the lock after events were taken, waking a producer waiting
     /// for room once the queue is half empty (not on every event, so a full
-    /// queue refills in runs).
+    /// queue refills in runs), and the next waiting reader while events no
+    /// reader was promised wait (one at a time: see the module docs).
     fn unlock_after_taking(&self, mut st: MutexGuard<'_, State>) {
         let room = st.wants_room && st.items.len() <= self.capacity / 2;
         if room {
             st.wants_room = false;
         }
+        let next = if st.handed.is_empty() && !st.items.is_empty() {
+            st.hand_to_next_reader()
+        } else {
+            None
+        };
         drop(st);
         if room {
             self.room.notify_one();
+        }
+        if let Some(w) = next {
+            w.wake();
         }
     }
 
@@ -207,17 +225,20 @@ impl AgentQueue {
                 return Some(d);
             }
             let mut st = self.lock();
-            if !st.handed.is_empty() || st.items.is_empty() {
+            // Events promised to woken readers (a second reader of a
+            // single-reader queue: `actor_from_stream`) stay for them.
+            let free = st.items.len().saturating_sub(st.handed.len());
+            if free == 0 {
                 return None;
             }
-            let n = st.items.len().min(self.batch);
+            let n = free.min(self.batch);
             ready.extend(st.items.drain(..n));
             self.unlock_after_taking(st);
             return ready.pop_front();
         }
         let mut st = self.lock();
-        // Readers woken with an event promised go first.
-        if !st.handed.is_empty() {
+        // Events promised to woken readers stay for them.
+        if st.items.len() <= st.handed.len() {
             return None;
         }
         let d = st.items.pop_front();
@@ -269,24 +290,16 @@ impl Future for Take<'_> {
         let mut st = queue.lock();
         let Some(id) = self.id else {
             let free = st.items.len() - st.handed.len();
-            if free > 0 && st.handed.is_empty() {
+            if free > 0 {
                 return Poll::Ready(Taken::Retry);
             }
-            if free == 0 && st.closed {
+            if st.closed {
                 return Poll::Ready(Taken::Closed);
             }
             let id = st.next_reader;
             st.next_reader += 1;
             self.id = Some(id);
-            if free > 0 {
-                // Readers woken before this one go first: take a place in
-                // line with an event promised, and let them run.
-                st.handed.push(id);
-                drop(st);
-                cx.waker().wake_by_ref();
-            } else {
-                st.waiting.push_back((id, cx.waker().clone()));
-            }
+            st.waiting.push_back((id, cx.waker().clone()));
             return Poll::Pending;
         };
         if let Some(i) = st.handed.iter().position(|h| *h == id) {
@@ -345,8 +358,46 @@ mod tests {
         assert!(matches!(q.try_push(lease(offset)), Push::Queued));
     }
 
+    /// Readers that each keep an event (busy with slow work) are woken in
+    /// the order they began waiting, one per event.
     #[tokio::test]
-    async fn waiting_readers_are_served_in_turn() {
+    async fn waiting_readers_are_woken_in_turn_as_events_pile_up() {
+        let q = AgentQueue::new(16, true);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let hold = Arc::new(tokio::sync::Notify::new());
+        let mut readers = Vec::new();
+        for r in 0..3 {
+            let (q, tx, hold) = (q.clone(), tx.clone(), hold.clone());
+            readers.push(tokio::spawn(async move {
+                let d = q.next().await.unwrap();
+                tx.send((r, d.message().offset())).unwrap();
+                hold.notified().await;
+            }));
+            tokio::task::yield_now().await;
+        }
+        for o in 0..3 {
+            pushed(&q, o);
+        }
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(rx.recv().await.unwrap());
+        }
+        assert_eq!(got, vec![(0, 0), (1, 1), (2, 2)]);
+        hold.notify_waiters();
+        for r in readers {
+            tokio::time::timeout(Duration::from_secs(5), r)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+    }
+
+    /// A reader that keeps up takes what is queued without waiting its
+    /// turn: the other readers are woken only while events pile up (one
+    /// here, for the last event), so concurrency costs a fast agent no
+    /// wake-ups.
+    #[tokio::test]
+    async fn a_reader_that_keeps_up_is_not_made_to_wait_its_turn() {
         let q = AgentQueue::new(16, true);
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let mut readers = Vec::new();
@@ -366,7 +417,7 @@ mod tests {
         for _ in 0..9 {
             got.push(rx.recv().await.unwrap());
         }
-        let want: Vec<_> = (0..9).map(|o| ((o % 3) as i32, o)).collect();
+        let want: Vec<_> = (0..9).map(|o| (i32::from(o == 8), o)).collect();
         assert_eq!(got, want);
         q.close();
         for r in readers {

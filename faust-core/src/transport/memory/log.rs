@@ -156,17 +156,17 @@ impl Partition {
         let Some(low) = log.readers.iter().map(|(_, l)| *l).min() else {
             return;
         };
-        // Every chunk but the last is full; the last one goes only once
-        // every reader has read all of it (so that a bound smaller than a
-        // chunk per partition still frees room), and the next append then
-        // starts a new one.
+        // Every chunk but the last is full. The last one goes too when the
+        // broker is at its bound and every reader has read all of it (so
+        // that a bound smaller than a chunk per partition still frees
+        // room); the next append then starts a new one.
         let mut freed = 0;
         while log.chunks.len() > 1 && log.base + CHUNK as i64 <= low {
             freed += log.chunks.pop_front().map_or(0, |c| c.bytes);
             log.base += CHUNK as i64;
         }
         let end = self.end.load(Ordering::Relaxed);
-        if log.chunks.len() == 1 && low >= end && log.base < end {
+        if log.chunks.len() == 1 && low >= end && log.base < end && self.retained.is_full() {
             let last = log.chunks.pop_front().map_or(0, |c| c.bytes);
             freed += last - std::mem::take(&mut log.unpublished);
             log.base = end;

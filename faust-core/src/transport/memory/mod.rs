@@ -21,8 +21,9 @@
 //!   [`RETENTION_CHUNK`] records. A group that joins later starts at the
 //!   oldest retained record (as with Kafka's retention). Group consumers
 //!   ask the runtime to commit every [`COMMIT_INTERVAL`], so a steady stream holds
-//!   only a few milliseconds of records. The newest chunk of a partition
-//!   goes once every reader has read all of it. `TopicSpec::retention` and
+//!   only a few milliseconds of records. At the memory bound (below), the
+//!   newest chunk of a partition goes too once every reader has read all
+//!   of it. `TopicSpec::retention` and
 //!   `cleanup_policy` are recorded (see [`Transport::describe_topic`]) but
 //!   not applied.
 //! - **Memory** is bounded: once the records retained reach `max_bytes`
