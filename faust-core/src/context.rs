@@ -259,7 +259,6 @@ impl Context {
                 value: msg.value().cloned(),
                 headers,
                 timestamp: Some(msg.timestamp()),
-                immediate: false,
             })
             .await?;
         Ok(true)

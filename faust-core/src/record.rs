@@ -141,13 +141,6 @@ pub struct ProducerRecord {
     pub headers: Headers,
     /// Timestamp in milliseconds since the Unix epoch; `None` means now.
     pub timestamp: Option<i64>,
-    /// Someone waits for this record now (a request or a reply): send it
-    /// at once instead of batching it with other records. The Kafka
-    /// transport sends such records through a producer of their own that
-    /// does not linger (`linger.ms=0`), so records are in order per
-    /// partition among those with the same `immediate`. Set by `ask`,
-    /// `map`, `join` and by replies; `false` for everything else.
-    pub immediate: bool,
 }
 
 impl ProducerRecord {

@@ -39,7 +39,7 @@ const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
 ];
 
 /// What the immediate producer (records someone waits for: requests and
-/// replies, [`ProducerRecord::immediate`](faust_core::ProducerRecord::immediate))
+/// replies, [`Transport::try_enqueue_immediate`](faust_core::transport::Transport::try_enqueue_immediate))
 /// changes of the producer's settings: it sends at once.
 const IMMEDIATE_DEFAULTS: &[(&str, &str)] = &[("linger.ms", "0")];
 

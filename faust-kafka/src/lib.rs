@@ -12,7 +12,7 @@
 //! - **Producing**: an idempotent producer (`acks=all`, `linger.ms=5`, at
 //!   most 64 MiB waiting for delivery), and a second one, with the same
 //!   settings but `linger.ms=0`, for requests and replies
-//!   ([`ProducerRecord::immediate`](faust_core::ProducerRecord::immediate));
+//!   ([`Transport::try_enqueue_immediate`](faust_core::transport::Transport::try_enqueue_immediate));
 //!   keys, values, headers, timestamps and explicit partitions; `send`
 //!   waits for the delivery report. A record librdkafka gives up on with a
 //!   transient error (after `message.timeout.ms`, in a broker outage) is

@@ -564,6 +564,73 @@ impl KafkaTransport {
     }
 }
 
+impl KafkaTransport {
+    /// Hand a record to the main producer, or to the immediate one.
+    fn produce(&self, record: ProducerRecord, immediate: bool) -> Result<Enqueued> {
+        let mut out: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&record.topic);
+        if let Some(key) = record.key.as_deref() {
+            out = out.key(key);
+        }
+        if let Some(value) = record.value.as_deref() {
+            out = out.payload(value);
+        }
+        if let Some(p) = record.partition {
+            out = out.partition(p);
+        }
+        if let Some(ts) = record.timestamp {
+            out = out.timestamp(ts);
+        }
+        if !record.headers.is_empty() {
+            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+            for (key, value) in &record.headers {
+                headers = headers.insert(Header {
+                    key: key.as_str(),
+                    value: Some(value.as_ref()),
+                });
+            }
+            out = out.headers(headers);
+        }
+        let producer = self.clients().producer_for(immediate);
+        let delivery = match producer.send_result(out) {
+            Ok(delivery) => delivery,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                return Ok(Enqueued::WouldWait(record))
+            }
+            Err((e, _)) => return Err(self.delivery_error(&record.topic, record.partition, &e)),
+        };
+        let ProducerRecord {
+            topic,
+            partition,
+            timestamp,
+            ..
+        } = record;
+        let deliveries = self.deliveries.clone();
+        let enqueued = coarsetime::Instant::now();
+        Ok(Enqueued::Queued(Box::pin(async move {
+            let report = delivery.await;
+            deliveries.room.delivered();
+            match report {
+                Ok(Ok(d)) => Ok(delivered(topic, &d, timestamp)),
+                // Out of line (and boxed): the common case stays small.
+                failed => {
+                    let again = Box::pin(deliveries.after_failure(failed, enqueued));
+                    let delivered = again.await;
+                    delivered
+                        .map(|d| self::delivered(topic.clone(), &d, timestamp))
+                        .map_err(|why| {
+                            Error::Broker(describe_delivery_failure(
+                                &topic,
+                                partition,
+                                &why,
+                                &deliveries.last_error,
+                            ))
+                        })
+                }
+            }
+        })))
+    }
+}
+
 #[async_trait]
 impl Transport for KafkaTransport {
     fn url(&self) -> &str {
@@ -808,67 +875,13 @@ impl Transport for KafkaTransport {
     }
 
     fn try_enqueue(&self, record: ProducerRecord) -> Result<Enqueued> {
-        let mut out: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&record.topic);
-        if let Some(key) = record.key.as_deref() {
-            out = out.key(key);
-        }
-        if let Some(value) = record.value.as_deref() {
-            out = out.payload(value);
-        }
-        if let Some(p) = record.partition {
-            out = out.partition(p);
-        }
-        if let Some(ts) = record.timestamp {
-            out = out.timestamp(ts);
-        }
-        if !record.headers.is_empty() {
-            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-            for (key, value) in &record.headers {
-                headers = headers.insert(Header {
-                    key: key.as_str(),
-                    value: Some(value.as_ref()),
-                });
-            }
-            out = out.headers(headers);
-        }
-        let producer = self.clients().producer_for(record.immediate);
-        let delivery = match producer.send_result(out) {
-            Ok(delivery) => delivery,
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                return Ok(Enqueued::WouldWait(record))
-            }
-            Err((e, _)) => return Err(self.delivery_error(&record.topic, record.partition, &e)),
-        };
-        let ProducerRecord {
-            topic,
-            partition,
-            timestamp,
-            ..
-        } = record;
-        let deliveries = self.deliveries.clone();
-        let enqueued = coarsetime::Instant::now();
-        Ok(Enqueued::Queued(Box::pin(async move {
-            let report = delivery.await;
-            deliveries.room.delivered();
-            match report {
-                Ok(Ok(d)) => Ok(delivered(topic, &d, timestamp)),
-                // Out of line (and boxed): the common case stays small.
-                failed => {
-                    let again = Box::pin(deliveries.after_failure(failed, enqueued));
-                    let delivered = again.await;
-                    delivered
-                        .map(|d| self::delivered(topic.clone(), &d, timestamp))
-                        .map_err(|why| {
-                            Error::Broker(describe_delivery_failure(
-                                &topic,
-                                partition,
-                                &why,
-                                &deliveries.last_error,
-                            ))
-                        })
-                }
-            }
-        })))
+        self.produce(record, false)
+    }
+
+    /// Through the immediate producer (`linger.ms=0`), made at the first
+    /// such record.
+    fn try_enqueue_immediate(&self, record: ProducerRecord) -> Result<Enqueued> {
+        self.produce(record, true)
     }
 
     async fn flush(&self, timeout: Duration) -> Result<()> {

@@ -304,7 +304,6 @@ async fn send(
             value: Some(bytes.into()),
             headers: Vec::new(),
             timestamp: None,
-            immediate: false,
         })
         .await?
     };

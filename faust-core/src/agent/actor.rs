@@ -21,6 +21,7 @@ use crate::rpc::server::{self, ReplyAddr, Request};
 use crate::runtime::acks::{Lease, Message, MessageRef};
 use crate::runtime::queue::Queue;
 use crate::sync::{Mutex, MutexGuard};
+use crate::transport::producer::Latency;
 
 use super::acker::{not_delivered, Unacked, Waiting, MAX_UNACKED};
 use super::event::Event;
@@ -406,7 +407,7 @@ impl ActorCtx {
                 Ok(server::reply_value(&value)?),
                 trace.as_ref(),
             );
-            pending.extend(ctx.producer.enqueue(reply).await?);
+            pending.extend(ctx.producer.enqueue(reply, Latency::Immediate).await?);
         }
         let input = SinkInput {
             value: &value as &(dyn Any + Send + Sync),
@@ -509,7 +510,7 @@ impl ActorCtx {
                 Err(server::error_message(err)),
                 trace.as_deref(),
             );
-            let sent = match ctx.producer.enqueue(reply).await {
+            let sent = match ctx.producer.enqueue(reply, Latency::Immediate).await {
                 Ok(Some(delivery)) => delivery.await.map(|_| ()),
                 Ok(None) => Ok(()),
                 Err(e) => Err(e),

@@ -16,6 +16,7 @@ use crate::rpc::deadline::{Deadline, PRODUCING, WAITING};
 use crate::rpc::wire::{self, ReqRepRequest};
 use crate::rpc::{ReplyPromise, ReplyWaiter, SendOptions};
 use crate::sync::Mutex;
+use crate::transport::producer::Latency;
 
 use super::Agent;
 
@@ -111,7 +112,6 @@ impl Agent {
             value: Some(bytes.into()),
             headers,
             timestamp: opts.timestamp,
-            immediate: true,
         })
     }
 
@@ -141,7 +141,6 @@ impl Agent {
                     value: Some(self.send_codec(opts)?.encode_bytes(value)?),
                     headers,
                     timestamp: opts.timestamp,
-                    immediate: false,
                 })
             }
         }
@@ -241,7 +240,11 @@ impl Agent {
                     .run(self.send_to_channel(inbox, payload, &channel_opts))
                     .await
             }
-            Send::Record(record) => deadline.run(ctx.producer.send(record)).await,
+            Send::Record(record) => {
+                deadline
+                    .run(ctx.producer.send_with(record, Latency::Immediate))
+                    .await
+            }
         };
         opts.delivered(&sent);
         sent?;

@@ -538,7 +538,6 @@ impl Agent {
             value,
             headers,
             timestamp: None,
-            immediate: false,
         };
         self.inner.ctx.producer.send(record).await
     }

@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::rpc::deadline::{Deadline, PRODUCING, WAITING};
 use crate::rpc::{BarrierState, ReplyTuple, SendOptions};
+use crate::transport::producer::Latency;
 
 use super::ask::{Registration, Send};
 use super::Agent;
@@ -134,13 +135,21 @@ impl<'a> Scatter<'a> {
                             sent?;
                         }
                         Send::Record(record) if self.opts.on_delivery.is_none() => {
-                            deliveries
-                                .extend(ctx.producer.enqueue(record).await?.map(Either::Left));
+                            deliveries.extend(
+                                ctx.producer
+                                    .enqueue(record, Latency::Immediate)
+                                    .await?
+                                    .map(Either::Left),
+                            );
                         }
                         Send::Record(record) => {
                             // The callback hears of each record, delivered at
                             // once or later.
-                            match ctx.producer.enqueue_keeping_metadata(record).await? {
+                            match ctx
+                                .producer
+                                .enqueue_keeping_metadata(record, Latency::Immediate)
+                                .await?
+                            {
                                 Either::Left(meta) => self.opts.delivered(&Ok(meta)),
                                 Either::Right(d) => {
                                     let opts = &self.opts;

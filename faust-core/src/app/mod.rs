@@ -472,7 +472,6 @@ impl App {
             value,
             headers,
             timestamp: None,
-            immediate: false,
         })
         .await
     }

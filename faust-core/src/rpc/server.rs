@@ -94,7 +94,6 @@ pub(crate) fn reply_record(
         value: Some(response.encode().into()),
         headers,
         timestamp: None,
-        immediate: true,
     }
 }
 

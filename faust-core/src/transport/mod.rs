@@ -328,6 +328,18 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
         Ok(Enqueued::WouldWait(record))
     }
 
+    /// [`try_enqueue`](Transport::try_enqueue) for a record someone waits
+    /// for now (a request of `ask`, `map` or `join`, or a reply): send it
+    /// at once rather than batching it with other records. The Kafka
+    /// transport sends these through a producer of their own that does not
+    /// linger (`linger.ms=0`), so records are in order per partition among
+    /// those of one kind. A record given back (`WouldWait`) goes to
+    /// [`enqueue`](Transport::enqueue) like any other. The default is
+    /// `try_enqueue`.
+    fn try_enqueue_immediate(&self, record: ProducerRecord) -> Result<Enqueued> {
+        self.try_enqueue(record)
+    }
+
     /// Wait until every record sent so far is delivered.
     async fn flush(&self, timeout: Duration) -> Result<()>;
 

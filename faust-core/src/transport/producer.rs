@@ -24,6 +24,16 @@ pub(crate) enum Queued {
     Later(BoxFuture<'static, Result<Option<DeliveryFuture>>>),
 }
 
+/// How soon a record must go out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Latency {
+    /// It may wait to be batched with others (outputs, sends).
+    Batched,
+    /// Someone waits for it now (requests, replies): see
+    /// [`Transport::try_enqueue_immediate`].
+    Immediate,
+}
+
 /// Produces records with a transport. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Producer {
@@ -40,9 +50,26 @@ impl Producer {
         &self.transport
     }
 
+    #[inline]
+    fn try_enqueue(&self, record: ProducerRecord, latency: Latency) -> Result<Enqueued> {
+        match latency {
+            Latency::Batched => self.transport.try_enqueue(record),
+            Latency::Immediate => self.transport.try_enqueue_immediate(record),
+        }
+    }
+
     /// Produce `record` and wait for its delivery.
     pub(crate) async fn send(&self, record: ProducerRecord) -> Result<RecordMetadata> {
-        match self.transport.try_enqueue(record)? {
+        self.send_with(record, Latency::Batched).await
+    }
+
+    /// [`send`](Self::send) with a latency.
+    pub(crate) async fn send_with(
+        &self,
+        record: ProducerRecord,
+        latency: Latency,
+    ) -> Result<RecordMetadata> {
+        match self.try_enqueue(record, latency)? {
             Enqueued::Delivered(delivered) => {
                 // Nothing waited: spend tokio's cooperative budget, so a loop
                 // of sends lets the other tasks of its thread run.
@@ -56,8 +83,12 @@ impl Producer {
 
     /// Queue `record` with the producer, waiting only while it cannot take
     /// it; the delivery is for the caller to await.
-    pub(crate) async fn enqueue(&self, record: ProducerRecord) -> Result<Option<DeliveryFuture>> {
-        match self.transport.try_enqueue(record)?.into_delivery() {
+    pub(crate) async fn enqueue(
+        &self,
+        record: ProducerRecord,
+        latency: Latency,
+    ) -> Result<Option<DeliveryFuture>> {
+        match self.try_enqueue(record, latency)?.into_delivery() {
             Ok(delivery) => Ok(delivery),
             Err(record) => self.transport.enqueue(record).await.map(Some),
         }
@@ -68,9 +99,10 @@ impl Producer {
     pub(crate) async fn enqueue_keeping_metadata(
         &self,
         record: ProducerRecord,
+        latency: Latency,
     ) -> Result<futures::future::Either<RecordMetadata, DeliveryFuture>> {
         use futures::future::Either;
-        match self.transport.try_enqueue(record)? {
+        match self.try_enqueue(record, latency)? {
             Enqueued::Delivered(meta) => Ok(Either::Left(meta)),
             Enqueued::Queued(delivery) => Ok(Either::Right(delivery)),
             Enqueued::WouldWait(record) => self.transport.enqueue(record).await.map(Either::Right),

@@ -133,7 +133,6 @@ async fn feed(
                 value: Some(bytes),
                 headers: Vec::new(),
                 timestamp: None,
-                immediate: false,
             };
             pipeline.push(line, record).await?;
         }

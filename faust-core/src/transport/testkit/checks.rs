@@ -362,7 +362,6 @@ pub async fn headers_keys_and_timestamps_round_trip(h: &dyn Harness) {
         value: None,
         headers: headers.clone(),
         timestamp: Some(1_600_000_000_123),
-        immediate: false,
     };
     let md = within(h.deadline(), "send", t.send(sent)).await.unwrap();
     assert_eq!((md.partition, md.offset), (1, 0));
@@ -391,7 +390,6 @@ pub async fn headers_keys_and_timestamps_round_trip(h: &dyn Harness) {
         value: Some(Bytes::from_static(b"v1")),
         headers: vec![("a".into(), Bytes::from_static(b"1"))],
         timestamp: None,
-        immediate: true,
     };
     let md4 = within(h.deadline(), "send", t.send(both)).await.unwrap();
     assert_eq!(md4.offset, 3);
