@@ -258,7 +258,7 @@ impl AppCollector {
                 let p = &parts[i].1;
                 Some((p.end? - p.committed?).max(0) as f64)
             })),
-            ("faust_partition_oldest_in_flight_age_seconds", "How long the oldest event delivered and not finished has been so (0: none in flight); sampled a few times per stall timeout.", Box::new(|i| Some(watch.oldest_age(&parts[i].0, now).map_or(0.0, |d| d.as_secs_f64())))),
+            ("faust_partition_oldest_in_flight_age_seconds", "How long the oldest event delivered and not finished has been so (0: none in flight); sampled every quarter of the stall timeout, and at least once a second.", Box::new(|i| Some(watch.oldest_age(&parts[i].0, now).map_or(0.0, |d| d.as_secs_f64())))),
             ("faust_partition_stalled", "1 if the partition is stalled (its oldest event in flight has not moved for the stall timeout).", Box::new(|i| Some(if watch.is_stalled(&parts[i].0, now, timeout) { 1.0 } else { 0.0 }))),
         ];
         for (name, help, value) in gauges {

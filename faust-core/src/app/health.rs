@@ -4,8 +4,9 @@
 //! A partition *stalls* when the oldest event delivered to its agents and
 //! not finished stays the same for the app's `stall_timeout`, or when
 //! records wait past everything delivered and nothing is delivered for that
-//! long. The watch samples each partition's progress a few times per
-//! timeout: nothing is measured on the path of an event.
+//! long. The watch samples each partition's progress every quarter of the
+//! timeout, and at least once a second: nothing is measured on the path of
+//! an event.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -316,8 +317,8 @@ fn describe(s: &Stall) -> String {
     )
 }
 
-/// Run the stall watch of `app` until `stop`: a look a few times per
-/// `stall_timeout` (at most once a second).
+/// Run the stall watch of `app` until `stop`: a look every quarter of
+/// `stall_timeout`, and at least once a second.
 pub(crate) fn start_watch(app: &App, stop: CancellationToken) -> JoinHandle<()> {
     let every =
         (app.config().stall_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
