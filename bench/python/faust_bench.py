@@ -299,7 +299,7 @@ def main():
     p.add_argument("--deadline", type=float, default=1800.0,
                    help="seconds to wait for the last event")
     # Accepted for symmetry with faust-bench's children; unused here.
-    for flag in ("--events", "--kafka-events", "--asks", "--join"):
+    for flag in ("--events", "--io-events", "--kafka-events", "--asks", "--join"):
         p.add_argument(flag, type=int)
     p.add_argument("--smoke", action="store_true")
     args = p.parse_args()
