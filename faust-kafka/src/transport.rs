@@ -123,29 +123,24 @@ impl Clients {
         if !immediate {
             return &self.producer;
         }
-        if let Some(p) = self.immediate.get() {
-            return p;
-        }
-        static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _one_at_a_time = MAKING.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = self.immediate.get() {
-            return p;
-        }
-        match FutureProducer::from_config_and_context(
-            &self.immediate_config,
-            ClientCtx::new("producer", self.errors.clone()),
-        ) {
-            Ok(p) => {
-                fail_queued_records_after_a_fatal_error(&p, &self.errors);
-                self.immediate.get_or_init(|| p)
+        // `get_or_init` runs one initialiser; concurrent callers wait for it.
+        self.immediate.get_or_init(|| {
+            match FutureProducer::from_config_and_context(
+                &self.immediate_config,
+                ClientCtx::new("producer", self.errors.clone()),
+            ) {
+                Ok(p) => {
+                    fail_queued_records_after_a_fatal_error(&p, &self.errors);
+                    p
+                }
+                Err(e) => {
+                    // Its settings are the producer's but `linger.ms`, so
+                    // this is unexpected; requests then linger with the outputs.
+                    tracing::warn!(error = %e, "cannot create the immediate Kafka producer; using the main one");
+                    self.producer.clone()
+                }
             }
-            Err(e) => {
-                // Its settings are the producer's but `linger.ms`, so this
-                // is unexpected; requests then linger with the outputs.
-                tracing::warn!(error = %e, "cannot create the immediate Kafka producer; using the main one");
-                self.immediate.get_or_init(|| self.producer.clone())
-            }
-        }
+        })
     }
 
     /// The producers made so far.
