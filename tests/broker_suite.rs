@@ -1093,6 +1093,16 @@ fn log_count(ctx: &Ctx, worker: &str, what: &str) -> usize {
         .count()
 }
 
+/// The last line of `worker`'s log that contains `what`.
+fn last_log_line(ctx: &Ctx, worker: &str, what: &str) -> Option<String> {
+    std::fs::read_to_string(ctx.dir.join(format!("{worker}.log")))
+        .unwrap_or_default()
+        .lines()
+        .rev()
+        .find(|l| l.contains(what))
+        .map(str::to_string)
+}
+
 impl Ctx {
     /// Wait until `worker`'s log contains `what` `n` times (the transport's
     /// debug messages: the worker runs with `faust_kafka=debug`).
@@ -1331,22 +1341,36 @@ async fn relay_through(test: &'static str, outage: Outage) -> Result<()> {
         "w1",
         "producing again records the producer gave up on",
     );
-    println!(
-        "SUMMARY {test}: {outage:?}; {} of {N} values in the output topic, {} missing (e.g. {:?}); the worker produced records again ({reproduced} log lines); {:.1} s",
+    let mut w = w;
+    let exited = w.child.try_wait()?;
+    // Everything a reader of a failed run needs is in this one line, which
+    // is also each failure's message (a CI log may keep only its end).
+    let summary = format!(
+        "{test}: {outage:?}; {} of {N} values in the output topic after {COVERAGE_WITHIN:?}, {} missing (e.g. {:?}); the worker produced records again ({reproduced} log lines); worker {}; {} warnings in its log, the last: {:?}; {:.1} s",
         seen.len(),
         missing.len(),
         &missing[..missing.len().min(10)],
+        match exited {
+            None => "still running".to_string(),
+            Some(status) => format!("exited ({status})"),
+        },
+        log_count(&ctx, "w1", " WARN "),
+        last_log_line(&ctx, "w1", " WARN "),
         ctx.t0.elapsed().as_secs_f64()
     );
-    ensure!(missing.is_empty(), "{} values lost", missing.len());
+    println!("SUMMARY {summary}");
+    ensure!(
+        missing.is_empty(),
+        "{} values did not reach the output topic: {summary}",
+        missing.len()
+    );
     ensure!(
         reproduced > 0,
-        "no output was in flight during the outage: the test did not test it"
+        "no output was in flight during the outage, so the test did not test it: {summary}"
     );
-    let mut w = w;
     ensure!(
-        w.child.try_wait()?.is_none(),
-        "the worker stopped during the outage"
+        exited.is_none(),
+        "the worker stopped during the outage: {summary}"
     );
     w.stop(&ctx).await?;
     ctx.pass();

@@ -23,6 +23,9 @@ fi
 echo "building the worker (examples/worker.rs) and the quickstart CLI app"
 cargo build --example worker --example quickstart
 
+# A failed test ends with its error message, not a backtrace after it (the
+# end of a long log is what a reader sees first); panics keep theirs.
+export RUST_LIB_BACKTRACE="${RUST_LIB_BACKTRACE:-0}"
 echo "real-broker suite against $FAUST_TEST_KAFKA"
 start=$SECONDS
 cargo test --test broker_suite -- --test-threads=1 --nocapture "$@"
