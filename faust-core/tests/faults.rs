@@ -12,7 +12,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use faust_core::transport::memory::MemoryBroker;
 use faust_core::transport::{
-    Consumer, ConsumerEvent, Enqueued, SubscribeOptions, TopicSpec, Transport,
+    Consumer, ConsumerEvent, DeliveryGroup, Enqueued, Latency, SubscribeOptions, TopicSpec,
+    Transport,
 };
 use faust_core::{
     AgentSpec, App, Error, ProducerRecord, RecordMetadata, Result, SendOptions, Sink,
@@ -30,6 +31,11 @@ struct Faulty {
     stalled: Mutex<BTreeSet<String>>,
     /// Creating topics never ends.
     stall_create: AtomicBool,
+    /// Deliveries of agents' outputs are reported to their group (from a
+    /// thread of their own, as librdkafka's are), not returned as futures.
+    reports: bool,
+    /// Groups of records that will never be reported (stalled).
+    unreported: Mutex<Vec<Arc<DeliveryGroup>>>,
 }
 
 impl Faulty {
@@ -78,6 +84,7 @@ impl Transport for Faulty {
             Enqueued::Delivered(md) => Ok(Box::pin(std::future::ready(Ok(md)))),
             Enqueued::Queued(d) => Ok(d),
             Enqueued::WouldWait(r) => self.broker.enqueue(r).await,
+            Enqueued::Reported => unreachable!("try_enqueue is given no group"),
         }
     }
     fn try_enqueue(&self, record: ProducerRecord) -> Result<Enqueued> {
@@ -91,6 +98,31 @@ impl Transport for Faulty {
                     "cannot deliver a record to topic `{topic}`: Local: Message timed out"
                 )))
             })));
+        }
+        self.broker.try_enqueue(record)
+    }
+    fn reports_deliveries(&self) -> bool {
+        self.reports
+    }
+    fn try_enqueue_reported(
+        &self,
+        record: ProducerRecord,
+        _latency: Latency,
+        group: &Arc<DeliveryGroup>,
+    ) -> Result<Enqueued> {
+        let topic = record.topic.to_string();
+        if Faulty::is(&self.stalled, &topic) {
+            self.unreported.lock().unwrap().push(group.clone());
+            return Ok(Enqueued::Reported);
+        }
+        if Faulty::is(&self.failing, &topic) {
+            let group = group.clone();
+            std::thread::spawn(move || {
+                group.failed(Error::Broker(format!(
+                    "cannot deliver a record to topic `{topic}`: Local: Message timed out"
+                )))
+            });
+            return Ok(Enqueued::Reported);
         }
         self.broker.try_enqueue(record)
     }
@@ -123,8 +155,26 @@ fn factory(url: &str) -> Result<Arc<dyn Transport>> {
 
 /// A faulty broker of its own for one test, and an app builder on it.
 fn faulty(name: &str) -> (Arc<Faulty>, impl Fn(&str) -> faust_core::AppBuilder) {
+    faulty_with(name, Faulty::default())
+}
+
+/// [`faulty`] reporting the deliveries of agents' outputs to their groups.
+fn faulty_reporting(name: &str) -> (Arc<Faulty>, impl Fn(&str) -> faust_core::AppBuilder) {
+    faulty_with(
+        name,
+        Faulty {
+            reports: true,
+            ..Faulty::default()
+        },
+    )
+}
+
+fn faulty_with(
+    name: &str,
+    broker: Faulty,
+) -> (Arc<Faulty>, impl Fn(&str) -> faust_core::AppBuilder) {
     let url = format!("faulty://{name}");
-    let broker = Arc::new(Faulty::default());
+    let broker = Arc::new(broker);
     brokers()
         .lock()
         .unwrap()
@@ -163,8 +213,23 @@ async fn values_of(broker: &Faulty, topic: &str) -> Vec<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_whose_output_is_not_delivered_is_not_committed_and_comes_back() {
-    const N: u64 = 50;
     let (broker, app) = faulty("undelivered");
+    undelivered_outputs_come_back(broker, app).await;
+}
+
+/// The same, with the deliveries reported to the events' groups (how the
+/// Kafka transport reports them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_whose_reported_output_is_not_delivered_is_not_committed_and_comes_back() {
+    let (broker, app) = faulty_reporting("undelivered-reported");
+    undelivered_outputs_come_back(broker, app).await;
+}
+
+async fn undelivered_outputs_come_back(
+    broker: Arc<Faulty>,
+    app: impl Fn(&str) -> faust_core::AppBuilder,
+) {
+    const N: u64 = 50;
     broker
         .create_topic(&TopicSpec::new("relayed", 1))
         .await

@@ -138,7 +138,7 @@ pub(crate) struct Resolved {
 /// | `faust.revoke.timeout.ms` | 15000 | how long a revocation waits for the runtime |
 /// | `faust.batch.max.records` | 1000 | most records per consumer event |
 /// | `faust.buffer.batches` | 32 | batches buffered before the consumer thread stops fetching |
-/// | `faust.delivery.timeout.ms` | 120000 | how long a record may take to be delivered: when librdkafka gives up on it (`message.timeout.ms`, e.g. during a broker outage) it is produced again until then |
+/// | `faust.delivery.timeout.ms` | 120000 | how long a record may take to be delivered (counted from when it, or the first output of its event, was queued): when librdkafka gives up on it (`message.timeout.ms`, e.g. during a broker outage) it is produced again until then |
 ///
 /// Defaults set unless overridden: `client.id=faust-rs`,
 /// `reconnect.backoff.max.ms=1000` (Java's; librdkafka's is 10 s); producer

@@ -76,6 +76,7 @@
 mod config;
 mod consumer;
 mod context;
+mod delivery;
 mod transport;
 mod worker;
 

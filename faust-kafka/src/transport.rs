@@ -6,25 +6,27 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use faust_core::record::now_millis;
 use faust_core::redact::redact_url;
 use faust_core::transport::{
     dedup_partitions, CleanupPolicy, Consumer, OffsetReset, SubscribeOptions, TopicSpec, Transport,
 };
-use faust_core::transport::{DeliveryFuture, Enqueued};
+use faust_core::transport::{DeliveryFuture, DeliveryGroup, Enqueued, Latency};
 use faust_core::{Error, ProducerRecord, RecordMetadata, Result, TopicPartition};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer, PurgeConfig};
+use rdkafka::producer::{BaseRecord, Producer, PurgeConfig};
 use rdkafka::ClientConfig;
 use tokio::sync::oneshot;
 
 use crate::config::{describe_config_error, ClientConfigs, KafkaBuilder, Resolved, Settings};
 use crate::consumer::{KafkaConsumer, Shared};
 use crate::context::{ClientCtx, LastError};
+use crate::delivery::{
+    describe_delivery_failure, Deliveries, KafkaProducer, OutRecord, ProducerCtx, RoomWaiter,
+};
 use crate::worker::{self, ConsumerCtx, Mode};
 
 /// Pause between two metadata lookups while waiting for a new topic.
@@ -38,41 +40,6 @@ const PURGE_EVERY: Duration = Duration::from_millis(200);
 /// reports, or this long at most: a record whose delivery future was
 /// dropped frees its room without telling anyone.
 const FULL_QUEUE_RECHECK: Duration = Duration::from_millis(10);
-
-/// Wakes sends waiting for room in a full producer queue when a delivery
-/// report comes in (only while one waits: the report path stays a load).
-#[derive(Default)]
-struct Room {
-    waiting: std::sync::atomic::AtomicUsize,
-    freed: tokio::sync::Notify,
-}
-
-/// A send waiting for room, counted in [`Room::waiting`] while it lives.
-struct RoomWaiter<'a>(&'a Room);
-
-impl<'a> RoomWaiter<'a> {
-    fn new(room: &'a Room) -> Self {
-        room.waiting
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        RoomWaiter(room)
-    }
-}
-
-impl Drop for RoomWaiter<'_> {
-    fn drop(&mut self) {
-        self.0
-            .waiting
-            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-    }
-}
-
-impl Room {
-    fn delivered(&self) {
-        if self.waiting.load(std::sync::atomic::Ordering::Acquire) > 0 {
-            self.freed.notify_waiters();
-        }
-    }
-}
 
 /// The `kafka://` transport, on librdkafka (through rdkafka).
 ///
@@ -93,25 +60,14 @@ pub struct KafkaTransport {
     deliveries: Arc<Deliveries>,
 }
 
-/// What every delivery future of a transport shares.
-struct Deliveries {
-    /// The producer, to produce again a record librdkafka gave up on (weak:
-    /// a pending delivery does not keep the clients open).
-    clients: std::sync::Weak<Clients>,
-    room: Room,
-    last_error: LastError,
-    timeout: Duration,
-    /// Records produced again so far (logged now and then).
-    reproduced: std::sync::atomic::AtomicU64,
-}
-
-struct Clients {
-    producer: FutureProducer<ClientCtx>,
+pub(crate) struct Clients {
+    pub(crate) producer: KafkaProducer,
     /// The producer of records someone waits for (`linger.ms=0`), made
     /// at the first such record: an app that never asks nor answers has
     /// no second producer.
-    immediate: std::sync::OnceLock<FutureProducer<ClientCtx>>,
+    immediate: std::sync::OnceLock<KafkaProducer>,
     immediate_config: ClientConfig,
+    deliveries: Arc<Deliveries>,
     errors: LastError,
     admin: Arc<AdminClient<ClientCtx>>,
 }
@@ -119,15 +75,18 @@ struct Clients {
 impl Clients {
     /// The producer of a record: the immediate one for records someone
     /// waits for (made now if it is not yet; the main one if it cannot be).
-    fn producer_for(&self, immediate: bool) -> &FutureProducer<ClientCtx> {
+    fn producer_for(&self, immediate: bool) -> &KafkaProducer {
         if !immediate {
             return &self.producer;
         }
         // `get_or_init` runs one initialiser; concurrent callers wait for it.
         self.immediate.get_or_init(|| {
-            match FutureProducer::from_config_and_context(
+            match KafkaProducer::from_config_and_context(
                 &self.immediate_config,
-                ClientCtx::new("producer", self.errors.clone()),
+                ProducerCtx::new(
+                    ClientCtx::new("producer", self.errors.clone()),
+                    self.deliveries.clone(),
+                ),
             ) {
                 Ok(p) => {
                     fail_queued_records_after_a_fatal_error(&p, &self.errors);
@@ -144,7 +103,7 @@ impl Clients {
     }
 
     /// The producers made so far.
-    fn producers(&self) -> impl Iterator<Item = &FutureProducer<ClientCtx>> {
+    fn producers(&self) -> impl Iterator<Item = &KafkaProducer> {
         std::iter::once(&self.producer).chain(self.immediate.get())
     }
 }
@@ -209,9 +168,13 @@ impl KafkaTransport {
             url: redact_url(&url),
             reason: describe_config_error(what, &e),
         };
-        let producer = FutureProducer::from_config_and_context(
+        let deliveries = Arc::new(Deliveries::new(errors.clone(), settings.delivery_timeout));
+        let producer = KafkaProducer::from_config_and_context(
             &configs.producer,
-            ClientCtx::new("producer", errors.clone()),
+            ProducerCtx::new(
+                ClientCtx::new("producer", errors.clone()),
+                deliveries.clone(),
+            ),
         )
         .map_err(|e| invalid("producer", e))?;
         fail_queued_records_after_a_fatal_error(&producer, &errors);
@@ -224,16 +187,11 @@ impl KafkaTransport {
             producer,
             immediate: std::sync::OnceLock::new(),
             immediate_config: configs.immediate,
+            deliveries: deliveries.clone(),
             errors: errors.clone(),
             admin: Arc::new(admin),
         });
-        let deliveries = Arc::new(Deliveries {
-            clients: Arc::downgrade(&clients),
-            room: Room::default(),
-            last_error: errors.clone(),
-            timeout: settings.delivery_timeout,
-            reproduced: std::sync::atomic::AtomicU64::new(0),
-        });
+        let _ = deliveries.clients.set(Arc::downgrade(&clients));
         Ok(Self {
             url: url.clone(),
             bootstrap,
@@ -388,161 +346,6 @@ fn off_runtime<T: Send + 'static>(
     }
 }
 
-/// Pause before trying again to produce a record the producer had no room for.
-const REPRODUCE_RETRY: Duration = Duration::from_millis(10);
-
-/// Delivery errors that say nothing about the record itself: the broker
-/// was unreachable or not ready, so the same record may go through later.
-fn transient(err: &KafkaError) -> bool {
-    use RDKafkaErrorCode as C;
-    matches!(
-        err.rdkafka_error_code(),
-        Some(
-            C::MessageTimedOut
-                | C::RequestTimedOut
-                | C::BrokerTransportFailure
-                | C::AllBrokersDown
-                | C::NetworkException
-                | C::LeaderNotAvailable
-                | C::NotLeaderForPartition
-                | C::NotEnoughReplicas
-                | C::NotEnoughReplicasAfterAppend
-                | C::NotCoordinator
-                | C::KafkaStorageError
-                | C::QueueFull
-        )
-    )
-}
-
-/// The metadata of a record librdkafka delivered; its timestamp is the
-/// broker's, else the one it was produced with, else now.
-fn delivered(
-    topic: Arc<str>,
-    d: &rdkafka::producer::future_producer::Delivery,
-    timestamp: Option<i64>,
-) -> RecordMetadata {
-    RecordMetadata {
-        topic,
-        partition: d.partition,
-        offset: d.offset,
-        timestamp: d
-            .timestamp
-            .to_millis()
-            .or(timestamp)
-            .unwrap_or_else(now_millis),
-    }
-}
-
-/// What librdkafka's delivery future of a record gives.
-type Report = <rdkafka::producer::DeliveryFuture as std::future::Future>::Output;
-
-impl Deliveries {
-    /// A delivery failed (`report`): produce the record again while the
-    /// failure is transient and its deadline (from `enqueued`) allows, until
-    /// it is delivered. Returns the delivery, or why it failed.
-    async fn after_failure(
-        &self,
-        mut report: Report,
-        enqueued: coarsetime::Instant,
-    ) -> std::result::Result<rdkafka::producer::future_producer::Delivery, String> {
-        loop {
-            let again = match report {
-                Ok(Ok(delivered)) => return Ok(delivered),
-                Ok(Err((e, message))) if transient(&e) => {
-                    self.produce_again(&message, &e, enqueued).await?
-                }
-                Ok(Err((e, _))) => return Err(e.to_string()),
-                Err(_) => return Err("the delivery was cancelled".to_string()),
-            };
-            report = again.await;
-            self.room.delivered();
-        }
-    }
-
-    /// Produce again a record librdkafka gave up on with a transient error
-    /// (`why`), unless the record's delivery deadline (counted from
-    /// `enqueued`) has passed. Returns its new delivery, or why not.
-    async fn produce_again(
-        &self,
-        message: &rdkafka::message::OwnedMessage,
-        why: &KafkaError,
-        enqueued: coarsetime::Instant,
-    ) -> std::result::Result<rdkafka::producer::DeliveryFuture, String> {
-        use rdkafka::message::Message as _;
-        let deadline = enqueued + coarsetime::Duration::from(self.timeout);
-        loop {
-            if let Some(fatal) = self.last_error.fatal() {
-                // Authentication or certificate failure: waiting will not help.
-                return Err(format!("{why}; {fatal}"));
-            }
-            if coarsetime::Instant::now() >= deadline {
-                return Err(format!(
-                    "{why}; not delivered within faust.delivery.timeout.ms ({} ms)",
-                    self.timeout.as_millis()
-                ));
-            }
-            let Some(clients) = self.clients.upgrade() else {
-                return Err(format!("{why}; the transport was closed"));
-            };
-            let mut out: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(message.topic());
-            if let Some(key) = message.key() {
-                out = out.key(key);
-            }
-            if let Some(value) = message.payload() {
-                out = out.payload(value);
-            }
-            // The partition it was given (explicitly or by the partitioner),
-            // so a keyed record stays where its key belongs.
-            if message.partition() >= 0 {
-                out = out.partition(message.partition());
-            }
-            if let Some(ts) = message.timestamp().to_millis() {
-                out = out.timestamp(ts);
-            }
-            if let Some(headers) = message.headers() {
-                out = out.headers(headers.clone());
-            }
-            match clients.producer.send_result(out) {
-                Ok(delivery) => {
-                    let n = self
-                        .reproduced
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if n.is_power_of_two() || n == 0 {
-                        tracing::warn!(
-                            topic = message.topic(),
-                            error = %why,
-                            reproduced = n + 1,
-                            "producing again records the producer gave up on"
-                        );
-                    }
-                    return Ok(delivery);
-                }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    drop(clients);
-                    tokio::time::sleep(REPRODUCE_RETRY).await;
-                }
-                Err((e, _)) => return Err(format!("{why}; producing it again failed: {e}")),
-            }
-        }
-    }
-}
-
-/// `cannot deliver a record to topic `t` partition p: <why> (last client error: ...)`.
-fn describe_delivery_failure(
-    topic: &str,
-    partition: Option<i32>,
-    why: &dyn std::fmt::Display,
-    last_error: &LastError,
-) -> String {
-    format!(
-        "cannot deliver a record to topic `{topic}`{}: {why}{}",
-        partition
-            .map(|p| format!(" partition {p}"))
-            .unwrap_or_default(),
-        last_error.suffix()
-    )
-}
-
 impl KafkaTransport {
     fn delivery_error(
         &self,
@@ -560,9 +363,22 @@ impl KafkaTransport {
 }
 
 impl KafkaTransport {
-    /// Hand a record to the main producer, or to the immediate one.
-    fn produce(&self, record: ProducerRecord, immediate: bool) -> Result<Enqueued> {
-        let mut out: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&record.topic);
+    /// Hand a record to the main producer, or to the immediate one, with
+    /// its delivery reported to `group`, or (without one) to a future.
+    fn produce(
+        &self,
+        record: ProducerRecord,
+        latency: Latency,
+        group: Option<&Arc<DeliveryGroup>>,
+    ) -> Result<Enqueued> {
+        let (opaque, delivery) = match group {
+            Some(group) => (group.clone(), None),
+            None => {
+                let (group, delivery) = DeliveryGroup::single();
+                (group, Some(delivery))
+            }
+        };
+        let mut out: OutRecord<'_> = BaseRecord::with_opaque_to(&record.topic, opaque);
         if let Some(key) = record.key.as_deref() {
             out = out.key(key);
         }
@@ -585,44 +401,15 @@ impl KafkaTransport {
             }
             out = out.headers(headers);
         }
-        let producer = self.clients().producer_for(immediate);
-        let delivery = match producer.send_result(out) {
-            Ok(delivery) => delivery,
+        self.deliveries.note_runtime();
+        let producer = self.clients().producer_for(latency == Latency::Immediate);
+        match producer.send(out) {
+            Ok(()) => Ok(delivery.map_or(Enqueued::Reported, Enqueued::Queued)),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                return Ok(Enqueued::WouldWait(record))
+                Ok(Enqueued::WouldWait(record))
             }
-            Err((e, _)) => return Err(self.delivery_error(&record.topic, record.partition, &e)),
-        };
-        let ProducerRecord {
-            topic,
-            partition,
-            timestamp,
-            ..
-        } = record;
-        let deliveries = self.deliveries.clone();
-        let enqueued = coarsetime::Instant::now();
-        Ok(Enqueued::Queued(Box::pin(async move {
-            let report = delivery.await;
-            deliveries.room.delivered();
-            match report {
-                Ok(Ok(d)) => Ok(delivered(topic, &d, timestamp)),
-                // Out of line (and boxed): the common case stays small.
-                failed => {
-                    let again = Box::pin(deliveries.after_failure(failed, enqueued));
-                    let delivered = again.await;
-                    delivered
-                        .map(|d| self::delivered(topic.clone(), &d, timestamp))
-                        .map_err(|why| {
-                            Error::Broker(describe_delivery_failure(
-                                &topic,
-                                partition,
-                                &why,
-                                &deliveries.last_error,
-                            ))
-                        })
-                }
-            }
-        })))
+            Err((e, _)) => Err(self.delivery_error(&record.topic, record.partition, &e)),
+        }
     }
 }
 
@@ -844,11 +631,14 @@ impl Transport for KafkaTransport {
                 freed.as_mut().enable();
             }
             record = match self.try_enqueue(record)? {
+                Enqueued::Queued(delivery) => return Ok(delivery),
+                Enqueued::WouldWait(back) => back,
                 Enqueued::Delivered(delivered) => {
                     return Ok(Box::pin(std::future::ready(Ok(delivered))))
                 }
-                Enqueued::Queued(delivery) => return Ok(delivery),
-                Enqueued::WouldWait(back) => back,
+                Enqueued::Reported => {
+                    unreachable!("try_enqueue is given no group to report to")
+                }
             };
             if waiting.is_none() {
                 waiting = Some(RoomWaiter::new(&self.deliveries.room));
@@ -870,13 +660,27 @@ impl Transport for KafkaTransport {
     }
 
     fn try_enqueue(&self, record: ProducerRecord) -> Result<Enqueued> {
-        self.produce(record, false)
+        self.produce(record, Latency::Batched, None)
     }
 
     /// Through the immediate producer (`linger.ms=0`), made at the first
     /// such record.
     fn try_enqueue_immediate(&self, record: ProducerRecord) -> Result<Enqueued> {
-        self.produce(record, true)
+        self.produce(record, Latency::Immediate, None)
+    }
+
+    /// Yes: librdkafka's delivery callback reports to the group.
+    fn reports_deliveries(&self) -> bool {
+        true
+    }
+
+    fn try_enqueue_reported(
+        &self,
+        record: ProducerRecord,
+        latency: Latency,
+        group: &Arc<DeliveryGroup>,
+    ) -> Result<Enqueued> {
+        self.produce(record, latency, Some(group))
     }
 
     async fn flush(&self, timeout: Duration) -> Result<()> {
@@ -969,10 +773,7 @@ impl Transport for KafkaTransport {
 /// thread fails the queued records at once, and then every
 /// [`PURGE_EVERY`] until the transport is dropped, instead of letting each
 /// wait out `message.timeout.ms`.
-fn fail_queued_records_after_a_fatal_error(
-    producer: &FutureProducer<ClientCtx>,
-    errors: &LastError,
-) {
+fn fail_queued_records_after_a_fatal_error(producer: &KafkaProducer, errors: &LastError) {
     let producer = producer.clone();
     let errors_ = errors.clone();
     errors.on_producer_fatal(Box::new(move || {

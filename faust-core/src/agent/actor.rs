@@ -21,9 +21,9 @@ use crate::rpc::server::{self, ReplyAddr, Request};
 use crate::runtime::acks::{Lease, Message, MessageRef};
 use crate::runtime::queue::Queue;
 use crate::sync::{Mutex, MutexGuard};
-use crate::transport::producer::Latency;
+use crate::transport::producer::{GroupSlot, Latency};
 
-use super::acker::{not_delivered, Unacked, Waiting, MAX_UNACKED};
+use super::acker::{not_delivered, Reported, Unacked, Waiting, MAX_UNACKED};
 use super::event::Event;
 use super::held::{Current, Held, Target};
 use super::sink::{SinkInput, SinkSend};
@@ -46,6 +46,9 @@ pub(crate) struct ActorCtx {
     /// Acks the events whose outputs are still being delivered (started on
     /// the first such event).
     pub(super) acker: std::sync::OnceLock<mpsc::UnboundedSender<Waiting>>,
+    /// Acks the events whose outputs' deliveries the transport reports
+    /// (made on the first such event).
+    pub(super) reported: std::sync::OnceLock<Arc<Reported>>,
     /// Events of this actor whose outputs are still being delivered.
     pub(super) unacked: Arc<Unacked>,
     /// Events taken since the cancellation token was last checked.
@@ -96,6 +99,7 @@ impl ActorCtx {
             held: Mutex::new(Held::default()),
             noack: AtomicBool::new(false),
             acker: std::sync::OnceLock::new(),
+            reported: std::sync::OnceLock::new(),
             unacked: Arc::default(),
             since_check: std::sync::atomic::AtomicU32::new(0),
             thrown: Mutex::new(None),
@@ -378,10 +382,16 @@ impl ActorCtx {
         // The trace context only if a record is made: a value that only
         // goes to callbacks costs no ids.
         let records = sinks.iter().any(|s| s.key.is_some());
+        // The event's group of reported deliveries, if it has one already;
+        // else one is made at the first output the transport reports.
+        let group = GroupSlot::new();
         let (reply, source_key, source, trace) = {
             let mut held = self.lock();
             match held.target_mut(target) {
                 Some(c) => {
+                    if let Some(g) = &c.group {
+                        let _ = group.set(g.clone());
+                    }
                     let trace = if records || c.reply.is_some() {
                         c.output_trace().cloned()
                     } else {
@@ -407,7 +417,11 @@ impl ActorCtx {
                 Ok(server::reply_value(&value)?),
                 trace.as_ref(),
             );
-            pending.extend(ctx.producer.enqueue(reply, Latency::Immediate).await?);
+            pending.extend(
+                ctx.producer
+                    .enqueue_reported(reply, Latency::Immediate, &group)
+                    .await?,
+            );
         }
         let input = SinkInput {
             value: &value as &(dyn Any + Send + Sync),
@@ -415,6 +429,7 @@ impl ActorCtx {
             key_codec: self.agent.key_codec(),
             source,
             trace: trace.as_ref(),
+            group: &group,
         };
         for sink in sinks.iter() {
             // Most sinks finish at once: only one that waits gets a span in
@@ -428,26 +443,35 @@ impl ActorCtx {
             };
             pending.extend(queued);
         }
-        if pending.is_empty() {
+        let group = group.into_inner();
+        if pending.is_empty() && group.is_none() {
             return Ok(());
         }
         let unattached = {
             let mut held = self.lock();
             match held.target_mut(target) {
-                Some(c) if c.pending.is_empty() => {
-                    c.pending = pending;
-                    None
-                }
                 Some(c) => {
-                    c.pending.append(&mut pending);
+                    if c.group.is_none() {
+                        c.group = group;
+                    }
+                    if c.pending.is_empty() {
+                        c.pending = pending;
+                    } else {
+                        c.pending.append(&mut pending);
+                    }
                     None
                 }
-                None => Some(pending),
+                None => Some((pending, group)),
             }
         };
         // No event to attach them to: wait for the deliveries here.
-        for d in unattached.into_iter().flatten() {
-            d.await?;
+        if let Some((pending, group)) = unattached {
+            for d in pending {
+                d.await?;
+            }
+            if let Some(group) = group {
+                group.close_and_wait().await?;
+            }
         }
         Ok(())
     }

@@ -9,9 +9,9 @@ use tokio::sync::mpsc;
 use crate::error::Error;
 use crate::rpc::server::ReplyAddr;
 use crate::runtime::acks::{Lease, Message};
-use crate::transport::DeliveryFuture;
+use crate::transport::{DeliveryFuture, DeliveryGroup};
 
-use super::acker::{ack_when_delivered, Waiting};
+use super::acker::{ack_when_delivered, Reported, Waiting};
 use super::actor::ActorCtx;
 use super::timing::Timing;
 use crate::trace_context::EventTrace;
@@ -23,6 +23,9 @@ pub(super) struct Current {
     /// Deliveries of the replies and sink records produced for this event:
     /// the event is acked when they are all delivered.
     pub(super) pending: Vec<DeliveryFuture>,
+    /// The outputs whose deliveries the transport reports (it acks the
+    /// event once they are all delivered, with no future each).
+    pub(super) group: Option<std::sync::Arc<DeliveryGroup>>,
     /// When its processing started, if it is timed.
     pub(super) timing: Timing,
     /// The event's trace context, once something needed it.
@@ -44,6 +47,7 @@ impl Current {
             lease,
             reply,
             pending: Vec::new(),
+            group: None,
             trace,
             span,
             timing,
@@ -182,7 +186,14 @@ impl ActorCtx {
     fn ack(&self, cur: Current) {
         cur.timing.finish(self.agent.stats(), self.shard());
         if cur.pending.is_empty() {
-            self.agent.event_done(cur.lease.message(), None);
+            match cur.group {
+                None => self.agent.event_done(cur.lease.message(), None),
+                Some(group) => self.reported().ack_when_delivered(
+                    cur.lease,
+                    group,
+                    self.agent.context().ack_tasks.token(),
+                ),
+            }
             return;
         }
         // Ack once every output of the event is delivered; the actor goes on.
@@ -198,6 +209,7 @@ impl ActorCtx {
         let waiting = Waiting {
             lease: cur.lease,
             pending: cur.pending,
+            group: cur.group,
             _stop_waits: self.agent.context().ack_tasks.token(),
         };
         self.unacked.count.fetch_add(1, Ordering::AcqRel);
@@ -207,6 +219,17 @@ impl ActorCtx {
             // will deliver the outputs, so the event stays unacked.
             waiting.lease.abandon();
         }
+    }
+
+    /// What acks this actor's events whose deliveries are reported.
+    fn reported(&self) -> &std::sync::Arc<Reported> {
+        self.reported.get_or_init(|| {
+            std::sync::Arc::new(Reported {
+                agent: self.agent.clone(),
+                unacked: self.unacked.clone(),
+                runtime: tokio::runtime::Handle::try_current().ok(),
+            })
+        })
     }
 
     /// Whether it holds the event at `offset` of `tp`.

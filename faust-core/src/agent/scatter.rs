@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::rpc::deadline::{Deadline, PRODUCING, WAITING};
 use crate::rpc::{BarrierState, ReplyTuple, SendOptions};
-use crate::transport::producer::Latency;
+use crate::transport::producer::{GroupSlot, Latency};
 
 use super::ask::{Registration, Send};
 use super::Agent;
@@ -110,6 +110,9 @@ impl<'a> Scatter<'a> {
                 self.deadline.step(PRODUCING);
                 let mut order = Vec::new();
                 let mut deliveries = Vec::new();
+                // Requests whose deliveries the transport reports: counted,
+                // with no future each.
+                let group = GroupSlot::new();
                 // One trace context for every request of the call.
                 let mut base = self.opts.clone();
                 super::trace::inject_for_send(&mut base.headers, true);
@@ -137,7 +140,7 @@ impl<'a> Scatter<'a> {
                         Send::Record(record) if self.opts.on_delivery.is_none() => {
                             deliveries.extend(
                                 ctx.producer
-                                    .enqueue(record, Latency::Immediate)
+                                    .enqueue_reported(record, Latency::Immediate, &group)
                                     .await?
                                     .map(Either::Left),
                             );
@@ -166,6 +169,9 @@ impl<'a> Scatter<'a> {
                 }
                 self.barrier.finalize();
                 futures::future::try_join_all(deliveries).await?;
+                if let Some(group) = group.into_inner() {
+                    group.close_and_wait().await?;
+                }
                 Ok(order)
             })
             .await

@@ -22,7 +22,7 @@ use crate::record::ProducerRecord;
 use crate::runtime::inbox::Inbox;
 use crate::topic::Topic;
 use crate::trace_context::EventTrace;
-use crate::transport::producer::Queued;
+use crate::transport::producer::{GroupSlot, Queued};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 type CallFn<R> = Arc<dyn Fn(&R) -> SinkCall + Send + Sync>;
@@ -342,7 +342,7 @@ impl<R: Value> Sink<R> {
                     if let Some(trace) = out.trace {
                         trace.inject(&mut record.headers);
                     }
-                    ctx.producer.queue(record)
+                    ctx.producer.queue(record, out.group)
                 }
                 Err(e) => SinkSend::Now(Err(e)),
             }
@@ -382,6 +382,8 @@ pub(crate) struct SinkInput<'a> {
     /// The trace context of that event, for the records made (`None`
     /// when no event is current, or the sinks make no record).
     pub(crate) trace: Option<&'a EventTrace>,
+    /// Where the transport reports the records' deliveries, if it can.
+    pub(crate) group: &'a GroupSlot,
 }
 
 /// Sends one value; topic and agent sinks return the delivery of the

@@ -14,9 +14,12 @@ use async_trait::async_trait;
 use crate::error::{Error, Result};
 use crate::record::{ProducerRecord, Record, RecordMetadata, TopicPartition};
 
+mod delivery;
 pub mod memory;
 pub mod partitioner;
 pub(crate) mod producer;
+
+pub use delivery::DeliveryGroup;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
@@ -39,6 +42,19 @@ pub enum Enqueued {
     /// or it only produces asynchronously): the record back, for
     /// [`Transport::enqueue`].
     WouldWait(ProducerRecord),
+    /// The producer took it and will report its delivery to the group it
+    /// was given (only from [`Transport::try_enqueue_reported`]).
+    Reported,
+}
+
+/// How soon a record must go out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Latency {
+    /// It may wait to be batched with others (outputs, sends).
+    Batched,
+    /// Someone waits for it now (requests, replies): see
+    /// [`Transport::try_enqueue_immediate`].
+    Immediate,
 }
 
 impl Enqueued {
@@ -50,7 +66,7 @@ impl Enqueued {
         self,
     ) -> std::result::Result<Option<DeliveryFuture>, ProducerRecord> {
         match self {
-            Enqueued::Delivered(_) => Ok(None),
+            Enqueued::Delivered(_) | Enqueued::Reported => Ok(None),
             Enqueued::Queued(delivery) => Ok(Some(delivery)),
             Enqueued::WouldWait(record) => Err(record),
         }
@@ -63,6 +79,7 @@ impl fmt::Debug for Enqueued {
             Enqueued::Delivered(m) => f.debug_tuple("Delivered").field(m).finish(),
             Enqueued::Queued(_) => f.write_str("Queued(..)"),
             Enqueued::WouldWait(r) => f.debug_tuple("WouldWait").field(r).finish(),
+            Enqueued::Reported => f.write_str("Reported"),
         }
     }
 }
@@ -338,6 +355,34 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     /// `try_enqueue`.
     fn try_enqueue_immediate(&self, record: ProducerRecord) -> Result<Enqueued> {
         self.try_enqueue(record)
+    }
+
+    /// Whether this transport reports deliveries to a [`DeliveryGroup`]
+    /// ([`try_enqueue_reported`](Transport::try_enqueue_reported)); the
+    /// runtime asks once. The default: no.
+    fn reports_deliveries(&self) -> bool {
+        false
+    }
+
+    /// [`try_enqueue`](Transport::try_enqueue) (or, with
+    /// [`Latency::Immediate`], [`try_enqueue_immediate`](Transport::try_enqueue_immediate))
+    /// reporting the record's delivery to `group` instead of returning a
+    /// future of it: `Enqueued::Reported` says the transport took the record
+    /// and will call [`DeliveryGroup::delivered`] or [`DeliveryGroup::failed`]
+    /// once for it. The runtime calls it only if
+    /// [`reports_deliveries`](Transport::reports_deliveries) says so; the
+    /// default is `try_enqueue` (or `try_enqueue_immediate`).
+    fn try_enqueue_reported(
+        &self,
+        record: ProducerRecord,
+        latency: Latency,
+        group: &Arc<DeliveryGroup>,
+    ) -> Result<Enqueued> {
+        let _ = group;
+        match latency {
+            Latency::Batched => self.try_enqueue(record),
+            Latency::Immediate => self.try_enqueue_immediate(record),
+        }
     }
 
     /// Wait until every record sent so far is delivered.

@@ -12,7 +12,11 @@ use futures::FutureExt;
 
 use crate::error::Result;
 use crate::record::{ProducerRecord, RecordMetadata};
-use crate::transport::{DeliveryFuture, Enqueued, Transport};
+pub(crate) use crate::transport::Latency;
+use crate::transport::{DeliveryFuture, DeliveryGroup, Enqueued, Transport};
+
+/// A group of outputs made when the first one is reported to it.
+pub(crate) type GroupSlot = std::sync::OnceLock<Arc<DeliveryGroup>>;
 
 /// The outcome of [`Producer::queue`]: the delivery of the queued record
 /// (`None`: the broker has it already), at once or once the producer
@@ -24,25 +28,27 @@ pub(crate) enum Queued {
     Later(BoxFuture<'static, Result<Option<DeliveryFuture>>>),
 }
 
-/// How soon a record must go out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Latency {
-    /// It may wait to be batched with others (outputs, sends).
-    Batched,
-    /// Someone waits for it now (requests, replies): see
-    /// [`Transport::try_enqueue_immediate`].
-    Immediate,
-}
-
 /// Produces records with a transport. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Producer {
     transport: Arc<dyn Transport>,
+    /// [`Transport::reports_deliveries`], asked once.
+    reports: bool,
+}
+
+/// A transport gave `Reported` for a record it was not given a group with.
+#[cold]
+fn reported_without_a_group(transport: &dyn Transport) -> crate::error::Error {
+    crate::error::Error::Broker(format!(
+        "the transport `{}` said it would report a delivery it was given no group for",
+        crate::redact::redact_url(transport.url())
+    ))
 }
 
 impl Producer {
     pub(crate) fn new(transport: Arc<dyn Transport>) -> Self {
-        Self { transport }
+        let reports = transport.reports_deliveries();
+        Self { transport, reports }
     }
 
     /// The transport records go to.
@@ -78,6 +84,7 @@ impl Producer {
             }
             Enqueued::Queued(delivery) => delivery.await,
             Enqueued::WouldWait(record) => self.transport.send(record).await,
+            Enqueued::Reported => Err(reported_without_a_group(&*self.transport)),
         }
     }
 
@@ -106,15 +113,55 @@ impl Producer {
             Enqueued::Delivered(meta) => Ok(Either::Left(meta)),
             Enqueued::Queued(delivery) => Ok(Either::Right(delivery)),
             Enqueued::WouldWait(record) => self.transport.enqueue(record).await.map(Either::Right),
+            Enqueued::Reported => Err(reported_without_a_group(&*self.transport)),
         }
     }
 
-    /// Like [`enqueue`](Self::enqueue), without a future of the queueing
-    /// unless the producer makes us wait (the common case allocates none).
-    pub(crate) fn queue(&self, record: ProducerRecord) -> Queued {
+    /// Hand `record` over with its delivery reported to the group in
+    /// `group` (made now if it is the first), if the transport reports
+    /// deliveries; else as [`try_enqueue`](Self::try_enqueue).
+    #[inline]
+    fn try_enqueue_reported(
+        &self,
+        record: ProducerRecord,
+        latency: Latency,
+        group: &GroupSlot,
+    ) -> Result<Enqueued> {
+        if !self.reports {
+            return self.try_enqueue(record, latency);
+        }
+        let group = group.get_or_init(DeliveryGroup::new);
+        group.expect_one();
+        let enqueued = self.transport.try_enqueue_reported(record, latency, group);
+        if !matches!(enqueued, Ok(Enqueued::Reported)) {
+            group.not_taken();
+        }
+        enqueued
+    }
+
+    /// [`enqueue`](Self::enqueue), with the delivery reported to `group`
+    /// when the transport can (then there is no future: `None`).
+    pub(crate) async fn enqueue_reported(
+        &self,
+        record: ProducerRecord,
+        latency: Latency,
+        group: &GroupSlot,
+    ) -> Result<Option<DeliveryFuture>> {
         match self
-            .transport
-            .try_enqueue(record)
+            .try_enqueue_reported(record, latency, group)?
+            .into_delivery()
+        {
+            Ok(delivery) => Ok(delivery),
+            Err(record) => self.transport.enqueue(record).await.map(Some),
+        }
+    }
+
+    /// Like [`enqueue_reported`](Self::enqueue_reported), without a future
+    /// of the queueing unless the producer makes us wait (the common case
+    /// allocates none).
+    pub(crate) fn queue(&self, record: ProducerRecord, group: &GroupSlot) -> Queued {
+        match self
+            .try_enqueue_reported(record, Latency::Batched, group)
             .map(Enqueued::into_delivery)
         {
             Ok(Ok(delivery)) => Queued::Now(Ok(delivery)),

@@ -302,6 +302,10 @@ impl Pipeline {
             }
             Ok(Enqueued::Queued(delivery)) => Some(Ok(delivery)),
             Ok(Enqueued::WouldWait(record)) => Some(self.transport.enqueue(record).await),
+            // Only `try_enqueue_reported` may answer this.
+            Ok(Enqueued::Reported) => Some(Err(faust_core::Error::Broker(
+                "the transport answered `Reported` to `try_enqueue`".into(),
+            ))),
             Err(e) => Some(Err(e)),
         };
         if let Some(delivery) = delivery {

@@ -453,6 +453,7 @@ pub async fn sending_to_a_missing_partition_fails(h: &dyn Harness) {
             Ok(d) => within(h.deadline(), "delivery", d).await,
             Err(e) => Err(e),
         },
+        Ok(Enqueued::Reported) => panic!("try_enqueue said Reported: it was given no group"),
     };
     let err = delivered.expect_err("an enqueued record to a missing partition was delivered");
     assert!(matches!(err, Error::Broker(_)), "{err:?}");
@@ -472,6 +473,7 @@ pub async fn enqueue_keeps_order_and_flush_delivers(h: &dyn Harness) {
             Enqueued::Delivered(md) => immediate.push((i, md.offset)),
             Enqueued::Queued(d) => deliveries.push((i, d)),
             Enqueued::WouldWait(r) => deliveries.push((i, t.enqueue(r).await.unwrap())),
+            Enqueued::Reported => panic!("try_enqueue said Reported: it was given no group"),
         }
     }
     within(h.deadline(), "flush", t.flush(h.deadline()))
@@ -485,6 +487,95 @@ pub async fn enqueue_keeps_order_and_flush_delivers(h: &dyn Harness) {
     for (i, offset) in immediate {
         assert_eq!(offset, i, "record {i} delivered out of order");
     }
+}
+
+/// A transport that [reports deliveries](crate::transport::Transport::reports_deliveries)
+/// reports each record handed to `try_enqueue_reported` to its group, once:
+/// when the group is done, every record is in the topic; a record it cannot
+/// deliver (a missing partition) fails its group with an [`Error::Broker`]
+/// naming the partition. A transport that does not report passes trivially.
+pub async fn reported_deliveries_reach_their_group(h: &dyn Harness) {
+    use crate::transport::{DeliveryGroup, Latency};
+    let t = h.transport();
+    if !t.reports_deliveries() {
+        return;
+    }
+    let topic = h.topic(1).await;
+    let group = DeliveryGroup::new();
+    let mut given_back = Vec::new();
+    for i in 0..50 {
+        let mut r = ProducerRecord::new(topic.as_str(), format!("{i}"));
+        r.partition = Some(0);
+        let latency = if i % 2 == 0 {
+            Latency::Batched
+        } else {
+            Latency::Immediate
+        };
+        group.expect_one();
+        match t.try_enqueue_reported(r, latency, &group).unwrap() {
+            Enqueued::Reported => {}
+            Enqueued::Delivered(_) => group.not_taken(),
+            Enqueued::Queued(d) => {
+                group.not_taken();
+                given_back.push(d);
+            }
+            Enqueued::WouldWait(r) => {
+                group.not_taken();
+                given_back.push(t.enqueue(r).await.unwrap());
+            }
+        }
+    }
+    within(
+        h.deadline(),
+        "the group's deliveries",
+        group.close_and_wait(),
+    )
+    .await
+    .expect("a group's records were not delivered");
+    for d in given_back {
+        within(h.deadline(), "a delivery", d).await.unwrap();
+    }
+    let mut c = t.assign(vec![tp(&topic, 0)]).await.unwrap();
+    assert_eq!(
+        next_event(&mut c, h.deadline()).await,
+        ConsumerEvent::Assigned(vec![tp(&topic, 0)])
+    );
+    let mut values: Vec<i64> = read(h, &mut c, 50)
+        .await
+        .iter()
+        .map(|r| {
+            std::str::from_utf8(r.value.as_deref().unwrap())
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    values.sort_unstable();
+    assert_eq!(values, (0..50).collect::<Vec<_>>());
+    within(h.deadline(), "close", c.close(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    let mut r = ProducerRecord::new(topic.as_str(), "x");
+    r.partition = Some(9);
+    let group = DeliveryGroup::new();
+    group.expect_one();
+    let failed = match t.try_enqueue_reported(r, Latency::Batched, &group) {
+        Ok(Enqueued::Reported) => {
+            within(h.deadline(), "a failed group", group.close_and_wait()).await
+        }
+        Ok(other) => {
+            group.not_taken();
+            match other {
+                Enqueued::Queued(d) => within(h.deadline(), "delivery", d).await.map(|_| ()),
+                Enqueued::WouldWait(r) => t.send(r).await.map(|_| ()),
+                Enqueued::Delivered(_) | Enqueued::Reported => Ok(()),
+            }
+        }
+        Err(e) => Err(e),
+    };
+    let err = failed.expect_err("a record to a missing partition was delivered");
+    assert!(matches!(err, Error::Broker(_)), "{err:?}");
+    assert!(err.to_string().contains("partition 9"), "{err}");
 }
 
 /// `assign` without a group: `Assigned` with the partitions once each

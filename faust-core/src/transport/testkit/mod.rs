@@ -244,6 +244,7 @@ macro_rules! for_each_conformance_check {
             headers_keys_and_timestamps_round_trip,
             sending_to_a_missing_partition_fails,
             enqueue_keeps_order_and_flush_delivers,
+            reported_deliveries_reach_their_group,
             assign_reads_exactly_its_partitions_from_the_oldest_record,
             one_member_gets_every_partition,
             second_member_splits_partitions_and_each_record_is_seen_once,
