@@ -408,6 +408,8 @@ impl ActorCtx {
                 None => (None, None, None, None),
             }
         };
+        // A group the event had already is closed with the event, never here.
+        let inherited = group.get().is_some();
         let mut pending = Vec::new();
         let ctx = self.agent.context();
         if let Some(addr) = reply {
@@ -469,7 +471,7 @@ impl ActorCtx {
             for d in pending {
                 d.await?;
             }
-            if let Some(group) = group {
+            if let Some(group) = group.filter(|_| !inherited) {
                 group.close_and_wait().await?;
             }
         }
