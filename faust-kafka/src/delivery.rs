@@ -122,7 +122,7 @@ impl Deliveries {
     }
 
     /// The error of a record that will not be delivered.
-    fn failure(&self, msg: &BorrowedMessage<'_>, why: &dyn std::fmt::Display) -> Error {
+    fn failure(&self, msg: &impl rdkafka::message::Message, why: &dyn std::fmt::Display) -> Error {
         Error::Broker(describe_delivery_failure(
             msg.topic(),
             (msg.partition() >= 0).then_some(msg.partition()),
@@ -136,12 +136,7 @@ impl Deliveries {
     /// be, its group fails.
     async fn again(&self, msg: OwnedMessage, why: KafkaError, group: Arc<DeliveryGroup>) {
         if let Err(why) = self.produce_again(&msg, &why, &group).await {
-            group.failed(Error::Broker(describe_delivery_failure(
-                msg.topic(),
-                (msg.partition() >= 0).then_some(msg.partition()),
-                &why,
-                &self.last_error,
-            )));
+            group.failed(self.failure(&msg, &why));
         }
     }
 
