@@ -54,6 +54,8 @@ const CONSUMER_SETTINGS: &[(&str, &str)] = &[
 #[derive(Clone, Debug)]
 pub(crate) struct Ctx {
     pub(crate) bootstrap: String,
+    /// Appended to faust-rs's broker URL (`--kafka-params`).
+    pub(crate) params: String,
     pub(crate) partitions: i32,
     pub(crate) input_topic: Option<String>,
 }
@@ -197,6 +199,16 @@ pub(crate) async fn run(
     }
 }
 
+impl Ctx {
+    /// faust-rs's broker URL: the bootstrap server and `--kafka-params`.
+    pub(crate) fn broker_url(&self) -> String {
+        match self.params.trim_start_matches('?') {
+            "" => format!("kafka://{}", self.bootstrap),
+            params => format!("kafka://{}?{params}", self.bootstrap),
+        }
+    }
+}
+
 fn input_topic(ctx: &Ctx) -> Result<&str> {
     ctx.input_topic
         .as_deref()
@@ -205,7 +217,7 @@ fn input_topic(ctx: &Ctx) -> Result<&str> {
 
 fn kafka_app(ctx: &Ctx, id: &str) -> Result<faust::App> {
     Ok(faust::app_builder(id)
-        .broker(format!("kafka://{}", ctx.bootstrap))
+        .broker(ctx.broker_url())
         .topic_partitions(ctx.partitions)
         .metrics(crate::metrics_on())
         .build()?)

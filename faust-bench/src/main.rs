@@ -14,6 +14,17 @@
 //! faust-bench --workload scale-asks --points 1,100,10000   # a scale curve
 //! ```
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The global allocator of this process, for the `setup` field.
+const ALLOCATOR_LABEL: &str = if cfg!(feature = "mimalloc") {
+    "mimalloc"
+} else {
+    "the system's malloc"
+};
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -200,6 +211,11 @@ struct Args {
     /// nothing answers there).
     #[arg(long, default_value = "127.0.0.1:9092")]
     kafka: String,
+    /// Query string appended to faust-rs's broker URL in the Kafka
+    /// workloads, e.g. `producer.linger.ms=2&consumer.fetch.wait.max.ms=5`
+    /// (faust-kafka's settings, as in a user's URL); peers are unaffected.
+    #[arg(long, default_value = "")]
+    kafka_params: String,
     /// Partitions of the topics the Kafka workloads create.
     #[arg(long, default_value_t = 8)]
     partitions: i32,
@@ -299,12 +315,10 @@ impl Args {
 
 static RUNTIME_LABEL: OnceLock<String> = OnceLock::new();
 
-/// The tokio runtime of this process, for the `setup` field.
+/// The tokio runtime and allocator of this process, for the `setup` field.
 pub(crate) fn runtime_label() -> String {
-    RUNTIME_LABEL
-        .get()
-        .cloned()
-        .unwrap_or_else(|| "tokio".into())
+    let runtime = RUNTIME_LABEL.get().map_or("tokio", String::as_str);
+    format!("{runtime}, {ALLOCATOR_LABEL}")
 }
 
 fn runtime(flavor: Flavor) -> Result<tokio::runtime::Runtime> {
@@ -370,6 +384,7 @@ fn child(args: &Args) -> Result<()> {
             (w, i) if w.starts_with("kafka-") => {
                 let ctx = kafka::Ctx {
                     bootstrap: args.kafka.clone(),
+                    params: args.kafka_params.clone(),
                     partitions: args.partitions,
                     input_topic: args.input_topic.clone(),
                 };
@@ -670,6 +685,8 @@ fn size_flags(args: &Args, s: &Sizes) -> Vec<String> {
         s.warmup.to_string(),
         "--kafka".into(),
         args.kafka.clone(),
+        "--kafka-params".into(),
+        args.kafka_params.clone(),
         "--partitions".into(),
         args.partitions.to_string(),
     ];
