@@ -119,18 +119,27 @@ impl<'a> Scatter<'a> {
                 let mut items = std::pin::pin!(items);
                 while let Some((key, value)) = items.next().await {
                     let cid = uuid::Uuid::new_v4().to_string();
-                    let mut opts = base.clone();
-                    if let Some(k) = &key {
-                        opts.key = Some(agent.key_bytes(k)?);
-                    }
+                    // Options are copied only for a request with a key of
+                    // its own.
+                    let keyed;
+                    let opts = match &key {
+                        Some(k) => {
+                            let mut o = base.clone();
+                            o.key = Some(agent.key_bytes(k)?);
+                            keyed = o;
+                            &keyed
+                        }
+                        None => &base,
+                    };
                     let send = match agent.inbox() {
                         Some(inbox) => Send::Channel(inbox, inbox.value_type().convert(&value)?),
-                        None => Send::Record(agent.request_record(&value, &opts, &reply_to, &cid)?),
+                        None => Send::Record(agent.request_record(&value, opts, &reply_to, &cid)?),
                     };
                     self.barrier.add_correlation_id(cid.clone())?;
                     self.registration.add(&cid);
                     match send {
                         Send::Channel(inbox, payload) => {
+                            let mut opts = opts.clone();
                             opts.reply_to = Some(reply_to.clone());
                             opts.correlation_id = Some(cid.clone());
                             let sent = agent.send_to_channel(inbox, payload, &opts).await;
@@ -199,13 +208,21 @@ impl<'a> Scatter<'a> {
             })
     }
 
-    /// The replies received so far, by correlation id.
-    fn received(&self) -> HashMap<String, ReplyTuple> {
-        self.barrier
-            .drain()
-            .into_iter()
-            .map(|t| (t.correlation_id.clone(), t))
-            .collect()
+    /// The replies received so far, one slot per correlation id of
+    /// `order`, in its order (`None`: no reply came).
+    fn received(&self, order: &[String]) -> Vec<Option<ReplyTuple>> {
+        let slot: HashMap<&str, usize> = order
+            .iter()
+            .enumerate()
+            .map(|(i, cid)| (cid.as_str(), i))
+            .collect();
+        let mut replies: Vec<Option<ReplyTuple>> = order.iter().map(|_| None).collect();
+        for reply in self.barrier.drain() {
+            if let Some(&i) = slot.get(reply.correlation_id.as_str()) {
+                replies[i] = Some(reply);
+            }
+        }
+        replies
     }
 }
 
@@ -350,13 +367,12 @@ impl Agent {
         let call = Scatter::new(self, "join on", opts);
         let order = call.send_all(items).await?;
         call.wait_all().await?;
-        let mut received = call.received();
+        let received = call.received(&order);
         order
             .iter()
-            .map(|cid| {
-                let reply = received
-                    .remove(cid)
-                    .ok_or_else(|| Error::Rpc(format!("missing reply for {cid}")))?;
+            .zip(received)
+            .map(|(cid, reply)| {
+                let reply = reply.ok_or_else(|| Error::Rpc(format!("missing reply for {cid}")))?;
                 self.decode_reply(reply.into_result())
             })
             .collect()
@@ -412,14 +428,10 @@ impl Agent {
             Ok(()) | Err(Error::Timeout { .. }) => {}
             Err(other) => return Err(other),
         }
-        let mut received = call.received();
-        let replies = order
-            .iter()
-            .map(|cid| {
-                received
-                    .remove(cid)
-                    .map(|reply| self.decode_reply(reply.into_result()))
-            })
+        let replies = call
+            .received(&order)
+            .into_iter()
+            .map(|reply| reply.map(|reply| self.decode_reply(reply.into_result())))
             .collect();
         Ok(JoinResults { replies })
     }
