@@ -1657,9 +1657,12 @@ async fn processing_resumes_soon_after_a_broker_restart() -> Result<()> {
         sent.len(),
         lines.len()
     );
+    // With the reconnect back-off capped at 1 s this is 0.8–2.9 s on a busy
+    // two-core machine; librdkafka's own 10 s cap, or a commit sent during
+    // the outage holding up delivery, gives up to 10 s.
     assert!(
-        stall < Duration::from_secs(2),
-        "processing resumed {:.2} s after the broker answered again (at most 2 s): \
+        stall < Duration::from_millis(3500),
+        "processing resumed {:.2} s after the broker answered again (at most 3.5 s): \
          a commit sent during the outage, or the reconnect, held up delivery",
         stall.as_secs_f64()
     );
