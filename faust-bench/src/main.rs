@@ -685,8 +685,6 @@ fn size_flags(args: &Args, s: &Sizes) -> Vec<String> {
         s.warmup.to_string(),
         "--kafka".into(),
         args.kafka.clone(),
-        "--kafka-params".into(),
-        args.kafka_params.clone(),
         "--partitions".into(),
         args.partitions.to_string(),
     ];
@@ -717,6 +715,10 @@ fn run_child(
                 .get_name(),
         ])
         .args(size_flags(args, s));
+    if !args.kafka_params.is_empty() {
+        // faust-rs's own settings: only this binary's children take them.
+        cmd.args(["--kafka-params", &args.kafka_params]);
+    }
     if let Some(t) = input_topic {
         cmd.args(["--input-topic", t]);
     }
