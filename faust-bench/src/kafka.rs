@@ -54,7 +54,8 @@ const CONSUMER_SETTINGS: &[(&str, &str)] = &[
 #[derive(Clone, Debug)]
 pub(crate) struct Ctx {
     pub(crate) bootstrap: String,
-    /// Appended to faust-rs's broker URL (`--kafka-params`).
+    /// Appended to faust-rs's broker URL (`--kafka-params`) in the
+    /// `kafka-*` workloads.
     pub(crate) params: String,
     pub(crate) partitions: i32,
     pub(crate) input_topic: Option<String>,
@@ -361,8 +362,9 @@ async fn raw_e2e(ctx: &Ctx, n: u64, concurrency: usize) -> Result<Measurement> {
         .setup(format!(
             "one loop: BaseConsumer::poll -> ThreadedProducer::send of the payload bytes (no decoding), \
              store offset per message, async commit every second; the same loop at every --concurrency; \
-             librdkafka settings as faust-kafka's; {} partitions",
-            ctx.partitions
+             librdkafka settings as faust-kafka's; {} partitions; {}",
+            ctx.partitions,
+            crate::runtime_label()
         )))
 }
 
@@ -561,8 +563,9 @@ async fn raw_ask(ctx: &Ctx, n: u64, warmup: u64) -> Result<Measurement> {
              the request's correlation id to the reply topic; client: send a request, poll the reply topic's \
              BaseConsumer until its id comes back; {} partitions per topic; librdkafka settings as faust-kafka's \
              (fetch.wait.max.ms=10) but linger.ms=0 on both producers; sequential asks after {warmup} warm-up \
-             asks",
-            ctx.partitions
+             asks; {}",
+            ctx.partitions,
+            crate::runtime_label()
         )))
 }
 

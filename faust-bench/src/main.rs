@@ -211,9 +211,10 @@ struct Args {
     /// nothing answers there).
     #[arg(long, default_value = "127.0.0.1:9092")]
     kafka: String,
-    /// Query string appended to faust-rs's broker URL in the Kafka
-    /// workloads, e.g. `producer.linger.ms=2&consumer.fetch.wait.max.ms=5`
-    /// (faust-kafka's settings, as in a user's URL); peers are unaffected.
+    /// Query string appended to faust-rs's broker URL in the `kafka-*`
+    /// workloads (not the `scale-*` curves), e.g.
+    /// `producer.linger.ms=2&consumer.fetch.wait.max.ms=5` (faust-kafka's
+    /// settings, as in a user's URL); peers are unaffected.
     #[arg(long, default_value = "")]
     kafka_params: String,
     /// Partitions of the topics the Kafka workloads create.

@@ -1,6 +1,7 @@
 //! Agent RPC of many requests under one barrier: `map`, `kvmap`, `join`,
 //! `kvjoin` and the partial join, from iterables or async streams.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -121,25 +122,22 @@ impl<'a> Scatter<'a> {
                     let cid = uuid::Uuid::new_v4().to_string();
                     // Options are copied only for a request with a key of
                     // its own.
-                    let keyed;
                     let opts = match &key {
-                        Some(k) => {
-                            let mut o = base.clone();
-                            o.key = Some(agent.key_bytes(k)?);
-                            keyed = o;
-                            &keyed
-                        }
-                        None => &base,
+                        Some(k) => Cow::Owned(SendOptions {
+                            key: Some(agent.key_bytes(k)?),
+                            ..base.clone()
+                        }),
+                        None => Cow::Borrowed(&base),
                     };
                     let send = match agent.inbox() {
                         Some(inbox) => Send::Channel(inbox, inbox.value_type().convert(&value)?),
-                        None => Send::Record(agent.request_record(&value, opts, &reply_to, &cid)?),
+                        None => Send::Record(agent.request_record(&value, &opts, &reply_to, &cid)?),
                     };
                     self.barrier.add_correlation_id(cid.clone())?;
                     self.registration.add(&cid);
                     match send {
                         Send::Channel(inbox, payload) => {
-                            let mut opts = opts.clone();
+                            let mut opts = opts.into_owned();
                             opts.reply_to = Some(reply_to.clone());
                             opts.correlation_id = Some(cid.clone());
                             let sent = agent.send_to_channel(inbox, payload, &opts).await;
@@ -216,7 +214,7 @@ impl<'a> Scatter<'a> {
             .enumerate()
             .map(|(i, cid)| (cid.as_str(), i))
             .collect();
-        let mut replies: Vec<Option<ReplyTuple>> = order.iter().map(|_| None).collect();
+        let mut replies = vec![None; order.len()];
         for reply in self.barrier.drain() {
             if let Some(&i) = slot.get(reply.correlation_id.as_str()) {
                 replies[i] = Some(reply);
