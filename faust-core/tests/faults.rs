@@ -36,6 +36,13 @@ struct Faulty {
     reports: bool,
     /// Groups of records that will never be reported (stalled).
     unreported: Mutex<Vec<Arc<DeliveryGroup>>>,
+    /// With `reports`: the deliveries of records that reach the broker are
+    /// reported too, from a reporting thread, as librdkafka's are.
+    report_all: bool,
+    /// The reporting thread's queue.
+    reporter: OnceLock<std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>>,
+    /// Records with this value are not delivered.
+    failing_value: Mutex<Option<Vec<u8>>>,
 }
 
 impl Faulty {
@@ -47,6 +54,22 @@ impl Faulty {
     }
     fn is(set: &Mutex<BTreeSet<String>>, topic: &str) -> bool {
         set.lock().unwrap().contains(topic)
+    }
+    fn fail_value(&self, value: Option<&[u8]>) {
+        *self.failing_value.lock().unwrap() = value.map(<[u8]>::to_vec);
+    }
+    /// Run `report` on the reporting thread.
+    fn report(&self, report: impl FnOnce() + Send + 'static) {
+        let reporter = self.reporter.get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+            std::thread::spawn(move || {
+                for report in rx {
+                    report();
+                }
+            });
+            tx
+        });
+        reporter.send(Box::new(report)).unwrap();
     }
 }
 
@@ -115,7 +138,10 @@ impl Transport for Faulty {
             self.unreported.lock().unwrap().push(group.clone());
             return Ok(Enqueued::Reported);
         }
-        if Faulty::is(&self.failing, &topic) {
+        let failing_value = self.failing_value.lock().unwrap().clone();
+        if Faulty::is(&self.failing, &topic)
+            || (failing_value.is_some() && record.value.as_deref() == failing_value.as_deref())
+        {
             let group = group.clone();
             std::thread::spawn(move || {
                 group.failed(Error::Broker(format!(
@@ -124,7 +150,14 @@ impl Transport for Faulty {
             });
             return Ok(Enqueued::Reported);
         }
-        self.broker.try_enqueue(record)
+        match self.broker.try_enqueue(record)? {
+            Enqueued::Delivered(md) if self.report_all => {
+                let group = group.clone();
+                self.report(move || group.delivered(|| md));
+                Ok(Enqueued::Reported)
+            }
+            enqueued => Ok(enqueued),
+        }
     }
     async fn flush(&self, timeout: Duration) -> Result<()> {
         self.broker.flush(timeout).await
@@ -164,6 +197,19 @@ fn faulty_reporting(name: &str) -> (Arc<Faulty>, impl Fn(&str) -> faust_core::Ap
         name,
         Faulty {
             reports: true,
+            ..Faulty::default()
+        },
+    )
+}
+
+/// [`faulty_reporting`] reporting every delivery, from a thread of its
+/// own, as the Kafka transport does.
+fn faulty_reporting_all(name: &str) -> (Arc<Faulty>, impl Fn(&str) -> faust_core::AppBuilder) {
+    faulty_with(
+        name,
+        Faulty {
+            reports: true,
+            report_all: true,
             ..Faulty::default()
         },
     )
@@ -288,6 +334,123 @@ async fn undelivered_outputs_come_back(
         loop {
             let values = values_of(&broker, "relayed").await;
             let distinct: BTreeSet<u64> = values.iter().copied().collect();
+            if distinct.len() as u64 == N {
+                return distinct;
+            }
+        }
+    })
+    .await;
+    assert_eq!(seen, (0..N).collect::<BTreeSet<u64>>(), "values missing");
+    second.stop().await.unwrap();
+}
+
+// ---- 1b. events processed in a row are acked together ------------------------
+
+/// `n` values `0..n` in topic `topic` (one partition), before any agent reads them.
+async fn preload(broker: &Faulty, topic: &str, n: u64) {
+    broker
+        .create_topic(&TopicSpec::new(topic, 1))
+        .await
+        .unwrap();
+    for i in 0..n {
+        let record = ProducerRecord::new(topic.to_string(), serde_json::to_vec(&i).unwrap());
+        broker.broker.send(record).await.unwrap();
+    }
+}
+
+fn relay(input: &str, output: &str) -> AgentSpec {
+    AgentSpec::handler("relay", |x: u64| async move { Ok::<_, Error>(x) })
+        .topic(input.to_string())
+        .partitions(1)
+        .sink(Sink::<u64>::topic(output.to_string()))
+}
+
+/// An actor that never waits reports the deliveries of a run of events
+/// together: the run is acked (and committed) once they are all reported,
+/// and a stop waits for that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_of_events_is_acked_once_its_reported_outputs_are_delivered() {
+    // Fewer than the embedded broker keeps per chunk: `values_of` reads
+    // the output topic from its start more than once.
+    const N: u64 = 1_000;
+    let (broker, app) = faulty_reporting_all("run-acked");
+    broker
+        .create_topic(&TopicSpec::new("run-out", 1))
+        .await
+        .unwrap();
+    preload(&broker, "run-in", N).await;
+    let first = app("run-app").build().unwrap();
+    first.add_agent(relay("run-in", "run-out")).unwrap();
+    first.start().await.unwrap();
+    common::within(10, "every output", async {
+        while values_of(&broker, "run-out").await.len() < N as usize {}
+    })
+    .await;
+    first.stop().await.unwrap();
+    drop(first);
+
+    // Everything was committed: a new member reads only what comes next.
+    let second = app("run-app").build().unwrap();
+    let agent = second.add_agent(relay("run-in", "run-out")).unwrap();
+    second.start().await.unwrap();
+    agent.send(&N).await.unwrap();
+    let values = common::within(10, "the new value's output", async {
+        loop {
+            let values = values_of(&broker, "run-out").await;
+            if values.contains(&N) {
+                return values;
+            }
+        }
+    })
+    .await;
+    assert_eq!(
+        values,
+        (0..=N).collect::<Vec<_>>(),
+        "values processed again"
+    );
+    second.stop().await.unwrap();
+}
+
+/// One lost output among a run of events reported together: none of the
+/// run is acked, the app stops, and after a restart every value arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_output_in_a_run_of_events_leaves_the_run_unacked() {
+    const N: u64 = 1_000;
+    const LOST: u64 = 700;
+    let (broker, app) = faulty_reporting_all("run-lost");
+    broker
+        .create_topic(&TopicSpec::new("lost-out", 1))
+        .await
+        .unwrap();
+    preload(&broker, "lost-in", N).await;
+    broker.fail_value(Some(&serde_json::to_vec(&LOST).unwrap()));
+    let first = app("lost-app").build().unwrap();
+    first.add_agent(relay("lost-in", "lost-out")).unwrap();
+    first.start().await.unwrap();
+    let crash = common::within(
+        10,
+        "the app to stop on the lost output",
+        first.wait_crashed(),
+    )
+    .await;
+    match &*crash {
+        Error::Undelivered { offset, reason, .. } => {
+            assert!(*offset as u64 <= LOST, "offset {offset}");
+            assert!(reason.contains("timed out"), "{reason}");
+        }
+        other => panic!("expected Error::Undelivered, got {other}"),
+    }
+    let _ = first.stop().await;
+    drop(first);
+
+    broker.fail_value(None);
+    let second = app("lost-app").build().unwrap();
+    second.add_agent(relay("lost-in", "lost-out")).unwrap();
+    second.start().await.unwrap();
+    let seen = common::within(10, "every value in the output topic", async {
+        loop {
+            let distinct: BTreeSet<u64> =
+                values_of(&broker, "lost-out").await.into_iter().collect();
             if distinct.len() as u64 == N {
                 return distinct;
             }

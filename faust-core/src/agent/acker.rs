@@ -5,9 +5,9 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::runtime::acks::{Lease, MessageRef};
 use crate::transport::{DeliveryFuture, DeliveryGroup};
 
@@ -19,6 +19,9 @@ pub(super) struct Waiting {
     pub(super) pending: Vec<DeliveryFuture>,
     /// Outputs whose deliveries the transport reports, if any.
     pub(super) group: Option<Arc<DeliveryGroup>>,
+    /// The outcome of the actor's [`Chain`] the event's other outputs
+    /// joined, if they did.
+    pub(super) chain: Option<oneshot::Receiver<Result<()>>>,
     /// Makes `App::stop` wait for this event's ack.
     pub(super) _stop_waits: tokio_util::task::task_tracker::TaskTrackerToken,
 }
@@ -30,6 +33,7 @@ impl Waiting {
             lease,
             mut pending,
             group,
+            chain,
             _stop_waits,
         } = self;
         // One output (the common case) is awaited without `join_all`'s allocation.
@@ -43,6 +47,10 @@ impl Waiting {
         };
         if let Some(group) = group {
             let reported = group.close_and_wait().await;
+            failed = failed.or(reported.err());
+        }
+        if let Some(chain) = chain {
+            let reported = chain.await.unwrap_or_else(|_| Err(chain_dropped()));
             failed = failed.or(reported.err());
         }
         match failed {
@@ -68,11 +76,16 @@ pub(super) async fn not_delivered(agent: &Agent, lease: Lease, err: &Error) {
 
 /// The rest of [`not_delivered`], once the event's lease is abandoned.
 async fn report_undelivered(agent: &Agent, msg: &MessageRef, err: &Error) {
+    report_undelivered_because(agent, msg, err.to_string()).await;
+}
+
+/// [`report_undelivered`] with the reason said.
+async fn report_undelivered_because(agent: &Agent, msg: &MessageRef, reason: String) {
     let err = Error::Undelivered {
         topic: msg.topic().to_string(),
         partition: msg.partition(),
         offset: msg.offset(),
-        reason: err.to_string(),
+        reason,
     };
     agent.report_error(&err).await;
     agent.event_done(msg, Some(&err));
@@ -113,7 +126,7 @@ impl Reported {
             Ok(()) => {
                 self.agent.event_done(lease.message(), None);
                 drop(lease);
-                self.unacked.done();
+                self.unacked.done(1);
                 drop(stop_waits);
             }
             Err(err) => {
@@ -124,21 +137,147 @@ impl Reported {
                 let runtime = self.runtime.clone();
                 let report = async move {
                     report_undelivered(&self.agent, &msg, &err).await;
-                    self.unacked.done();
+                    self.unacked.done(1);
                     drop(stop_waits);
                 };
-                match runtime {
-                    Some(runtime) => drop(runtime.spawn(report)),
-                    None => {
-                        drop(report);
-                        tracing::error!(
-                            "an output was not delivered and no runtime is left to report it"
-                        );
-                    }
-                }
+                spawn_report(runtime, report);
             }
         }
     }
+
+    /// Ack the events of `chain` once its group's outputs are delivered
+    /// (they are counted in [`Unacked`] already).
+    pub(super) fn ack_chain(self: &Arc<Self>, chain: Chain) {
+        let Chain {
+            group,
+            leases,
+            listeners,
+            stop_waits,
+            ..
+        } = chain;
+        let this = self.clone();
+        group.close(move |delivered| this.settle_chain(leases, listeners, delivered, stop_waits));
+    }
+
+    fn settle_chain(
+        self: Arc<Self>,
+        leases: Vec<Lease>,
+        listeners: Vec<oneshot::Sender<Result<()>>>,
+        delivered: Result<()>,
+        stop_waits: tokio_util::task::task_tracker::TaskTrackerToken,
+    ) {
+        for listener in listeners {
+            let _ = listener.send(delivered.clone());
+        }
+        let n = leases.len();
+        let err = match delivered {
+            Ok(()) => {
+                for lease in leases {
+                    self.agent.event_done(lease.message(), None);
+                    drop(lease);
+                }
+                self.unacked.done(n);
+                drop(stop_waits);
+                return;
+            }
+            Err(err) => err,
+        };
+        // Which event's output failed is not known: none of them is acked
+        // (so none is committed), the first is reported and the app stops.
+        let messages: Vec<MessageRef> = leases
+            .into_iter()
+            .map(|lease| {
+                let msg = lease.message().clone();
+                lease.abandon();
+                msg
+            })
+            .collect();
+        let runtime = self.runtime.clone();
+        let report = async move {
+            let mut reason = err.to_string();
+            if n > 1 {
+                reason.push_str(&format!(
+                    " (its delivery was reported together with the outputs of {} more events \
+                     of this actor, which stay unacked too)",
+                    n - 1
+                ));
+            }
+            if let Some((first, rest)) = messages.split_first() {
+                for msg in rest {
+                    self.agent.event_done(msg, Some(&err));
+                }
+                report_undelivered_because(&self.agent, first, reason).await;
+            }
+            self.unacked.done(n);
+            drop(stop_waits);
+        };
+        spawn_report(runtime, report);
+    }
+}
+
+/// Run `report` (a failed delivery's report) on `runtime`.
+fn spawn_report(
+    runtime: Option<tokio::runtime::Handle>,
+    report: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    match runtime {
+        Some(runtime) => drop(runtime.spawn(report)),
+        None => {
+            drop(report);
+            tracing::error!("an output was not delivered and no runtime is left to report it");
+        }
+    }
+}
+
+/// The most events an actor's [`Chain`] takes before it is closed.
+pub(super) const CHAIN_MAX: usize = 64;
+
+/// Events an actor finished one after another without waiting for
+/// anything, whose outputs share one [`DeliveryGroup`]: the events are
+/// acked together once all their outputs are delivered, which costs one
+/// group (an allocation, a lock, a closure) per run of events instead of
+/// one per event. The actor closes it when it is about to wait (for its
+/// next event or inside its function), at [`CHAIN_MAX`] events, or when it
+/// ends, and only between events: never while the event being processed
+/// has outputs in it.
+pub(super) struct Chain {
+    pub(super) group: Arc<DeliveryGroup>,
+    /// The finished events, in the order they were finished.
+    pub(super) leases: Vec<Lease>,
+    /// Held events with outputs in the group, not finished yet (the chain
+    /// may close only when there are none).
+    pub(super) members_held: usize,
+    /// The actor waited while a member was held: close at the next
+    /// boundary between events.
+    pub(super) yielded: bool,
+    /// Events whose other outputs are futures (the producer made them
+    /// wait): told the chain's outcome.
+    pub(super) listeners: Vec<oneshot::Sender<Result<()>>>,
+    /// Makes `App::stop` wait for the chain's acks.
+    pub(super) stop_waits: tokio_util::task::task_tracker::TaskTrackerToken,
+}
+
+impl Chain {
+    pub(super) fn new(stop_waits: tokio_util::task::task_tracker::TaskTrackerToken) -> Self {
+        Self {
+            group: DeliveryGroup::new(),
+            leases: Vec::new(),
+            members_held: 0,
+            yielded: false,
+            listeners: Vec::new(),
+            stop_waits,
+        }
+    }
+
+    /// Whether it may be closed now (no held event has outputs in it).
+    pub(super) fn closable(&self) -> bool {
+        self.members_held == 0
+    }
+}
+
+/// The chain an event's outputs joined ended without a report.
+fn chain_dropped() -> Error {
+    Error::Broker("the transport dropped records without reporting their delivery".into())
 }
 
 /// One task per actor acks its events as their outputs are delivered, in
@@ -157,11 +296,11 @@ pub(super) async fn ack_when_delivered(
                 Some(w) => waiting.push(w.ack(&agent)),
                 None => break,
             },
-            Some(()) = waiting.next(), if !waiting.is_empty() => unacked.done(),
+            Some(()) = waiting.next(), if !waiting.is_empty() => unacked.done(1),
         }
     }
     while waiting.next().await.is_some() {
-        unacked.done();
+        unacked.done(1);
     }
 }
 
@@ -180,9 +319,10 @@ pub(super) struct Unacked {
 }
 
 impl Unacked {
-    /// One event acked.
-    pub(super) fn done(&self) {
-        if self.count.fetch_sub(1, Ordering::AcqRel) == MAX_UNACKED {
+    /// `n` events acked.
+    pub(super) fn done(&self, n: usize) {
+        let before = self.count.fetch_sub(n, Ordering::AcqRel);
+        if before >= MAX_UNACKED && before - n < MAX_UNACKED {
             self.below.notify_one();
         }
     }

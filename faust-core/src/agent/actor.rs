@@ -23,7 +23,7 @@ use crate::runtime::queue::Queue;
 use crate::sync::{Mutex, MutexGuard};
 use crate::transport::producer::{GroupSlot, Latency};
 
-use super::acker::{not_delivered, Reported, Unacked, Waiting, MAX_UNACKED};
+use super::acker::{not_delivered, Chain, Reported, Unacked, Waiting, MAX_UNACKED};
 use super::event::Event;
 use super::held::{Current, Held, Target};
 use super::sink::{SinkInput, SinkSend};
@@ -62,6 +62,9 @@ pub(crate) struct ActorCtx {
     label: String,
     /// Which events it times.
     pub(super) sampler: Sampler,
+    /// Its events' outputs may share a [`Chain`](super::acker::Chain)
+    /// (the transport reports deliveries to groups).
+    chains: bool,
 }
 
 /// The traceback entry of an actor waiting for its queue, built once (a
@@ -85,6 +88,7 @@ impl ActorCtx {
         cancel: CancellationToken,
     ) -> Arc<Self> {
         let agent_metrics = agent.context().config.metrics;
+        let chains = agent.context().producer.reports_deliveries();
         let label = match (index, &partition) {
             (_, Some(tp)) => format!("Agent*: {} isolated={{{tp}}}", agent.name()),
             (Some(i), None) => format!("Agent*: {} #{i}", agent.name()),
@@ -106,6 +110,7 @@ impl ActorCtx {
             spans: AtomicBool::new(false),
             label,
             sampler: Sampler::new(agent_metrics),
+            chains,
         })
     }
 
@@ -186,11 +191,14 @@ impl ActorCtx {
             }
             let (mut lease, waited) = match self.queue.try_next() {
                 Some(d) => (d, false),
-                None => tokio::select! {
+                None => {
+                    self.close_chain();
+                    tokio::select! {
                     biased;
                     _ = self.cancel.cancelled() => return None,
                     d = self.queue.next().instrument_await(waiting_span()) => (d?, true),
-                },
+                    }
+                }
             };
             if lease.start() {
                 return Some((lease, waited));
@@ -205,12 +213,15 @@ impl ActorCtx {
         loop {
             let mut lease = match self.queue.try_next() {
                 Some(d) => d,
-                None => tokio::select! {
+                None => {
+                    self.close_chain();
+                    tokio::select! {
                     biased;
                     _ = self.cancel.cancelled() => return None,
                     d = self.queue.next().instrument_await("waiting for more events of the batch") => d?,
                     _ = deadline.as_mut() => return None,
-                },
+                    }
+                }
             };
             if lease.start() {
                 return Some(lease);
@@ -387,6 +398,24 @@ impl ActorCtx {
         let group = GroupSlot::new();
         let (reply, source_key, source, trace) = {
             let mut held = self.lock();
+            // The current event of an actor reading one event at a time
+            // with acks on shares the actor's chain.
+            if self.chains
+                && matches!(target, Target::Current)
+                && held.batch.is_empty()
+                && !self.noack.load(Ordering::Relaxed)
+            {
+                let Held { current, chain, .. } = &mut *held;
+                if let Some(c) = current.as_mut().filter(|c| c.group.is_none()) {
+                    let chain = chain
+                        .get_or_insert_with(|| Chain::new(self.agent.context().ack_tasks.token()));
+                    if !c.in_chain {
+                        c.in_chain = true;
+                        chain.members_held += 1;
+                    }
+                    let _ = group.set(chain.group.clone());
+                }
+            }
             match held.target_mut(target) {
                 Some(c) => {
                     if let Some(g) = &c.group {
@@ -453,7 +482,7 @@ impl ActorCtx {
             let mut held = self.lock();
             match held.target_mut(target) {
                 Some(c) => {
-                    if c.group.is_none() {
+                    if c.group.is_none() && !c.in_chain {
                         c.group = group;
                     }
                     if c.pending.is_empty() {

@@ -4,14 +4,14 @@
 
 use std::sync::atomic::Ordering;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::error::Error;
 use crate::rpc::server::ReplyAddr;
 use crate::runtime::acks::{Lease, Message};
 use crate::transport::{DeliveryFuture, DeliveryGroup};
 
-use super::acker::{ack_when_delivered, Reported, Waiting};
+use super::acker::{ack_when_delivered, Chain, Reported, Waiting, CHAIN_MAX};
 use super::actor::ActorCtx;
 use super::timing::Timing;
 use crate::trace_context::EventTrace;
@@ -26,6 +26,8 @@ pub(super) struct Current {
     /// The outputs whose deliveries the transport reports (it acks the
     /// event once they are all delivered, with no future each).
     pub(super) group: Option<std::sync::Arc<DeliveryGroup>>,
+    /// Its outputs went to the actor's [`Chain`] (then `group` is none).
+    pub(super) in_chain: bool,
     /// When its processing started, if it is timed.
     pub(super) timing: Timing,
     /// The event's trace context, once something needed it.
@@ -48,6 +50,7 @@ impl Current {
             reply,
             pending: Vec::new(),
             group: None,
+            in_chain: false,
             trace,
             span,
             timing,
@@ -82,6 +85,8 @@ pub(super) struct Held {
     pub(super) batch: Vec<Current>,
     /// Events read with acks off, waiting for the function's ack.
     pub(super) unacked: Vec<Current>,
+    /// Finished events whose outputs' deliveries are reported together.
+    pub(super) chain: Option<Chain>,
 }
 
 /// Which held event a produced value answers.
@@ -127,6 +132,7 @@ impl ActorCtx {
                     current,
                     batch,
                     unacked,
+                    ..
                 } = &mut *held;
                 unacked.extend(current.take());
                 unacked.append(batch);
@@ -185,6 +191,10 @@ impl ActorCtx {
     #[inline]
     fn ack(&self, cur: Current) {
         cur.timing.finish(self.agent.stats(), self.shard());
+        if cur.in_chain {
+            self.ack_in_chain(cur);
+            return;
+        }
         if cur.pending.is_empty() {
             match cur.group {
                 None => self.agent.event_done(cur.lease.message(), None),
@@ -196,7 +206,18 @@ impl ActorCtx {
             }
             return;
         }
-        // Ack once every output of the event is delivered; the actor goes on.
+        self.ack_when_delivered(cur.lease, cur.pending, cur.group, None);
+    }
+
+    /// Ack the event of `lease` once `pending`, `group` and `chain` say its
+    /// outputs are delivered; the actor goes on.
+    fn ack_when_delivered(
+        &self,
+        lease: Lease,
+        pending: Vec<DeliveryFuture>,
+        group: Option<std::sync::Arc<DeliveryGroup>>,
+        chain: Option<oneshot::Receiver<crate::error::Result<()>>>,
+    ) {
         let acker = self.acker.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
             tokio::spawn(ack_when_delivered(
@@ -207,17 +228,82 @@ impl ActorCtx {
             tx
         });
         let waiting = Waiting {
-            lease: cur.lease,
-            pending: cur.pending,
-            group: cur.group,
+            lease,
+            pending,
+            group,
+            chain,
             _stop_waits: self.agent.context().ack_tasks.token(),
         };
         self.unacked.count.fetch_add(1, Ordering::AcqRel);
         if let Err(mpsc::error::SendError(waiting)) = acker.send(waiting) {
-            self.unacked.done();
+            self.unacked.done(1);
             // The acker is gone (its runtime is shutting down): nothing
             // will deliver the outputs, so the event stays unacked.
             waiting.lease.abandon();
+        }
+    }
+
+    /// A finished event whose outputs are in the actor's chain joins its
+    /// finished events; the chain is closed if it is due.
+    fn ack_in_chain(&self, cur: Current) {
+        let Current { lease, pending, .. } = cur;
+        let (due, waits) = {
+            let mut held = self.lock();
+            let Some(chain) = held.chain.as_mut() else {
+                // Never: a member keeps its chain open.
+                drop(held);
+                tracing::error!("an event's delivery chain is gone: it stays unacked");
+                lease.abandon();
+                return;
+            };
+            chain.members_held -= 1;
+            let waits = if pending.is_empty() {
+                chain.leases.push(lease);
+                self.unacked.count.fetch_add(1, Ordering::AcqRel);
+                None
+            } else {
+                // The producer made some outputs wait: the event waits for
+                // those and for the chain.
+                let (tx, rx) = oneshot::channel();
+                chain.listeners.push(tx);
+                Some((lease, pending, rx))
+            };
+            let due = chain.closable() && (chain.yielded || chain.leases.len() >= CHAIN_MAX);
+            (due.then(|| held.chain.take()).flatten(), waits)
+        };
+        if let Some((lease, pending, rx)) = waits {
+            self.ack_when_delivered(lease, pending, None, Some(rx));
+        }
+        if let Some(chain) = due {
+            self.reported().ack_chain(chain);
+        }
+    }
+
+    /// The actor is about to wait: close its chain now, or, if the event
+    /// it is processing has outputs in it, once that event is finished.
+    pub(crate) fn close_chain(&self) {
+        let chain = {
+            let mut held = self.lock();
+            match held.chain.as_mut() {
+                None => return,
+                Some(chain) if !chain.closable() => {
+                    chain.yielded = true;
+                    return;
+                }
+                Some(_) => held.chain.take(),
+            }
+        };
+        if let Some(chain) = chain {
+            self.reported().ack_chain(chain);
+        }
+    }
+
+    /// Close `chain` after its held members were taken out of the actor
+    /// (they leave it unfinished).
+    fn close_taken_chain(&self, chain: Option<Chain>) {
+        if let Some(mut chain) = chain {
+            chain.members_held = 0;
+            self.reported().ack_chain(chain);
         }
     }
 
@@ -251,10 +337,13 @@ impl ActorCtx {
             current,
             batch,
             unacked,
+            chain,
         } = held;
         for cur in current.into_iter().chain(batch).chain(unacked) {
             cur.lease.abandon();
         }
+        // Its finished events are acked once their outputs are delivered.
+        self.close_taken_chain(chain);
     }
 
     /// The function crashed: the current event fails as it always did
@@ -269,7 +358,9 @@ impl ActorCtx {
             current,
             batch,
             unacked,
+            chain,
         } = std::mem::take(&mut *self.lock());
+        self.close_taken_chain(chain);
         // In the order they were read: those waiting for an ack, then the
         // batch or the current event.
         let mut back: Vec<Lease> = Vec::with_capacity(batch.len() + unacked.len() + 1);
@@ -291,7 +382,11 @@ impl ActorCtx {
     /// it left without an ack (acks off) go back to the queue, unacked.
     pub(crate) fn finished(&self) {
         self.finish_current();
-        let unacked = std::mem::take(&mut self.lock().unacked);
+        let (unacked, chain) = {
+            let mut held = self.lock();
+            (std::mem::take(&mut held.unacked), held.chain.take())
+        };
+        self.close_taken_chain(chain);
         self.give_back(unacked.into_iter().map(|c| c.lease).collect());
     }
 
@@ -335,9 +430,13 @@ impl Drop for ActorCtx {
     fn drop(&mut self) {
         // Events read with acks off and never acked stay unacked (a stream
         // dropped outside an actor); dropping a lease would ack it.
-        let unacked = std::mem::take(&mut self.lock().unacked);
+        let (unacked, chain) = {
+            let mut held = self.lock();
+            (std::mem::take(&mut held.unacked), held.chain.take())
+        };
         for cur in unacked {
             cur.lease.abandon();
         }
+        self.close_taken_chain(chain);
     }
 }

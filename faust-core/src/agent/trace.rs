@@ -126,11 +126,20 @@ impl<F: Future + Unpin> Future for WithinActor<F> {
         };
         let entered = actor.event_span().map(Span::entered);
         let previous = RUNNING.with(|r| r.replace(Some(Running { actor, entered })));
-        let _restore = Restore {
-            slot: &mut this.actor,
-            previous,
+        let polled = {
+            let _restore = Restore {
+                slot: &mut this.actor,
+                previous,
+            };
+            Pin::new(&mut this.inner).poll(cx)
         };
-        Pin::new(&mut this.inner).poll(cx)
+        if polled.is_pending() {
+            // The actor waits: its finished events need not wait for more.
+            if let Some(actor) = &this.actor {
+                actor.close_chain();
+            }
+        }
+        polled
     }
 }
 

@@ -51,6 +51,11 @@ impl Producer {
         Self { transport, reports }
     }
 
+    /// Whether the transport reports deliveries to groups.
+    pub(crate) fn reports_deliveries(&self) -> bool {
+        self.reports
+    }
+
     /// The transport records go to.
     pub(crate) fn transport(&self) -> &Arc<dyn Transport> {
         &self.transport
