@@ -525,9 +525,11 @@ impl<'de> Visitor<'de> for BlessingVisitor {
 /// Cheap pre-check: could these bytes be a `ReqRepRequest` envelope?
 /// (Avoids parsing every ordinary JSON value twice.)
 pub fn looks_like_request(bytes: &[u8]) -> bool {
-    const NEEDLE: &[u8] = b"ReqRepRequest";
+    // Built once: `memmem::rfind` would build its searcher on every call.
+    static NEEDLE: std::sync::LazyLock<memchr::memmem::FinderRev<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::FinderRev::new(b"ReqRepRequest"));
     // The namespace key usually comes last: search from the end.
-    bytes.first() == Some(&b'{') && memchr::memmem::rfind(bytes, NEEDLE).is_some()
+    bytes.first() == Some(&b'{') && NEEDLE.rfind(bytes).is_some()
 }
 
 #[cfg(test)]
