@@ -406,7 +406,13 @@ impl ActorCtx {
                 && !self.noack.load(Ordering::Relaxed)
             {
                 let Held { current, chain, .. } = &mut *held;
-                if let Some(c) = current.as_mut().filter(|c| c.group.is_none()) {
+                // Only if it produces records (a value that only goes to
+                // callbacks is acked at once, as before).
+                let produces = |c: &Current| records || c.reply.is_some();
+                if let Some(c) = current
+                    .as_mut()
+                    .filter(|c| c.group.is_none() && produces(c))
+                {
                     let chain = chain
                         .get_or_insert_with(|| Chain::new(self.agent.context().ack_tasks.token()));
                     if !c.in_chain {
