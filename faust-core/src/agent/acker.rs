@@ -1,6 +1,8 @@
-//! Acking events whose outputs are still being delivered: one task per
-//! actor waits for the deliveries and acks (or abandons) each event, and
-//! bounds how many events an actor may leave waiting.
+//! Acking events whose outputs are still being delivered: the transport's
+//! last report to an event's group (or to the [`Chain`] of events the
+//! actor processed in a row) acks it; for delivery futures, one task per
+//! actor waits and acks (or abandons) each event. Bounds how many events an
+//! actor may leave waiting.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
