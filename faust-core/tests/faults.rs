@@ -280,15 +280,9 @@ async fn undelivered_outputs_come_back(
         .create_topic(&TopicSpec::new("relayed", 1))
         .await
         .unwrap();
-    let relay = || {
-        AgentSpec::handler("relay", |x: u64| async move { Ok::<_, Error>(x) })
-            .topic("relay-in")
-            .partitions(1)
-            .sink(Sink::<u64>::topic("relayed"))
-    };
     // The first run: the sink's deliveries fail from event 20 on.
     let first = app("relay-app").build().unwrap();
-    let agent = first.add_agent(relay()).unwrap();
+    let agent = first.add_agent(relay("relay-in", "relayed")).unwrap();
     first.start().await.unwrap();
     for i in 0..20 {
         agent.send(&i).await.unwrap();
@@ -328,7 +322,7 @@ async fn undelivered_outputs_come_back(
     // was not delivered is processed again and reaches the topic.
     broker.fail("relayed", false);
     let second = app("relay-app").build().unwrap();
-    second.add_agent(relay()).unwrap();
+    second.add_agent(relay("relay-in", "relayed")).unwrap();
     second.start().await.unwrap();
     let seen = common::within(10, "every value in the output topic", async {
         loop {
@@ -346,14 +340,17 @@ async fn undelivered_outputs_come_back(
 
 // ---- 1b. events processed in a row are acked together ------------------------
 
-/// `n` values `0..n` in topic `topic` (one partition), before any agent reads them.
-async fn preload(broker: &Faulty, topic: &str, n: u64) {
-    broker
-        .create_topic(&TopicSpec::new(topic, 1))
-        .await
-        .unwrap();
+/// Topics `input` and `output` (one partition each), and the values
+/// `0..n` in `input` before any agent reads them.
+async fn preload(broker: &Faulty, input: &str, output: &str, n: u64) {
+    for topic in [input, output] {
+        broker
+            .create_topic(&TopicSpec::new(topic, 1))
+            .await
+            .unwrap();
+    }
     for i in 0..n {
-        let record = ProducerRecord::new(topic.to_string(), serde_json::to_vec(&i).unwrap());
+        let record = ProducerRecord::new(input.to_string(), serde_json::to_vec(&i).unwrap());
         broker.broker.send(record).await.unwrap();
     }
 }
@@ -374,11 +371,7 @@ async fn a_run_of_events_is_acked_once_its_reported_outputs_are_delivered() {
     // the output topic from its start more than once.
     const N: u64 = 1_000;
     let (broker, app) = faulty_reporting_all("run-acked");
-    broker
-        .create_topic(&TopicSpec::new("run-out", 1))
-        .await
-        .unwrap();
-    preload(&broker, "run-in", N).await;
+    preload(&broker, "run-in", "run-out", N).await;
     let first = app("run-app").build().unwrap();
     first.add_agent(relay("run-in", "run-out")).unwrap();
     first.start().await.unwrap();
@@ -418,11 +411,7 @@ async fn a_lost_output_in_a_run_of_events_leaves_the_run_unacked() {
     const N: u64 = 1_000;
     const LOST: u64 = 700;
     let (broker, app) = faulty_reporting_all("run-lost");
-    broker
-        .create_topic(&TopicSpec::new("lost-out", 1))
-        .await
-        .unwrap();
-    preload(&broker, "lost-in", N).await;
+    preload(&broker, "lost-in", "lost-out", N).await;
     broker.fail_value(Some(&serde_json::to_vec(&LOST).unwrap()));
     let first = app("lost-app").build().unwrap();
     first.add_agent(relay("lost-in", "lost-out")).unwrap();

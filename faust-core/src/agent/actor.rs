@@ -64,7 +64,7 @@ pub(crate) struct ActorCtx {
     pub(super) sampler: Sampler,
     /// Its events' outputs may share a [`Chain`](super::acker::Chain)
     /// (the transport reports deliveries to groups).
-    chains: bool,
+    pub(super) chains: bool,
 }
 
 /// The traceback entry of an actor waiting for its queue, built once (a

@@ -282,6 +282,10 @@ impl ActorCtx {
     /// The actor is about to wait: close its chain now, or, if the event
     /// it is processing has outputs in it, once that event is finished.
     pub(crate) fn close_chain(&self) {
+        if !self.chains {
+            // Never has one: no lock on each wait.
+            return;
+        }
         let chain = {
             let mut held = self.lock();
             match held.chain.as_mut() {
